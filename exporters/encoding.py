@@ -1,0 +1,1 @@
+"""Family ``encoding`` exporters (placeholder until the encoders land)."""

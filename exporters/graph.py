@@ -1,0 +1,144 @@
+"""The builder every importer uses to emit bundle steps.
+
+A :class:`Graph` tracks the workspace columns created so far, which input fields can carry a
+missing or infinite value into each column (so the input schema can refuse what the original
+model would refuse), and the vocabulary of string category-code columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from scorer.errors import ExportError
+from scorer.ir import Bundle, Field, Output, Step, Table
+
+
+class Graph:
+    """Accumulates fields, steps and outputs for one model.
+
+    Parameters
+    ----------
+    fields : list of Field
+        Input schema, in order. String fields start with an empty vocabulary; encoders add the
+        categories they know with :meth:`add_categories`.
+    """
+
+    def __init__(self, fields: list[Field]) -> None:
+        self.fields = {f.name: f for f in fields}
+        self.order = [f.name for f in fields]
+        self.steps: list[Step] = []
+        self.outputs: list[Output] = []
+        self.families: set[str] = set()
+        self.task = "transform"
+        self._used: set[str] = set(self.order)
+        self._step_names: set[str] = set()
+        # column -> input fields whose NaN / inf may reach it
+        self.nan_src: dict[str, frozenset[str]] = {n: frozenset([n]) for n in self.order}
+        self.inf_src: dict[str, frozenset[str]] = {
+            f.name: frozenset([f.name]) if f.type in ("double", "integer") else frozenset()
+            for f in fields}
+        # column -> string field whose category codes it holds
+        self.code_origin: dict[str, str] = {
+            f.name: f.name for f in fields if f.type == "string"}
+        for f in fields:
+            if f.type == "string" and f.categories is None:
+                f.categories = []
+
+    # --- names --------------------------------------------------------------------------------
+    def new_columns(self, base: str, n: int | None = None, *,
+                    names: Iterable[str] | None = None) -> list[str]:
+        """Fresh, unique workspace column names: ``base.0 ..`` or ``base.<name>``."""
+        raw = [f"{base}.{s}" for s in names] if names is not None else [
+            f"{base}.{i}" for i in range(n or 0)]
+        out = []
+        for r in raw:
+            c, k = r, 1
+            while c in self._used:
+                k += 1
+                c = f"{r}~{k}"
+            self._used.add(c)
+            out.append(c)
+        return out
+
+    def step_name(self, base: str) -> str:
+        name, k = base, 1
+        while name in self._step_names:
+            k += 1
+            name = f"{base}{k}"
+        self._step_names.add(name)
+        return name
+
+    # --- steps --------------------------------------------------------------------------------
+    def add_step(self, op: str, *, name: str, inputs: list[str], outputs: list[str],
+                 family: str, params: dict[str, Any] | None = None,
+                 tables: dict[str, Table] | None = None, version: int = 1,
+                 elementwise: bool = False, nan_out: str = "propagate") -> Step:
+        """Append a step.
+
+        Parameters
+        ----------
+        elementwise : bool
+            Output ``j`` depends only on input ``j`` (so NaN provenance stays per column).
+        nan_out : {"propagate", "none"}
+            ``"none"`` when the op never outputs NaN (imputers, encoders).
+        """
+        for c in inputs:
+            if c not in self.nan_src:
+                raise ExportError(f"internal: step '{name}' reads undefined column '{c}'")
+        step = Step(op=op, op_version=version, name=self.step_name(name), inputs=list(inputs),
+                    outputs=list(outputs), params=params or {}, tables=tables or {})
+        self.steps.append(step)
+        self.families.add(family)
+        all_nan = frozenset().union(*(self.nan_src[c] for c in inputs)) if inputs else frozenset()
+        all_inf = frozenset().union(*(self.inf_src[c] for c in inputs)) if inputs else frozenset()
+        for j, out in enumerate(outputs):
+            if elementwise:
+                self.nan_src[out] = self.nan_src[inputs[j]] if nan_out == "propagate" else frozenset()
+                self.inf_src[out] = self.inf_src[inputs[j]]
+            else:
+                self.nan_src[out] = all_nan if nan_out == "propagate" else frozenset()
+                self.inf_src[out] = all_inf
+        return step
+
+    def require(self, columns: Iterable[str], *, nan: bool, inf: bool) -> None:
+        """Declare that a consumer refuses NaN (``nan=False``) and/or inf (``inf=False``) in
+        ``columns``: every input field that could carry one there is marked as refusing it."""
+        for c in columns:
+            if not nan:
+                for f in self.nan_src[c]:
+                    self.fields[f].missing = "error"
+            if not inf:
+                for f in self.inf_src[c]:
+                    self.fields[f].infinite = "error"
+
+    # --- string categories --------------------------------------------------------------------
+    def is_codes(self, column: str) -> bool:
+        return column in self.code_origin
+
+    def add_categories(self, column: str, categories: Iterable[Any]) -> None:
+        """Make sure the string field behind ``column`` knows ``categories`` (in order)."""
+        f = self.fields[self.code_origin[column]]
+        known = set(f.categories)
+        for c in categories:
+            if c is None or (isinstance(c, float) and c != c):
+                continue
+            s = str(c)
+            if s not in known:
+                f.categories.append(s)
+                known.add(s)
+
+    def refuse_unknown(self, column: str) -> None:
+        self.fields[self.code_origin[column]].unknown = "error"
+
+    def propagate_codes(self, src: str, dst: str) -> None:
+        if src in self.code_origin:
+            self.code_origin[dst] = self.code_origin[src]
+
+    # --- result -------------------------------------------------------------------------------
+    def build(self, *, name: str, version: str, producer: dict[str, Any]) -> Bundle:
+        if not self.outputs:
+            raise ExportError("internal: the model defines no outputs")
+        return Bundle(name=name, version=str(version), task=self.task,
+                      inputs=[self.fields[n] for n in self.order], steps=self.steps,
+                      outputs=self.outputs, producer=producer)

@@ -1,0 +1,1 @@
+"""Family ``tree_ensemble`` exporters (placeholder until the tree exporters land)."""

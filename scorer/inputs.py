@@ -1,0 +1,210 @@
+"""Turning what callers pass (DataFrame, dict, array, one row) into the float64 workspace.
+
+Numbers become float64, booleans 1.0/0.0, missing values NaN, strings category codes (the
+index in the field's vocabulary; -1 for an unseen category). Validation against the input
+schema happens here, once, outside the kernels, with errors in the caller's terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import (
+    FieldTypeError,
+    MissingFieldError,
+    MissingValueError,
+    ShapeError,
+    UnknownCategoryError,
+)
+from .ir import Field
+
+_MISSING_STRINGS = frozenset({"", "NA", "N/A", "NaN", "nan"})
+
+
+def _rows_list(mask: np.ndarray, limit: int = 5) -> str:
+    rows = np.flatnonzero(mask)
+    shown = ", ".join(str(r) for r in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+class InputEncoder:
+    """Encodes caller input for one input schema.
+
+    Parameters
+    ----------
+    fields : list of Field
+        The model's input schema, in order.
+    width : int
+        Total workspace width (inputs plus every step's outputs).
+    """
+
+    def __init__(self, fields: list[Field], width: int) -> None:
+        self.fields = fields
+        self.width = width
+        self.n_inputs = len(fields)
+        self.names = [f.name for f in fields]
+        self.all_numeric = all(f.type in ("double", "integer", "boolean") for f in fields)
+        self.vocab = {
+            f.name: {c: i for i, c in enumerate(f.categories or [])}
+            for f in fields if f.type == "string"
+        }
+        self._nan_checked = np.array([f.missing == "error" for f in fields])
+        self._inf_checked = np.array([f.infinite == "error" for f in fields])
+
+    # --- public -------------------------------------------------------------------------------
+    def encode(self, X: Any) -> tuple[np.ndarray, bool]:
+        """Return ``(ws, single_row)``: ``ws`` is float64[n_rows, width] with inputs filled."""
+        if isinstance(X, np.ndarray) and X.dtype.kind in "fiub" and self.all_numeric:
+            return self._from_numeric_array(X)
+        # pandas without importing it at module import time
+        if hasattr(X, "columns") and hasattr(X, "iloc"):
+            return self._from_columns({c: X[c] for c in X.columns}, len(X)), False
+        if isinstance(X, Mapping):
+            values = list(X.values())
+            if values and all(np.ndim(v) == 0 for v in values):
+                return self._from_columns({k: [v] for k, v in X.items()}, 1), True
+            n = len(values[0]) if values else 0
+            return self._from_columns(X, n), False
+        if isinstance(X, Sequence) and X and isinstance(X[0], Mapping):
+            cols = {name: [row.get(name) for row in X] for name in self.names}
+            return self._from_columns(cols, len(X)), False
+        arr = np.asarray(X, dtype=object if not self.all_numeric else None)
+        if arr.dtype.kind in "fiub" and self.all_numeric:
+            return self._from_numeric_array(arr)
+        return self._from_object_array(arr)
+
+    # --- numeric fast path --------------------------------------------------------------------
+    def _from_numeric_array(self, X: np.ndarray) -> tuple[np.ndarray, bool]:
+        single = X.ndim == 1
+        if single:
+            X = X.reshape(1, -1)
+        if X.ndim != 2:
+            raise ShapeError(f"expected a 2-D array of shape (rows, {self.n_inputs}), got "
+                             f"{X.ndim}-D")
+        if X.shape[1] != self.n_inputs:
+            raise ShapeError(f"expected {self.n_inputs} features, got {X.shape[1]}")
+        ws = np.empty((X.shape[0], self.width), dtype=np.float64)
+        ws[:, : self.n_inputs] = X
+        self._check_numeric(ws[:, : self.n_inputs])
+        return ws, single
+
+    def _check_numeric(self, block: np.ndarray) -> None:
+        if block.size == 0 or np.isfinite(block).all():
+            return
+        for j, f in enumerate(self.fields):
+            col = block[:, j]
+            if self._nan_checked[j]:
+                bad = np.isnan(col)
+                if bad.any():
+                    raise MissingValueError(
+                        f"field '{f.name}' has missing values ({_rows_list(bad)}); this model "
+                        "does not accept missing values for it"
+                    )
+            if self._inf_checked[j]:
+                bad = np.isinf(col)
+                if bad.any():
+                    raise FieldTypeError(
+                        f"field '{f.name}' has infinite values ({_rows_list(bad)}); this model "
+                        "accepts only finite numbers for it"
+                    )
+
+    # --- general path -------------------------------------------------------------------------
+    def _from_object_array(self, arr: np.ndarray) -> tuple[np.ndarray, bool]:
+        single = arr.ndim == 1
+        if single:
+            arr = arr.reshape(1, -1)
+        if arr.ndim != 2:
+            raise ShapeError(f"expected a 2-D array of shape (rows, {self.n_inputs})")
+        if arr.shape[1] != self.n_inputs:
+            raise ShapeError(f"expected {self.n_inputs} features, got {arr.shape[1]}")
+        cols = {name: arr[:, j] for j, name in enumerate(self.names)}
+        return self._from_columns(cols, arr.shape[0]), single
+
+    def _from_columns(self, cols: Mapping[str, Any], n: int) -> np.ndarray:
+        missing = [name for name in self.names if name not in cols]
+        if missing:
+            raise MissingFieldError(
+                f"missing input field{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(repr(m) for m in missing)} (model expects "
+                f"{self.n_inputs}: {', '.join(self.names)})"
+            )
+        ws = np.empty((n, self.width), dtype=np.float64)
+        for j, f in enumerate(self.fields):
+            values = cols[f.name]
+            if hasattr(values, "to_numpy"):
+                values = values.to_numpy(dtype=object) if f.type == "string" else values
+            if len(values) != n:
+                raise ShapeError(f"field '{f.name}' has {len(values)} values, expected {n}")
+            ws[:, j] = self._encode_column(f, values)
+        self._check_numeric(ws[:, : self.n_inputs])
+        return ws
+
+    def _encode_column(self, f: Field, values: Any) -> np.ndarray:
+        if f.type == "string":
+            return self._encode_strings(f, values)
+        if hasattr(values, "dtype") and getattr(values.dtype, "kind", "O") in "fiub":
+            return np.asarray(values, dtype=np.float64)
+        out = np.empty(len(values), dtype=np.float64)
+        for i, v in enumerate(values):
+            out[i] = self._number(f, v)
+        return out
+
+    @staticmethod
+    def _number(f: Field, v: Any) -> float:
+        if v is None:
+            return np.nan
+        if isinstance(v, bool | np.bool_):
+            return 1.0 if v else 0.0
+        if isinstance(v, int | float | np.integer | np.floating):
+            return float(v)
+        if isinstance(v, str):
+            s = v.strip()
+            if s in _MISSING_STRINGS:
+                return np.nan
+            if s in ("TRUE", "true", "True"):
+                return 1.0
+            if s in ("FALSE", "false", "False"):
+                return 0.0
+            try:
+                return float(s)
+            except ValueError:
+                pass
+        try:  # pandas NA / NaT and similar
+            if v != v:
+                return np.nan
+        except (TypeError, ValueError):
+            pass
+        raise FieldTypeError(f"field '{f.name}' expects numbers ({f.type}), got {v!r}")
+
+    def _encode_strings(self, f: Field, values: Any) -> np.ndarray:
+        vocab = self.vocab[f.name]
+        out = np.empty(len(values), dtype=np.float64)
+        for i, v in enumerate(values):
+            if v is None or (isinstance(v, float) and v != v):
+                out[i] = np.nan
+                continue
+            if not isinstance(v, str):
+                try:
+                    if v != v:  # pandas NA
+                        out[i] = np.nan
+                        continue
+                except (TypeError, ValueError):
+                    pass
+                v = str(v)
+            code = vocab.get(v)
+            if code is None:
+                if f.unknown == "error":
+                    allowed = ", ".join(repr(c) for c in (f.categories or [])[:10])
+                    more = "..." if len(f.categories or []) > 10 else ""
+                    raise UnknownCategoryError(
+                        f"unknown category {v!r} for field '{f.name}' in row {i} "
+                        f"(known: {allowed}{more})"
+                    )
+                out[i] = -1.0
+            else:
+                out[i] = code
+        return out

@@ -1,0 +1,14 @@
+"""Numba kernels, one module per model family. Importing this package registers every op.
+
+Each family module defines, per op: a generic ``@njit(cache=True, nogil=True)`` kernel over
+arrays, a plain NumPy reference implementation of the same semantics, and a binder that turns
+a :class:`~scorer.ir.Step` into the kernel's arguments (registered with
+:func:`scorer.ops.register_op`).
+"""
+
+from . import (  # noqa: F401  (imported for their registrations)
+    encoding,
+    linear,
+    preprocessing,
+    tree_ensemble,
+)

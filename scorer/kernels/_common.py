@@ -1,0 +1,30 @@
+"""Helpers shared by kernel modules."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Step, Table
+
+
+def table(step: Step, role: str) -> Table:
+    try:
+        return step.tables[role]
+    except KeyError:
+        raise KeyError(f"step '{step.name}' has no '{role}' table") from None
+
+
+def f64(col) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(col, dtype=np.float64))
+
+
+def i64(col) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(col, dtype=np.int64))
+
+
+def param_float(step: Step, key: str, default: float | None = None) -> float:
+    """Numeric params may be written as "NaN" / "Infinity" / "-Infinity" (JSON has no such)."""
+    v = step.params.get(key, default)
+    if v is None:
+        raise KeyError(f"step '{step.name}' lacks parameter '{key}'")
+    return float(v)

@@ -1,0 +1,1 @@
+"""Family ``encoding``: category encoders (placeholder until the encoders land)."""

@@ -1,0 +1,1 @@
+"""Family ``tree_ensemble`` (placeholder until the tree kernels land)."""

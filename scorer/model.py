@@ -1,0 +1,244 @@
+"""A loaded model: steps bound to kernels, input encoding, output assembly, verification."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bundle import read_bundle
+from .errors import BundleFormatError, VerificationError
+from .inputs import InputEncoder
+from .ir import Bundle, Output
+from .ops import BindContext, Bound, get_op
+
+log = logging.getLogger("tablescore.scorer")
+
+
+class Model:
+    """A bundle ready to score.
+
+    Use :func:`scorer.load` to get one. ``predict`` / ``predict_proba`` /
+    ``decision_function`` mirror the original estimator (the latter two exist only where the
+    original has them); :meth:`score` returns every output column as a DataFrame.
+
+    Parameters
+    ----------
+    bundle : Bundle
+        The model's IR.
+    verify : bool
+        Score the bundle's verification rows now and refuse it if they do not reproduce.
+    """
+
+    def __init__(self, bundle: Bundle, *, verify: bool = True) -> None:
+        self.bundle = bundle
+        self.name = bundle.name
+        self.version = bundle.version
+        self.fingerprint = bundle.fingerprint
+        index = {f.name: i for i, f in enumerate(bundle.inputs)}
+        if len(index) != len(bundle.inputs):
+            raise BundleFormatError("duplicate input field names")
+        ctx = BindContext(index=index, vocab={
+            f.name: list(f.categories or []) for f in bundle.inputs if f.type == "string"})
+        self._plan: list[Bound] = []
+        for step in bundle.steps:
+            spec = get_op(step.op, step.op_version)
+            for out in step.outputs:
+                if out in ctx.index:
+                    raise BundleFormatError(f"step '{step.name}' redefines column '{out}'")
+                ctx.index[out] = len(ctx.index)
+            try:
+                bound = spec.bind(step, ctx)
+            except (KeyError, ValueError, IndexError, TypeError) as exc:
+                raise BundleFormatError(
+                    f"step '{step.name}' (op '{step.op}'): malformed parameters ({exc!r})"
+                ) from exc
+            bound.name = step.name
+            ctx.vocab.update(bound.out_vocab)
+            self._plan.append(bound)
+        self._index = ctx.index
+        self.width = len(ctx.index)
+        self._encoder = InputEncoder(bundle.inputs, self.width)
+        self._outputs = bundle.outputs
+        for o in self._outputs:
+            for c in ([o.column] if o.column else []) + list(o.columns or []):
+                if c not in self._index:
+                    raise BundleFormatError(f"output '{o.name}' reads unknown column '{c}'")
+        self._proba = [o for o in self._outputs if o.kind == "probability"]
+        self._decision = [o for o in self._outputs if o.kind == "decision"]
+        self._proba_idx = np.array([self._index[o.column] for o in self._proba], dtype=np.int64)
+        self._decision_idx = np.array([self._index[o.column] for o in self._decision],
+                                      dtype=np.int64)
+        self._label = next((o for o in self._outputs if o.kind == "label"), None)
+        self._value = next((o for o in self._outputs if o.kind == "value"), None)
+        if self._label is not None:
+            self._classes = np.asarray(self._label.classes)
+            if self._label.rule == "argmax":
+                self._label_idx = np.array([self._index[c] for c in self._label.columns],
+                                           dtype=np.int64)
+        if verify and bundle.verification is not None:
+            self.verify()
+
+    # --- metadata -----------------------------------------------------------------------------
+    @property
+    def input_names(self) -> list[str]:
+        return self.bundle.input_names
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.bundle.output_names
+
+    @property
+    def classes_(self) -> np.ndarray:
+        if self._label is None:
+            raise AttributeError(f"model '{self.name}' is not a classifier")
+        return self._classes
+
+    # --- core ---------------------------------------------------------------------------------
+    def _run(self, X: Any, *, reference: bool = False) -> tuple[np.ndarray, bool]:
+        ws, single = self._encoder.encode(X)
+        n = ws.shape[0]
+        for b in self._plan:
+            if reference:
+                status = b.reference(ws, *b.args)
+            elif b.parallel is not None and n >= b.parallel_min_rows:
+                status = b.parallel(ws, *b.args)
+            else:
+                status = b.kernel(ws, *b.args)
+            if status >= 0:
+                raise b.error(ws, int(status)) if b.error else RuntimeError(
+                    f"step '{b.name}' failed on row {status}")
+        return ws, single
+
+    def _labels(self, ws: np.ndarray) -> np.ndarray:
+        lab = self._label
+        if lab.rule == "argmax":
+            idx = np.argmax(ws[:, self._label_idx], axis=1)
+        elif lab.rule == "threshold":
+            idx = (ws[:, self._index[lab.column]] > float(lab.threshold)).astype(np.int64)
+        else:
+            raise BundleFormatError(f"label rule '{lab.rule}' unknown")
+        return self._classes[idx]
+
+    def _column(self, ws: np.ndarray, o: Output) -> np.ndarray:
+        if o.kind == "label":
+            return self._labels(ws)
+        return ws[:, self._index[o.column]]
+
+    # --- sklearn-like API ---------------------------------------------------------------------
+    def predict(self, X: Any, *, reference: bool = False) -> np.ndarray:
+        """Labels (classifiers) or values (regressors), shape (n_rows,)."""
+        ws, _ = self._run(X, reference=reference)
+        if self._label is not None:
+            return self._labels(ws)
+        if self._value is not None:
+            return ws[:, self._index[self._value.column]].copy()
+        raise AttributeError(f"model '{self.name}' has no predicted value or label output")
+
+    def _predict_proba(self, X: Any, *, reference: bool = False) -> np.ndarray:
+        ws, _ = self._run(X, reference=reference)
+        return ws[:, self._proba_idx]
+
+    def _decision_function(self, X: Any, *, reference: bool = False) -> np.ndarray:
+        ws, _ = self._run(X, reference=reference)
+        out = ws[:, self._decision_idx]
+        return out[:, 0].copy() if out.shape[1] == 1 else out
+
+    @property
+    def predict_proba(self):
+        """Class probabilities, shape (n_rows, n_classes), columns in ``classes_`` order."""
+        if not self._proba:
+            raise AttributeError(f"model '{self.name}' has no probability outputs")
+        return self._predict_proba
+
+    @property
+    def decision_function(self):
+        """Decision function: shape (n_rows,) for one column, else (n_rows, n_classes)."""
+        if not self._decision:
+            raise AttributeError(f"model '{self.name}' has no decision outputs")
+        return self._decision_function
+
+    def score(self, X: Any, *, reference: bool = False):
+        """Every output column, named as in the output schema, as a pandas DataFrame."""
+        import pandas as pd
+
+        ws, _ = self._run(X, reference=reference)
+        return pd.DataFrame({o.name: self._column(ws, o) for o in self._outputs})
+
+    def score_arrays(self, X: Any, *, reference: bool = False) -> dict[str, np.ndarray]:
+        """Every output column as a dict of 1-D arrays (no pandas; used by transports)."""
+        ws, _ = self._run(X, reference=reference)
+        return {o.name: np.ascontiguousarray(self._column(ws, o)) for o in self._outputs}
+
+    # --- verification -------------------------------------------------------------------------
+    def verify(self) -> int:
+        """Score the bundle's verification rows and compare with the recorded outputs.
+
+        Returns the number of rows checked. Raises :class:`VerificationError` naming the first
+        row and column that differs beyond the recorded tolerance.
+        """
+        v = self.bundle.verification
+        if v is None:
+            return 0
+        inputs = {k: np.asarray(c) for k, c in v.inputs.items()}
+        n = len(next(iter(inputs.values()))) if inputs else 0
+        if n == 0:
+            return 0
+        got = self.score_arrays(inputs)
+        for name, expected in v.expected.items():
+            if name not in got:
+                raise VerificationError(
+                    f"model '{self.name}': verification column '{name}' is not an output")
+            check_close(got[name], np.asarray(expected), abs_tol=v.abs_tol, rel_tol=v.rel_tol,
+                        what=f"model '{self.name}' verification", column=name)
+        log.info("model %s version %s verified (%d rows, fingerprint %s)", self.name,
+                 self.version, n, (self.fingerprint or "")[:12])
+        return n
+
+
+def check_close(got: np.ndarray, expected: np.ndarray, *, abs_tol: float, rel_tol: float,
+                what: str, column: str) -> None:
+    """Raise :class:`VerificationError` on the first row where ``got`` and ``expected`` differ.
+
+    Numbers: ``|got - expected| <= abs_tol + rel_tol * |expected|`` with NaN == NaN.
+    Anything else (labels): exact equality after conversion to str.
+    """
+    if expected.dtype.kind in "fiu" and got.dtype.kind in "fiub":
+        g = got.astype(np.float64)
+        e = expected.astype(np.float64)
+        both_nan = np.isnan(g) & np.isnan(e)
+        same_inf = np.isinf(e) & (g == e)
+        with np.errstate(invalid="ignore"):
+            ok = (np.abs(g - e) <= abs_tol + rel_tol * np.abs(e)) | both_nan | same_inf
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise VerificationError(
+                f"{what}: row {i}, column '{column}': got {g[i]!r}, expected {e[i]!r} "
+                f"(tolerance {abs_tol:g} + {rel_tol:g}*|expected|); the parameters no longer "
+                "reproduce the original model"
+            )
+        return
+    g = np.array([str(x) for x in got])
+    e = np.array([str(x) for x in expected])
+    bad = g != e
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise VerificationError(
+            f"{what}: row {i}, column '{column}': got {g[i]!r}, expected {e[i]!r}")
+
+
+def load(path: str | os.PathLike[str], *, verify: bool = True) -> Model:
+    """Load a bundle directory (or, once the PMML reader lands, a ``.pmml`` file).
+
+    Checks the schema version, the fingerprint and every table hash, binds every step to its
+    kernel and, unless ``verify=False``, reproduces the verification rows.
+    """
+    p = Path(path)
+    if p.suffix.lower() in (".pmml", ".xml") and p.is_file():
+        from exporters.pmml import read_pmml  # noqa: PLC0415 (optional dependency path)
+
+        return Model(read_pmml(p), verify=verify)
+    return Model(read_bundle(p), verify=verify)

@@ -1,0 +1,41 @@
+"""The one table of tolerances between tablescore and the original model, per family.
+
+Used by exporters (recorded with the verification rows), by the scorer's load-time check, by
+the conformance suite and by the tests. Labels must always be equal; these bound numeric
+outputs as ``|ours - theirs| <= abs + rel * |theirs|``. None is loosened to make a case pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    abs: float
+    rel: float
+    why: str
+
+
+TOLERANCES: dict[str, Tolerance] = {
+    # Same float64 formula as scikit-learn; only the summation order of the dot product differs
+    # (BLAS vs a sequential loop), worth a few ulp of the largest partial sum.
+    "linear": Tolerance(1e-12, 1e-12, "float64 dot product, summation order differs from BLAS"),
+    # Scalers / imputers / encoders are elementwise float64 with the same operation order.
+    "preprocessing": Tolerance(0.0, 0.0, "elementwise, same operations in the same order"),
+    "encoding": Tolerance(0.0, 0.0, "exact lookups"),
+    # Tree ensembles select leaves bit-exactly (same comparison dtype and operator); the only
+    # difference left is how leaf values are summed and the link function's libm.
+    "tree_ensemble": Tolerance(1e-12, 1e-12, "float64 accumulation; bit-exact leaf selection"),
+    # XGBoost accumulates margins in float32: compare as float32 (a few float32 ulp).
+    "xgboost": Tolerance(1e-6, 1e-6, "float32 accumulation and float32 sigmoid / softmax"),
+    # LightGBM compares and sums in float64, same order.
+    "lightgbm": Tolerance(1e-12, 1e-12, "float64 accumulation, same order"),
+}
+
+
+def tolerance_for(families: list[str]) -> Tolerance:
+    """The loosest tolerance among the families a model uses (a pipeline chains several)."""
+    tols = [TOLERANCES[f] for f in families if f in TOLERANCES] or [TOLERANCES["linear"]]
+    return Tolerance(max(t.abs for t in tols), max(t.rel for t in tols),
+                     "; ".join(sorted({t.why for t in tols})))
