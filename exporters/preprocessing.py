@@ -94,8 +94,8 @@ def export_simple_imputer(est: Any, g: Graph, cols: list[str]) -> list[str]:
     emit = np.ones(len(cols), dtype=bool)
     keep_empty = getattr(est, "keep_empty_features", False)
     for j, (c, s) in enumerate(zip(cols, stats, strict=True)):
-        if _is_nan(s) and est.strategy != "constant" and not keep_empty:
-            emit[j] = False  # scikit-learn drops features with no observed value
+        if _is_nan(s) and not keep_empty:
+            emit[j] = False  # scikit-learn drops features whose statistic is NaN
             continue
         if g.is_codes(c):
             g.add_categories(c, [s])

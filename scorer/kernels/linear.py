@@ -34,7 +34,7 @@ LINKS = {"identity": 0, "logistic": 1, "logistic2": 2, "softmax": 3, "logistic_o
 
 
 # --- linear ----------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def linear_kernel(ws, in_cols, out_cols, coef, intercept):
     n = ws.shape[0]
     nf = in_cols.shape[0]
@@ -67,12 +67,12 @@ def bind_linear(step: Step, ctx: BindContext) -> Bound:
 
 
 # --- link ------------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _expit(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def link_kernel(ws, in_cols, out_cols, function):
     n = ws.shape[0]
     k = in_cols.shape[0]

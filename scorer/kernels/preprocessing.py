@@ -27,7 +27,7 @@ from ._common import f64, i64, param_float, table
 
 
 # --- affine ----------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def affine_kernel(ws, in_cols, out_cols, sub, div, mul, add, clip, lo, hi):
     n = ws.shape[0]
     for i in range(n):
@@ -64,7 +64,7 @@ def bind_affine(step: Step, ctx: BindContext) -> Bound:
 
 
 # --- impute ----------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def impute_kernel(ws, in_cols, out_cols, fill, emit, missing_value, ind_src, ind_cols):
     n = ws.shape[0]
     nan_marker = math.isnan(missing_value)
