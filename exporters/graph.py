@@ -94,7 +94,8 @@ class Graph:
         all_inf = frozenset().union(*(self.inf_src[c] for c in inputs)) if inputs else frozenset()
         for j, out in enumerate(outputs):
             if elementwise:
-                self.nan_src[out] = self.nan_src[inputs[j]] if nan_out == "propagate" else frozenset()
+                keep = nan_out == "propagate"
+                self.nan_src[out] = self.nan_src[inputs[j]] if keep else frozenset()
                 self.inf_src[out] = self.inf_src[inputs[j]]
             else:
                 self.nan_src[out] = all_nan if nan_out == "propagate" else frozenset()

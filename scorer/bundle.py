@@ -225,7 +225,7 @@ def write_bundle(bundle: Bundle, path: str | os.PathLike[str], *, overwrite: boo
             rel = _write_table(tmp, f"{TABLES_DIR}/verification.parquet", vt, entries)
             verification = {
                 "table": rel,
-                "rows": int(len(next(iter(v.inputs.values())))) if v.inputs else 0,
+                "rows": len(next(iter(v.inputs.values()))) if v.inputs else 0,
                 "abs_tol": v.abs_tol,
                 "rel_tol": v.rel_tol,
             }

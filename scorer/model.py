@@ -238,7 +238,7 @@ def load(path: str | os.PathLike[str], *, verify: bool = True) -> Model:
     """
     p = Path(path)
     if p.suffix.lower() in (".pmml", ".xml") and p.is_file():
-        from exporters.pmml import read_pmml  # noqa: PLC0415 (optional dependency path)
+        from exporters.pmml import read_pmml
 
         return Model(read_pmml(p), verify=verify)
     return Model(read_bundle(p), verify=verify)

@@ -132,7 +132,7 @@ def test_missing_table_and_bad_json(bundle_dir):
     (bundle_dir / "manifest.json").write_text("{not json")
     with pytest.raises(BundleFormatError, match="not valid JSON"):
         scorer.load(bundle_dir)
-    with pytest.raises(BundleFormatError, match="no manifest.json"):
+    with pytest.raises(BundleFormatError, match=r"no manifest\.json"):
         scorer.load(bundle_dir / "tables")
 
 

@@ -8,8 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from scorer.kernels.linear import LINKS, link_kernel, link_reference, linear_kernel, \
-    linear_reference
+from scorer.kernels.linear import (
+    LINKS,
+    linear_kernel,
+    linear_reference,
+    link_kernel,
+    link_reference,
+)
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, width=64)
 

@@ -1,0 +1,36 @@
+# Quick start: `make demo` (the main job) and `make test` (the whole suite).
+# Each target creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-test
+
+.PHONY: demo test lint bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/tablescore demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+$(VENV)/.installed-bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	$(PY) -m benchmarks.run
+
+bench-quick: $(VENV)/.installed-bench
+	$(PY) -m benchmarks.run --quick
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache

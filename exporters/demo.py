@@ -1,0 +1,141 @@
+"""The main job of the quick start: train demo models, export them, load them with the
+scorer, and print tablescore's predictions next to the original model's."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _datasets() -> dict[str, tuple[Any, Any]]:
+    from sklearn import datasets
+
+    out = {}
+    for name in ("iris", "breast_cancer", "diabetes", "wine"):
+        X, y = getattr(datasets, f"load_{name}")(return_X_y=True, as_frame=True)
+        out[name] = (X, y)
+    return out
+
+
+def _audit() -> tuple[Any, Any] | None:
+    """The Audit table from ../shared/data when present (string categories + missing)."""
+    import pandas as pd
+
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "datasets"
+    if not (path / "AuditNA.csv").is_file():
+        return None
+    df = pd.read_csv(path / "AuditNA.csv", na_values=["N/A", "NA", ""], keep_default_na=False)
+    df = df.drop(columns=["Deductions"])
+    return df.drop(columns=["Adjusted"]), df["Adjusted"]
+
+
+def demo_models() -> list[tuple[str, str, Callable[[], Any]]]:
+    """(name, dataset, factory) for every demo model."""
+    from sklearn.compose import ColumnTransformer, make_column_selector
+    from sklearn.ensemble import (
+        GradientBoostingRegressor,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    models: list[tuple[str, str, Callable[[], Any]]] = [
+        ("iris_logreg", "iris",
+         lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))),
+        ("cancer_forest", "breast_cancer",
+         lambda: RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0)),
+        ("diabetes_gbm", "diabetes",
+         lambda: GradientBoostingRegressor(n_estimators=200, random_state=0)),
+        ("wine_histgb", "wine",
+         lambda: HistGradientBoostingClassifier(max_iter=100, random_state=0)),
+        ("audit_pipeline", "audit", lambda: make_pipeline(
+            ColumnTransformer([
+                ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                                      OneHotEncoder(handle_unknown="ignore")),
+                 make_column_selector(dtype_include=object)),
+                ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                 make_column_selector(dtype_include="number")),
+            ]),
+            LogisticRegression(max_iter=2000))),
+    ]
+    try:
+        import xgboost
+
+        models.append(("cancer_xgboost", "breast_cancer", lambda: xgboost.XGBClassifier(
+            n_estimators=100, max_depth=4, random_state=0)))
+    except ImportError:
+        pass
+    try:
+        import lightgbm
+
+        models.append(("diabetes_lightgbm", "diabetes", lambda: lightgbm.LGBMRegressor(
+            n_estimators=100, num_leaves=15, random_state=0, verbose=-1)))
+    except ImportError:
+        pass
+    return models
+
+
+def main(*, out: str | Path = "demo-out") -> int:
+    import exporters
+    import scorer
+    from scorer.errors import TablescoreError
+
+    out = Path(out)
+    data = _datasets()
+    audit = _audit()
+    if audit is not None:
+        # make string columns plain object so the selector and the exporter see strings
+        X, y = audit
+        X = X.astype({c: object for c in X.columns if X[c].dtype.kind not in "fi"})
+        data["audit"] = (X, y)
+    rows = []
+    failures = 0
+    print(f"tablescore {scorer.__version__}: train -> export -> load -> score\n")
+    for name, dataset, factory in demo_models():
+        if dataset not in data:
+            print(f"{name:18s} skipped: dataset {dataset} not found (../shared/data)")
+            continue
+        X, y = data[dataset]
+        est = factory().fit(X, y)
+        path = out / name
+        shutil.rmtree(path, ignore_errors=True)
+        try:
+            exporters.export(est, path, sample=X, name=name)
+        except TablescoreError as exc:
+            print(f"{name:18s} export failed: {exc}")
+            failures += 1
+            continue
+        t0 = time.perf_counter()
+        model = scorer.load(path)
+        load_ms = (time.perf_counter() - t0) * 1e3
+        if hasattr(est, "predict_proba"):
+            ours, theirs = model.predict_proba(X), est.predict_proba(X)
+        else:
+            ours, theirs = model.predict(X), est.predict(X)
+        diff = float(np.max(np.abs(np.asarray(ours, dtype=np.float64) - theirs)))
+        same_labels = bool(np.all(model.predict(X) == est.predict(X)))
+        rows.append((name, len(X), model.bundle.steps, diff, same_labels, load_ms))
+        first = np.atleast_2d(np.asarray(ours[:3]).T).T
+        ref = np.atleast_2d(np.asarray(theirs[:3]).T).T
+        print(f"{name}  ({dataset}, {len(X)} rows, steps: "
+              f"{' -> '.join(s.op for s in model.bundle.steps)})")
+        for i in range(min(3, len(X))):
+            print(f"   row {i}: tablescore {np.array2string(first[i], precision=6)}"
+                  f"   original {np.array2string(ref[i], precision=6)}")
+        if diff > 1e-6 or not same_labels:
+            failures += 1
+    print()
+    print(f"{'model':18s} {'rows':>6s} {'max |diff|':>12s} {'labels':>8s} {'load ms':>8s}")
+    for name, n, _, diff, same, load_ms in rows:
+        print(f"{name:18s} {n:6d} {diff:12.3g} {'equal' if same else 'DIFFER':>8s} "
+              f"{load_ms:8.1f}")
+    print(f"\nbundles written under {out}/")
+    return 1 if failures else 0
