@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from .errors import (
     FieldTypeError,
@@ -29,6 +30,21 @@ def _rows_list(mask: np.ndarray, limit: int = 5) -> str:
     shown = ", ".join(str(r) for r in rows[:limit])
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
     return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+@njit(cache=True, nogil=True)
+def _copy_checked(ws, X, refuse_nan, refuse_inf):
+    """Copy X into the first columns of ws; return the flat index of the first refused cell
+    (NaN where refuse_nan, +/-inf where refuse_inf) or -1. One pass, no temporaries."""
+    n, f = X.shape
+    for i in range(n):
+        for j in range(f):
+            v = np.float64(X[i, j])
+            ws[i, j] = v
+            if v - v != 0.0:  # NaN or inf
+                if (v != v and refuse_nan[j]) or (v == v and refuse_inf[j]):
+                    return i * f + j
+    return -1
 
 
 class InputEncoder:
@@ -88,8 +104,8 @@ class InputEncoder:
         if X.shape[1] != self.n_inputs:
             raise ShapeError(f"expected {self.n_inputs} features, got {X.shape[1]}")
         ws = np.empty((X.shape[0], self.width), dtype=np.float64)
-        ws[:, : self.n_inputs] = X
-        self._check_numeric(ws[:, : self.n_inputs])
+        if _copy_checked(ws, X, self._nan_checked, self._inf_checked) >= 0:
+            self._check_numeric(ws[:, : self.n_inputs])  # builds the message
         return ws, single
 
     def _check_numeric(self, block: np.ndarray) -> None:

@@ -72,6 +72,8 @@ class Model:
         self._proba_idx = np.array([self._index[o.column] for o in self._proba], dtype=np.int64)
         self._decision_idx = np.array([self._index[o.column] for o in self._decision],
                                       dtype=np.int64)
+        self._proba_sel = _as_slice(self._proba_idx)
+        self._decision_sel = _as_slice(self._decision_idx)
         self._label = next((o for o in self._outputs if o.kind == "label"), None)
         self._value = next((o for o in self._outputs if o.kind == "value"), None)
         if self._label is not None:
@@ -104,10 +106,10 @@ class Model:
         for b in self._plan:
             if reference:
                 status = b.reference(ws, *b.args)
-            elif b.parallel is not None and n >= b.parallel_min_rows:
-                status = b.parallel(ws, *b.args)
-            else:
+            elif n < b.parallel_min_rows:  # small batches never pay thread start-up
                 status = b.kernel(ws, *b.args)
+            else:
+                status = b.parallel(ws, *b.args)
             if status >= 0:
                 raise b.error(ws, int(status)) if b.error else RuntimeError(
                     f"step '{b.name}' failed on row {status}")
@@ -140,11 +142,11 @@ class Model:
 
     def _predict_proba(self, X: Any, *, reference: bool = False) -> np.ndarray:
         ws, _ = self._run(X, reference=reference)
-        return ws[:, self._proba_idx]
+        return np.ascontiguousarray(ws[:, self._proba_sel])
 
     def _decision_function(self, X: Any, *, reference: bool = False) -> np.ndarray:
         ws, _ = self._run(X, reference=reference)
-        out = ws[:, self._decision_idx]
+        out = np.ascontiguousarray(ws[:, self._decision_sel])
         return out[:, 0].copy() if out.shape[1] == 1 else out
 
     @property
@@ -197,6 +199,13 @@ class Model:
         log.info("model %s version %s verified (%d rows, fingerprint %s)", self.name,
                  self.version, n, (self.fingerprint or "")[:12])
         return n
+
+
+def _as_slice(idx: np.ndarray) -> slice | np.ndarray:
+    """A basic slice when ``idx`` is a run of consecutive columns (a view, no gather)."""
+    if len(idx) and np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+        return slice(int(idx[0]), int(idx[0]) + len(idx))
+    return idx
 
 
 def check_close(got: np.ndarray, expected: np.ndarray, *, abs_tol: float, rel_tol: float,

@@ -59,8 +59,12 @@ class Bound:
     error: Callable[[np.ndarray, int], Exception] | None = None
     #: output column -> vocabulary, for steps that output category codes
     out_vocab: dict[str, list[str]] = field(default_factory=dict)
-    #: the op's scalar description of what it may do to NaN (for docs and monitoring)
+    #: step name, for error messages
     name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.parallel is None:
+            self.parallel_min_rows = 1 << 62
 
 
 Binder = Callable[[Step, BindContext], Bound]
