@@ -28,7 +28,7 @@ from .graph import Graph
 from .outputs import expected_outputs
 from .registry import export_into, supported
 
-__all__ = ["build_bundle", "export", "supported"]
+__all__ = ["build_bundle", "export", "supported", "to_pmml"]
 
 DEFAULT_VERIFICATION_ROWS = 64
 
@@ -195,3 +195,6 @@ def export(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
     Model(bundle, verify=True)  # refuse to write a bundle that does not reproduce the model
     write_bundle(bundle, path, overwrite=overwrite)
     return bundle
+
+
+from .to_pmml import to_pmml  # noqa: E402  (needs infer_fields above)

@@ -1,0 +1,96 @@
+"""PMML export through sklearn2pmml (the only part of tablescore that runs a JVM).
+
+``to_pmml`` wraps the user's fitted estimator in a PMMLPipeline, records verification data
+from ``sample`` (so the document carries a ModelVerification element that any PMML consumer,
+tablescore's reader included, re-checks at load), converts it with sklearn2pmml, and writes the
+file atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scorer.errors import ExportError
+
+from . import infer_fields
+
+DEFAULT_VERIFICATION_ROWS = 32
+
+
+def _check_java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise ExportError(
+            "PMML export needs Java (JRE 11 or newer) on PATH, and none was found; install one "
+            "(e.g. `apt-get install openjdk-17-jre-headless`). Scoring never needs Java: "
+            "export to a bundle instead with exporters.export()")
+    try:
+        subprocess.run([java, "-version"], capture_output=True, check=True, timeout=30)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        raise ExportError(f"PMML export needs a working Java; '{java} -version' failed: "
+                          f"{exc}") from exc
+    return java
+
+
+def to_pmml(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
+            target_name: str | None = None, feature_names: list[str] | None = None,
+            verification_rows: int = DEFAULT_VERIFICATION_ROWS) -> Path:
+    """Convert a fitted scikit-learn estimator or pipeline to a PMML document.
+
+    Parameters
+    ----------
+    est : fitted estimator
+        What ``exporters.export`` accepts, as far as sklearn2pmml supports it.
+    path : path-like
+        The ``.pmml`` file to write (atomically: temp file + rename).
+    sample : DataFrame or array of shape (n_rows, n_features), optional
+        Its first ``verification_rows`` rows become the document's ModelVerification.
+    target_name : str, optional
+        Name of the target field in the document (default ``"y"``).
+    feature_names : list of str, optional
+        Input field names for a model fitted on a bare array.
+
+    Raises
+    ------
+    ExportError
+        Java or sklearn2pmml missing (the message says which and how to get it), or the
+        converter refused the model (its message is included).
+    """
+    _check_java()
+    try:
+        from sklearn2pmml import sklearn2pmml
+        from sklearn2pmml.pipeline import PMMLPipeline
+    except ImportError as exc:
+        raise ExportError("PMML export needs the sklearn2pmml package: "
+                          "pip install 'tablescore[export]'") from exc
+    import pandas as pd
+
+    fields, _ = infer_fields(est, sample, feature_names=feature_names)
+    names = [f.name for f in fields]
+    pipeline = PMMLPipeline([("model", est)])
+    pipeline.active_fields = np.asarray(names)
+    pipeline.target_fields = np.asarray([target_name or "y"])
+    if sample is not None and verification_rows > 0:
+        rows = sample.iloc[:verification_rows] if hasattr(sample, "iloc") else pd.DataFrame(
+            np.asarray(sample)[:verification_rows], columns=names)
+        pipeline.verify(rows)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".pmml", dir=target.parent)
+    os.close(fd)
+    try:
+        sklearn2pmml(pipeline, tmp)
+        os.replace(tmp, target)
+    except Exception as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, ExportError):
+            raise
+        raise ExportError(f"sklearn2pmml could not convert {type(est).__name__}: {exc}") from exc
+    return target
