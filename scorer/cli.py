@@ -66,14 +66,14 @@ def write_table_atomic(df, path: str | os.PathLike[str]) -> None:
         raise
 
 
-def _load_pickle(path: str) -> Any:
+def load_pickle(path: str) -> Any:
     # Unpickling runs code from the file: only for models the user trained themselves.
     with open(path, "rb") as fh:
         return pickle.load(fh)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    est = _load_pickle(args.model)
+    est = load_pickle(args.model)
     sample = read_table(args.sample) if args.sample else None
     if sample is not None and getattr(est, "feature_names_in_", None) is None:
         sample = sample.to_numpy()
@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keep", nargs="*", default=[], help="input columns to copy to the output")
     s.add_argument("--chunk-rows", type=int, default=100_000)
     s.set_defaults(fn=cmd_score)
+
+    from conformance.cli import add_commands as add_conformance
+
+    add_conformance(sub)
 
     d = sub.add_parser("demo", help="train, export, load and score the demo models")
     d.add_argument("--out", default="demo-out")

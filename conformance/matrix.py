@@ -1,0 +1,317 @@
+"""The conformance matrix: every supported family x datasets x export paths x transports.
+
+``run_matrix(subset="ci")`` covers every family at least once on every available path within a
+few minutes; ``subset="full"`` runs everything (``make conformance``) and writes a Markdown
+report for the docs. Each cell trains the model, exports it, loads it, and compares every output
+column with the original model using :func:`conformance.check` (the one tolerance table).
+
+Paths: ``bundle`` (exporters.export -> scorer.load) and ``pmml`` (sklearn2pmml -> tablescore's
+PMML reader -> the same kernels) when the PMML reader and Java are available; the ``pypmml``
+column records whether the reference PMML evaluator agrees with the original on the same
+document. Transports: ``in-process``, plus ``grpc`` when a server factory is passed in.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scorer.errors import UnsupportedEstimatorError
+
+from .check import check
+
+
+# --- datasets --------------------------------------------------------------------------------
+@dataclass
+class Dataset:
+    name: str
+    task: str  # "binary", "multiclass", "regression"
+    X: Any
+    y: Any
+    has_strings: bool = False
+    has_missing: bool = False
+    #: rows to score (default: X itself); may hold unseen categories, NaN, inf
+    X_score: Any = None
+
+
+def _shared_dir() -> Path | None:
+    import os
+
+    env = os.environ.get("TABLESCORE_SHARED_DATA")
+    p = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return p if p.is_dir() else None
+
+
+def _read_shared(name: str):
+    import pandas as pd
+
+    d = _shared_dir()
+    assert d is not None
+    df = pd.read_csv(d / "datasets" / name, na_values=["N/A", "NA", ""], keep_default_na=False)
+    # plain object columns for strings: what scikit-learn selectors and users usually have
+    return df.astype({c: object for c in df.columns if df[c].dtype.kind not in "fiub"})
+
+
+def datasets(subset: str) -> list[Dataset]:
+    from sklearn import datasets as skd
+
+    out: list[Dataset] = []
+    names = {"ci": ["breast_cancer", "iris", "diabetes"],
+             "full": ["breast_cancer", "iris", "wine", "digits", "diabetes"]}[subset]
+    for n in names:
+        X, y = getattr(skd, f"load_{n}")(return_X_y=True)
+        task = "regression" if n == "diabetes" else ("binary" if n == "breast_cancer"
+                                                     else "multiclass")
+        out.append(Dataset(n, task, X.astype(np.float64), y))
+    out.append(_synthetic("binary"))
+    out.append(_synthetic("regression"))
+    if _shared_dir() is not None:
+        df = _read_shared("AuditNA.csv").drop(columns=["Deductions"])
+        out.append(Dataset("AuditNA", "binary", df.drop(columns=["Adjusted"]), df["Adjusted"],
+                           has_strings=True, has_missing=True,
+                           X_score=_with_unseen(df.drop(columns=["Adjusted"]))))
+        if subset == "full":
+            h = _read_shared("HousingNA.csv")
+            out.append(Dataset("HousingNA", "regression", h.drop(columns=["MEDV"]), h["MEDV"],
+                               has_missing=True))
+            w = _read_shared("Wine.csv")
+            out.append(Dataset("Wine", "multiclass", w.drop(columns=["quality"]),
+                               w["quality"], has_strings=True))
+    return out
+
+
+def _with_unseen(X):
+    X = X.copy()
+    for c in X.columns:
+        if X[c].dtype == object:
+            X.loc[X.index[:3], c] = "__never_seen__"
+    return X
+
+
+def _synthetic(task: str) -> Dataset:
+    """Hostile numbers: NaN, +/-inf, 1e+-300, values exactly on integer ties."""
+    rng = np.random.default_rng(7)
+    n = 600
+    X = rng.normal(size=(n, 8))
+    X[:, 0] = rng.integers(0, 6, n)
+    X[:, 1] = np.round(X[:, 1], 1)
+    X[:, 2] *= 1e6
+    X[rng.random(X.shape) < 0.04] = np.nan
+    signal = np.nan_to_num(X[:, 0] + X[:, 3] - X[:, 4])
+    y = (signal > 0.5).astype(int) if task == "binary" else signal * 3.0 + 1.0
+    Xs = X.copy()
+    Xs[:10, 5] = np.inf
+    Xs[10:20, 6] = -np.inf
+    Xs[20:30, 7] = np.array([1e300, -1e300, 1e-300, -1e-300, 0.0] * 2)
+    return Dataset(f"synthetic_{task}", task, X, y, has_missing=True, X_score=Xs)
+
+
+# --- models ----------------------------------------------------------------------------------
+@dataclass
+class ModelSpec:
+    family: str
+    name: str
+    tasks: tuple[str, ...]
+    factory: Callable[[str], Any]
+    #: accepts NaN natively (else the matrix adds an imputer)
+    native_missing: bool = False
+    #: accepts +/-inf at scoring time
+    accepts_inf: bool = False
+
+
+def model_specs(subset: str) -> list[ModelSpec]:
+    from sklearn import ensemble, linear_model, tree
+
+    small = subset == "ci"
+    n = 20 if small else 100
+    specs = [
+        ModelSpec("linear", "LogisticRegression", ("binary", "multiclass"),
+                  lambda t: linear_model.LogisticRegression(max_iter=3000)),
+        ModelSpec("linear", "Ridge", ("regression",), lambda t: linear_model.Ridge()),
+        ModelSpec("tree_ensemble", "DecisionTree", ("binary", "multiclass", "regression"),
+                  lambda t: (tree.DecisionTreeRegressor if t == "regression"
+                             else tree.DecisionTreeClassifier)(max_depth=8, random_state=0),
+                  native_missing=True),
+        ModelSpec("tree_ensemble", "RandomForest", ("binary", "multiclass", "regression"),
+                  lambda t: (ensemble.RandomForestRegressor if t == "regression"
+                             else ensemble.RandomForestClassifier)(
+                      n_estimators=n, max_depth=8, random_state=0), native_missing=True),
+        ModelSpec("tree_ensemble", "GradientBoosting", ("binary", "multiclass", "regression"),
+                  lambda t: (ensemble.GradientBoostingRegressor if t == "regression"
+                             else ensemble.GradientBoostingClassifier)(
+                      n_estimators=n, max_depth=3, random_state=0)),
+        ModelSpec("tree_ensemble", "HistGradientBoosting", ("binary", "multiclass",
+                                                            "regression"),
+                  lambda t: (ensemble.HistGradientBoostingRegressor if t == "regression"
+                             else ensemble.HistGradientBoostingClassifier)(
+                      max_iter=n, random_state=0), native_missing=True, accepts_inf=True),
+    ]
+    if subset == "full":
+        specs.append(ModelSpec(
+            "tree_ensemble", "ExtraTrees", ("binary", "multiclass", "regression"),
+            lambda t: (ensemble.ExtraTreesRegressor if t == "regression"
+                       else ensemble.ExtraTreesClassifier)(n_estimators=n, max_depth=8,
+                                                          random_state=0)))
+    try:
+        import xgboost
+
+        specs.append(ModelSpec(
+            "xgboost", "XGBoost", ("binary", "multiclass", "regression"),
+            lambda t: (xgboost.XGBRegressor if t == "regression" else xgboost.XGBClassifier)(
+                n_estimators=n, max_depth=4, random_state=0),
+            native_missing=True, accepts_inf=True))
+    except ImportError:
+        pass
+    try:
+        import lightgbm
+
+        specs.append(ModelSpec(
+            "lightgbm", "LightGBM", ("binary", "multiclass", "regression"),
+            lambda t: (lightgbm.LGBMRegressor if t == "regression" else lightgbm.LGBMClassifier)(
+                n_estimators=n, num_leaves=15, random_state=0, verbose=-1),
+            native_missing=True, accepts_inf=True))
+    except ImportError:
+        pass
+    return specs
+
+
+def _wrap(spec: ModelSpec, ds: Dataset, est: Any) -> Any:
+    """Add the preprocessing a user would: impute where needed, one-hot encode strings."""
+    from sklearn.compose import ColumnTransformer, make_column_selector
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric: list[Any] = []
+    if ds.has_missing and not spec.native_missing:
+        numeric.append(SimpleImputer(strategy="median"))
+    if spec.family == "linear":
+        numeric.append(StandardScaler())
+    if not ds.has_strings:
+        return make_pipeline(*numeric, est) if numeric else est
+    cat = make_pipeline(SimpleImputer(strategy="most_frequent"),
+                        OneHotEncoder(handle_unknown="ignore"))
+    num = make_pipeline(*numeric) if numeric else "passthrough"
+    ct = ColumnTransformer([("cat", cat, make_column_selector(dtype_include=object)),
+                            ("num", num, make_column_selector(dtype_exclude=object))])
+    return make_pipeline(ct, est)
+
+
+# --- running ---------------------------------------------------------------------------------
+@dataclass
+class Cell:
+    family: str
+    model: str
+    dataset: str
+    path: str
+    transport: str
+    status: str  # pass / fail / unsupported / error
+    rows: int = 0
+    max_abs_error: float | None = None
+    detail: str = ""
+    seconds: float = 0.0
+    columns: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _score_rows(spec: ModelSpec, ds: Dataset) -> Any:
+    X = ds.X_score if ds.X_score is not None else ds.X
+    if not spec.accepts_inf and not hasattr(X, "columns"):
+        # the original refuses inf (so does tablescore, tested elsewhere): score NaN instead
+        X = np.where(np.isinf(X), np.nan, X)
+    return X
+
+
+def run_cell(spec: ModelSpec, ds: Dataset, workdir: Path, *,
+             transports: dict[str, Callable[[Any, Path], Any]] | None = None) -> list[Cell]:
+    import exporters
+    import scorer
+
+    cells: list[Cell] = []
+    t0 = time.perf_counter()
+    est = _wrap(spec, ds, spec.factory(ds.task))
+    est.fit(ds.X, ds.y)
+    X = _score_rows(spec, ds)
+    path = workdir / f"{spec.name}-{ds.name}"
+    base = dict(family=spec.family, model=spec.name, dataset=ds.name)
+    try:
+        exporters.export(est, path, sample=ds.X)
+        model = scorer.load(path)
+    except UnsupportedEstimatorError as exc:
+        return [Cell(**base, path="bundle", transport="in-process", status="unsupported",
+                     detail=str(exc).split(";")[0])]
+    except Exception as exc:  # report, keep going: one cell must not stop the matrix
+        return [Cell(**base, path="bundle", transport="in-process", status="error",
+                     detail=f"{type(exc).__name__}: {exc}"[:300],
+                     seconds=time.perf_counter() - t0)]
+    runs: dict[str, Callable[[Any], dict[str, np.ndarray]] | None] = {"in-process": None}
+    for name, make in (transports or {}).items():
+        runs[name] = make(model, path)
+    for transport, score in runs.items():
+        try:
+            report = check(est, model, X, transport=transport, score=score)
+            worst = max((c.max_abs_error or 0.0 for c in report.columns), default=0.0)
+            cells.append(Cell(**base, path="bundle", transport=transport,
+                              status="pass" if report.passed else "fail", rows=report.rows,
+                              max_abs_error=worst, seconds=time.perf_counter() - t0,
+                              detail="" if report.passed else report.to_text()[:2000],
+                              columns=[{"name": c.name, "max_abs_error": c.max_abs_error,
+                                        "mismatches": c.mismatches} for c in report.columns]))
+        except Exception as exc:
+            cells.append(Cell(**base, path="bundle", transport=transport, status="error",
+                              detail=f"{type(exc).__name__}: {exc}\n"
+                                     f"{traceback.format_exc(limit=3)}"[:1000]))
+    return cells
+
+
+def run_matrix(*, subset: str = "ci", families: list[str] | None = None,
+               transports: dict[str, Callable[[Any, Path], Any]] | None = None,
+               progress: Callable[[Cell], None] | None = None) -> list[Cell]:
+    """Run the matrix and return one :class:`Cell` per (model, dataset, path, transport)."""
+    cells: list[Cell] = []
+    workdir = Path(tempfile.mkdtemp(prefix="tablescore-conformance-"))
+    try:
+        for spec in model_specs(subset):
+            if families and spec.family not in families:
+                continue
+            for ds in datasets(subset):
+                if ds.task not in spec.tasks:
+                    continue
+                for cell in run_cell(spec, ds, workdir, transports=transports):
+                    cells.append(cell)
+                    if progress:
+                        progress(cell)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return cells
+
+
+def summary(cells: list[Cell]) -> str:
+    """Markdown: one row per family x path x transport with pass counts, then failures."""
+    groups: dict[tuple[str, str, str], list[Cell]] = {}
+    for c in cells:
+        groups.setdefault((c.family, c.path, c.transport), []).append(c)
+    lines = ["| family | path | transport | pass | fail | error | unsupported | max abs error |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for (fam, path, tr), cs in sorted(groups.items()):
+        count = {s: sum(c.status == s for c in cs) for s in ("pass", "fail", "error",
+                                                             "unsupported")}
+        worst = max((c.max_abs_error or 0.0 for c in cs if c.max_abs_error is not None),
+                    default=0.0)
+        lines.append(f"| {fam} | {path} | {tr} | {count['pass']} | {count['fail']} | "
+                     f"{count['error']} | {count['unsupported']} | {worst:.3g} |")
+    bad = [c for c in cells if c.status not in ("pass",)]
+    if bad:
+        lines += ["", "Cells that did not pass:", ""]
+        for c in bad:
+            first = c.detail.splitlines()[0] if c.detail else ""
+            lines.append(f"- {c.model} on {c.dataset} ({c.path}, {c.transport}): "
+                         f"{c.status} — {first}")
+    return "\n".join(lines)
