@@ -74,16 +74,19 @@ def infer_fields(est: Any, sample: Any = None, *,
         names = [f"x{i}" for i in range(np.asarray(sample).shape[1])]
     else:
         raise ExportError("cannot tell the input fields: pass sample= or feature_names=")
+    arr = None
+    if sample is not None and not _is_frame(sample):
+        arr = np.asarray(sample)
+        if arr.ndim != 2 or arr.shape[1] != len(names):
+            raise ExportError(f"sample has shape {arr.shape}; the model expects "
+                              f"{len(names)} features")
     fields = []
     for j, n in enumerate(names):
         ftype = "double"
-        if sample is not None:
-            col = sample[n] if _is_frame(sample) and n in sample.columns else (
-                np.asarray(sample, dtype=object)[:, j] if not _is_frame(sample) else None)
-            if col is not None:
-                ftype = _field_type(col)
-                if ftype == "double" and not _is_frame(sample):
-                    ftype = "double"
+        if arr is not None:
+            ftype = "double" if arr.dtype.kind in "fiub" else _field_type(arr[:, j])
+        elif sample is not None and n in sample.columns:
+            ftype = _field_type(sample[n])
         fields.append(Field(name=n, type=ftype))
     return fields, named
 
