@@ -198,7 +198,7 @@ def _wrap(spec: ModelSpec, ds: Dataset, est: Any) -> Any:
     if not ds.has_strings:
         return make_pipeline(*numeric, est) if numeric else est
     cat = make_pipeline(SimpleImputer(strategy="most_frequent"),
-                        OneHotEncoder(handle_unknown="ignore"))
+                        OneHotEncoder(handle_unknown="ignore", sparse_output=False))
     num = make_pipeline(*numeric) if numeric else "passthrough"
     ct = ColumnTransformer([("cat", cat, make_column_selector(dtype_include=object)),
                             ("num", num, make_column_selector(dtype_exclude=object))])

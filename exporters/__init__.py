@@ -39,6 +39,9 @@ def _is_frame(X: Any) -> bool:
 
 def _field_type(values: Any) -> str:
     dtype = getattr(values, "dtype", None)
+    categories = getattr(dtype, "categories", None)
+    if categories is not None:  # pandas categorical: scikit-learn sees the category values
+        return _field_type(np.asarray(categories))
     kind = getattr(dtype, "kind", "O")
     if kind == "b":
         return "boolean"

@@ -38,6 +38,9 @@ class Graph:
         self.inf_src: dict[str, frozenset[str]] = {
             f.name: frozenset([f.name]) if f.type in ("double", "integer") else frozenset()
             for f in fields}
+        # column -> string fields whose *unseen* categories become NaN in it (e.g. an
+        # OrdinalEncoder with unknown_value=NaN): a consumer refusing NaN refuses those too
+        self.unknown_src: dict[str, frozenset[str]] = {}
         # column -> string field whose category codes it holds
         self.code_origin: dict[str, str] = {
             f.name: f.name for f in fields if f.type == "string"}
@@ -92,14 +95,19 @@ class Graph:
         self.families.add(family)
         all_nan = frozenset().union(*(self.nan_src[c] for c in inputs)) if inputs else frozenset()
         all_inf = frozenset().union(*(self.inf_src[c] for c in inputs)) if inputs else frozenset()
+        all_unk = frozenset().union(*(self.unknown_src.get(c, frozenset()) for c in inputs))
         for j, out in enumerate(outputs):
             if elementwise:
                 keep = nan_out == "propagate"
                 self.nan_src[out] = self.nan_src[inputs[j]] if keep else frozenset()
                 self.inf_src[out] = self.inf_src[inputs[j]]
+                if keep and inputs[j] in self.unknown_src:
+                    self.unknown_src[out] = self.unknown_src[inputs[j]]
             else:
                 self.nan_src[out] = all_nan if nan_out == "propagate" else frozenset()
                 self.inf_src[out] = all_inf
+                if nan_out == "propagate" and all_unk:
+                    self.unknown_src[out] = all_unk
         return step
 
     def require(self, columns: Iterable[str], *, nan: bool, inf: bool) -> None:
@@ -109,6 +117,8 @@ class Graph:
             if not nan:
                 for f in self.nan_src[c]:
                     self.fields[f].missing = "error"
+                for f in self.unknown_src.get(c, ()):
+                    self.fields[f].unknown = "error"
             if not inf:
                 for f in self.inf_src[c]:
                     self.fields[f].infinite = "error"

@@ -89,7 +89,8 @@ def expected_outputs(est: Any, X: Any, outputs: list[Output]) -> dict[str, np.nd
 
     def call(method: str) -> np.ndarray:
         if method not in cache:
-            cache[method] = np.asarray(getattr(est, method)(X))
+            r = getattr(est, method)(X)
+            cache[method] = np.asarray(r.toarray() if hasattr(r, "toarray") else r)
         return cache[method]
 
     result: dict[str, np.ndarray] = {}
@@ -111,8 +112,5 @@ def expected_outputs(est: Any, X: Any, outputs: list[Output]) -> dict[str, np.nd
                 p = p[:, j]
             result[o.name] = p
         elif o.kind == "transformed":
-            t = call("transform")
-            if hasattr(t, "toarray"):
-                t = t.toarray()
-            result[o.name] = np.asarray(t)[:, outputs.index(o)]
+            result[o.name] = call("transform")[:, outputs.index(o)]
     return result

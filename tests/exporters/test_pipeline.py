@@ -62,3 +62,24 @@ def test_python_function_is_refused(tmp_path):
     est = make_pipeline(FunctionTransformer(np.log1p), LinearRegression()).fit(np.abs(X), y)
     with pytest.raises(ExportError, match="FunctionTransformer with a Python function"):
         exporters.export(est, tmp_path / "m", sample=np.abs(X))
+
+
+def test_ordinal_unknown_as_nan_into_a_nan_refusing_model(tmp_path):
+    from sklearn.preprocessing import OrdinalEncoder
+
+    from scorer.errors import UnknownCategoryError
+
+    df = shared_csv("Audit.csv")[["Employment", "Age", "Adjusted"]].astype(
+        {"Employment": object})
+    X, y = df[["Employment", "Age"]], df["Adjusted"]
+    ct = ColumnTransformer([("o", OrdinalEncoder(handle_unknown="use_encoded_value",
+                                                 unknown_value=np.nan), ["Employment"])],
+                           remainder="passthrough")
+    est = make_pipeline(ct, LogisticRegression(max_iter=1000)).fit(X, y)
+    model = assert_parity(est, X, tmp_path / "m")
+    bad = X.iloc[:2].copy()
+    bad.iloc[0, 0] = "Astronaut"
+    with pytest.raises(ValueError, match="NaN"):
+        est.predict(bad)  # scikit-learn refuses: the unseen category became NaN
+    with pytest.raises(UnknownCategoryError, match="'Astronaut' for field 'Employment'"):
+        model.predict(bad)
