@@ -1,0 +1,26 @@
+"""A smoke run of the benchmark harness on a tiny configuration: every adapter runs (or is
+recorded as skipped with a reason, e.g. ONNX Runtime when the bench extra is absent), the
+results are JSON-serialisable, and tablescore's outputs equal the original model's."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks.run import smoke
+
+
+def test_smoke_run(tmp_path):
+    results = smoke(families=("logreg", "forest"), out=tmp_path)
+    json.dumps(results)
+    assert list(tmp_path.glob("*.json")) and list(tmp_path.glob("*.md"))
+    for fam in ("logreg", "forest"):
+        engines = results["families"][fam]["engines"]
+        assert engines["native"]["status"] == "ok"
+        ours = engines["tablescore"]
+        assert ours["status"] == "ok", ours.get("reason")
+        assert ours["faithfulness"]["max_abs_diff"] <= 1e-12
+        assert ours["faithfulness"]["label_mismatches"] == 0
+        assert ours["latency"]["p50_us"] > 0
+        onnx = engines["onnxruntime"]
+        assert onnx["status"] in ("ok", "skipped") and (onnx["status"] == "ok"
+                                                         or onnx["reason"])
