@@ -86,6 +86,10 @@ def set_transform_outputs(g: Graph, columns: list[str], names: list[str] | None 
 def expected_outputs(est: Any, X: Any, outputs: list[Output]) -> dict[str, np.ndarray]:
     """What the original estimator returns for every output column of the schema."""
     cache: dict[str, np.ndarray] = {}
+    if type(est).__module__.startswith("xgboost") and type(est).__name__ == "Booster":
+        import xgboost  # a raw Booster predicts on a DMatrix only
+
+        X = xgboost.DMatrix(X)
 
     def call(method: str) -> np.ndarray:
         if method not in cache:
