@@ -34,7 +34,7 @@ def _check(args: argparse.Namespace) -> int:
             X = X.to_numpy()
     reports = [check(original, model, X)]
     if args.endpoint:
-        from scorer.server.client import remote_scorer  # type: ignore[import-not-found]
+        from scorer.server.client import remote_scorer
 
         reports.append(check(original, model, X, transport=f"grpc {args.endpoint}",
                              score=remote_scorer(args.endpoint, model.name)))

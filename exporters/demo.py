@@ -138,4 +138,8 @@ def main(*, out: str | Path = "demo-out") -> int:
         print(f"{name:18s} {n:6d} {diff:12.3g} {'equal' if same else 'DIFFER':>8s} "
               f"{load_ms:8.1f}")
     print(f"\nbundles written under {out}/")
+    # the same bundles through the real gRPC server, scored from a tritonclient client
+    from scorer.server.demo import serve_and_score
+
+    failures += serve_and_score(out, [r[0] for r in rows])
     return 1 if failures else 0

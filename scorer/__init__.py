@@ -8,6 +8,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .model import Model, load  # noqa: E402
+from .model import Model, load
 
 __all__ = ["Model", "__version__", "load"]

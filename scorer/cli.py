@@ -152,6 +152,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo_main(out=args.out)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.main import run_from_args
+
+    try:
+        return run_from_args(args)
+    except (OSError, ValueError) as exc:  # repository missing, port taken, bad option
+        print(f"tablescore: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tablescore", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"tablescore {__version__}")
@@ -187,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     from conformance.cli import add_commands as add_conformance
 
     add_conformance(sub)
+
+    from .server.main import add_arguments as add_serve_arguments
+
+    sv = sub.add_parser("serve", help="serve a model repository over gRPC (Open Inference "
+                        "Protocol v2); see docs/operations.md")
+    add_serve_arguments(sv)
+    sv.set_defaults(fn=cmd_serve)
 
     d = sub.add_parser("demo", help="train, export, load and score the demo models")
     d.add_argument("--out", default="demo-out")

@@ -94,6 +94,13 @@ class Model:
         return self.bundle.output_names
 
     @property
+    def parallel_min_rows(self) -> int | None:
+        """Smallest batch for which some step runs a parallel (prange) kernel, else None.
+        Servers use it to warm the parallel kernels and to size batches."""
+        rows = [b.parallel_min_rows for b in self._plan if b.parallel is not None]
+        return min(rows) if rows else None
+
+    @property
     def classes_(self) -> np.ndarray:
         if self._label is None:
             raise AttributeError(f"model '{self.name}' is not a classifier")

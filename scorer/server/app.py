@@ -1,0 +1,343 @@
+"""Assembling and running the server: gRPC with the inference, health and reflection services,
+the repository watcher, the metrics endpoint, graceful shutdown, worker processes."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import replace
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from protos import POOL
+
+from .. import __version__
+from .config import ServerConfig
+from .logs import configure_logging
+from .metrics import Metrics
+from .repository import Repository
+from .servicer import SERVICE, InferenceServicer, ServerState
+
+log = logging.getLogger("tablescore.server")
+
+
+def _reflection_pool() -> Any:
+    """:data:`protos.POOL` plus the health and reflection protos, so that reflection can
+    describe every service the server offers from one pool."""
+    for fd in (health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR):
+        try:
+            POOL.FindFileByName(fd.name)
+        except KeyError:
+            POOL.AddSerializedFile(fd.serialized_pb)
+    return POOL
+
+
+class ServerHandle:
+    """A running server. Use :func:`serve` (or :func:`start`) to get one.
+
+    Attributes
+    ----------
+    port : int
+        The gRPC port it listens on.
+    metrics_port : int or None
+        The port of ``/metrics``, if enabled.
+    repository : Repository
+        The model repository it serves.
+    metrics : Metrics
+        Its Prometheus metrics.
+    """
+
+    def __init__(self, config: ServerConfig, server: grpc.Server, port: int,
+                 repository: Repository, metrics: Metrics, state: ServerState,
+                 health_servicer: health.HealthServicer, executor: ThreadPoolExecutor,
+                 metrics_httpd: Any = None) -> None:
+        self.config = config
+        self.port = port
+        self.repository = repository
+        self.metrics = metrics
+        self.metrics_port: int | None = (metrics_httpd.server_port if metrics_httpd is not None
+                                         else None)
+        self._server = server
+        self._state = state
+        self._health = health_servicer
+        self._executor = executor
+        self._httpd = metrics_httpd
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for clients on this machine."""
+        host = self.config.host
+        if host in ("0.0.0.0", "", "[::]", "::"):
+            host = "127.0.0.1"
+        return f"{host}:{self.port}"
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and not self._state.shutting_down
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the initial repository scan is loaded (ready or failed)."""
+        return self._ready.wait(timeout)
+
+    def _mark_ready(self) -> None:
+        if self._state.shutting_down:
+            return
+        self._state.ready = True
+        self._ready.set()
+        self.metrics.ready.set(1)
+        self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self._health.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        views = self.repository.views()
+        log.info("server ready", extra={
+            "event": "ready", "port": self.port,
+            "models": {n: v.ready_versions() for n, v in sorted(views.items())}})
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop accepting requests, let in-flight ones finish for up to ``grace`` seconds
+        (default: the configured grace), then release everything. Idempotent."""
+        with self._stop_lock:
+            if self._stopped.is_set():
+                return
+            grace = self.config.grace if grace is None else grace
+            t0 = time.monotonic()
+            self._state.shutting_down = True
+            self.metrics.ready.set(0)
+            self._health.enter_graceful_shutdown()
+            log.info("shutting down", extra={"event": "shutdown", "grace_s": grace})
+            # new RPCs are refused (UNAVAILABLE) from here; running ones get `grace` seconds
+            self._server.stop(grace).wait()
+            self.repository.close()
+            if self._httpd is not None:
+                self._httpd.shutdown()
+                self._httpd.server_close()
+            self._executor.shutdown(wait=False)
+            self._stopped.set()
+            log.info("stopped", extra={"event": "stopped",
+                                       "drain_s": round(time.monotonic() - t0, 3)})
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until :meth:`stop` has completed; True if it has."""
+        return self._stopped.wait(timeout)
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(config: ServerConfig, *, wait_ready: bool = True,
+          ready_timeout: float | None = None) -> ServerHandle:
+    """Start a server as configured and return its handle.
+
+    The port is bound and the health RPCs answer at once; models load in the background and
+    the server reports ready (ServerReady, health SERVING) once the initial scan is loaded.
+    With ``wait_ready`` this call returns only then.
+
+    Raises
+    ------
+    FileNotFoundError
+        The repository directory does not exist.
+    OSError
+        The port cannot be bound.
+    """
+    metrics = Metrics()
+    state = ServerState()
+    repo = Repository(config.repository, poll_interval=config.poll_interval,
+                      load_threads=config.load_threads, metrics=metrics)
+    if not repo.root.is_dir():
+        raise FileNotFoundError(f"model repository '{repo.root}' is not a directory")
+    servicer = InferenceServicer(repo, config, metrics, state)
+    executor = ThreadPoolExecutor(config.threads, thread_name_prefix="tablescore-rpc")
+    options = [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", -1),
+        # gRPC sets SO_REUSEPORT by default on Linux; only worker processes should share a port
+        ("grpc.so_reuseport", 1 if config.reuse_port else 0),
+    ]
+    server = grpc.server(executor, handlers=[servicer.generic_handler()], options=options)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    for name in ("", SERVICE):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server,
+        pool=_reflection_pool())
+    address = f"{config.host}:{config.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        executor.shutdown(wait=False)
+        raise OSError(f"cannot listen on {address}: {exc}") from exc
+    if not port:
+        executor.shutdown(wait=False)
+        raise OSError(f"cannot listen on {address}")
+    server.start()
+    httpd = None
+    try:
+        if config.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            httpd, _ = start_http_server(config.metrics_port,
+                                         addr=config.metrics_host or config.host,
+                                         registry=metrics.registry)
+        handle = ServerHandle(config, server, port, repo, metrics, state, health_servicer,
+                              executor, httpd)
+        log.info("serving", extra={
+            "event": "serving", "host": config.host, "port": port,
+            "metrics_port": handle.metrics_port, "repository": str(repo.root),
+            "threads": config.threads, "pid": os.getpid(), "version": __version__})
+        futures = repo.start()
+    except BaseException:
+        server.stop(0)
+        executor.shutdown(wait=False)
+        if httpd is not None:
+            httpd.shutdown()
+        raise
+
+    def initial_load() -> None:
+        wait_futures(futures)
+        handle._mark_ready()
+
+    threading.Thread(target=initial_load, name="tablescore-initial-load", daemon=True).start()
+    if wait_ready:
+        handle.wait_ready(ready_timeout)
+    return handle
+
+
+def serve(repository: str | os.PathLike[str], *, port: int = 0, host: str = "127.0.0.1",
+          metrics_port: int | None = None, wait_ready: bool = True,
+          ready_timeout: float | None = None, **options: Any) -> ServerHandle:
+    """Serve a model repository from this process (the embedding API).
+
+    Parameters
+    ----------
+    repository : path-like
+        ``<repository>/<model>/<version>/`` bundles (see docs/operations.md).
+    port : int
+        gRPC port; 0 (default) picks a free one: read ``handle.port``.
+    host : str
+        Interface to listen on; loopback by default.
+    metrics_port : int, optional
+        Serve Prometheus ``/metrics`` on this port (0: a free one, ``handle.metrics_port``).
+    wait_ready : bool
+        Return once the models present at start are loaded (or failed).
+    ready_timeout : float, optional
+        Longest wait for that.
+    **options
+        Any other :class:`ServerConfig` field (``threads``, ``poll_interval``, ``max_rows``,
+        ``max_message_bytes``, ``grace``, ``load_threads``).
+
+    Returns
+    -------
+    ServerHandle
+        ``.port``, ``.stop(grace)``; also a context manager that stops on exit.
+
+    Examples
+    --------
+    >>> with serve("models", port=0) as server:          # doctest: +SKIP
+    ...     client = tritonclient.grpc.InferenceServerClient(server.address)
+    """
+    config = ServerConfig(repository=repository, port=port, host=host,
+                          metrics_port=metrics_port, **options)
+    return start(config, wait_ready=wait_ready, ready_timeout=ready_timeout)
+
+
+# --- running as a program --------------------------------------------------------------------
+def _install_stop_signals(stop: threading.Event) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("signal received", extra={"event": "signal",
+                                           "signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def run_single(config: ServerConfig) -> int:
+    """Serve until SIGTERM / SIGINT, then drain for ``config.grace`` seconds. Main thread only."""
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    handle = start(config, wait_ready=False)
+    while not stop.wait(0.5):
+        pass
+    handle.stop()
+    return 0
+
+
+def _worker_main(config: ServerConfig, index: int, log_format: str, log_level: int) -> None:
+    configure_logging(log_format, log_level)
+    logging.getLogger("tablescore").handlers[0].addFilter(_WorkerFilter(index))
+    raise SystemExit(run_single(config))
+
+
+class _WorkerFilter(logging.Filter):
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self.index
+        return True
+
+
+def run(config: ServerConfig, *, workers: int = 1, log_format: str = "json",
+        log_level: int = logging.INFO) -> int:
+    """Run the server as a program: one process, or ``workers`` processes sharing the port
+    through SO_REUSEPORT (the kernel spreads connections over them).
+
+    Worker ``i`` serves metrics on ``metrics_port + i``. SIGTERM / SIGINT to this process stops
+    every worker gracefully. Returns the exit status.
+    """
+    if workers <= 1:
+        return run_single(config)
+    if config.port == 0:
+        raise ValueError("--workers above 1 needs a fixed --port (the workers share it)")
+    stop = threading.Event()
+    _install_stop_signals(stop)  # before the workers exist: an early SIGTERM still reaches them
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold gRPC state
+    procs = []
+    for i in range(workers):
+        metrics_port = config.metrics_port
+        if metrics_port:
+            metrics_port += i
+        cfg = replace(config, reuse_port=True, metrics_port=metrics_port)
+        p = ctx.Process(target=_worker_main, args=(cfg, i, log_format, log_level),
+                        name=f"tablescore-worker-{i}")
+        p.start()
+        procs.append(p)
+    log.info("workers started", extra={"event": "workers", "port": config.port,
+                                       "pids": [p.pid for p in procs]})
+    status = 0
+    while not stop.is_set():
+        dead = [p for p in procs if not p.is_alive()]
+        if dead:
+            status = dead[0].exitcode or 1
+            log.error("a worker exited; stopping the others", extra={
+                "event": "worker_exited", "pid": dead[0].pid, "exitcode": dead[0].exitcode})
+            break
+        stop.wait(0.5)
+    for p in procs:
+        if p.is_alive() and p.pid is not None:
+            os.kill(p.pid, signal.SIGTERM)
+    for p in procs:
+        p.join(config.grace + 10)
+        if p.is_alive():
+            p.kill()
+            p.join()
+            status = status or 1
+        elif p.exitcode:
+            status = status or p.exitcode
+    return status

@@ -1,0 +1,379 @@
+"""Tensors of the Open Inference Protocol <-> the arrays :class:`scorer.Model` takes and returns.
+
+This is the only place that reads tensor messages: the servicer hands a parsed
+``ModelInferRequest`` here and gets back either one 2-D numeric array in schema order or a dict
+of 1-D columns by field name, exactly the input forms of :mod:`scorer.inputs`; protobuf objects
+never go further. Errors are :mod:`scorer.errors` input errors phrased in tensor terms (input
+name, datatype, shape).
+
+Input forms (see docs/protocol.md):
+
+- **one 2-D tensor** ``[rows, n_inputs]``, columns in the model's input order. Numeric
+  datatypes for all-numeric models; BYTES (numbers as text, categories as strings) for any.
+- **one tensor per input field**, named after it, shape ``[rows]`` or ``[rows, 1]``: BYTES for
+  string fields, any numeric datatype or BOOL for the others.
+
+Data comes from ``raw_input_contents`` (little-endian bytes, read in place with
+``np.frombuffer``) or from the typed ``contents`` fields. Outputs are one tensor per output
+column, shape ``[rows]``, in ``raw_output_contents`` when the request used raw inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import (
+    FieldTypeError,
+    InputError,
+    MissingFieldError,
+    ResourceLimitError,
+    ShapeError,
+)
+from ..ir import Output
+from ..model import Model
+
+#: KServe datatype -> numpy dtype of its raw (little-endian) encoding
+RAW_DTYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+}
+#: KServe datatype -> (InferTensorContents field, numpy dtype of that field)
+CONTENTS: dict[str, tuple[str, Any]] = {
+    "BOOL": ("bool_contents", np.bool_),
+    "UINT8": ("uint_contents", np.uint32), "UINT16": ("uint_contents", np.uint32),
+    "UINT32": ("uint_contents", np.uint32), "UINT64": ("uint64_contents", np.uint64),
+    "INT8": ("int_contents", np.int32), "INT16": ("int_contents", np.int32),
+    "INT32": ("int_contents", np.int32), "INT64": ("int64_contents", np.int64),
+    "FP32": ("fp32_contents", np.float32), "FP64": ("fp64_contents", np.float64),
+    "BYTES": ("bytes_contents", object),
+}
+DATATYPES = (*RAW_DTYPES, "BYTES")
+#: bundle field / output type -> the KServe datatype tablescore advertises
+DATATYPE_OF_TYPE = {"double": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
+#: KServe datatype -> Triton's DataType enum name (ModelConfig)
+TRITON_DATATYPE = {"BOOL": "TYPE_BOOL", "INT64": "TYPE_INT64", "FP64": "TYPE_FP64",
+                   "BYTES": "TYPE_STRING"}
+
+# 2-D arrays of these dtypes go to the scorer as they are (its input-copy kernel is warmed for
+# each); any other numeric dtype is converted to float64 first.
+_PASS_THROUGH = frozenset(np.dtype(t) for t in (np.float64, np.float32, np.int64, np.int32))
+_LITTLE = sys.byteorder == "little"
+_MAX_DIM = 1 << 40
+
+
+@dataclass
+class DecodedRequest:
+    """A ModelInferRequest in scorer terms."""
+
+    #: what :meth:`scorer.Model.score_arrays` gets
+    X: np.ndarray | dict[str, np.ndarray]
+    rows: int
+    #: the request used raw_input_contents (the response then uses raw_output_contents)
+    raw: bool
+    #: names of the outputs to return, in order
+    outputs: list[str]
+
+
+# --- metadata --------------------------------------------------------------------------------
+def output_datatype(o: Output) -> str:
+    """Labels carry their class type; every other output is a float64 workspace column."""
+    if o.kind == "label":
+        return DATATYPE_OF_TYPE.get(o.type, "BYTES")
+    return "FP64"
+
+
+class ModelSchema:
+    """A model's tensor interface, worked out once per loaded version.
+
+    Parameters
+    ----------
+    model : Model
+        The loaded model.
+    """
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.name = model.name
+        self.fields = list(model.bundle.inputs)
+        self.names = [f.name for f in self.fields]
+        self.index = {f.name: i for i, f in enumerate(self.fields)}
+        self.string_fields = [f.name for f in self.fields if f.type == "string"]
+        #: string field -> does its vocabulary hold "" (else an empty BYTES element is missing)
+        self.empty_is_category = {f.name: "" in (f.categories or ()) for f in self.fields
+                                  if f.type == "string"}
+        self.output_names = list(model.output_names)
+        self.output_set = frozenset(self.output_names)
+        self.output_dtypes = {o.name: output_datatype(o) for o in model.bundle.outputs}
+
+    def input_tensors(self) -> list[tuple[str, str, list[int]]]:
+        """``(name, datatype, shape)`` of each per-column input tensor, in schema order."""
+        return [(f.name, DATATYPE_OF_TYPE[f.type], [-1]) for f in self.fields]
+
+    def output_tensors(self) -> list[tuple[str, str, list[int]]]:
+        """``(name, datatype, shape)`` of each output tensor, in schema order."""
+        return [(n, self.output_dtypes[n], [-1]) for n in self.output_names]
+
+
+# --- raw BYTES -------------------------------------------------------------------------------
+def serialize_bytes(items: list[bytes]) -> bytes:
+    """KServe's raw BYTES layout: each element as a uint32 little-endian length + its bytes."""
+    parts = []
+    for b in items:
+        parts.append(struct.pack("<I", len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def _split_bytes(buf: bytes, count: int, name: str) -> list[bytes]:
+    out: list[bytes] = []
+    pos, n = 0, len(buf)
+    view = memoryview(buf)
+    for _ in range(count):
+        if pos + 4 > n:
+            raise ShapeError(f"input '{name}': raw BYTES data ends after {len(out)} of "
+                             f"{count} elements")
+        (size,) = struct.unpack_from("<I", buf, pos)
+        pos += 4
+        if pos + size > n:
+            raise ShapeError(f"input '{name}': raw BYTES element {len(out)} claims {size} "
+                             f"bytes, only {n - pos} remain")
+        out.append(bytes(view[pos:pos + size]))
+        pos += size
+    if pos != n:
+        raise ShapeError(f"input '{name}': raw BYTES data has {n - pos} bytes after its "
+                         f"{count} elements")
+    return out
+
+
+def _strings(items: list[bytes], name: str) -> list[str]:
+    try:
+        return [b.decode("utf-8") for b in items]
+    except UnicodeDecodeError as exc:
+        bad = next(i for i, b in enumerate(items) if not _is_utf8(b))
+        raise FieldTypeError(f"input '{name}': element {bad} is not valid UTF-8") from exc
+
+
+def _is_utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# --- one tensor ------------------------------------------------------------------------------
+def _shape(t: Any) -> tuple[int, ...]:
+    shape = tuple(t.shape)
+    if not shape:
+        raise ShapeError(f"input '{t.name}': shape is empty; expected [rows] or "
+                         "[rows, features]")
+    for d in shape:
+        if d < 0 or d > _MAX_DIM:
+            raise ShapeError(f"input '{t.name}': invalid shape {list(shape)}")
+    return shape
+
+
+def tensor_array(t: Any, raw: bytes | None) -> np.ndarray:
+    """The tensor's data as an array of its shape: numbers, or ``bytes`` objects for BYTES.
+
+    Raw numeric data is a read-only view of the request's buffer (no copy).
+    """
+    shape = _shape(t)
+    count = math.prod(shape)
+    dt = t.datatype
+    if dt not in DATATYPES:
+        raise FieldTypeError(f"input '{t.name}': datatype '{dt}' is not supported "
+                             f"(supported: {', '.join(DATATYPES)})")
+    if raw is not None:
+        if dt == "BYTES":
+            items = _split_bytes(raw, count, t.name)  # first: fails fast on a bogus shape
+            arr = np.empty(count, dtype=object)
+            arr[:] = items
+        else:
+            dtype = RAW_DTYPES[dt]
+            need = count * dtype.itemsize
+            if len(raw) != need:
+                raise ShapeError(f"input '{t.name}': shape {list(shape)} of {dt} needs {need} "
+                                 f"bytes, raw_input_contents holds {len(raw)}")
+            arr = np.frombuffer(raw, dtype=dtype)
+            if not _LITTLE:
+                arr = arr.astype(dtype.newbyteorder("="))
+    else:
+        if dt not in CONTENTS:
+            raise FieldTypeError(f"input '{t.name}': {dt} data can only be sent in "
+                                 "raw_input_contents")
+        fname, ftype = CONTENTS[dt]
+        values = getattr(t.contents, fname)
+        if len(values) != count:
+            raise ShapeError(f"input '{t.name}': shape {list(shape)} needs {count} values in "
+                             f"contents.{fname}, got {len(values)}")
+        if dt == "BYTES":
+            arr = np.empty(count, dtype=object)
+            arr[:] = list(values)
+        else:
+            arr = np.fromiter(values, dtype=ftype, count=count)
+    return arr.reshape(shape)
+
+
+# --- the request -----------------------------------------------------------------------------
+def requested_outputs(req: Any, schema: ModelSchema) -> list[str]:
+    """Names of the outputs to return: the requested ones in order, or all."""
+    if not req.outputs:
+        return schema.output_names
+    out: list[str] = []
+    for o in req.outputs:
+        if o.name not in schema.output_set:
+            raise InputError(f"unknown output '{o.name}' (model '{schema.name}' outputs: "
+                             f"{', '.join(schema.output_names)})")
+        for key in o.parameters:
+            raise InputError(f"output '{o.name}': parameter '{key}' is not supported")
+        if o.name not in out:
+            out.append(o.name)
+    return out
+
+
+def decode_request(req: Any, schema: ModelSchema, *, max_rows: int) -> DecodedRequest:
+    """Turn a parsed ModelInferRequest into scorer input (see the module docstring).
+
+    Raises
+    ------
+    InputError
+        (or a subclass) when the tensors do not fit the model's input schema.
+    ResourceLimitError
+        More than ``max_rows`` rows.
+    """
+    tensors = req.inputs
+    names = schema.names
+    if not tensors:
+        raise MissingFieldError(f"the request has no inputs (model '{schema.name}' expects "
+                                f"{len(names)}: {', '.join(names)})")
+    raw_parts = req.raw_input_contents
+    raw = len(raw_parts) > 0
+    if raw and len(raw_parts) != len(tensors):
+        raise ShapeError(f"raw_input_contents has {len(raw_parts)} entries for "
+                         f"{len(tensors)} inputs")
+    for t in tensors:  # cheap checks before touching any data
+        if raw and t.HasField("contents"):
+            raise InputError(f"input '{t.name}' has contents, but the request uses "
+                             "raw_input_contents for its inputs")
+        rows = _shape(t)[0]
+        if rows > max_rows:
+            raise ResourceLimitError(f"the request has {rows} rows; this server scores at most "
+                                     f"{max_rows} per request")
+    outputs = requested_outputs(req, schema)
+    first = tensors[0]
+    if len(tensors) == 1 and len(first.shape) == 2 and (first.name not in schema.index
+                                                         or len(names) == 1):
+        arr = tensor_array(first, raw_parts[0] if raw else None)
+        return DecodedRequest(_matrix(first, arr, schema), arr.shape[0], raw, outputs)
+    return DecodedRequest(*_columns(tensors, raw_parts if raw else None, schema), raw, outputs)
+
+
+def _columns(tensors: Any, raw_parts: Any, schema: ModelSchema,
+             ) -> tuple[dict[str, np.ndarray], int]:
+    cols: dict[str, np.ndarray] = {}
+    names = schema.names
+    n_rows = -1
+    for i, t in enumerate(tensors):
+        if t.name not in schema.index:
+            raise InputError(f"unknown input '{t.name}' (model '{schema.name}' inputs: "
+                             f"{', '.join(names)}; or send one 2-D tensor [rows, "
+                             f"{len(names)}])")
+        if t.name in cols:
+            raise InputError(f"input '{t.name}' is given twice")
+        shape = _shape(t)
+        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+            raise ShapeError(f"input '{t.name}': expected shape [rows] or [rows, 1], got "
+                             f"{list(shape)}")
+        if n_rows >= 0 and shape[0] != n_rows:
+            raise ShapeError(f"input '{t.name}' has {shape[0]} rows, input "
+                             f"'{tensors[0].name}' has {n_rows}")
+        n_rows = shape[0]
+        f = schema.fields[schema.index[t.name]]
+        if f.type == "string" and t.datatype != "BYTES":
+            raise FieldTypeError(f"input '{t.name}' is a string field: expected datatype "
+                                 f"BYTES, got {t.datatype}")
+        if f.type != "string" and t.datatype == "BYTES":
+            raise FieldTypeError(f"input '{t.name}' is a {f.type} field: expected a numeric "
+                                 "datatype (FP64, FP32, INT64, INT32, BOOL, ...), got BYTES")
+        arr = tensor_array(t, raw_parts[i] if raw_parts is not None else None).reshape(-1)
+        if f.type == "string":
+            keep_empty = schema.empty_is_category[f.name]
+            strings = _strings(list(arr), t.name)
+            col = np.empty(len(strings), dtype=object)
+            # BYTES has no null: an empty element is a missing value unless "" is a category
+            col[:] = [None if (s == "" and not keep_empty) else s for s in strings]
+            arr = col
+        cols[t.name] = arr
+    if len(cols) != len(names):
+        missing = [n for n in names if n not in cols]
+        raise MissingFieldError(
+            f"missing input{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(m) for m in missing)} (model '{schema.name}' expects "
+            f"{len(names)}: {', '.join(names)})")
+    return cols, n_rows
+
+
+def _matrix(t: Any, arr: np.ndarray, schema: ModelSchema) -> np.ndarray:
+    n = len(schema.names)
+    if arr.shape[1] != n:
+        raise ShapeError(f"input '{t.name}': expected shape [rows, {n}] (inputs in order: "
+                         f"{', '.join(schema.names)}), got {list(arr.shape)}")
+    if t.datatype == "BYTES":
+        text = np.empty(arr.shape, dtype=object)
+        text.reshape(-1)[:] = _strings(list(arr.reshape(-1)), t.name)
+        for j, f in enumerate(schema.fields):
+            if f.type == "string" and not schema.empty_is_category[f.name]:
+                col = text[:, j]
+                col[col == ""] = None  # as for per-column BYTES: empty means missing
+        return text
+    if schema.string_fields:
+        raise FieldTypeError(
+            f"input '{t.name}': a {t.datatype} matrix cannot carry string field "
+            f"'{schema.string_fields[0]}'; send one tensor per input (BYTES for strings) or "
+            "a BYTES matrix")
+    if arr.dtype not in _PASS_THROUGH:
+        arr = arr.astype(np.float64)
+    # always read-only (raw data is): Numba compiles one input-copy specialisation per dtype
+    # and writeability, and the warm-up covers the read-only ones
+    arr.flags.writeable = False
+    return arr
+
+
+# --- the response ----------------------------------------------------------------------------
+def encode_outputs(resp: Any, schema: ModelSchema, arrays: dict[str, np.ndarray],
+                   names: list[str], rows: int, *, raw: bool) -> None:
+    """Append one output tensor of shape ``[rows]`` per name to ``resp``."""
+    dtypes = schema.output_dtypes
+    raw_out = resp.raw_output_contents
+    for name in names:
+        dt = dtypes[name]
+        values = arrays[name]
+        out = resp.outputs.add()  # setting fields one by one is faster than add(**fields)
+        out.name = name
+        out.datatype = dt
+        out.shape.append(rows)
+        if dt == "BYTES":
+            items = [v if isinstance(v, bytes) else str(v).encode("utf-8")
+                     for v in values.tolist()]
+            if raw:
+                raw_out.append(serialize_bytes(items))
+            else:
+                out.contents.bytes_contents.extend(items)
+            continue
+        arr = np.ascontiguousarray(values, dtype=RAW_DTYPES[dt])
+        if raw:
+            raw_out.append(arr.tobytes() if _LITTLE
+                           else arr.astype(arr.dtype.newbyteorder("<")).tobytes())
+        else:
+            getattr(out.contents, CONTENTS[dt][0]).extend(arr.tolist())

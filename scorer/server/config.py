@@ -1,0 +1,75 @@
+"""Server settings shared by the Python API, the CLI and worker processes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_threads() -> int:
+    """Scoring threads: one per core the process may run on.
+
+    Kernels release the GIL, so requests score in parallel up to the core count; more threads
+    only add contention.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class ServerConfig:
+    """How one server process runs.
+
+    Parameters
+    ----------
+    repository : Path
+        Model repository root: ``<repository>/<model>/<version>/`` holds a bundle.
+    host : str
+        Interface to listen on (``"0.0.0.0"`` / ``"[::]"`` for all).
+    port : int
+        gRPC port; 0 picks a free one (read it from ``ServerHandle.port``).
+    metrics_port : int or None
+        Port of the Prometheus ``/metrics`` HTTP endpoint; None: no endpoint, 0: a free one.
+    metrics_host : str or None
+        Interface of the metrics endpoint (default: ``host``).
+    threads : int
+        Request threads (gRPC's thread pool).
+    poll_interval : float
+        Seconds between two scans of the repository; 0 disables watching (the repository is
+        then only re-read on RepositoryModelLoad).
+    load_threads : int
+        Background threads loading, verifying and warming new versions.
+    max_rows : int
+        Rows per ModelInfer request; more is refused with RESOURCE_EXHAUSTED.
+    max_message_bytes : int
+        Largest request message accepted; gRPC refuses more with RESOURCE_EXHAUSTED.
+    grace : float
+        Seconds in-flight requests get to finish on shutdown.
+    reuse_port : bool
+        Set SO_REUSEPORT so several processes share the port (``--workers``).
+    """
+
+    repository: Path
+    host: str = "127.0.0.1"
+    port: int = 8001
+    metrics_port: int | None = None
+    metrics_host: str | None = None
+    threads: int = 0
+    poll_interval: float = 1.0
+    load_threads: int = 2
+    max_rows: int = 1_000_000
+    max_message_bytes: int = 64 * 1024 * 1024
+    grace: float = 10.0
+    reuse_port: bool = False
+
+    def __post_init__(self) -> None:
+        self.repository = Path(self.repository)
+        if self.threads <= 0:
+            self.threads = default_threads()
+        if self.max_rows <= 0:
+            raise ValueError("max_rows must be positive")
+        if self.load_threads <= 0:
+            raise ValueError("load_threads must be positive")

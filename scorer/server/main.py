@@ -1,0 +1,70 @@
+"""``tablescore serve`` / ``python -m scorer.server``: command-line options and entry point.
+
+Kept free of gRPC imports at module level so that ``tablescore --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``serve`` options to ``p``."""
+    p.add_argument("--repository", required=True, type=Path,
+                   help="model repository: DIR/<model>/<version>/ bundles")
+    p.add_argument("--host", default="0.0.0.0", help="interface to listen on (default: all)")
+    p.add_argument("--port", type=int, default=8001, help="gRPC port (0: a free one; "
+                   "default 8001)")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus /metrics over HTTP on this port (worker i: port+i)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes sharing the port through SO_REUSEPORT (default 1)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="request threads per process (default: one per core)")
+    p.add_argument("--poll-interval", type=float, default=1.0,
+                   help="seconds between repository scans (0: no watching; default 1)")
+    p.add_argument("--max-rows", type=int, default=1_000_000,
+                   help="rows per request (default 1000000)")
+    p.add_argument("--max-message-mb", type=float, default=64.0,
+                   help="largest request message in MiB (default 64)")
+    p.add_argument("--grace", type=float, default=10.0,
+                   help="seconds in-flight requests get on SIGTERM (default 10)")
+    p.add_argument("--log-format", choices=["json", "text"], default="json",
+                   help="json lines (default) or key=value lines")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run the server described by parsed ``serve`` options until SIGTERM / SIGINT."""
+    from .app import run
+    from .config import ServerConfig
+    from .logs import configure_logging
+
+    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+    configure_logging(args.log_format, level)
+    config = ServerConfig(
+        repository=args.repository, host=args.host, port=args.port,
+        metrics_port=args.metrics_port, threads=args.threads,
+        poll_interval=args.poll_interval, max_rows=args.max_rows,
+        max_message_bytes=int(args.max_message_mb * 1024 * 1024), grace=args.grace)
+    return run(config, workers=args.workers, log_format=args.log_format, log_level=level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scorer.server",
+                                description="Serve a model repository over gRPC "
+                                            "(Open Inference Protocol v2).")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        print(f"tablescore serve: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""``inference.GRPCInferenceService``: protocol messages in, repository and scorer calls, protocol
+messages out.
+
+Handlers receive the request as bytes and parse it themselves, so a malformed message is an
+INVALID_ARGUMENT answer like any other bad input (gRPC's own deserialisation failure would
+surface as an opaque INTERNAL). Every exception leaves through :func:`status.to_status`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from protos import inference_pb2 as pb
+
+from .. import __version__
+from ..errors import InputError, ModelNotFoundError
+from . import codec
+from .config import ServerConfig
+from .metrics import Metrics
+from .repository import LoadedVersion, ModelView, Repository, VersionPolicy
+from .status import code_for, to_status
+
+log = logging.getLogger("tablescore.server")
+
+SERVICE = "inference.GRPCInferenceService"
+PLATFORM = "tablescore"
+EXTENSIONS = ("model_repository", "model_configuration", "statistics")
+#: RepositoryModelLoad waits at most this long for the model's versions to load
+LOAD_TIMEOUT_S = 600.0
+
+# Testing hook: ModelInfer sleeps this long before scoring, so tests can hold requests in
+# flight (graceful shutdown). Read once at import; never set in production.
+_DEBUG_DELAY_S = float(os.environ.get("TABLESCORE_SERVE_DEBUG_DELAY_S", "0") or 0)
+
+
+class ServerState:
+    """Readiness of the process as the health RPCs report it."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.shutting_down = False
+
+
+class _ParallelGuard:
+    """Serialises parallel-kernel batches when Numba runs on its workqueue threading layer.
+
+    The workqueue layer aborts the process when two threads launch parallel kernels at once;
+    the omp and tbb layers are thread-safe. Until a parallel kernel has run, the layer is not
+    known and batches are serialised to be safe.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._safe: bool | None = None
+
+    def needed(self) -> bool:
+        if self._safe is None:
+            try:
+                import numba
+
+                layer = numba.threading_layer()
+            except (ValueError, ImportError):
+                return True
+            self._safe = layer != "workqueue"
+        return not self._safe
+
+
+class InferenceServicer:
+    """Implements the service over a :class:`Repository`.
+
+    Parameters
+    ----------
+    repository : Repository
+        Where models come from.
+    config : ServerConfig
+        Limits (rows per request).
+    metrics : Metrics
+        Where requests are counted.
+    state : ServerState
+        Readiness flags shared with the server.
+    """
+
+    def __init__(self, repository: Repository, config: ServerConfig, metrics: Metrics,
+                 state: ServerState) -> None:
+        self.repository = repository
+        self.config = config
+        self.metrics = metrics
+        self.state = state
+        self._parallel = _ParallelGuard()
+        self._children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def generic_handler(self) -> grpc.GenericRpcHandler:
+        """The service as a gRPC handler taking and returning serialized messages."""
+        methods: dict[str, tuple[type, Callable[[Any, Any], Any]]] = {
+            "ServerLive": (pb.ServerLiveRequest, self.server_live),
+            "ServerReady": (pb.ServerReadyRequest, self.server_ready),
+            "ModelReady": (pb.ModelReadyRequest, self.model_ready),
+            "ServerMetadata": (pb.ServerMetadataRequest, self.server_metadata),
+            "ModelMetadata": (pb.ModelMetadataRequest, self.model_metadata),
+            "ModelInfer": (pb.ModelInferRequest, self.model_infer),
+            "ModelConfig": (pb.ModelConfigRequest, self.model_config),
+            "ModelStatistics": (pb.ModelStatisticsRequest, self.model_statistics),
+            "RepositoryIndex": (pb.RepositoryIndexRequest, self.repository_index),
+            "RepositoryModelLoad": (pb.RepositoryModelLoadRequest, self.repository_model_load),
+            "RepositoryModelUnload": (pb.RepositoryModelUnloadRequest,
+                                      self.repository_model_unload),
+        }
+        return grpc.method_handlers_generic_handler(SERVICE, {
+            name: grpc.unary_unary_rpc_method_handler(self._wrap(name, req_type, fn))
+            for name, (req_type, fn) in methods.items()
+        })
+
+    def _wrap(self, method: str, req_type: Any,
+              fn: Callable[[Any, Any], Any]) -> Callable[[bytes, grpc.ServicerContext], bytes]:
+        requests = self.metrics.requests
+        ok = requests.labels(method, "OK")  # bound once: labels() costs microseconds per call
+        latency = self.metrics.latency.labels(method)
+        inflight = self.metrics.inflight
+
+        def handler(data: bytes, context: grpc.ServicerContext) -> bytes:
+            t0 = time.perf_counter()
+            inflight.inc()
+            counter = ok
+            try:
+                try:
+                    request = req_type.FromString(data)
+                except DecodeError as exc:
+                    raise InputError(f"malformed {req_type.DESCRIPTOR.name} message "
+                                     f"({exc})") from None
+                return fn(request, context).SerializeToString()
+            except Exception as exc:
+                status, details = to_status(exc, method=method)
+                counter = requests.labels(method, status.name)
+                if status is not grpc.StatusCode.INTERNAL and log.isEnabledFor(logging.DEBUG):
+                    log.debug("request refused", extra={
+                        "event": "request_error", "method": method, "code": status.name,
+                        "error": details})
+                context.abort(status, details)  # raises: ends the RPC with this status
+                raise AssertionError("unreachable") from None
+            finally:
+                inflight.dec()
+                counter.inc()
+                latency.observe(time.perf_counter() - t0)
+
+        return handler
+
+    # --- health -------------------------------------------------------------------------------
+    def server_live(self, req: Any, context: Any) -> Any:
+        # live while draining too: a liveness probe must not restart a process that is
+        # finishing its requests (readiness is what turns false)
+        return pb.ServerLiveResponse(live=True)
+
+    def server_ready(self, req: Any, context: Any) -> Any:
+        return pb.ServerReadyResponse(ready=self.state.ready and not self.state.shutting_down)
+
+    def model_ready(self, req: Any, context: Any) -> Any:
+        # a yes/no question: an unknown model is simply not ready (no NOT_FOUND), as in Triton
+        return pb.ModelReadyResponse(ready=self.repository.is_ready(req.name, req.version))
+
+    # --- metadata -----------------------------------------------------------------------------
+    def server_metadata(self, req: Any, context: Any) -> Any:
+        return pb.ServerMetadataResponse(name=PLATFORM, version=__version__,
+                                         extensions=list(EXTENSIONS))
+
+    def model_metadata(self, req: Any, context: Any) -> Any:
+        lv = self.repository.resolve(req.name, req.version)
+        view = self.repository.view(req.name)
+        resp = pb.ModelMetadataResponse(name=lv.name, versions=view.ready_versions(),
+                                        platform=PLATFORM)
+        for name, dt, shape in lv.schema.input_tensors():
+            resp.inputs.add(name=name, datatype=dt, shape=shape)
+        for name, dt, shape in lv.schema.output_tensors():
+            resp.outputs.add(name=name, datatype=dt, shape=shape)
+        return resp
+
+    def model_config(self, req: Any, context: Any) -> Any:
+        lv = self.repository.resolve(req.name, req.version)
+        view = self.repository.view(req.name)
+        b = lv.model.bundle
+        cfg = pb.ModelConfig(name=lv.name, platform=PLATFORM, backend=PLATFORM,
+                             max_batch_size=0)
+        _set_policy(cfg.version_policy, view.policy)
+        for name, dt, shape in lv.schema.input_tensors():
+            cfg.input.add(name=name, data_type=pb.DataType.Value(codec.TRITON_DATATYPE[dt]),
+                          dims=shape)
+        for name, dt, shape in lv.schema.output_tensors():
+            cfg.output.add(name=name, data_type=pb.DataType.Value(codec.TRITON_DATATYPE[dt]),
+                           dims=shape)
+        producer = b.producer or {}
+        params = {
+            "version": lv.version,
+            "fingerprint": lv.fingerprint,
+            "schema_version": b.schema_version,
+            "task": b.task,
+            "bundle_model_name": b.name,
+            "bundle_model_version": b.version,
+            "created": b.created or "",
+            "producer": f"{producer.get('library', '')} {producer.get('version', '')}".strip(),
+            "estimator": str(producer.get("estimator", "")),
+            "verification_rows": str(_verification_rows(lv)),
+        }
+        for key, value in params.items():
+            cfg.parameters[key].string_value = value
+        return pb.ModelConfigResponse(config=cfg)
+
+    # --- inference ----------------------------------------------------------------------------
+    def model_infer(self, req: Any, context: Any) -> Any:
+        t0 = time.perf_counter_ns()
+        try:
+            lv = self.repository.resolve(req.model_name, req.model_version)
+        except Exception as exc:
+            self.metrics.infer.labels("", "", to_status_name(exc)).inc()
+            raise
+        try:
+            resp, rows, t1, t2 = self._infer(lv, req)
+        except Exception as exc:
+            lv.stats.failure(time.perf_counter_ns() - t0)
+            self.metrics.infer.labels(lv.name, lv.version, to_status_name(exc)).inc()
+            raise
+        t3 = time.perf_counter_ns()
+        lv.stats.success(rows, t3 - t0, t1 - t0, t2 - t1, t3 - t2)
+        ok, scored, latency = self._version_metrics(lv)
+        ok.inc()
+        scored.inc(rows)
+        latency.observe((t3 - t0) / 1e9)
+        return resp
+
+    def _version_metrics(self, lv: LoadedVersion) -> tuple[Any, Any, Any]:
+        """The success series of one version, bound once (labels() is not free)."""
+        key = (lv.name, lv.version)
+        children = self._children.get(key)
+        if children is None:
+            m = self.metrics
+            children = (m.infer.labels(lv.name, lv.version, "OK"),
+                        m.rows.labels(lv.name, lv.version),
+                        m.infer_latency.labels(lv.name, lv.version))
+            self._children[key] = children
+        return children
+
+    def _infer(self, lv: LoadedVersion, req: Any) -> tuple[Any, int, int, int]:
+        model = lv.model
+        dec = codec.decode_request(req, lv.schema, max_rows=self.config.max_rows)
+        t1 = time.perf_counter_ns()
+        if _DEBUG_DELAY_S:
+            time.sleep(_DEBUG_DELAY_S)
+        if (lv.parallel_rows is not None and dec.rows >= lv.parallel_rows
+                and self._parallel.needed()):
+            with self._parallel.lock:
+                arrays = model.score_arrays(dec.X)
+        else:
+            arrays = model.score_arrays(dec.X)
+        t2 = time.perf_counter_ns()
+        resp = pb.ModelInferResponse(model_name=lv.name, model_version=lv.version, id=req.id)
+        codec.encode_outputs(resp, lv.schema, arrays, dec.outputs, dec.rows, raw=dec.raw)
+        return resp, dec.rows, t1, t2
+
+    # --- statistics ---------------------------------------------------------------------------
+    def model_statistics(self, req: Any, context: Any) -> Any:
+        views = self.repository.views()
+        if req.name:
+            view = self.repository.view(req.name)
+            if req.version:
+                lv = view.ready.get(req.version)
+                if lv is None:
+                    raise ModelNotFoundError(f"model '{req.name}' has no loaded version "
+                                             f"'{req.version}'")
+                selected = [lv]
+            else:
+                selected = [view.ready[v] for v in view.ready_versions()]
+        else:
+            selected = [v.ready[ver] for _, v in sorted(views.items())
+                        for ver in v.ready_versions()]
+        resp = pb.ModelStatisticsResponse()
+        for lv in selected:
+            s = lv.stats.as_dict()
+            ms = resp.model_stats.add(name=lv.name, version=lv.version,
+                                      last_inference=s["last_inference_ms"],
+                                      inference_count=s["inference_count"],
+                                      execution_count=s["execution_count"])
+            st = ms.inference_stats
+            st.success.count, st.success.ns = s["success_count"], s["success_ns"]
+            st.fail.count, st.fail.ns = s["fail_count"], s["fail_ns"]
+            n = s["success_count"]
+            st.compute_input.count, st.compute_input.ns = n, s["input_ns"]
+            st.compute_infer.count, st.compute_infer.ns = n, s["infer_ns"]
+            st.compute_output.count, st.compute_output.ns = n, s["output_ns"]
+        return resp
+
+    # --- repository ---------------------------------------------------------------------------
+    def repository_index(self, req: Any, context: Any) -> Any:
+        resp = pb.RepositoryIndexResponse()
+        for name, view in sorted(self.repository.views().items()):
+            if not view.statuses and not req.ready:
+                resp.models.add(name=name, state="UNAVAILABLE",
+                                reason=view.why_not_ready())
+            for s in view.statuses:
+                if req.ready and s.state != "READY":
+                    continue
+                resp.models.add(name=name, version=s.version, state=s.state, reason=s.reason)
+        return resp
+
+    def repository_model_load(self, req: Any, context: Any) -> Any:
+        _refuse_parameters(req, "RepositoryModelLoad")
+        view = self.repository.load_model(req.model_name, timeout=LOAD_TIMEOUT_S)
+        log.info("model loaded by request", extra={
+            "event": "model_load_request", "model": req.model_name,
+            "versions": view.ready_versions()})
+        return pb.RepositoryModelLoadResponse()
+
+    def repository_model_unload(self, req: Any, context: Any) -> Any:
+        # tablescore models have no dependents: unloading them is a no-op
+        _refuse_parameters(req, "RepositoryModelUnload", frozenset({"unload_dependents"}))
+        self.repository.unload_model(req.model_name)
+        log.info("model unloaded by request", extra={
+            "event": "model_unload_request", "model": req.model_name})
+        return pb.RepositoryModelUnloadResponse()
+
+
+def to_status_name(exc: BaseException) -> str:
+    """The status code name an exception will be answered with (for metrics labels)."""
+    return code_for(exc).name
+
+
+def _refuse_parameters(req: Any, method: str, allowed: frozenset[str] = frozenset()) -> None:
+    for key in req.parameters:
+        if key in allowed:
+            continue
+        raise InputError(f"{method}: parameter '{key}' is not supported by tablescore "
+                         "(models are loaded from the repository directory only)")
+
+
+def _set_policy(msg: Any, policy: VersionPolicy) -> None:
+    if policy.kind == "latest":
+        msg.latest.num_versions = policy.num_versions
+    elif policy.kind == "all":
+        msg.all.SetInParent()
+    else:
+        msg.specific.versions.extend(policy.versions)
+
+
+def _verification_rows(lv: LoadedVersion) -> int:
+    v = lv.model.bundle.verification
+    if v is None or not v.inputs:
+        return 0
+    return len(np.asarray(next(iter(v.inputs.values()))))
+
+
+__all__ = ["SERVICE", "InferenceServicer", "ModelView", "ServerState"]

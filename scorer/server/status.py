@@ -1,0 +1,60 @@
+"""The one table that maps tablescore's errors to gRPC status codes.
+
+Every handler of the service funnels its exceptions through :func:`to_status`; nothing else
+in the server picks a status code. Deliberate errors (:mod:`scorer.errors`) carry messages in
+the caller's terms and are sent as they are. Anything else is a bug: its stack trace goes to
+the server log under a short reference, and the client gets INTERNAL with that reference
+only, never the trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import grpc
+
+from ..errors import (
+    BundleError,
+    InputError,
+    ModelNotFoundError,
+    NotReadyError,
+    ResourceLimitError,
+    TablescoreError,
+)
+
+log = logging.getLogger("tablescore.server")
+
+#: First match wins, so subclasses come before their bases.
+STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (ModelNotFoundError, grpc.StatusCode.NOT_FOUND),
+    (NotReadyError, grpc.StatusCode.UNAVAILABLE),
+    (ResourceLimitError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (InputError, grpc.StatusCode.INVALID_ARGUMENT),
+    # a bundle on disk that does not load (RepositoryModelLoad): not the request's fault, and
+    # retrying does not help until the bundle is replaced
+    (BundleError, grpc.StatusCode.FAILED_PRECONDITION),
+    (TablescoreError, grpc.StatusCode.FAILED_PRECONDITION),
+)
+
+
+def code_for(exc: BaseException) -> grpc.StatusCode:
+    """The status code for a deliberate error; INTERNAL for anything else."""
+    for cls, code in STATUS_CODES:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def to_status(exc: BaseException, *, method: str) -> tuple[grpc.StatusCode, str]:
+    """``(code, details)`` to send for ``exc`` raised while serving ``method``.
+
+    Unexpected exceptions are logged here with their traceback.
+    """
+    code = code_for(exc)
+    if code is grpc.StatusCode.INTERNAL:
+        ref = uuid.uuid4().hex[:12]
+        log.error("internal error", exc_info=exc,
+                  extra={"event": "internal_error", "method": method, "ref": ref})
+        return code, f"internal error in {method} (reference {ref}; details in the server log)"
+    return code, str(exc)

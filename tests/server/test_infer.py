@@ -1,0 +1,155 @@
+"""ModelInfer input and output encodings: one 2-D tensor or one tensor per column, every
+datatype, raw_input_contents vs contents, requested outputs."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as tc
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from tests.server.conftest import infer_matrix
+
+CONTENTS_FIELD = {"FP64": "fp64_contents", "FP32": "fp32_contents", "INT64": "int64_contents",
+                  "INT32": "int_contents", "BYTES": "bytes_contents", "BOOL": "bool_contents"}
+
+
+@pytest.fixture()
+def stub(server):
+    """Triton's own generated stub, for requests tritonclient's helpers cannot build
+    (``contents`` instead of raw bytes)."""
+    with grpc.insecure_channel(server.address) as channel:
+        yield service_pb2_grpc.GRPCInferenceServiceStub(channel)
+
+
+def _proba(result, n_classes: int = 3) -> np.ndarray:
+    return np.column_stack([result.as_numpy(f"probability({c})") for c in range(n_classes)])
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP32", "INT64", "INT32"])
+def test_matrix_raw(client: tc.InferenceServerClient, bundles, datatype: str) -> None:
+    b = bundles["iris"]
+    X = b.X[:11]
+    dtype = {"FP64": np.float64, "FP32": np.float32, "INT64": np.int64, "INT32": np.int32}
+    sent = X.astype(dtype[datatype])
+    result = infer_matrix(client, "iris", sent, datatype)
+    # what the caller sent, converted to float64 like the original model would see it
+    expected = b.est.predict_proba(sent.astype(np.float64))
+    np.testing.assert_allclose(_proba(result), expected, rtol=1e-9, atol=1e-12)
+    labels = result.as_numpy("label")
+    assert labels.dtype == np.int64 and labels.shape == (11,)
+    assert (labels == b.est.predict(sent.astype(np.float64))).all()
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP32", "INT64", "INT32"])
+def test_matrix_contents(stub, bundles, datatype: str) -> None:
+    b = bundles["iris"]
+    X = b.X[:5]
+    sent = X if datatype.startswith("FP") else np.round(X).astype(np.int64)
+    req = service_pb2.ModelInferRequest(model_name="iris", id="req-7")
+    t = req.inputs.add(name="features", datatype=datatype, shape=[5, 4])
+    getattr(t.contents, CONTENTS_FIELD[datatype]).extend(sent.ravel().tolist())
+    resp = stub.ModelInfer(req, timeout=10)
+    assert resp.id == "req-7" and resp.model_version == "1"
+    assert not resp.raw_output_contents  # contents in, contents out
+    out = {o.name: o for o in resp.outputs}
+    assert list(out["probability(0)"].shape) == [5]
+    got = np.column_stack([out[f"probability({c})"].contents.fp64_contents for c in range(3)])
+    ref = sent.astype(np.float32) if datatype == "FP32" else sent
+    np.testing.assert_allclose(got, b.est.predict_proba(np.asarray(ref, dtype=np.float64)),
+                               rtol=1e-6 if datatype == "FP32" else 1e-9, atol=1e-12)
+    assert out["label"].datatype == "INT64"
+    assert list(out["label"].contents.int64_contents) == list(
+        b.est.predict(np.asarray(ref, dtype=np.float64)))
+
+
+def test_columns_raw_with_bytes(client: tc.InferenceServerClient, bundles) -> None:
+    b = bundles["mixed"]
+    df = b.X.iloc[:9]
+    inputs = []
+    for name, dt, values in (("color", "BYTES", df["color"].to_numpy(dtype=object)),
+                             ("size", "FP64", df["size"].to_numpy()),
+                             ("count", "INT64", df["count"].to_numpy().astype(np.int64))):
+        inp = tc.InferInput(name, [len(df)], dt)
+        inp.set_data_from_numpy(values)
+        inputs.append(inp)
+    result = client.infer("mixed", inputs)
+    np.testing.assert_allclose(
+        np.column_stack([result.as_numpy("probability(no)"),
+                         result.as_numpy("probability(yes)")]),
+        b.est.predict_proba(df), rtol=1e-9, atol=1e-12)
+    labels = [x.decode() for x in result.as_numpy("label")]
+    assert labels == list(b.est.predict(df))
+
+
+def test_columns_contents_with_bytes_and_column_shape(stub, bundles) -> None:
+    b = bundles["mixed"]
+    df = b.X.iloc[:4]
+    req = service_pb2.ModelInferRequest(model_name="mixed", model_version="1")
+    c = req.inputs.add(name="color", datatype="BYTES", shape=[4, 1])
+    c.contents.bytes_contents.extend(s.encode() for s in df["color"])
+    s = req.inputs.add(name="size", datatype="FP32", shape=[4])
+    s.contents.fp32_contents.extend(df["size"].tolist())
+    n = req.inputs.add(name="count", datatype="INT32", shape=[4, 1])
+    n.contents.int_contents.extend(int(v) for v in df["count"])
+    req.outputs.add(name="label")
+    req.outputs.add(name="probability(yes)")
+    resp = stub.ModelInfer(req, timeout=10)
+    assert [o.name for o in resp.outputs] == ["label", "probability(yes)"]
+    assert resp.outputs[0].datatype == "BYTES"
+    ref = df.assign(size=df["size"].astype(np.float32).astype(np.float64))
+    assert [x.decode() for x in resp.outputs[0].contents.bytes_contents] == list(
+        b.est.predict(ref))
+    np.testing.assert_allclose(resp.outputs[1].contents.fp64_contents,
+                               b.est.predict_proba(ref)[:, 1], rtol=1e-9)
+
+
+def test_bytes_matrix_for_mixed_model(client: tc.InferenceServerClient, bundles) -> None:
+    b = bundles["mixed"]
+    df = b.X.iloc[:3]
+    text = np.array([[str(v) for v in row] for row in df[["color", "size", "count"]]
+                     .itertuples(index=False)], dtype=object)
+    inp = tc.InferInput("rows", list(text.shape), "BYTES")
+    inp.set_data_from_numpy(text)
+    result = client.infer("mixed", [inp])
+    np.testing.assert_allclose(result.as_numpy("probability(yes)"),
+                               b.est.predict_proba(df)[:, 1], rtol=1e-9)
+
+
+def test_requested_outputs_raw(client: tc.InferenceServerClient, bundles) -> None:
+    X = bundles["iris"].X[:2]
+    result = infer_matrix(client, "iris", X, outputs=["label", "probability(2)"])
+    names = [o.name for o in result.get_response().outputs]
+    assert names == ["label", "probability(2)"]
+    assert result.as_numpy("probability(0)") is None
+
+
+def test_regression_value(client: tc.InferenceServerClient, bundles) -> None:
+    b = bundles["ridge"]
+    X = b.X[:20]
+    result = infer_matrix(client, "ridge", X)
+    np.testing.assert_allclose(result.as_numpy("value"), b.est.predict(X), rtol=1e-9)
+    # per-column tensors by field name, in any order
+    inputs = []
+    for j in reversed(range(X.shape[1])):
+        inp = tc.InferInput(f"x{j}", [len(X)], "FP64")
+        inp.set_data_from_numpy(np.ascontiguousarray(X[:, j]))
+        inputs.append(inp)
+    np.testing.assert_allclose(client.infer("ridge", inputs).as_numpy("value"),
+                               b.est.predict(X), rtol=1e-9)
+
+
+def test_zero_rows(client: tc.InferenceServerClient) -> None:
+    result = infer_matrix(client, "iris", np.zeros((0, 4)))
+    assert result.as_numpy("probability(0)").shape == (0,)
+    assert result.as_numpy("label").shape == (0,)
+
+
+def test_large_batch_raw(client: tc.InferenceServerClient, bundles) -> None:
+    b = bundles["iris"]
+    X = np.tile(b.X, (30, 1))[:4500]  # under the test server's 5000-row limit
+    result = infer_matrix(client, "iris", X, "FP32")
+    np.testing.assert_allclose(_proba(result), b.est.predict_proba(X.astype(np.float32)
+                                                                   .astype(np.float64)),
+                               rtol=1e-9, atol=1e-12)
