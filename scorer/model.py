@@ -76,11 +76,22 @@ class Model:
         self._decision_sel = _as_slice(self._decision_idx)
         self._label = next((o for o in self._outputs if o.kind == "label"), None)
         self._value = next((o for o in self._outputs if o.kind == "value"), None)
+        # every label output, with what it needs precomputed (a model may have several:
+        # PMML with two targets, or a categorical output field)
+        self._label_rules: dict[str, tuple[str, Any, float, np.ndarray]] = {}
+        for o in self._outputs:
+            if o.kind != "label":
+                continue
+            if o.rule == "argmax":
+                sel: Any = np.array([self._index[c] for c in o.columns], dtype=np.int64)
+            elif o.rule == "threshold":
+                sel = self._index[o.column]
+            else:
+                raise BundleFormatError(f"label rule '{o.rule}' unknown (output '{o.name}')")
+            self._label_rules[o.name] = (o.rule, sel, float(o.threshold or 0.0),
+                                         np.asarray(o.classes))
         if self._label is not None:
-            self._classes = np.asarray(self._label.classes)
-            if self._label.rule == "argmax":
-                self._label_idx = np.array([self._index[c] for c in self._label.columns],
-                                           dtype=np.int64)
+            self._classes = self._label_rules[self._label.name][3]
         if verify and bundle.verification is not None:
             self.verify()
 
@@ -122,19 +133,17 @@ class Model:
                     f"step '{b.name}' failed on row {status}")
         return ws, single
 
-    def _labels(self, ws: np.ndarray) -> np.ndarray:
-        lab = self._label
-        if lab.rule == "argmax":
-            idx = np.argmax(ws[:, self._label_idx], axis=1)
-        elif lab.rule == "threshold":
-            idx = (ws[:, self._index[lab.column]] > float(lab.threshold)).astype(np.int64)
+    def _labels(self, ws: np.ndarray, o: Output | None = None) -> np.ndarray:
+        rule, sel, threshold, classes = self._label_rules[(o or self._label).name]
+        if rule == "argmax":
+            idx = np.argmax(ws[:, sel], axis=1)
         else:
-            raise BundleFormatError(f"label rule '{lab.rule}' unknown")
-        return self._classes[idx]
+            idx = (ws[:, sel] > threshold).astype(np.int64)
+        return classes[idx]
 
     def _column(self, ws: np.ndarray, o: Output) -> np.ndarray:
         if o.kind == "label":
-            return self._labels(ws)
+            return self._labels(ws, o)
         return ws[:, self._index[o.column]]
 
     # --- sklearn-like API ---------------------------------------------------------------------

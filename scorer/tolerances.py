@@ -31,6 +31,11 @@ TOLERANCES: dict[str, Tolerance] = {
     "xgboost": Tolerance(1e-6, 1e-6, "float32 accumulation and float32 sigmoid / softmax"),
     # LightGBM compares and sums in float64, same order.
     "lightgbm": Tolerance(1e-12, 1e-12, "float64 accumulation, same order"),
+    # PMML derived fields: float64 arithmetic in document order, but libm functions (exp, log,
+    # pow) may differ from the producing tool's in the last ulp.
+    "expression": Tolerance(1e-12, 1e-12, "float64 expressions; libm last-ulp differences"),
+    # General-predicate trees select leaves exactly; only score aggregation rounds.
+    "predicate_tree": Tolerance(1e-12, 1e-12, "exact node selection; float64 aggregation"),
 }
 
 

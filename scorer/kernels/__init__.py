@@ -9,6 +9,7 @@ a :class:`~scorer.ir.Step` into the kernel's arguments (registered with
 from . import (  # noqa: F401  (imported for their registrations)
     encoding,
     linear,
+    predicate_tree,  # also registers 'expression', which it imports
     preprocessing,
     tree_ensemble,
 )

@@ -1,0 +1,59 @@
+"""Native PMML reader: a PMML document -> the tablescore bundle IR (no JVM).
+
+>>> from exporters.pmml import read_pmml
+>>> bundle = read_pmml("model.pmml")          # doctest: +SKIP
+>>> scorer.load("model.pmml").score(df)        # doctest: +SKIP
+
+The document is untrusted input: it is parsed by :mod:`exporters.pmml.safexml` (DTDs and
+entities refused, size and depth capped) and only ever interpreted as data. See docs/pmml.md
+for what is supported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from scorer.ir import Bundle
+
+from .fields import PMMLError
+from .reader import build
+from .safexml import PMMLSecurityError, parse_bytes, parse_file
+
+__all__ = ["PMMLError", "PMMLSecurityError", "read_pmml", "read_pmml_bytes"]
+
+
+#: Python frames the compiler may use: nested elements are compiled recursively, and the XML
+#: reader already caps nesting at ``safexml.MAX_DEPTH`` levels (a few frames per level)
+_RECURSION_LIMIT = 20_000
+
+
+def _build(root, name: str) -> Bundle:
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, _RECURSION_LIMIT))
+    try:
+        return build(root, name=name)
+    except RecursionError:
+        raise PMMLError("PMML: the document nests too deeply to compile") from None
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def read_pmml(path: str | os.PathLike[str]) -> Bundle:
+    """Read a PMML file into a :class:`~scorer.ir.Bundle` (not written to disk).
+
+    Raises
+    ------
+    PMMLSecurityError
+        DTD / entity / size / depth limits.
+    PMMLError
+        An element this reader does not support, named with its line number.
+    """
+    p = Path(path)
+    return _build(parse_file(p), p.stem)
+
+
+def read_pmml_bytes(data: bytes, *, name: str = "model") -> Bundle:
+    """Like :func:`read_pmml`, from the document's bytes."""
+    return _build(parse_bytes(data), name)

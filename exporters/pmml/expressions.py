@@ -1,0 +1,775 @@
+"""PMML expressions and predicates -> ``expression`` programs.
+
+Every compile function appends instructions to a :class:`Program` that leave exactly one
+value on the stack, and returns the value's type (:class:`Typ`): its PMML dataType and, for
+strings, the vocabulary its codes index.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .fields import (
+    NUMERIC_TYPES,
+    Col,
+    Inline,
+    Pending,
+    Scope,
+    array_values,
+    constant_for,
+    fail,
+    parse_number,
+)
+from .program import Program, f32
+from .safexml import Element
+
+if TYPE_CHECKING:
+    from .reader import Reader
+
+
+@dataclass
+class Typ:
+    dtype: str
+    col: Col | None = None  # for code values: the column whose vocabulary they index
+
+    @property
+    def vocab(self) -> list[str] | None:
+        return self.col.vocab if self.col is not None else None
+
+
+BOOL = Typ("boolean")
+DOUBLE = Typ("double")
+
+_BINARY = {"+": "ADD", "-": "SUB", "*": "MUL", "/": "DIV", "pow": "POW", "threshold": "THRESHOLD",
+           "lessThan": "LT", "lessOrEqual": "LE", "greaterThan": "GT", "greaterOrEqual": "GE",
+           "equal": "EQ", "notEqual": "NE"}
+_COMPARE = {"lessThan", "lessOrEqual", "greaterThan", "greaterOrEqual", "equal", "notEqual"}
+_UNARY = {"log10": "LOG10", "ln": "LN", "exp": "EXP", "sqrt": "SQRT", "abs": "ABS",
+          "floor": "FLOOR", "ceil": "CEIL", "round": "ROUND_HALF_UP", "rint": "ROUND",
+          "expit": "EXPIT", "stdNormalCDF": "PROBIT", "stdNormalIDF": "PROBIT_INV",
+          "expm1": "EXPM1", "ln1p": "LN1P",
+          "not": "NOT", "isMissing": "ISMISSING", "isNotMissing": "ISNOTMISSING"}
+_NARY = {"and": "AND", "or": "OR", "min": "MIN", "max": "MAX", "sum": "ADD", "product": "MUL"}
+_SIMPLE_OPS = {"lessThan": "LT", "lessOrEqual": "LE", "greaterThan": "GT",
+               "greaterOrEqual": "GE", "equal": "EQ", "notEqual": "NE"}
+_COMPOUND = {"and": "AND", "or": "OR", "xor": "XOR", "surrogate": "SURROGATE"}
+#: expression elements (the others in an expression position are refused)
+EXPRESSIONS = ("Constant", "FieldRef", "Apply", "NormContinuous", "NormDiscrete", "Discretize",
+               "MapValues")
+
+
+def _children(el: Element, skip: tuple[str, ...] = ("Extension",)) -> list[Element]:
+    return [c for c in el.children if c.tag not in skip]
+
+
+def type_of(rd: Reader, el: Element, scope: Scope) -> Typ:
+    """The type of expression ``el`` (compiled once per element and scope, then cached, so
+    that nested expressions never compile a subtree more than once just to learn its type)."""
+    key = (id(el), id(scope))
+    typ = rd.type_cache.get(key)
+    if typ is None:
+        typ = rd.type_cache[key] = expression(rd, el, scope, Program(rd.budget))
+    return typ
+
+
+def field_ref(rd: Reader, name: str | None, scope: Scope, el: Element, prog: Program) -> Typ:
+    """Load field ``name``: a column, or an inlined function argument."""
+    if name is None:
+        raise fail(el, "has no field attribute")
+    ent = scope.names.get(name)
+    if ent is None:
+        raise fail(el, f"refers to field '{name}', which is not defined here")
+    if isinstance(ent, Inline):
+        return expression(rd, ent.el, ent.scope, prog)
+    if isinstance(ent, Pending):
+        ent = rd.materialize(name, ent)
+    prog.load(ent.column)
+    return Typ(ent.dtype, ent if ent.vocab is not None else None)
+
+
+def resolve(rd: Reader, name: str, scope: Scope, el: Element) -> Col:
+    """The column of field ``name`` (compiling a derived field if needed)."""
+    ent = scope.names.get(name)
+    if ent is None:
+        raise fail(el, f"refers to field '{name}', which is not defined here")
+    if isinstance(ent, Inline):
+        raise fail(el, f"'{name}' is a function parameter, not a field")
+    if isinstance(ent, Pending):
+        ent = rd.materialize(name, ent)
+    return ent
+
+
+def _missing_to(prog: Program, el: Element, typ: Typ, attr: str = "mapMissingTo") -> None:
+    v = el.get(attr)
+    if v is not None:
+        prog.const(constant_for(typ.dtype, typ.col, v, el))
+        prog.emit("SURROGATE")
+
+
+def expression(rd: Reader, el: Element, scope: Scope, prog: Program,
+               hint: Typ | None = None) -> Typ:
+    """Compile one PMML expression element. ``hint``: the type a Constant is compared with."""
+    tag = el.tag
+    if tag == "Constant":
+        if el.get("missing") == "true":
+            prog.const(math.nan)
+            return hint or DOUBLE
+        dtype = el.get("dataType")
+        text = el.text.strip()
+        if hint is not None and hint.col is not None:
+            prog.const(hint.col.code(text))
+            return hint
+        if dtype == "string" or (dtype is None and not _is_number(text)):
+            if hint is not None and hint.dtype in NUMERIC_TYPES and _is_number(text):
+                prog.const(parse_number(text, hint.dtype, el))
+                return hint
+            raise fail(el, f"string constant '{text}' outside a comparison is not supported")
+        d = dtype or (hint.dtype if hint is not None else "double")
+        prog.const(parse_number(text, d, el))
+        return Typ(d)
+    if tag == "FieldRef":
+        typ = field_ref(rd, el.get("field"), scope, el, prog)
+        _missing_to(prog, el, typ)
+        return typ
+    if tag == "NormContinuous":
+        return _norm_continuous(rd, el, scope, prog)
+    if tag == "NormDiscrete":
+        col = resolve(rd, el.get("field"), scope, el)
+        prog.load(col.column)
+        prog.const(constant_for(col.dtype, col, el.get("value", ""), el))
+        prog.emit("EQ")
+        _missing_to(prog, el, DOUBLE)
+        return DOUBLE
+    if tag == "Discretize":
+        return _discretize(rd, el, scope, prog)
+    if tag == "MapValues":
+        return _map_values(rd, el, scope, prog)
+    if tag == "Apply":
+        return _apply(rd, el, scope, prog)
+    raise fail(el, "expression element not supported")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _norm_continuous(rd: Reader, el: Element, scope: Scope, prog: Program) -> Typ:
+    col = resolve(rd, el.get("field"), scope, el)
+    pts = [(float(n.get("orig")), float(n.get("norm"))) for n in el.findall("LinearNorm")]
+    if len(pts) < 2:
+        raise fail(el, "needs at least two LinearNorm elements")
+    outliers = el.get("outliers", "asIs")
+
+    def seg(i: int) -> None:  # n_i + (x - o_i) * (n_{i+1} - n_i) / (o_{i+1} - o_i)
+        (o0, n0), (o1, n1) = pts[i], pts[i + 1]
+        prog.const(n0)
+        prog.load(col.column)
+        prog.const(o0)
+        prog.emit("SUB")
+        prog.const(n1 - n0)
+        prog.emit("MUL")
+        prog.const(o1 - o0)
+        prog.emit("DIV")
+        prog.emit("ADD")
+
+    # IF(x < o_1, seg0, IF(x < o_2, seg1, ... seg_last)), with the outlier rules around it
+    m = len(pts) - 1
+    branches: list[tuple[float, object]] = []
+    if outliers == "asMissingValues":
+        branches.append((pts[0][0], math.nan))
+    elif outliers == "asExtremeValues":
+        branches.append((pts[0][0], pts[0][1]))
+    elif outliers != "asIs":
+        raise fail(el, f"outliers='{outliers}' not supported")
+    for i in range(m - 1):
+        branches.append((pts[i + 1][0], i))
+    for bound, what in branches:
+        prog.load(col.column)
+        prog.const(bound)
+        prog.emit("LT")
+        if isinstance(what, int):
+            seg(what)
+        else:
+            prog.const(what)
+    if outliers == "asIs":
+        seg(m - 1)
+    else:
+        prog.load(col.column)
+        prog.const(pts[-1][0])
+        prog.emit("GT")
+        prog.const(math.nan if outliers == "asMissingValues" else pts[-1][1])
+        seg(m - 1)
+        prog.emit("IF")
+    for _ in branches:
+        prog.emit("IF")
+    # a missing input is NaN in every branch; the IF conditions are NaN too -> NaN
+    _missing_to(prog, el, DOUBLE)
+    return DOUBLE
+
+
+def _out_value(rd: Reader, text: str | None, out: Typ, el: Element) -> float:
+    if text is None:
+        return math.nan
+    if out.col is not None:
+        return out.col.code(text)
+    return parse_number(text, out.dtype, el)
+
+
+def _result_typ(rd: Reader, dtype: str, values: list[str]) -> Typ:
+    """The type of a value chosen among ``values`` (strings become a new vocabulary)."""
+    if dtype == "string":
+        vocab: list[str] = []
+        for v in values:
+            if v not in vocab:
+                vocab.append(v)
+        return Typ("string", Col(column="", dtype="string", vocab=vocab))
+    return Typ(dtype)
+
+
+def _discretize(rd: Reader, el: Element, scope: Scope, prog: Program) -> Typ:
+    col = resolve(rd, el.get("field"), scope, el)
+    bins = el.findall("DiscretizeBin")
+    labels = [b.get("binValue", "") for b in bins]
+    extra = [v for v in (el.get("defaultValue"), el.get("mapMissingTo")) if v is not None]
+    dtype = el.get("dataType") or ("double" if all(_is_number(v) for v in labels + extra)
+                                   else "string")
+    out = _result_typ(rd, dtype, labels + extra)
+    # IF(missing(x), mapMissingTo, IF(bin_1, v_1, IF(bin_2, v_2, ... defaultValue)))
+    prog.load(col.column)
+    prog.emit("ISMISSING")
+    prog.const(_out_value(rd, el.get("mapMissingTo"), out, el))
+    for b in bins:
+        iv = b.find("Interval")
+        if iv is None:
+            raise fail(b, "has no Interval")
+        closure = iv.get("closure", "closedClosed")
+        lo, hi = iv.get("leftMargin"), iv.get("rightMargin")
+        conds = 0
+        if lo is not None:
+            prog.load(col.column)
+            prog.const(float(lo))
+            prog.emit("GE" if closure.startswith("closed") else "GT")
+            conds += 1
+        if hi is not None:
+            prog.load(col.column)
+            prog.const(float(hi))
+            prog.emit("LE" if closure.endswith("Closed") else "LT")
+            conds += 1
+            if conds == 2:
+                prog.emit("AND")
+        if conds == 0:
+            prog.const(1.0)
+        prog.const(_out_value(rd, b.get("binValue"), out, b))
+    prog.const(_out_value(rd, el.get("defaultValue"), out, el))
+    for _ in bins:
+        prog.emit("IF")
+    prog.emit("IF")
+    return out
+
+
+def _map_values(rd: Reader, el: Element, scope: Scope, prog: Program) -> Typ:
+    pairs = el.findall("FieldColumnPair")
+    table = el.find("InlineTable")
+    if table is None:
+        raise fail(el, "needs an InlineTable (TableLocator is not supported)")
+    # cells are elements named after their column; namespace prefixes are dropped
+    out_name = (el.get("outputColumn") or "").rsplit(":", 1)[-1]
+    rows = []
+    for r in table.findall("row"):
+        cells = {c.tag: c.text for c in r.children}
+        rows.append(cells)
+    outs = [r.get(out_name) for r in rows if r.get(out_name) is not None]
+    extra = [v for v in (el.get("defaultValue"), el.get("mapMissingTo")) if v is not None]
+    dtype = el.get("dataType") or ("double" if all(_is_number(v) for v in outs + extra)
+                                   else "string")
+    out = _result_typ(rd, dtype, outs + extra)
+    keys = [(resolve(rd, p.get("field"), scope, p), (p.get("column") or "").rsplit(":", 1)[-1])
+            for p in pairs]
+    if not keys:
+        raise fail(el, "has no FieldColumnPair")
+    # IF(any key missing, mapMissingTo, IF(row_1 matches, out_1, ... defaultValue))
+    for j, (col, _) in enumerate(keys):
+        prog.load(col.column)
+        prog.emit("ISMISSING")
+        if j:
+            prog.emit("OR")
+    prog.const(_out_value(rd, el.get("mapMissingTo"), out, el))
+    n = 0
+    for r in rows:
+        if r.get(out_name) is None or any(c not in r for _, c in keys):
+            continue
+        for j, (col, cname) in enumerate(keys):
+            prog.load(col.column)
+            prog.const(constant_for(col.dtype, col, r[cname], el))
+            prog.emit("EQ")
+            if j:
+                prog.emit("AND")
+        prog.const(_out_value(rd, r[out_name], out, el))
+        n += 1
+    prog.const(_out_value(rd, el.get("defaultValue"), out, el))
+    for _ in range(n):
+        prog.emit("IF")
+    prog.emit("IF")
+    return out
+
+
+def _apply(rd: Reader, el: Element, scope: Scope, prog: Program) -> Typ:
+    fn = el.get("function", "")
+    args = [c for c in _children(el) if c.tag in EXPRESSIONS]
+    if len(args) != len(_children(el)):
+        bad = next(c for c in _children(el) if c.tag not in EXPRESSIONS)
+        raise fail(bad, "not an expression")
+    if el.get("invalidValueTreatment", "returnInvalid") not in ("returnInvalid", "asIs"):
+        raise fail(el, f"invalidValueTreatment='{el.get('invalidValueTreatment')}' not "
+                       "supported")
+    typ = _apply_body(rd, el, fn, args, scope, prog)
+    _missing_to(prog, el, typ)
+    _missing_to(prog, el, typ, "defaultValue")
+    return typ
+
+
+def _arity(el: Element, fn: str, args: list[Element], lo: int, hi: int | None = None) -> None:
+    hi = lo if hi is None else hi
+    if not lo <= len(args) <= hi:
+        raise fail(el, f"function '{fn}' takes {lo}..{hi} arguments, got {len(args)}")
+
+
+def _operand_hint(rd: Reader, args: list[Element], scope: Scope) -> Typ | None:
+    """The type of the first non-constant operand (constants are coded against it)."""
+    for a in args:
+        if a.tag != "Constant":
+            return type_of(rd, a, scope)
+    return None
+
+
+def _apply_body(rd: Reader, el: Element, fn: str, args: list[Element], scope: Scope,
+                prog: Program) -> Typ:
+    if fn in rd.functions:
+        return _user_function(rd, el, fn, args, scope, prog)
+    if fn in _COMPARE:
+        _arity(el, fn, args, 2)
+        hint = _operand_hint(rd, args, scope)
+        for a in args:
+            expression(rd, a, scope, prog, hint if a.tag == "Constant" else None)
+        prog.emit(_BINARY[fn])
+        return BOOL
+    if fn in _BINARY:
+        _arity(el, fn, args, 2)
+        for a in args:
+            expression(rd, a, scope, prog)
+        prog.emit(_BINARY[fn])
+        return DOUBLE
+    if fn in _UNARY:
+        _arity(el, fn, args, 1)
+        expression(rd, args[0], scope, prog)
+        prog.emit(_UNARY[fn])
+        return BOOL if fn in ("not", "isMissing", "isNotMissing") else DOUBLE
+    if fn in _NARY or fn == "avg":
+        if not args:
+            raise fail(el, f"function '{fn}' needs arguments")
+        for i, a in enumerate(args):
+            expression(rd, a, scope, prog)
+            if i:
+                prog.emit(_NARY.get(fn, "ADD"))
+        if fn == "avg":
+            prog.const(float(len(args)))
+            prog.emit("DIV")
+        return BOOL if fn in ("and", "or") else DOUBLE
+    if fn in ("isIn", "isNotIn"):
+        if len(args) < 2:
+            raise fail(el, f"function '{fn}' needs a value and candidates")
+        typ = expression(rd, args[0], scope, prog)
+        members = []
+        for a in args[1:]:
+            if a.tag != "Constant":
+                raise fail(a, f"'{fn}' candidates must be Constants")
+            members.append(constant_for(typ.dtype, typ.col, a.text.strip(), a))
+        prog.in_set(members)
+        if fn == "isNotIn":
+            prog.emit("NOT")
+        return BOOL
+    if fn == "if":
+        _arity(el, fn, args, 2, 3)
+        then_else = args[1:]
+        strings = [a for a in then_else if a.tag == "Constant"
+                   and (a.get("dataType") == "string" or not _is_number(a.text.strip()))]
+        expression(rd, args[0], scope, prog)
+        if strings:
+            others = [a for a in then_else if a not in strings]
+            if others:
+                # a string constant beside a category-code expression: extend its vocabulary
+                # (appending keeps every existing code)
+                other = type_of(rd, others[0], scope)
+                if other.col is None:
+                    return _number_as_string(rd, el, others[0], then_else, scope, prog)
+                # an undeclared vocabulary is shared (later constants extend the input's);
+                # a declared one is copied and extended
+                out = Typ("string", other.col if other.col.growable else
+                          Col("", "string", list(other.vocab), extra=other.col.extra))
+            else:
+                out = _result_typ(rd, "string", [a.text.strip() for a in then_else])
+            for a in then_else:
+                if a in strings:
+                    text = a.text.strip()
+                    if text not in out.col.vocab and not out.col.growable:
+                        if text in out.col.extra:  # it had a negative code: keep it so
+                            prog.const(out.col.code(text))
+                            continue
+                        out.col.vocab.append(text)
+                    prog.const(out.col.code(text))
+                else:
+                    expression(rd, a, scope, prog)
+        else:
+            out = expression(rd, then_else[0], scope, prog)
+            if len(then_else) == 2:
+                other = type_of(rd, then_else[1], scope)
+                if out.col is not None and other.col is not None and \
+                        other.vocab != out.vocab:
+                    # two code spaces: the result's vocabulary is their union
+                    union = list(out.vocab) + [v for v in other.vocab if v not in out.vocab]
+                    out = Typ("string", Col("", "string", union))
+                    _recoded(rd, then_else[1], scope, prog, other.vocab, union)
+                else:
+                    expression(rd, then_else[1], scope, prog, out if out.col else None)
+        if len(then_else) == 1:
+            prog.const(math.nan)
+        prog.emit("IF")
+        return out
+    if fn == "dateDaysSinceYear":
+        return _date_days_since_year(rd, el, args, scope, prog)
+    if fn in _STRING_FUNCTIONS:
+        return _string_function(rd, el, fn, args, scope, prog)
+    if fn == "modulo":  # x - y * floor(x / y)
+        _arity(el, fn, args, 2)
+        expression(rd, args[0], scope, prog)
+        expression(rd, args[1], scope, prog)
+        expression(rd, args[0], scope, prog)
+        expression(rd, args[1], scope, prog)
+        prog.emit("DIV")
+        prog.emit("FLOOR")
+        prog.emit("MUL")
+        prog.emit("SUB")
+        return DOUBLE
+    raise fail(el, f"built-in function '{fn}' not supported")
+
+
+#: string functions evaluated over a vocabulary at load time (arguments: value, constants)
+_STRING_FUNCTIONS = ("substring", "lowercase", "uppercase", "trimBlanks", "concat", "replace",
+                     "matches")
+#: regular expressions from the document run at load time on category names only; patterns
+#: that can backtrack exponentially (a quantified group holding a quantifier) are refused
+_NESTED_QUANTIFIER = re.compile(r"\([^)]*[+*}?][^)]*\)\s*[+*{?]")
+_MAX_CATEGORIES = 10_000
+
+
+def _regex(el: Element, pattern: str) -> re.Pattern[str]:
+    if len(pattern) > 200 or _NESTED_QUANTIFIER.search(pattern) or "\\g" in pattern or \
+            re.search(r"\\[1-9]|\(\?[=!<]", pattern):
+        raise fail(el, f"regular expression {pattern!r} refused (too complex)")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise fail(el, f"regular expression {pattern!r}: {exc}") from None
+
+
+def _string_function(rd: Reader, el: Element, fn: str, args: list[Element], scope: Scope,
+                     prog: Program) -> Typ:
+    """A string function of one category-code argument, applied to every category.
+
+    The workspace holds codes, not strings, so the function is evaluated once per category
+    of the argument's vocabulary at load time and the result recoded into a new vocabulary.
+    This is exact only when every value the argument can hold is in its vocabulary, so the
+    argument must be a field that refuses undeclared values (or a column derived from one).
+    """
+    code_args = [(i, a) for i, a in enumerate(args) if a.tag != "Constant"]
+    if not code_args or (fn != "concat" and [i for i, _ in code_args] != [0]):
+        raise fail(el, f"'{fn}' needs one non-constant first argument")
+    vocabs = []
+    numeric: list[bool] = []  # number fields with declared values enter as their texts
+    for _, arg in code_args:
+        typ = type_of(rd, arg, scope)
+        numeric.append(typ.col is None)
+        if typ.col is None:
+            typ = number_to_codes(rd, el, arg, scope, Program(rd.budget))
+        f = rd.input_field(typ.col)
+        if typ.col.growable or (f is not None and f.unknown != "error"):
+            raise fail(el, f"'{fn}' needs fields whose values are all declared and refused "
+                           "otherwise (invalidValueTreatment='returnInvalid')")
+        vocabs.append(list(typ.vocab))
+
+    def emit_arg(k: int) -> None:
+        if numeric[k]:
+            number_to_codes(rd, el, code_args[k][1], scope, prog)
+        else:
+            expression(rd, code_args[k][1], scope, prog)
+    consts = [a.text if a.tag == "Constant" else None for a in args]
+    if fn == "substring" and len(args) != 3:
+        raise fail(el, "substring(value, start, length) expected")
+    if fn in ("replace", "matches"):
+        rx = _regex(el, consts[1] or "")
+        if fn == "replace" and "$" in (consts[2] or ""):
+            raise fail(el, "group references in a replacement are not supported")
+
+    def apply(vals: tuple[str, ...]) -> str:
+        v = vals[0]
+        if fn == "lowercase":
+            return v.lower()
+        if fn == "uppercase":
+            return v.upper()
+        if fn == "trimBlanks":
+            return v.strip()
+        if fn == "substring":  # 1-based start, length
+            start, length = int(float(consts[1])), int(float(consts[2]))
+            return v[start - 1:start - 1 + length]
+        if fn == "replace":
+            return rx.sub((consts[2] or "").replace("\\", "\\\\"), v)
+        if fn == "matches":
+            return "true" if rx.search(v) else "false"
+        it = iter(vals)  # concat
+        return "".join(next(it) if c is None else c for c in consts)
+
+    combos: list[tuple[int, ...]] = [()]
+    for vocab_i in vocabs:
+        combos = [(*c, j) for c in combos for j in range(len(vocab_i))]
+        if len(combos) > _MAX_CATEGORIES:
+            raise fail(el, f"'{fn}' would create more than {_MAX_CATEGORIES} categories")
+    results = [apply(tuple(vocabs[k][j] for k, j in enumerate(c))) for c in combos]
+    vocab: list[str] = []
+    for r in results:
+        if r not in vocab:
+            vocab.append(r)
+
+    def key() -> None:  # mixed-radix index of the argument codes (NaN if any is missing)
+        stride = 1.0
+        for k in reversed(range(len(code_args))):
+            emit_arg(k)
+            if stride != 1.0:
+                prog.const(stride)
+                prog.emit("MUL")
+            if k != len(code_args) - 1:
+                prog.emit("ADD")
+            stride *= len(vocabs[k])
+
+    # IF(all codes >= 0, IF(key == 0, code(f(v_0)), IF(key == 1, ..., unknown)), unknown);
+    # a missing argument makes the first condition NaN, hence the result missing
+    for k in range(len(code_args)):
+        emit_arg(k)
+        prog.const(0.0)
+        prog.emit("GE")
+        if k:
+            prog.emit("AND")
+    for i, r in enumerate(results):
+        key()
+        prog.const(float(i))
+        prog.emit("EQ")
+        prog.const(float(vocab.index(r)))
+    prog.const(-1.0)
+    for _ in results:
+        prog.emit("IF")
+    prog.const(-1.0)
+    prog.emit("IF")
+    if fn == "matches":
+        # a boolean: recode "true"/"false" codes to 1 / 0
+        return _as_boolean(prog, vocab)
+    return Typ("string", Col("", "string", vocab))
+
+
+def _as_boolean(prog: Program, vocab: list[str]) -> Typ:
+    """Top of stack: a code into ``vocab`` (entries "true"/"false") -> 1.0 / 0.0."""
+    if "true" in vocab:
+        prog.const(float(vocab.index("true")))
+        prog.emit("EQ")
+    else:
+        prog.const(0.0)
+        prog.emit("MUL")
+    return BOOL
+
+
+def _number_as_string(rd: Reader, el: Element, num: Element, then_else: list[Element],
+                      scope: Scope, prog: Program) -> Typ:
+    """``if(c, "text", x)`` where ``x`` is a number field with declared values: the number
+    is cast to its category (the declared value's text), as a string-typed result.
+
+    The condition is already on the stack."""
+    if num.tag != "FieldRef" or num.get("field") not in rd.data_fields:
+        raise fail(el, "'if' mixing a string constant and a computed number")
+    col = Col("", "string", list(_declared_texts(rd, el, num)))
+    for a in then_else:
+        if a is num:
+            number_to_codes(rd, el, num, scope, prog)
+        else:
+            prog.const(col.code(a.text.strip()) if a.text.strip() in col.vocab else
+                       _append(col, a.text.strip()))
+    if len(then_else) == 1:
+        prog.const(math.nan)
+    prog.emit("IF")
+    return Typ("string", col)
+
+
+def _declared_texts(rd: Reader, el: Element, num: Element) -> list[str]:
+    if num.tag != "FieldRef" or num.get("field") not in rd.data_fields:
+        raise fail(el, "casting a computed number to a string is not supported")
+    df = rd.data_fields[num.get("field")]
+    texts = [v.get("value") for v in df.findall("Value")
+             if v.get("property", "valid") == "valid"]
+    if not texts:
+        raise fail(el, "casting a number field without declared values to a string")
+    return texts
+
+
+def number_to_codes(rd: Reader, el: Element, num: Element, scope: Scope,
+                    prog: Program) -> Typ:
+    """A numeric field with declared values as category codes of those values' texts:
+    IF(x == v0, 0, IF(x == v1, 1, ... -1)); NaN stays NaN."""
+    texts = _declared_texts(rd, el, num)
+    dtype = rd.data_fields[num.get("field")].get("dataType", "double")
+    for i, t in enumerate(texts):
+        expression(rd, num, scope, prog)
+        prog.const(parse_number(t, dtype, num))
+        prog.emit("EQ")
+        prog.const(float(i))
+    expression(rd, num, scope, prog)
+    prog.emit("ISMISSING")
+    prog.const(math.nan)
+    prog.const(-1.0)
+    prog.emit("IF")
+    for _ in texts:
+        prog.emit("IF")
+    return Typ("string", Col("", "string", list(texts)))
+
+
+def _date_days_since_year(rd: Reader, el: Element, args: list[Element], scope: Scope,
+                          prog: Program) -> Typ:
+    """dateDaysSinceYear of a date held as category codes: one number per category."""
+    import datetime as _dt
+
+    _arity(el, "dateDaysSinceYear", args, 2)
+    typ = type_of(rd, args[0], scope)
+    if typ.col is None or args[1].tag != "Constant":
+        raise fail(el, "dateDaysSinceYear needs a date built from declared categories and a "
+                       "constant year")
+    year = int(float(args[1].text))
+    days = []
+    for v in typ.vocab:
+        try:
+            d = _dt.date.fromisoformat(v.strip()[:10])
+        except ValueError:
+            raise fail(el, f"'{v}' is not a date") from None
+        days.append(float((d - _dt.date(year, 1, 1)).days))
+    for i, n in enumerate(days):
+        expression(rd, args[0], scope, prog)
+        prog.const(float(i))
+        prog.emit("EQ")
+        prog.const(n)
+    prog.const(math.nan)
+    for _ in days:
+        prog.emit("IF")
+    return Typ("integer")
+
+
+def _append(col: Col, text: str) -> float:
+    col.vocab.append(text)
+    return float(len(col.vocab) - 1)
+
+
+def _recoded(rd: Reader, el: Element, scope: Scope, prog: Program, src: list[str],
+             dst: list[str]) -> None:
+    """Compile ``el`` (codes into ``src``) as codes into ``dst``.
+
+    IF(e == i, dst.index(src[i]), ...) for every code that moves; ``e`` is pure, so
+    evaluating it once per test is only a cost."""
+    moves = [(i, dst.index(v)) for i, v in enumerate(src) if dst.index(v) != i]
+    for i, j in moves:
+        expression(rd, el, scope, prog)
+        prog.const(float(i))
+        prog.emit("EQ")
+        prog.const(float(j))
+    expression(rd, el, scope, prog)
+    for _ in moves:
+        prog.emit("IF")
+
+
+def _user_function(rd: Reader, el: Element, fn: str, args: list[Element], scope: Scope,
+                   prog: Program) -> Typ:
+    """Inline a DefineFunction: its parameters become the argument expressions."""
+    fdef = rd.functions[fn]
+    params = fdef.findall("ParameterField")
+    if len(params) != len(args):
+        raise fail(el, f"function '{fn}' takes {len(params)} arguments, got {len(args)}")
+    if rd.inline_depth > 32:
+        raise fail(el, f"function '{fn}': calls nest too deeply (recursion?)")
+    body = [c for c in _children(fdef) if c.tag in EXPRESSIONS]
+    if len(body) != 1:
+        raise fail(fdef, "must hold exactly one expression")
+    inner = Scope(dict(rd.global_scope.names), scope.math32)
+    for p, a in zip(params, args, strict=True):
+        inner.names[p.get("name")] = Inline(a, scope)
+    rd.inline_depth += 1
+    try:
+        typ = expression(rd, body[0], inner, prog)
+    finally:
+        rd.inline_depth -= 1
+    if fdef.get("dataType") == "float" and typ.col is None:
+        prog.emit("F32")
+    return typ
+
+
+# --- predicates ------------------------------------------------------------------------------
+def predicate(rd: Reader, el: Element, scope: Scope, prog: Program) -> None:
+    """Compile a PMML predicate to a program leaving 1 (true), 0 (false) or NaN (unknown)."""
+    tag = el.tag
+    if tag == "True":
+        prog.const(1.0)
+    elif tag == "False":
+        prog.const(0.0)
+    elif tag == "SimplePredicate":
+        col = resolve(rd, el.get("field"), scope, el)
+        op = el.get("operator")
+        prog.load(col.column)
+        if op in ("isMissing", "isNotMissing"):
+            prog.emit("ISMISSING" if op == "isMissing" else "ISNOTMISSING")
+            return
+        if op not in _SIMPLE_OPS:
+            raise fail(el, f"operator '{op}' not supported")
+        if col.vocab is not None and op not in ("equal", "notEqual"):
+            raise fail(el, f"operator '{op}' on the categorical field '{el.get('field')}'")
+        prog.const(constant_for(col.dtype, col, el.get("value", ""), el))
+        prog.emit(_SIMPLE_OPS[op])
+    elif tag == "SimpleSetPredicate":
+        col = resolve(rd, el.get("field"), scope, el)
+        arr = el.find("Array")
+        if arr is None:
+            raise fail(el, "has no Array")
+        prog.load(col.column)
+        prog.in_set([constant_for(col.dtype, col, v, arr) for v in array_values(arr)])
+        op = el.get("booleanOperator")
+        if op == "isNotIn":
+            prog.emit("NOT")
+        elif op != "isIn":
+            raise fail(el, f"booleanOperator '{op}' not supported")
+    elif tag == "CompoundPredicate":
+        op = el.get("booleanOperator")
+        if op not in _COMPOUND:
+            raise fail(el, f"booleanOperator '{op}' not supported")
+        parts = [c for c in _children(el)]
+        if len(parts) < 2:
+            raise fail(el, "needs at least two predicates")
+        for i, p in enumerate(parts):
+            predicate(rd, p, scope, prog)
+            if i:
+                prog.emit(_COMPOUND[op])
+    else:
+        raise fail(el, "predicate element not supported")
+
+
+def split_constant(col: Col, text: str, el: Element) -> float:
+    """A SimplePredicate threshold in the field's own precision (float fields: float32)."""
+    v = parse_number(text, col.dtype, el)
+    return f32(v) if col.dtype == "float" else v

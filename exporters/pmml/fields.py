@@ -1,0 +1,153 @@
+"""Field bookkeeping for the PMML reader: typed workspace columns, scopes, constants."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from scorer.errors import ExportError
+
+from .program import f32
+from .safexml import Element
+
+NUMERIC_TYPES = ("integer", "float", "double")
+#: PMML dataTypes this reader accepts
+DATA_TYPES = (*NUMERIC_TYPES, "string", "boolean")
+
+
+class PMMLError(ExportError):
+    """The PMML document uses something this reader does not support, or is malformed."""
+
+
+def fail(el: Element | None, msg: str) -> PMMLError:
+    """A :class:`PMMLError` naming the element and its line."""
+    if el is None:
+        return PMMLError(f"PMML: {msg}")
+    where = f"line {el.line}" + (f", column {el.column}" if el.column > 1 else "")
+    return PMMLError(f"PMML {where}: <{el.tag}>: {msg}")
+
+
+@dataclass
+class Col:
+    """A PMML field bound to a workspace column.
+
+    ``vocab`` is set for columns holding category codes (strings): code ``i`` is
+    ``vocab[i]``, -1 an invalid (unknown) value, NaN missing. ``growable``: constants the
+    model compares with may be appended (an input field declared without its values).
+    """
+
+    column: str
+    dtype: str
+    vocab: list[str] | None = None
+    growable: bool = False
+    #: constants outside a fixed vocabulary, coded -2, -3, ... (no value holds those codes,
+    #: and two different such constants stay different)
+    extra: list[str] = field(default_factory=list)
+
+    def code(self, s: str) -> float:
+        """Code of category ``s``."""
+        assert self.vocab is not None
+        try:
+            return float(self.vocab.index(s))
+        except ValueError:
+            if self.growable:
+                self.vocab.append(s)
+                return float(len(self.vocab) - 1)
+            if s not in self.extra:
+                self.extra.append(s)
+            return -2.0 - self.extra.index(s)
+
+
+@dataclass
+class Pending:
+    """A DerivedField not compiled yet (compiled, once, when first referenced)."""
+
+    el: Element
+    scope: Scope
+
+
+@dataclass
+class Inline:
+    """A DefineFunction parameter: the argument expression, compiled at each use."""
+
+    el: Element
+    scope: Scope
+
+
+@dataclass
+class Scope:
+    """Names visible to a model: field name -> Col / Pending / Inline."""
+
+    names: dict[str, Col | Pending | Inline] = field(default_factory=dict)
+    math32: bool = False
+
+    def child(self) -> Scope:
+        return Scope(dict(self.names), self.math32)
+
+
+def parse_number(text: str, dtype: str, el: Element) -> float:
+    """A numeric literal of a field of ``dtype`` (float fields hold float32 values)."""
+    t = text.strip()
+    if dtype == "boolean":
+        low = t.lower()
+        if low in ("true", "1"):
+            return 1.0
+        if low in ("false", "0"):
+            return 0.0
+    try:
+        v = float(t)
+    except ValueError:
+        raise fail(el, f"'{text}' is not a number") from None
+    return f32(v) if dtype == "float" else v
+
+
+def constant_for(col_dtype: str, vocab_col: Col | None, text: str, el: Element) -> float:
+    """The workspace value of literal ``text`` compared with a column of that type."""
+    if vocab_col is not None and vocab_col.vocab is not None:
+        return vocab_col.code(text)
+    if text.strip().lower() == "nan" and col_dtype in NUMERIC_TYPES:
+        return math.nan
+    return parse_number(text, col_dtype, el)
+
+
+_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
+
+
+def array_values(el: Element) -> list[str]:
+    """The entries of a PMML ``<Array>`` (space separated; double quotes group)."""
+    out = []
+    for m in _TOKEN.finditer(el.text):
+        out.append(m.group(1).replace('\\"', '"') if m.group(1) is not None else m.group(2))
+    n = el.get("n")
+    if n is not None and int(n) != len(out):
+        raise fail(el, f"declares n={n} entries but holds {len(out)}")
+    return out
+
+
+def typed_class(value: str, dtype: str) -> object:
+    """A class label as the caller sees it (ints for integer targets, ...)."""
+    if dtype == "integer":
+        try:
+            f = float(value)
+            return int(f) if f.is_integer() else f
+        except ValueError:
+            return value
+    if dtype in ("float", "double"):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if dtype == "boolean":
+        return value.strip().lower() == "true"
+    return value
+
+
+def same_class(a: str, b: str) -> bool:
+    """Class values compare as numbers when both are numbers ("1" == "1.0")."""
+    if a == b:
+        return True
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False

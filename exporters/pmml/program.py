@@ -1,0 +1,83 @@
+"""Building ``expression`` programs (see :mod:`scorer.kernels.expression`) from Python."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from scorer.ir import Table
+from scorer.kernels.expression import OPCODES
+
+#: instructions one document may emit in all (a document whose expressions expand beyond
+#: this, e.g. deeply nested string functions over large vocabularies, is refused)
+MAX_INSTRUCTIONS = 2_000_000
+
+
+class Budget:
+    """Counts the instructions emitted while compiling one document."""
+
+    def __init__(self, limit: int = MAX_INSTRUCTIONS) -> None:
+        self.left = limit
+
+
+_UNLIMITED = Budget(1 << 62)
+
+
+class Program:
+    """An instruction list under construction, with its input columns and set members.
+
+    ``inputs`` are workspace column names; ``LOAD`` operands index into it (deduplicated).
+    """
+
+    def __init__(self, budget: Budget | None = None) -> None:
+        self.budget = budget or _UNLIMITED
+        self.opcode: list[int] = []
+        self.arg: list[int] = []
+        self.value: list[float] = []
+        self.inputs: list[str] = []
+        self._input_pos: dict[str, int] = {}
+        self.sets: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.opcode)
+
+    def emit(self, name: str, arg: int = 0, value: float = 0.0) -> None:
+        self.budget.left -= 1
+        if self.budget.left < 0:
+            from .fields import PMMLError
+
+            raise PMMLError(f"PMML: the document's expressions expand to more than "
+                            f"{MAX_INSTRUCTIONS} instructions")
+        self.opcode.append(OPCODES[name])
+        self.arg.append(int(arg))
+        self.value.append(float(value))
+
+    def const(self, v: float) -> None:
+        self.emit("CONST", value=v)
+
+    def load(self, column: str) -> None:
+        pos = self._input_pos.get(column)
+        if pos is None:
+            pos = self._input_pos[column] = len(self.inputs)
+            self.inputs.append(column)
+        self.emit("LOAD", pos)
+
+    def in_set(self, members: list[float]) -> None:
+        start = len(self.sets)
+        self.sets.extend(float(m) for m in members)
+        self.emit("IN_SET", start, len(members))
+
+    def tables(self) -> dict[str, Table]:
+        t: dict[str, Table] = {"program": {
+            "opcode": np.asarray(self.opcode, dtype=np.int32),
+            "arg": np.asarray(self.arg, dtype=np.int32),
+            "value": np.asarray(self.value, dtype=np.float64)}}
+        if self.sets:
+            t["sets"] = {"value": np.asarray(self.sets, dtype=np.float64)}
+        return t
+
+
+def f32(v: float) -> float:
+    """``v`` rounded to the nearest float32, as a Python float."""
+    return float(np.float32(v)) if math.isfinite(v) else v

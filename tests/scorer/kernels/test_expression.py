@@ -1,0 +1,131 @@
+"""Kernel ``expression``: the Numba interpreter == the Python reference; bad programs refused."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from scorer.errors import BundleFormatError
+from scorer.ir import Bundle, Field, Output, Step
+from scorer.kernels.expression import (
+    OPCODES,
+    check_program,
+    expression_kernel,
+    expression_reference,
+)
+from scorer.model import Model
+
+_UNARY = [n for n, c in OPCODES.items() if 50 <= c < 70] + ["NOT", "ISMISSING",
+                                                           "ISNOTMISSING"]
+_BINARY = [n for n, c in OPCODES.items() if 10 <= c <= 34 and n != "NOT"] + ["THRESHOLD"]
+VALUES = np.array([-2.5, -1.0, -0.0, 0.0, 0.5, 1.0, 3.0, 1e300, -math.inf, math.inf, math.nan])
+
+
+def _prog(*ins: tuple[str, int, float]):
+    return (np.array([OPCODES[n] for n, _, _ in ins], dtype=np.int32),
+            np.array([a for _, a, _ in ins], dtype=np.int32),
+            np.array([v for _, _, v in ins], dtype=np.float64))
+
+
+def _run(prog, ws, n_in, n_out, sets=None):
+    sets = np.zeros(0) if sets is None else sets
+    a, b = ws.copy(), ws.copy()
+    ins, outs = np.arange(n_in), np.arange(n_in, n_in + n_out)
+    assert expression_kernel(a, ins, outs, *prog, sets) == -1
+    expression_reference(b, ins, outs, *prog, sets)
+    return a, b
+
+
+@pytest.mark.parametrize("name", _UNARY)
+def test_unary_ops_match_reference(name):
+    ws = np.zeros((len(VALUES), 2))
+    ws[:, 0] = VALUES
+    with np.errstate(all="ignore"):
+        a, b = _run(_prog(("LOAD", 0, 0), (name, 0, 0), ("STORE", 0, 0)), ws, 1, 1)
+    np.testing.assert_allclose(a, b, rtol=1e-15, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", _BINARY)
+def test_binary_ops_match_reference(name):
+    x, y = np.meshgrid(VALUES, VALUES)
+    ws = np.zeros((x.size, 3))
+    ws[:, 0], ws[:, 1] = x.ravel(), y.ravel()
+    with np.errstate(all="ignore"):
+        a, b = _run(_prog(("LOAD", 0, 0), ("LOAD", 1, 0), (name, 0, 0), ("STORE", 0, 0)),
+                    ws, 2, 1)
+    np.testing.assert_allclose(a, b, rtol=1e-15, atol=0, equal_nan=True)
+
+
+def test_three_valued_logic():
+    nan = math.nan
+    ws = np.array([[0.0, nan, 0, 0], [1.0, nan, 0, 0], [nan, nan, 0, 0], [1.0, 1.0, 0, 0]])
+    prog = _prog(("LOAD", 0, 0), ("LOAD", 1, 0), ("AND", 0, 0), ("STORE", 0, 0),
+                 ("LOAD", 0, 0), ("LOAD", 1, 0), ("OR", 0, 0), ("STORE", 1, 0))
+    a, b = _run(prog, ws, 2, 2)
+    np.testing.assert_array_equal(a[:, 2], [0.0, nan, nan, 1.0])
+    np.testing.assert_array_equal(a[:, 3], [nan, 1.0, nan, 1.0])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_if_in_set_and_outputs():
+    ws = np.array([[2.0, 0, 0], [5.0, 0, 0], [math.nan, 0, 0]])
+    sets = np.array([1.0, 2.0, 3.0])
+    prog = _prog(("LOAD", 0, 0), ("IN_SET", 0, 3.0), ("CONST", 0, 10.0), ("CONST", 0, 20.0),
+                 ("IF", 0, 0), ("STORE", 0, 0), ("LOADOUT", 0, 0), ("CONST", 0, 1.0),
+                 ("ADD", 0, 0), ("STORE", 1, 0))
+    a, b = _run(prog, ws, 1, 2, sets)
+    np.testing.assert_array_equal(a[:, 1:], [[10, 11], [20, 21], [math.nan, math.nan]])
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("prog,msg", [
+    ([("ADD", 0, 0)], "underflow"), ([("LOAD", 5, 0)], "input 5 out of range"),
+    ([("CONST", 0, 1), ("STORE", 3, 0)], "output 3 out of range"),
+    ([("CONST", 0, 1), ("IN_SET", 0, 4.0)], "set out of range"),
+])
+def test_bad_programs_are_refused(prog, msg):
+    with pytest.raises(ValueError, match=msg):
+        check_program(*_prog(*prog), 2, 1, 1, what="test")
+    with pytest.raises(ValueError, match="opcode 99"):
+        check_program(np.array([99], dtype=np.int32), np.zeros(1, dtype=np.int32),
+                      np.zeros(1), 0, 1, 1, what="test")
+
+
+def test_a_bad_program_is_a_bundle_format_error_at_load():
+    op, arg, val = _prog(("POP", 0, 0))
+    step = Step("expression", 1, "e", ["x"], ["y"], tables={
+        "program": {"opcode": op, "arg": arg, "value": val}})
+    b = Bundle("m", "1", "regression", [Field("x")], [step], [Output("y", "value", column="y")])
+    with pytest.raises(BundleFormatError, match="underflow"):
+        Model(b)
+
+
+def test_median_and_weighted_median():
+    rng = np.random.default_rng(1)
+    ws = np.zeros((40, 10))
+    ws[:, :4] = rng.normal(size=(40, 4))
+    ws[:, 4:8] = rng.uniform(0.1, 2.0, size=(40, 4))
+    ws[0, 1] = math.nan
+    loads = [("LOAD", j, 0) for j in range(4)]
+    prog = _prog(*loads, ("MEDIAN", 4, 0), ("STORE", 0, 0),
+                 *loads, *[("LOAD", 4 + j, 0) for j in range(4)], ("WMEDIAN", 4, 0),
+                 ("STORE", 1, 0))
+    a, b = _run(prog, ws, 8, 2)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a[1:, 8], np.median(ws[1:, :4], axis=1))
+    assert math.isnan(a[0, 8]) and math.isnan(a[0, 9])
+    with pytest.raises(ValueError, match="at least one operand"):
+        check_program(*_prog(("MEDIAN", 0, 0)), 0, 1, 1, what="test")
+
+
+def test_refuse_if_stops_at_the_row():
+    ws = np.array([[1.0, 0], [math.nan, 0], [-1.0, 0], [2.0, 0]])
+    prog = _prog(("LOAD", 0, 0), ("CONST", 0, 0.0), ("LT", 0, 0), ("REFUSE_IF", 0, 0),
+                 ("LOAD", 0, 0), ("STORE", 0, 0))
+    ins, outs = np.arange(1), np.arange(1, 2)
+    a, b = ws.copy(), ws.copy()
+    assert expression_kernel(a, ins, outs, *prog, np.zeros(0)) == 2
+    assert expression_reference(b, ins, outs, *prog, np.zeros(0)) == 2
+    np.testing.assert_array_equal(a[:2], b[:2])
