@@ -123,8 +123,6 @@ class ModelSpec:
     factory: Callable[[str], Any]
     #: accepts NaN natively (else the matrix adds an imputer)
     native_missing: bool = False
-    #: accepts +/-inf at scoring time
-    accepts_inf: bool = False
 
 
 def model_specs(subset: str) -> list[ModelSpec]:
@@ -152,7 +150,7 @@ def model_specs(subset: str) -> list[ModelSpec]:
                                                             "regression"),
                   lambda t: (ensemble.HistGradientBoostingRegressor if t == "regression"
                              else ensemble.HistGradientBoostingClassifier)(
-                      max_iter=n, random_state=0), native_missing=True, accepts_inf=True),
+                      max_iter=n, random_state=0), native_missing=True),
     ]
     if subset == "full":
         specs.append(ModelSpec(
@@ -167,7 +165,7 @@ def model_specs(subset: str) -> list[ModelSpec]:
             "xgboost", "XGBoost", ("binary", "multiclass", "regression"),
             lambda t: (xgboost.XGBRegressor if t == "regression" else xgboost.XGBClassifier)(
                 n_estimators=n, max_depth=4, random_state=0),
-            native_missing=True, accepts_inf=True))
+            native_missing=True))
     except ImportError:
         pass
     try:
@@ -177,7 +175,7 @@ def model_specs(subset: str) -> list[ModelSpec]:
             "lightgbm", "LightGBM", ("binary", "multiclass", "regression"),
             lambda t: (lightgbm.LGBMRegressor if t == "regression" else lightgbm.LGBMClassifier)(
                 n_estimators=n, num_leaves=15, random_state=0, verbose=-1),
-            native_missing=True, accepts_inf=True))
+            native_missing=True))
     except ImportError:
         pass
     return specs
@@ -221,12 +219,37 @@ class Cell:
     columns: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _score_rows(spec: ModelSpec, ds: Dataset) -> Any:
-    X = ds.X_score if ds.X_score is not None else ds.X
-    if not spec.accepts_inf and not hasattr(X, "columns"):
-        # the original refuses inf (so does tablescore, tested elsewhere): score NaN instead
-        X = np.where(np.isinf(X), np.nan, X)
-    return X
+def _refusals(est: Any, model: Any, X: Any) -> tuple[Any, list[int]]:
+    """Rows holding +/-inf or values beyond float32 range: the original may refuse them.
+
+    Each such row is scored alone by both; tablescore must refuse exactly the rows the
+    original refuses (with an input error). Returns the rows both accept and the rows where
+    the two disagree."""
+    from scorer.errors import InputError
+
+    if hasattr(X, "columns"):
+        return X, []
+    with np.errstate(invalid="ignore"):
+        flagged = np.flatnonzero((np.isinf(X) | (np.abs(X) > np.finfo(np.float32).max))
+                                 .any(axis=1))
+    keep = np.ones(len(X), dtype=bool)
+    disagree = []
+    for r in flagged:
+        row = X[r : r + 1]
+        try:
+            est.predict(row)
+            theirs = False
+        except ValueError:
+            theirs = True
+        try:
+            model.predict(row)
+            ours = False
+        except InputError:
+            ours = True
+        if theirs != ours:
+            disagree.append(int(r))
+        keep[r] = not theirs
+    return X[keep], disagree
 
 
 def run_cell(spec: ModelSpec, ds: Dataset, workdir: Path, *,
@@ -238,7 +261,6 @@ def run_cell(spec: ModelSpec, ds: Dataset, workdir: Path, *,
     t0 = time.perf_counter()
     est = _wrap(spec, ds, spec.factory(ds.task))
     est.fit(ds.X, ds.y)
-    X = _score_rows(spec, ds)
     path = workdir / f"{spec.name}-{ds.name}"
     base = dict(family=spec.family, model=spec.name, dataset=ds.name)
     try:
@@ -251,6 +273,10 @@ def run_cell(spec: ModelSpec, ds: Dataset, workdir: Path, *,
         return [Cell(**base, path="bundle", transport="in-process", status="error",
                      detail=f"{type(exc).__name__}: {exc}"[:300],
                      seconds=time.perf_counter() - t0)]
+    X, disagree = _refusals(est, model, ds.X_score if ds.X_score is not None else ds.X)
+    if disagree:
+        cells.append(Cell(**base, path="bundle", transport="in-process", status="fail",
+                          detail=f"refusals differ from the original on rows {disagree[:10]}"))
     runs: dict[str, Callable[[Any], dict[str, np.ndarray]] | None] = {"in-process": None}
     for name, make in (transports or {}).items():
         runs[name] = make(model, path)

@@ -1,1 +1,715 @@
-"""Family ``tree_ensemble`` (placeholder until the tree kernels land)."""
+"""Family ``tree_ensemble``: decision trees, random forests and gradient-boosted trees.
+
+Op ``tree_ensemble`` version 1 (normative)
+------------------------------------------
+Step inputs are the feature columns; a node's ``feature`` indexes into ``step.inputs``. Step
+outputs are ``n_outputs`` raw columns, before any link (a separate ``link`` op of the
+``linear`` family applies logistic / softmax / exp).
+
+params
+    ``n_outputs`` (int ``k``)
+        Number of output columns.
+    ``leaf_width`` (int ``W``)
+        Values per leaf: 1 for boosting, ``k`` for a random-forest classifier's class
+        probability vectors.
+    ``aggregation`` ("sum" or "average")
+        Per row: ``out[0..k) = base_score[0..k)``; then for each tree ``t`` in table order,
+        ``out[output[t] + w] += scale[t] * leaf_value[w]`` for ``w < W``; then, for
+        "average", ``out[j] /= n_trees`` (the number of rows of the ``trees`` table).
+    ``base_score`` (list of ``k`` floats)
+        Initial margins.
+    ``accumulate_dtype`` ("float64" or "float32")
+        float32: ``out`` is held in float32 and each addition rounds to float32 (as XGBoost
+        does); ``scale * leaf`` is computed in float32 too, and so is the final division.
+    ``compare_dtype`` ("float64" or "float32")
+        The input value ``x`` is first rounded to that dtype (round to nearest), then
+        compared in float64 arithmetic with the float64 threshold. Missing-value tests
+        (below) apply to the rounded value.
+    ``split_operator`` ("<=" or "<")
+        Go left iff ``x <= threshold`` (scikit-learn, LightGBM) or ``x < threshold``
+        (XGBoost).
+
+tables
+    ``trees``: one row per tree: ``root`` (int32, global node row), ``output`` (int32, first
+    output column the tree adds into), ``scale`` (float64).
+
+    ``nodes``: one row per node, global index = row number: ``feature`` (int32, -1 for a
+    leaf), ``threshold`` (float64), ``left``, ``right`` (int32 global rows, -1 for leaves),
+    ``default_left`` (bool: where a missing value goes), ``missing`` (int8: 0 = NaN is
+    missing; 1 = NaN and ``|x| <= Z`` are missing, ``Z = 1.0000000180025095e-35`` (float32
+    1e-35 as a double, LightGBM missing type Zero); 2 = NaN
+    is replaced by 0.0, then compared normally (LightGBM missing type None)), ``kind``
+    (int8: 0 numeric split, 1 categorical split), ``value_0`` .. ``value_{W-1}`` (float64 leaf
+    values; 0 on internal nodes).
+
+    ``categories`` (only if a node is categorical): rows (``node`` int32, ``category``
+    int32) listing, per categorical node, the categories that go LEFT. A missing ``x`` (per
+    the node's ``missing`` rule) goes to the default child; otherwise, with
+    ``c = trunc(x)``, the row goes left iff ``x >= 0`` and ``c`` is in the node's set, else
+    right.
+
+Optional extension (absent = false): ``refuse_overflow`` (bool). With ``compare_dtype``
+float32, a row holding an input that is finite in float64 but rounds to +/-inf in float32 is
+refused (scikit-learn's trees raise "value too large for dtype('float32')" on such input).
+
+Implementation
+--------------
+At bind time the node table is re-laid out per tree in breadth-first order so that a node's
+two children are adjacent (``right = left + 1``), split thresholds are converted to the
+compare dtype with the operator folded in (every test becomes ``x <= t'``, exactly
+equivalent: ``t'`` is the largest compare-dtype value ``<= t`` for "<=", the largest ``< t``
+for "<"), and ``scale * leaf`` is precomputed in the accumulation dtype (the same single
+rounding the per-row product would have). The kernel gathers a block of rows into a
+contiguous ``(rows, features)`` array of the compare dtype, walks one tree for every row of
+the block while that tree is in cache, then the next tree, so each row still sums its trees
+in table order. The rows of a block walk a tree in lockstep, branch-free (a leaf loops to
+itself), for as many steps as the tree is deep; a single row walks a group of trees in
+lockstep instead. The parallel kernel runs blocks on separate threads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from ..errors import FieldTypeError
+from ..ir import Step
+from ..ops import BindContext, Bound, register_op
+from ._common import table
+
+#: rows that walk one tree together (the block's features and accumulators stay in L1)
+BLOCK_ROWS = 128
+#: batches use the parallel kernel from this many rows, or more for small models: enough rows
+#: for about ``PARALLEL_MIN_STEPS`` node steps, so that thread start-up stays negligible
+PARALLEL_MIN_ROWS = 256
+PARALLEL_MIN_STEPS = 300_000
+#: blocks of fewer rows walk this many trees at once per row instead (single-row latency)
+TREE_LANES = 16
+_ROW_LANES_MIN = 8
+#: LightGBM's "zero" missing type: |x| <= this is missing. LightGBM's kZeroThreshold is the
+#: float literal 1e-35f widened to double: 1.0000000180025095e-35, not 1e-35.
+ZERO_THRESHOLD = float(np.float32(1e-35))
+#: The rows of a block take as many lockstep steps down a tree as its deepest leaf needs (a
+#: few wasted branch-free steps cost less than the mispredictions of rows finishing one by
+#: one). Tree lanes of a single row take only enough steps for this share of rows if each
+#: split sent half its rows each way; the rest finish one by one.
+LOCKSTEP_SHARE = 0.97
+
+# Compact layout. Per slot, ``nodes[s] = (feat, child, aux0, aux1)`` (int32) and ``thr[s]``:
+# - plain numeric split (missing kind 0): ``feat = feature * 2 + default_right``, ``child`` =
+#   slot of the left child (the right child is ``child + 1``);
+# - any other split: ``feat = ~(feature * 16 + flags)`` (negative), with flag bits below;
+#   for a categorical split ``aux0, aux1`` = first word and word count of its left set;
+# - leaf: ``feat = 0``, ``child`` = the slot itself, ``thr = +inf`` (so a step from a leaf
+#   stays there), ``aux0`` = its row in the leaf value table.
+_DEFAULT_LEFT = 1
+_CATEGORICAL = 2
+_MISSING_SHIFT = 2
+_FLAG_BITS = 4
+_MISSING_SLOW = 3  # missing kind 0 at a node whose threshold is NaN (no value passes)
+
+
+# --- kernels ---------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _slow_branch(x, t, flags, cat_start, cat_len, cat_words, zero_thr):
+    """0 (left) or 1 (right) at a node with a missing-value rule or a categorical split.
+
+    ``x`` and ``t`` are in the compare dtype; ``t`` already has the operator folded in
+    (go left iff ``x <= t``).
+    """
+    default = 0 if flags & _DEFAULT_LEFT else 1
+    miss = flags >> _MISSING_SHIFT
+    if math.isnan(x):
+        if miss != 2:
+            return default
+        # missing type None: NaN is compared as 0.0 (category 0 at a categorical split)
+        if flags & _CATEGORICAL:
+            return 0 if cat_len > 0 and cat_words[cat_start] & 1 else 1
+        return 0 if 0.0 <= t else 1
+    if miss == 1 and abs(x) <= zero_thr:
+        return default
+    if flags & _CATEGORICAL:
+        if x >= 0 and x < cat_len * 32:
+            c = int(x)
+            if (cat_words[cat_start + (c >> 5)] >> (c & 31)) & 1:
+                return 0
+        return 1
+    return 0 if x <= t else 1
+
+
+@njit(cache=True, nogil=True)
+def _walk(xb, cur, n_lanes, steps, nan_free, thr, nodes, cat_words, zero_thr):
+    """Move every lane ``l < n_lanes`` (row ``l`` of ``xb``, at slot ``cur[l]``) down to its
+    leaf, leaving the leaf's slot in ``cur[l]``.
+
+    The first ``steps`` steps go in lockstep: the lanes' walks are independent, so they
+    overlap in the CPU, and no branch depends on the data (a leaf's step stays put). The few
+    lanes still above a leaf then finish one by one. ``nan_free`` (no NaN in the lanes' rows)
+    drops the NaN test from plain splits. (The step is written out several times because a
+    helper taking arrays per step would cost reference counting.)
+    """
+    if nan_free:
+        for _ in range(steps):
+            for ln in range(n_lanes):
+                nd = cur[ln]
+                f = nodes[nd, 0]
+                if f >= 0:
+                    cur[ln] = nodes[nd, 1] + (xb[ln, f >> 1] > thr[nd])
+                else:
+                    cur[ln] = nodes[nd, 1] + _slow_branch(
+                        xb[ln, (~f) >> _FLAG_BITS], thr[nd], (~f) & 15, nodes[nd, 2],
+                        nodes[nd, 3], cat_words, zero_thr)
+    else:
+        for _ in range(steps):
+            for ln in range(n_lanes):
+                nd = cur[ln]
+                f = nodes[nd, 0]
+                if f >= 0:
+                    x = xb[ln, f >> 1]
+                    # right iff x > t, or x is NaN and missing values go right
+                    cur[ln] = nodes[nd, 1] + ((x > thr[nd]) | ((x != x) & ((f & 1) == 1)))
+                else:
+                    cur[ln] = nodes[nd, 1] + _slow_branch(
+                        xb[ln, (~f) >> _FLAG_BITS], thr[nd], (~f) & 15, nodes[nd, 2],
+                        nodes[nd, 3], cat_words, zero_thr)
+    for ln in range(n_lanes):
+        nd = cur[ln]
+        while nodes[nd, 1] != nd:
+            f = nodes[nd, 0]
+            if f >= 0:
+                x = xb[ln, f >> 1]
+                nd = nodes[nd, 1] + ((x > thr[nd]) | ((x != x) & ((f & 1) == 1)))
+            else:
+                nd = nodes[nd, 1] + _slow_branch(
+                    xb[ln, (~f) >> _FLAG_BITS], thr[nd], (~f) & 15, nodes[nd, 2],
+                    nodes[nd, 3], cat_words, zero_thr)
+        cur[ln] = nd
+
+
+@njit(cache=True, nogil=True)
+def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr, leafv, trees,
+                 base, divisor, refuse_overflow, xb, acc, cur, xrep):
+    """Score rows ``r0 .. r1`` of ``ws`` (at most ``xb.shape[0]`` rows).
+
+    Scratch: ``xb`` (block, f) and ``xrep`` (TREE_LANES, f) of the compare dtype, ``acc``
+    (block, k) of the accumulation dtype, ``cur`` (max(block, TREE_LANES),) int32.
+    Returns -1, or the first row refused under ``refuse_overflow``.
+    """
+    nb = r1 - r0
+    nf = in_cols.shape[0]
+    k = out_cols.shape[0]
+    w_leaf = leafv.shape[1]
+    # Gather once: each row's features contiguous and already rounded to the compare dtype.
+    nan_free = True
+    for i in range(nb):
+        for j in range(nf):
+            v = ws[r0 + i, in_cols[j]]
+            xb[i, j] = v
+            nan_free &= v == v
+            if refuse_overflow and math.isinf(xb[i, j]) and not math.isinf(v):
+                return r0 + i
+        for j in range(k):
+            acc[i, j] = base[j]
+    n_trees = trees.shape[0]
+    if nb >= _ROW_LANES_MIN:
+        # Tree-major inside the block: the tree stays in cache while every row of the block
+        # walks it (one lane per row); each row still adds its trees in table order, so sums
+        # are bit-identical to a row-at-a-time walk.
+        for t in range(n_trees):
+            root = trees[t, 0]
+            for i in range(nb):
+                cur[i] = root
+            _walk(xb, cur, nb, trees[t, 2], nan_free, thr, nodes, cat_words, zero_thr)
+            o = trees[t, 1]
+            for i in range(nb):
+                leaf = nodes[cur[i], 2]
+                for w in range(w_leaf):
+                    acc[i, o + w] += leafv[leaf, w]
+    else:
+        # A few rows (a single-row request): one lane per tree of a group of trees instead,
+        # so the walks still overlap (each lane reads its own copy of the row); leaves are
+        # added afterwards in table order.
+        g_max = xrep.shape[0]
+        for i in range(nb):
+            row_nan_free = True
+            for f in range(nf):
+                row_nan_free &= xb[i, f] == xb[i, f]
+            for j in range(g_max):
+                for f in range(nf):
+                    xrep[j, f] = xb[i, f]
+            for t0 in range(0, n_trees, g_max):
+                g = min(g_max, n_trees - t0)
+                steps = 0
+                for j in range(g):
+                    cur[j] = trees[t0 + j, 0]
+                    steps = max(steps, trees[t0 + j, 3])
+                _walk(xrep, cur, g, steps, row_nan_free, thr, nodes, cat_words, zero_thr)
+                for j in range(g):
+                    leaf = nodes[cur[j], 2]
+                    o = trees[t0 + j, 1]
+                    for w in range(w_leaf):
+                        acc[i, o + w] += leafv[leaf, w]
+    if divisor.shape[0] > 0:
+        d = divisor[0]
+        for i in range(nb):
+            for j in range(k):
+                ws[r0 + i, out_cols[j]] = acc[i, j] / d
+    else:
+        for i in range(nb):
+            for j in range(k):
+                ws[r0 + i, out_cols[j]] = acc[i, j]
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def tree_ensemble_kernel(ws, in_cols, out_cols, thr, nodes, cat_words, zero_thr, leafv, trees,
+                         base, divisor, refuse_overflow, block):
+    """Serial kernel. ``ws`` float64[n_rows, n_columns]; writes the step's output columns.
+
+    Arguments after ``ws`` come from :func:`compile_tables`. Returns -1, or the first row
+    refused (``refuse_overflow``).
+    """
+    n = ws.shape[0]
+    rows = min(n, block)
+    nf = max(in_cols.shape[0], 1)  # a step from a leaf reads column 0
+    xb = np.empty((rows, nf), dtype=thr.dtype)
+    acc = np.empty((rows, out_cols.shape[0]), dtype=leafv.dtype)
+    cur = np.empty(max(rows, TREE_LANES), dtype=np.int32)
+    xrep = np.empty((TREE_LANES, nf), dtype=thr.dtype)
+    for r0 in range(0, n, block):
+        status = _score_block(ws, r0, min(r0 + block, n), in_cols, out_cols, thr, nodes,
+                              cat_words, zero_thr, leafv, trees, base, divisor,
+                              refuse_overflow, xb, acc, cur, xrep)
+        if status >= 0:
+            return status
+    return -1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def tree_ensemble_parallel(ws, in_cols, out_cols, thr, nodes, cat_words, zero_thr, leafv,
+                           trees, base, divisor, refuse_overflow, block):
+    """Parallel kernel: row blocks on separate threads; results equal the serial kernel's."""
+    n = ws.shape[0]
+    n_blocks = (n + block - 1) // block
+    status = np.full(n_blocks, -1, dtype=np.int64)
+    nf = max(in_cols.shape[0], 1)  # a step from a leaf reads column 0
+    for b in prange(n_blocks):
+        xb = np.empty((block, nf), dtype=thr.dtype)
+        acc = np.empty((block, out_cols.shape[0]), dtype=leafv.dtype)
+        cur = np.empty(max(block, TREE_LANES), dtype=np.int32)
+        xrep = np.empty((TREE_LANES, nf), dtype=thr.dtype)
+        r0 = b * block
+        status[b] = _score_block(ws, r0, min(r0 + block, n), in_cols, out_cols, thr, nodes,
+                                 cat_words, zero_thr, leafv, trees, base, divisor,
+                                 refuse_overflow, xb, acc, cur, xrep)
+    for b in range(n_blocks):
+        if status[b] >= 0:
+            return status[b]
+    return -1
+
+
+# --- layout ----------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _relayout(roots, feature, left, right):
+    """Breadth-first copy of every tree, a node's two children in adjacent slots.
+
+    Returns ``(orig, child, depth, croot, leaf_orig, leaf_tree, bad_tree, bad_node)``: per
+    slot the original node row, the left child's slot (internal) or leaf ordinal (leaf) and
+    the depth; per tree its root slot; per leaf ordinal the original row and tree.
+    ``bad_node >= 0`` reports a node reached twice within tree ``bad_tree`` (the rows do not
+    form a tree); the arrays are then empty.
+    """
+    n_nodes = feature.shape[0]
+    n_trees = roots.shape[0]
+    stamp = np.full(n_nodes, -1, dtype=np.int64)
+    stack = np.empty(n_nodes + 1, dtype=np.int64)
+    total = 0
+    leaves = 0
+    for t in range(n_trees):  # pass 1: sizes; refuse cycles and nodes shared within a tree
+        stack[0] = roots[t]
+        top = 1
+        while top > 0:
+            top -= 1
+            v = stack[top]
+            if stamp[v] == t:
+                e = np.empty(0, dtype=np.int32)
+                return e, e, e, e, e, e, t, v
+            stamp[v] = t
+            total += 1
+            if feature[v] >= 0:
+                stack[top] = left[v]
+                stack[top + 1] = right[v]
+                top += 2
+            else:
+                leaves += 1
+    orig = np.empty(total, dtype=np.int32)
+    child = np.empty(total, dtype=np.int32)
+    depth = np.empty(total, dtype=np.int32)
+    croot = np.empty(n_trees, dtype=np.int32)
+    leaf_orig = np.empty(leaves, dtype=np.int32)
+    leaf_tree = np.empty(leaves, dtype=np.int32)
+    free = 0
+    n_leaf = 0
+    for t in range(n_trees):  # pass 2: the slots from head to free are the BFS queue
+        croot[t] = free
+        orig[free] = roots[t]
+        depth[free] = 0
+        head = free
+        free += 1
+        while head < free:
+            v = orig[head]
+            if feature[v] >= 0:
+                child[head] = free
+                orig[free] = left[v]
+                orig[free + 1] = right[v]
+                depth[free] = depth[free + 1] = depth[head] + 1
+                free += 2
+            else:
+                child[head] = n_leaf
+                leaf_orig[n_leaf] = v
+                leaf_tree[n_leaf] = t
+                n_leaf += 1
+            head += 1
+    return orig, child, depth, croot, leaf_orig, leaf_tree, -1, -1
+
+
+def _lockstep_depth(leaf_tree: np.ndarray, leaf_depth: np.ndarray, n_trees: int) -> np.ndarray:
+    """Per tree ``(max depth, share depth)``: the share depth is the smallest depth that holds
+    ``LOCKSTEP_SHARE`` of rows when every split halves them (a leaf at depth d gets
+    ``2**-d``)."""
+    out = np.zeros((n_trees, 2), dtype=np.int64)
+    if leaf_tree.size == 0:
+        return out
+    max_d = int(leaf_depth.max())
+    share = np.zeros((n_trees, max_d + 1))
+    np.add.at(share, (leaf_tree, leaf_depth), np.ldexp(1.0, -leaf_depth.astype(np.int64)))
+    reached = np.cumsum(share, axis=1) >= LOCKSTEP_SHARE - 1e-12
+    reached[:, -1] = True
+    out[:, 1] = np.argmax(reached, axis=1)
+    np.maximum.at(out[:, 0], leaf_tree, leaf_depth)
+    return out
+
+
+def _below(t: np.ndarray, dtype: type, strict: bool) -> np.ndarray:
+    """Per threshold ``t`` (float64), the largest ``dtype`` value ``<= t`` (``< t`` if strict).
+
+    Then ``x <= result`` in ``dtype`` equals ``x <= t`` (``x < t``) for every non-NaN ``x`` of
+    ``dtype``. A threshold no value can pass (``< -inf``, or NaN) becomes NaN.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = t.astype(dtype)
+        too_big = (r.astype(np.float64) >= t) if strict else (r.astype(np.float64) > t)
+        r = np.where(too_big, np.nextafter(r, dtype(-np.inf)), r).astype(dtype)
+    if strict:
+        r = np.where(t == -np.inf, dtype(np.nan), r).astype(dtype)
+    return r
+
+
+# --- binding ---------------------------------------------------------------------------------
+@dataclass
+class TreeTables:
+    """The validated op tables in their original (global-row) form, for the reference."""
+
+    in_cols: np.ndarray        # (f,) workspace columns of the inputs
+    out_cols: np.ndarray       # (k,) workspace columns of the outputs
+    base: np.ndarray           # (k,) float64
+    average: bool
+    acc32: bool
+    cmp32: bool
+    strict: bool               # split operator "<"
+    root: np.ndarray           # (T,) int64
+    output: np.ndarray         # (T,) int64
+    scale: np.ndarray          # (T,) float64
+    feature: np.ndarray        # (N,) int64
+    threshold: np.ndarray      # (N,) float64
+    left: np.ndarray           # (N,) int64
+    right: np.ndarray          # (N,) int64
+    default_left: np.ndarray   # (N,) bool
+    missing: np.ndarray        # (N,) int64
+    kind: np.ndarray           # (N,) int64
+    values: np.ndarray         # (N, W) float64
+    cat_keys: np.ndarray       # (C,) int64, sorted: node * 2**32 + category, for left sets
+    refuse_overflow: bool
+
+
+def _choice(step: Step, key: str, options: tuple[str, ...]) -> str:
+    value = step.params.get(key)
+    if value not in options:
+        raise ValueError(f"tree_ensemble: params.{key} is {value!r}; expected one of "
+                         f"{', '.join(repr(o) for o in options)}")
+    return value
+
+
+def _int_col(t: dict, name: str, role: str) -> np.ndarray:
+    if name not in t:
+        raise ValueError(f"tree_ensemble: table '{role}' lacks column '{name}'")
+    col = np.asarray(t[name])
+    if col.dtype.kind == "f":
+        if not np.all(np.isfinite(col)) or np.any(col != np.trunc(col)):
+            raise ValueError(f"tree_ensemble: column '{role}.{name}' must hold integers")
+    elif col.dtype.kind not in "iub":
+        raise ValueError(f"tree_ensemble: column '{role}.{name}' must hold integers")
+    return col.astype(np.int64)
+
+
+def _f64_col(t: dict, name: str, role: str) -> np.ndarray:
+    if name not in t:
+        raise ValueError(f"tree_ensemble: table '{role}' lacks column '{name}'")
+    return np.ascontiguousarray(np.asarray(t[name], dtype=np.float64))
+
+
+def read_tables(step: Step, ctx: BindContext) -> TreeTables:
+    """Validate the step's params and tables (raises ValueError naming the problem)."""
+    p = step.params
+    k = int(p["n_outputs"])
+    w_leaf = int(p["leaf_width"])
+    if k != len(step.outputs):
+        raise ValueError(f"tree_ensemble: n_outputs is {k} but the step has "
+                         f"{len(step.outputs)} outputs")
+    if not 1 <= w_leaf <= k:
+        raise ValueError(f"tree_ensemble: leaf_width {w_leaf} must be between 1 and "
+                         f"n_outputs ({k})")
+    average = _choice(step, "aggregation", ("sum", "average")) == "average"
+    acc32 = _choice(step, "accumulate_dtype", ("float64", "float32")) == "float32"
+    cmp32 = _choice(step, "compare_dtype", ("float64", "float32")) == "float32"
+    strict = _choice(step, "split_operator", ("<=", "<")) == "<"
+    base = np.asarray([float(b) for b in p["base_score"]], dtype=np.float64)
+    if base.shape != (k,):
+        raise ValueError(f"tree_ensemble: base_score has {base.size} values for {k} outputs")
+
+    trees = table(step, "trees")
+    root = _int_col(trees, "root", "trees")
+    output = _int_col(trees, "output", "trees")
+    scale = _f64_col(trees, "scale", "trees")
+    nodes = table(step, "nodes")
+    feature = _int_col(nodes, "feature", "nodes")
+    n_nodes = feature.shape[0]
+    threshold = _f64_col(nodes, "threshold", "nodes")
+    left = _int_col(nodes, "left", "nodes")
+    right = _int_col(nodes, "right", "nodes")
+    default_left = _int_col(nodes, "default_left", "nodes").astype(bool)
+    missing = _int_col(nodes, "missing", "nodes")
+    kind = _int_col(nodes, "kind", "nodes")
+    values = np.column_stack([_f64_col(nodes, f"value_{w}", "nodes") for w in range(w_leaf)]
+                             ) if n_nodes else np.zeros((0, w_leaf))
+    for name, col, n in (("trees.output", output, root.shape[0]),
+                         ("trees.scale", scale, root.shape[0]),
+                         *((f"nodes.{c}", a, n_nodes) for c, a in (
+                             ("threshold", threshold), ("left", left), ("right", right),
+                             ("default_left", default_left), ("missing", missing),
+                             ("kind", kind)))):
+        if col.shape[0] != n:
+            raise ValueError(f"tree_ensemble: column {name} has {col.shape[0]} rows, "
+                             f"expected {n}")
+    n_trees = root.shape[0]
+    if average and n_trees == 0:
+        raise ValueError("tree_ensemble: aggregation 'average' over an empty trees table")
+    bad = np.flatnonzero((root < 0) | (root >= n_nodes))
+    if bad.size:
+        raise ValueError(f"tree_ensemble: tree {bad[0]} has root {root[bad[0]]}, outside the "
+                         f"{n_nodes} rows of the nodes table")
+    bad = np.flatnonzero((output < 0) | (output + w_leaf > k))
+    if bad.size:
+        raise ValueError(f"tree_ensemble: tree {bad[0]} writes outputs {output[bad[0]]}.."
+                         f"{output[bad[0]] + w_leaf - 1}, but there are {k} outputs")
+    n_in = len(step.inputs)
+    bad = np.flatnonzero((feature < -1) | (feature >= n_in))
+    if bad.size:
+        raise ValueError(f"tree_ensemble: node {bad[0]} reads feature {feature[bad[0]]}; the "
+                         f"step has {n_in} inputs")
+    internal = feature >= 0
+    for name, col in (("left", left), ("right", right)):
+        bad = np.flatnonzero(internal & ((col < 0) | (col >= n_nodes)))
+        if bad.size:
+            raise ValueError(f"tree_ensemble: node {bad[0]} has {name} child {col[bad[0]]}, "
+                             f"outside the {n_nodes} rows of the nodes table")
+    bad = np.flatnonzero((missing < 0) | (missing > 2))
+    if bad.size:
+        raise ValueError(f"tree_ensemble: node {bad[0]} has missing kind {missing[bad[0]]} "
+                         "(expected 0, 1 or 2)")
+    bad = np.flatnonzero((kind < 0) | (kind > 1))
+    if bad.size:
+        raise ValueError(f"tree_ensemble: node {bad[0]} has kind {kind[bad[0]]} "
+                         "(expected 0 numeric or 1 categorical)")
+
+    cat_keys = np.zeros(0, dtype=np.int64)
+    if "categories" in step.tables:
+        cats = step.tables["categories"]
+        cnode = _int_col(cats, "node", "categories")
+        ccat = _int_col(cats, "category", "categories")
+        if cnode.shape != ccat.shape:
+            raise ValueError("tree_ensemble: categories.node and categories.category differ "
+                             "in length")
+        bad = np.flatnonzero((cnode < 0) | (cnode >= n_nodes))
+        if bad.size:
+            raise ValueError(f"tree_ensemble: categories row {bad[0]} names node "
+                             f"{cnode[bad[0]]}, outside the nodes table")
+        bad = np.flatnonzero((kind[cnode] != 1) | (feature[cnode] < 0))
+        if bad.size:
+            raise ValueError(f"tree_ensemble: categories row {bad[0]} names node "
+                             f"{cnode[bad[0]]}, which is not a categorical split")
+        bad = np.flatnonzero((ccat < 0) | (ccat >= 2**31))
+        if bad.size:
+            raise ValueError(f"tree_ensemble: categories row {bad[0]} has category "
+                             f"{ccat[bad[0]]} (expected 0 .. 2**31-1)")
+        cat_keys = np.unique(cnode * (1 << 32) + ccat)
+    return TreeTables(
+        in_cols=ctx.cols(step.inputs, step=step), out_cols=ctx.cols(step.outputs, step=step),
+        base=base, average=average, acc32=acc32, cmp32=cmp32, strict=strict, root=root,
+        output=output, scale=scale, feature=feature, threshold=threshold, left=left,
+        right=right, default_left=default_left, missing=missing, kind=kind, values=values,
+        cat_keys=cat_keys, refuse_overflow=bool(p.get("refuse_overflow", False)))
+
+
+def compile_tables(tt: TreeTables) -> tuple:
+    """The kernel's arguments after ``ws`` (see the layout notes above ``_slow_branch``)."""
+    cmp_dtype = np.float32 if tt.cmp32 else np.float64
+    acc_dtype = np.float32 if tt.acc32 else np.float64
+    if tt.feature.size and tt.feature.max() >= 2**26:
+        raise ValueError("tree_ensemble: feature indexes above 2**26 are not supported")
+    orig, child, depth, croot, leaf_orig, leaf_tree, bad_tree, bad_node = _relayout(
+        tt.root.astype(np.int32), tt.feature.astype(np.int32), tt.left.astype(np.int32),
+        tt.right.astype(np.int32))
+    if bad_node >= 0:
+        raise ValueError(f"tree_ensemble: tree {bad_tree} reaches node {bad_node} twice; the "
+                         "nodes of a tree must form a tree (no cycles, no shared nodes)")
+    if orig.shape[0] >= 2**31 - 2:
+        raise ValueError("tree_ensemble: more than 2**31 nodes")
+    n_slots = orig.shape[0]
+
+    # per original node: threshold with the operator folded in, and flags
+    thr_o = _below(tt.threshold, cmp_dtype, tt.strict)
+    flags = (tt.default_left.astype(np.int64) * _DEFAULT_LEFT
+             + (tt.kind == 1) * _CATEGORICAL + (tt.missing << _MISSING_SHIFT))
+    # A NaN t' defeats the fast step's NaN handling: send those nodes the slow way.
+    flags = np.where(np.isnan(thr_o) & (tt.kind == 0) & (tt.missing == 0),
+                     flags | (_MISSING_SLOW << _MISSING_SHIFT), flags)
+    fast = (flags & ~_DEFAULT_LEFT) == 0
+    feat_o = np.where(fast, tt.feature * 2 + (1 - (flags & _DEFAULT_LEFT)),
+                      ~(tt.feature * (1 << _FLAG_BITS) + flags))
+
+    leaf = tt.feature[orig] < 0
+    slots = np.arange(n_slots)
+    nodes = np.zeros((n_slots, 4), dtype=np.int32)
+    nodes[:, 0] = np.where(leaf, 0, feat_o[orig])
+    nodes[:, 1] = np.where(leaf, slots, child)
+    nodes[:, 2] = np.where(leaf, child, 0)
+    thr = np.where(leaf, cmp_dtype(np.inf), thr_o[orig]).astype(cmp_dtype)
+
+    # categorical left sets: bitsets of uint32 words, one run of words per original node
+    cat_words = np.zeros(1, dtype=np.uint32)
+    if tt.cat_keys.size:
+        nodes_c = tt.cat_keys >> 32
+        cats = tt.cat_keys & 0xFFFFFFFF
+        ref_o = np.zeros((tt.feature.shape[0], 2), dtype=np.int64)
+        chunks = []
+        start = 0
+        for node in np.unique(nodes_c):
+            mine = cats[nodes_c == node]
+            words = np.zeros(int(mine.max()) // 32 + 1, dtype=np.uint32)
+            np.bitwise_or.at(words, mine // 32, np.left_shift(
+                np.uint32(1), (mine % 32).astype(np.uint32)))
+            ref_o[node] = (start, words.shape[0])
+            chunks.append(words)
+            start += words.shape[0]
+        cat_words = np.concatenate(chunks)
+        nodes[~leaf, 2:] = ref_o[orig[~leaf]]
+
+    if tt.acc32:  # float32 product of the float32-rounded factors
+        leafv = (tt.scale[leaf_tree].astype(np.float32)[:, None]
+                 * tt.values[leaf_orig].astype(np.float32))
+    else:
+        leafv = tt.scale[leaf_tree][:, None] * tt.values[leaf_orig]
+    leafv = np.ascontiguousarray(leafv, dtype=acc_dtype).reshape(-1, tt.values.shape[1])
+    n_trees = tt.root.shape[0]
+    trees = np.zeros((n_trees, 4), dtype=np.int32)
+    trees[:, 0] = croot
+    trees[:, 1] = tt.output
+    trees[:, 2:] = _lockstep_depth(leaf_tree, depth[leaf], n_trees)  # leaves in ordinal order
+    base = tt.base.astype(acc_dtype)
+    divisor = (np.array([n_trees], dtype=acc_dtype) if tt.average
+               else np.zeros(0, dtype=acc_dtype))
+    zero_thr = _below(np.array([ZERO_THRESHOLD]), cmp_dtype, False)[0]
+    return (tt.in_cols, tt.out_cols, thr, np.ascontiguousarray(nodes), cat_words, zero_thr,
+            leafv, trees, base, divisor, tt.refuse_overflow, BLOCK_ROWS)
+
+
+def _overflow_error(step: Step, in_cols: np.ndarray) -> Callable[[np.ndarray, int], Exception]:
+    def error(ws: np.ndarray, row: int) -> Exception:
+        values = ws[row, in_cols]
+        with np.errstate(over="ignore"):
+            bad = np.isfinite(values) & np.isinf(values.astype(np.float32))
+        j = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        return FieldTypeError(
+            f"row {row}: '{step.inputs[j]}' is {values[j]!r}, too large for float32; the "
+            "original model (scikit-learn trees) refuses values outside the float32 range")
+    return error
+
+
+@register_op("tree_ensemble", family="tree_ensemble")
+def bind_tree_ensemble(step: Step, ctx: BindContext) -> Bound:
+    tt = read_tables(step, ctx)
+    args = compile_tables(tt)
+
+    def reference(ws: np.ndarray, *_: object) -> int:
+        return tree_ensemble_reference(ws, tt)
+
+    steps_per_row = int(args[7][:, 2].sum()) + 1  # lockstep steps of all trees
+    min_rows = max(PARALLEL_MIN_ROWS, -(-PARALLEL_MIN_STEPS // steps_per_row))
+    return Bound(tree_ensemble_kernel, reference, args, parallel=tree_ensemble_parallel,
+                 parallel_min_rows=min_rows, error=_overflow_error(step, tt.in_cols))
+
+
+# --- reference -------------------------------------------------------------------------------
+def tree_ensemble_reference(ws: np.ndarray, tt: TreeTables) -> int:
+    """Plain NumPy implementation of op ``tree_ensemble`` v1 on the original tables.
+
+    Walks every tree for all rows at once (one vectorised step per depth level), following
+    the normative text literally: round ``x`` to the compare dtype, compare in float64 with
+    the float64 threshold, then sum leaf values in tree order.
+    """
+    n = ws.shape[0]
+    cmp = np.float32 if tt.cmp32 else np.float64
+    raw = ws[:, tt.in_cols]
+    with np.errstate(over="ignore"):
+        X = raw.astype(cmp).astype(np.float64)  # (n, f) rounded to the compare dtype
+    if tt.refuse_overflow:
+        bad = np.flatnonzero((np.isinf(X) & np.isfinite(raw)).any(axis=1))
+        if bad.size:
+            return int(bad[0])
+    acc_t = np.float32 if tt.acc32 else np.float64
+    out = np.tile(tt.base.astype(acc_t), (n, 1))  # (n, k)
+    for t in range(tt.root.shape[0]):
+        node = np.full(n, tt.root[t], dtype=np.int64)
+        while True:
+            active = np.flatnonzero(tt.feature[node] >= 0)
+            if active.size == 0:
+                break
+            nd = node[active]
+            x = X[active, tt.feature[nd]]
+            miss = tt.missing[nd]
+            nan = np.isnan(x)
+            x = np.where(nan & (miss == 2), 0.0, x)
+            is_missing = (nan & (miss != 2)) | ((miss == 1) & (np.abs(x) <= ZERO_THRESHOLD))
+            with np.errstate(invalid="ignore"):
+                numeric = x < tt.threshold[nd] if tt.strict else x <= tt.threshold[nd]
+                c = np.where((x >= 0) & (x < 2.0**32), np.trunc(x), -1).astype(np.int64)
+            in_set = (c >= 0) & np.isin(nd * (1 << 32) + c, tt.cat_keys)
+            go_left = np.where(is_missing, tt.default_left[nd],
+                               np.where(tt.kind[nd] == 1, in_set, numeric))
+            node[active] = np.where(go_left, tt.left[nd], tt.right[nd])
+        lo = tt.output[t]
+        w = tt.values.shape[1]
+        if tt.acc32:
+            out[:, lo:lo + w] += np.float32(tt.scale[t]) * tt.values[node].astype(np.float32)
+        else:
+            out[:, lo:lo + w] += tt.scale[t] * tt.values[node]
+    if tt.average:
+        out /= acc_t(tt.root.shape[0])
+    ws[:, tt.out_cols] = out
+    return -1

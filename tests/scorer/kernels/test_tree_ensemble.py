@@ -1,0 +1,506 @@
+"""Op ``tree_ensemble`` v1 on hand-built steps: every rule of the op's text, checked against a
+scalar Python reading of the spec, the Numba kernels (serial and parallel) and the NumPy
+reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scorer.errors import BundleFormatError, FieldTypeError
+from scorer.ir import Bundle, Field, Output, Step
+from scorer.kernels import tree_ensemble as te
+from scorer.model import Model
+from scorer.ops import BindContext, get_op
+
+F32 = np.float32
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def leaf(*values: float) -> dict:
+    return {"leaf": list(values)}
+
+
+def split(feature: int, threshold: float, left: dict, right: dict, *, default_left=False,
+          missing=0, categories=None) -> dict:
+    return {"feature": feature, "threshold": threshold, "left": left, "right": right,
+            "default_left": default_left, "missing": missing, "categories": categories}
+
+
+def make_step(trees: list[dict], *, n_inputs: int = 1, n_outputs: int = 1, width: int = 1,
+              outputs: list[int] | None = None, scales: list[float] | None = None,
+              base: list[float] | None = None, shuffle: int | None = None, **params) -> Step:
+    """A ``tree_ensemble`` step from nested dicts (``split`` / ``leaf``).
+
+    ``shuffle`` permutes the node rows (the op must not depend on row order).
+    """
+    rows: list[dict] = []
+    roots = []
+
+    def emit(node: dict) -> int:
+        i = len(rows)
+        rows.append(node)
+        if "leaf" not in node:
+            node["_l"] = emit(node["left"])
+            node["_r"] = emit(node["right"])
+        return i
+
+    for t in trees:
+        roots.append(emit(t))
+    n = len(rows)
+    perm = np.arange(n)
+    if shuffle is not None:
+        perm = np.random.default_rng(shuffle).permutation(n)  # old row -> new row
+    nodes = {c: np.zeros(n, dtype=d) for c, d in (
+        ("feature", np.int32), ("threshold", np.float64), ("left", np.int32),
+        ("right", np.int32), ("default_left", bool), ("missing", np.int8), ("kind", np.int8))}
+    values = np.zeros((n, width))
+    cat_node, cat_value = [], []
+    for old, node in enumerate(rows):
+        i = perm[old]
+        if "leaf" in node:
+            nodes["feature"][i] = -1
+            nodes["left"][i] = nodes["right"][i] = -1
+            values[i, :] = node["leaf"]
+            continue
+        nodes["feature"][i] = node["feature"]
+        nodes["threshold"][i] = node["threshold"]
+        nodes["left"][i] = perm[node["_l"]]
+        nodes["right"][i] = perm[node["_r"]]
+        nodes["default_left"][i] = node["default_left"]
+        nodes["missing"][i] = node["missing"]
+        if node["categories"] is not None:
+            nodes["kind"][i] = 1
+            cat_node += [i] * len(node["categories"])
+            cat_value += list(node["categories"])
+    for w in range(width):
+        nodes[f"value_{w}"] = values[:, w]
+    tables = {
+        "trees": {"root": perm[np.asarray(roots, dtype=np.int64)].astype(np.int32),
+                  "output": np.asarray(outputs or [0] * len(trees), dtype=np.int32),
+                  "scale": np.asarray(scales or [1.0] * len(trees), dtype=np.float64)},
+        "nodes": nodes,
+    }
+    if cat_node:
+        tables["categories"] = {"node": np.asarray(cat_node, np.int32),
+                                "category": np.asarray(cat_value, np.int32)}
+    p = {"n_outputs": n_outputs, "leaf_width": width, "aggregation": "sum",
+         "base_score": base or [0.0] * n_outputs, "accumulate_dtype": "float64",
+         "compare_dtype": "float64", "split_operator": "<="}
+    p.update(params)
+    return Step(op="tree_ensemble", op_version=1, name="trees",
+                inputs=[f"x{j}" for j in range(n_inputs)],
+                outputs=[f"y{j}" for j in range(n_outputs)], params=p, tables=tables)
+
+
+def bind(step: Step):
+    index = {c: i for i, c in enumerate(step.inputs + step.outputs)}
+    return get_op("tree_ensemble", 1).bind(step, BindContext(index=index))
+
+
+def run_all(step: Step, X: np.ndarray) -> np.ndarray:
+    """Serial, parallel, reference and row-by-row results; asserts they are all identical."""
+    b = bind(step)
+    X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    k = len(step.outputs)
+    results = []
+    for fn in (b.kernel, b.parallel, b.reference):
+        ws = np.full((len(X), X.shape[1] + k), -7.0)
+        ws[:, : X.shape[1]] = X
+        assert fn(ws, *b.args) == -1
+        results.append(ws[:, X.shape[1]:])
+    rows = np.empty_like(results[0])
+    for i in range(len(X)):
+        ws = np.concatenate([X[i], np.zeros(k)])[None, :]
+        b.kernel(ws, *b.args)
+        rows[i] = ws[0, X.shape[1]:]
+    for name, r in zip(("parallel", "reference", "row by row"), (*results[1:], rows),
+                       strict=True):
+        np.testing.assert_array_equal(r, results[0], err_msg=f"{name} differs from serial")
+    return results[0]
+
+
+# A scalar Python reading of the normative text: the third opinion.
+def spec_predict(step: Step, x: np.ndarray) -> np.ndarray:
+    p = step.params
+    t = step.tables
+    nodes, trees = t["nodes"], t["trees"]
+    cats: dict[int, set[int]] = {}
+    if "categories" in t:
+        for nd, c in zip(t["categories"]["node"], t["categories"]["category"], strict=True):
+            cats.setdefault(int(nd), set()).add(int(c))
+    acc32 = p["accumulate_dtype"] == "float32"
+    num = F32 if acc32 else float
+    out = [num(b) for b in p["base_score"]]
+    for r, o, s in zip(trees["root"], trees["output"], trees["scale"], strict=True):
+        n = int(r)
+        while nodes["feature"][n] >= 0:
+            v = float(x[nodes["feature"][n]])
+            if p["compare_dtype"] == "float32":
+                with np.errstate(over="ignore"):
+                    v = float(F32(v))
+            miss = int(nodes["missing"][n])
+            if math.isnan(v) and miss == 2:
+                v = 0.0
+            if math.isnan(v) or (miss == 1 and abs(v) <= 1e-35):
+                go_left = bool(nodes["default_left"][n])
+            elif nodes["kind"][n] == 1:
+                go_left = v >= 0 and math.isfinite(v) and math.trunc(v) in cats.get(n, set())
+            elif p["split_operator"] == "<":
+                go_left = v < nodes["threshold"][n]
+            else:
+                go_left = v <= nodes["threshold"][n]
+            n = int(nodes["left"][n] if go_left else nodes["right"][n])
+        for w in range(p["leaf_width"]):
+            leaf_value = nodes[f"value_{w}"][n]
+            out[o + w] = (F32(F32(s) * F32(leaf_value)) + out[o + w]) if acc32 else (
+                out[o + w] + s * leaf_value)
+    if p["aggregation"] == "average":
+        out = [v / num(len(trees["root"])) for v in out]
+    return np.asarray(out, dtype=np.float64)
+
+
+def check_spec(step: Step, X: np.ndarray) -> np.ndarray:
+    got = run_all(step, X)
+    want = np.array([spec_predict(step, row) for row in np.atleast_2d(X).reshape(len(X), -1)])
+    np.testing.assert_array_equal(got, want)
+    return got
+
+
+def stumps(thresholds, **kw) -> Step:
+    """One stump per threshold, each writing 0 (left) or 1 (right) to its own output."""
+    trees = [split(0, float(t), leaf(0.0), leaf(1.0)) for t in thresholds]
+    return make_step(trees, n_outputs=len(trees), outputs=list(range(len(trees))), **kw)
+
+
+# --- comparisons -----------------------------------------------------------------------------
+def _hostile_values(thresholds: np.ndarray) -> np.ndarray:
+    t = thresholds[np.isfinite(thresholds)]
+    with np.errstate(over="ignore"):
+        return _near(t)
+
+
+def _near(t: np.ndarray) -> np.ndarray:
+    t32 = t.astype(F32).astype(np.float64)
+    near = [np.nextafter(t, np.inf), np.nextafter(t, -np.inf),
+            np.nextafter(t32.astype(F32), F32(np.inf)).astype(np.float64),
+            np.nextafter(t32.astype(F32), F32(-np.inf)).astype(np.float64)]
+    return np.concatenate([t, t32, *near, [0.0, -0.0, np.inf, -np.inf, np.nan, 1e300, -1e300,
+                                           3.5e38, -3.5e38, 1e-46, -1e-46]])
+
+
+THRESHOLDS = np.array([0.0, 0.1, -0.1, 1.0 + 2.0**-30, 1.0 + 2.0**-25, 2.5, 1e-40, -1e-40,
+                       3.4028235e38, 3.5e38, -3.5e38, 1e300, np.inf, -np.inf, 16777217.0])
+
+
+@pytest.mark.parametrize("op", ["<=", "<"])
+@pytest.mark.parametrize("cmp", ["float64", "float32"])
+def test_threshold_comparisons_match_the_spec(cmp, op):
+    step = stumps(THRESHOLDS, compare_dtype=cmp, split_operator=op)
+    check_spec(step, _hostile_values(THRESHOLDS))
+
+
+def test_float32_and_float64_compare_differ_where_they_should():
+    t = 1.0 + 2.0**-30  # not a float32
+    x = np.array([1.0 + 2.0**-29, 1.0, t, 1.0 + 2.0**-23])
+    f64 = run_all(stumps([t]), x)[:, 0]
+    f32 = run_all(stumps([t], compare_dtype="float32"), x)[:, 0]
+    np.testing.assert_array_equal(f64, [1, 0, 0, 1])   # x > t goes right
+    np.testing.assert_array_equal(f32, [0, 0, 0, 1])   # float32(1 + 2**-29) == 1.0 <= t
+    lt = run_all(stumps([1.0], split_operator="<"), np.array([1.0, np.nextafter(1.0, 0)]))
+    np.testing.assert_array_equal(lt[:, 0], [1, 0])    # x == t goes right under "<"
+
+
+def test_threshold_folding_is_exact():
+    # x <= below(t) in the compare dtype must equal x <= t (x < t) in float64, for all x.
+    rng = np.random.default_rng(0)
+    t = np.concatenate([THRESHOLDS, rng.normal(size=200) * 10.0 ** rng.integers(-40, 40, 200)])
+    x = _hostile_values(t)
+    x = x[~np.isnan(x)]
+    for dtype in (np.float32, np.float64):
+        with np.errstate(over="ignore"):
+            xr = x.astype(dtype)
+        for strict in (False, True):
+            folded = te._below(t, dtype, strict)
+            want = (xr.astype(np.float64)[:, None] < t) if strict else (
+                xr.astype(np.float64)[:, None] <= t)
+            np.testing.assert_array_equal(xr[:, None] <= folded, want)
+
+
+# --- missing values --------------------------------------------------------------------------
+MISSING_X = np.array([np.nan, 0.0, -0.0, 1e-36, -1e-36, 1e-35, 2e-35, -2e-35, -1.0, 1.0])
+
+
+@pytest.mark.parametrize("cmp", ["float64", "float32"])
+@pytest.mark.parametrize("missing", [0, 1, 2])
+@pytest.mark.parametrize("default_left", [False, True])
+@pytest.mark.parametrize("threshold", [-0.5, 0.5, 0.0])
+def test_missing_kinds(missing, default_left, threshold, cmp):
+    tree = split(0, threshold, leaf(10.0), leaf(20.0), default_left=default_left,
+                 missing=missing)
+    got = check_spec(make_step([tree], compare_dtype=cmp), MISSING_X)[:, 0]
+    default = 10.0 if default_left else 20.0
+    if missing == 0:
+        assert got[0] == default
+    elif missing == 1:
+        assert (got[:5] == default).all()  # NaN and |x| <= 1e-35
+        assert got[6] == (10.0 if 2e-35 <= threshold else 20.0)
+    else:
+        assert got[0] == (10.0 if 0.0 <= threshold else 20.0)  # NaN compared as 0.0
+
+
+def test_nan_goes_to_the_default_child_at_every_depth():
+    inner = split(1, 0.0, leaf(1.0), leaf(2.0), default_left=False)
+    tree = split(0, 0.0, inner, leaf(3.0), default_left=True)
+    got = check_spec(make_step([tree], n_inputs=2),
+                     np.array([[np.nan, np.nan], [np.nan, -1.0], [1.0, np.nan]]))
+    np.testing.assert_array_equal(got[:, 0], [2.0, 1.0, 3.0])
+
+
+# --- categorical splits ----------------------------------------------------------------------
+CAT_X = np.array([0, 1, 2, 3, 3.7, 31, 32, 33, 40, 40.5, 41, 64, -1, -0.5, -0.0, np.nan,
+                  1e10, np.inf, -np.inf, 2.0**31 + 1, 2.0**40 + 3, 1e-40])
+
+
+@pytest.mark.parametrize("cmp", ["float64", "float32"])
+@pytest.mark.parametrize("missing", [0, 1, 2])
+@pytest.mark.parametrize("default_left", [False, True])
+def test_categorical_split(default_left, missing, cmp):
+    tree = split(0, 0.0, leaf(1.0), leaf(2.0), categories=[0, 3, 32, 40],
+                 default_left=default_left, missing=missing)
+    got = check_spec(make_step([tree], compare_dtype=cmp), CAT_X)[:, 0]
+    want_left = {0, 3, 3.7, 32, 40, 40.5, -0.0, 1e-40}  # trunc(x) in the set
+    for x, g in zip(CAT_X, got, strict=True):
+        if np.isnan(x) and missing != 2:
+            assert g == (1.0 if default_left else 2.0)
+        elif missing == 1 and abs(x) <= 1e-35:
+            assert g == (1.0 if default_left else 2.0)
+        elif np.isnan(x):  # missing kind 2: NaN is category 0
+            assert g == 1.0
+        else:
+            assert g == (1.0 if x in want_left else 2.0), x
+
+
+def test_categorical_node_without_categories_sends_everything_right():
+    tree = split(0, 0.0, leaf(1.0), leaf(2.0), categories=[])
+    step = make_step([tree])
+    step.tables["nodes"]["kind"][0] = 1
+    got = check_spec(step, np.array([0.0, 1.0, 5.0]))
+    np.testing.assert_array_equal(got[:, 0], [2.0, 2.0, 2.0])
+
+
+def test_two_categorical_nodes_have_their_own_sets():
+    tree = split(0, 0.0, split(1, 0.0, leaf(1.0), leaf(2.0), categories=[5]),
+                 split(1, 0.0, leaf(3.0), leaf(4.0), categories=[6, 100]), categories=[1])
+    X = np.array([[1, 5], [1, 6], [2, 6], [2, 100], [2, 5], [1, 100]], dtype=float)
+    got = check_spec(make_step([tree], n_inputs=2), X)
+    np.testing.assert_array_equal(got[:, 0], [1, 2, 3, 3, 4, 2])
+
+
+# --- aggregation -----------------------------------------------------------------------------
+def test_sum_average_scale_base_and_leaf_width():
+    trees = [split(0, 0.0, leaf(1.0, 2.0), leaf(3.0, 4.0)),
+             split(0, 1.0, leaf(10.0, 20.0), leaf(30.0, 40.0)),
+             leaf(100.0, 200.0)]
+    X = np.array([-1.0, 0.5, 2.0])
+    step = make_step(trees, n_outputs=3, width=2, outputs=[0, 1, 0], scales=[1.0, 0.5, 2.0],
+                     base=[0.25, -1.0, 3.0])
+    got = check_spec(step, X)
+    np.testing.assert_array_equal(got[0], [0.25 + 1 + 200, -1 + 2 + 5 + 400, 3 + 10])
+    np.testing.assert_array_equal(got[2], [0.25 + 3 + 200, -1 + 4 + 15 + 400, 3 + 20])
+    step = make_step(trees, n_outputs=3, width=2, outputs=[0, 1, 0], aggregation="average",
+                     base=[0.0, 0.0, 0.0])
+    got = check_spec(step, X)
+    np.testing.assert_array_equal(got[0], np.array([1 + 100, 2 + 10 + 200, 20]) / 3)
+
+
+def test_float32_accumulation_rounds_every_addition():
+    trees = [leaf(1.0)] + [leaf(1e-8)] * 50 + [split(0, 0.0, leaf(0.3), leaf(0.7))]
+    step = make_step(trees, scales=[1.0] * 51 + [0.1], accumulate_dtype="float32",
+                     base=[0.1])
+    got = check_spec(step, np.array([-1.0, 1.0]))[:, 0]
+    acc = F32(0.1) + F32(1.0)  # float32: 1 + 1e-8 == 1
+    want = [F32(acc + F32(F32(0.1) * F32(0.3))), F32(acc + F32(F32(0.1) * F32(0.7)))]
+    np.testing.assert_array_equal(got, np.asarray(want, dtype=np.float64))
+    f64 = run_all(make_step(trees, scales=[1.0] * 51 + [0.1], base=[0.1]), np.array([-1.0]))
+    assert f64[0, 0] != got[0]
+    avg = check_spec(make_step(trees, accumulate_dtype="float32", aggregation="average"),
+                     np.array([1.0]))
+    assert avg[0, 0] == np.float64(F32(F32(F32(1.0) + F32(0.7)) / F32(52)))
+
+
+def test_summation_order_is_tree_order():
+    # 1e16 + 1 - 1e16 is 0 in this order, 1 in another: the kernel must not reorder trees.
+    trees = [leaf(1e16), split(0, 0.0, leaf(1.0), leaf(2.0)), leaf(-1e16)]
+    got = check_spec(make_step(trees), np.array([-1.0, 1.0]))
+    np.testing.assert_array_equal(got[:, 0], [0.0, 2.0])
+
+
+def test_empty_ensemble_is_the_base_score():
+    step = make_step([], n_outputs=2, base=[1.5, -2.0])
+    np.testing.assert_array_equal(check_spec(step, np.zeros(3)), [[1.5, -2.0]] * 3)
+
+
+def test_node_row_order_does_not_matter():
+    rng = np.random.default_rng(3)
+    trees = [_random_tree(rng, 3, depth=6) for _ in range(5)]
+    X = rng.normal(size=(50, 3))
+    a = check_spec(make_step(trees, n_inputs=3), X)
+    b = check_spec(make_step(trees, n_inputs=3, shuffle=1), X)
+    np.testing.assert_array_equal(a, b)
+
+
+# --- batches ---------------------------------------------------------------------------------
+def _random_tree(rng: np.random.Generator, n_inputs: int, depth: int) -> dict:
+    if depth == 0 or rng.random() < 0.15:
+        return leaf(float(rng.normal()))
+    return split(int(rng.integers(n_inputs)), float(np.round(rng.normal(), 1)),
+                 _random_tree(rng, n_inputs, depth - 1), _random_tree(rng, n_inputs, depth - 1),
+                 default_left=bool(rng.random() < 0.5))
+
+
+@pytest.mark.parametrize("cmp", ["float64", "float32"])
+def test_parallel_batch_equals_serial_and_single_rows(cmp):
+    rng = np.random.default_rng(1)
+    trees = [_random_tree(rng, 4, depth=8) for _ in range(30)]
+    # a deep chain: most rows stop early, a few go past the lockstep depth
+    chain = leaf(0.0)
+    for d in range(40):
+        chain = split(0, -2.0 + d * 0.1, leaf(float(d)), chain)
+    trees.append(chain)
+    step = make_step(trees, n_inputs=4, n_outputs=3, outputs=[i % 3 for i in range(31)],
+                     compare_dtype=cmp)
+    n = te.PARALLEL_MIN_ROWS * 3 + 17
+    X = np.round(rng.normal(size=(n, 4)), 1)
+    X[rng.random(X.shape) < 0.05] = np.nan
+    b = bind(step)
+    ws = np.zeros((n, 7))
+    ws[:, :4] = X
+    assert b.parallel(ws, *b.args) == -1
+    par = ws[:, 4:].copy()
+    ws[:, 4:] = 0
+    assert b.kernel(ws, *b.args) == -1
+    np.testing.assert_array_equal(ws[:, 4:], par)
+    for i in rng.choice(n, 20, replace=False):
+        one = np.concatenate([X[i], np.zeros(3)])[None, :]
+        b.kernel(one, *b.args)
+        np.testing.assert_array_equal(one[0, 4:], par[i])
+    want = np.array([spec_predict(step, row) for row in X[:300]])
+    np.testing.assert_array_equal(par[:300], want)
+
+
+# --- refused input ---------------------------------------------------------------------------
+def _bundle(step: Step) -> Bundle:
+    return Bundle(name="m", version="1", task="regression",
+                  inputs=[Field(name=c) for c in step.inputs], steps=[step],
+                  outputs=[Output(name="value", kind="value", column=step.outputs[0])])
+
+
+def test_refuse_overflow_names_the_row_and_field():
+    step = stumps([1.0], compare_dtype="float32", refuse_overflow=True)
+    model = Model(_bundle(step), verify=False)
+    assert model.predict(np.array([[1e38], [2.0]])).tolist() == [1.0, 1.0]
+    for big in ([[1.0], [1e300]], [[1.0], [-3.5e38]]):
+        with pytest.raises(FieldTypeError, match=r"row 1\b.*'x0'.*too large for float32"):
+            model.predict(np.array(big))
+    # every implementation refuses the same (first) row
+    b = bind(step)
+    ws = np.zeros((3000, 2))
+    ws[[1, 700, 2999], 0] = 1e300
+    for fn in (b.kernel, b.parallel, b.reference):
+        assert fn(ws.copy(), *b.args) == 1
+        assert fn(ws[2:].copy(), *b.args) == 698
+
+
+# --- malformed tables ------------------------------------------------------------------------
+def _simple() -> Step:
+    return make_step([split(0, 0.0, leaf(1.0), split(0, 1.0, leaf(2.0), leaf(3.0)))])
+
+
+def _mutate(fn) -> Step:
+    step = _simple()
+    fn(step)
+    return step
+
+
+MALFORMED = {
+    "left child out of range": (lambda s: s.tables["nodes"]["left"].__setitem__(0, 99),
+                                r"node 0 has left child 99, outside the 5 rows"),
+    "negative right child": (lambda s: s.tables["nodes"]["right"].__setitem__(2, -1),
+                             r"node 2 has right child -1"),
+    "root out of range": (lambda s: s.tables["trees"]["root"].__setitem__(0, 5),
+                          r"tree 0 has root 5"),
+    "cycle": (lambda s: s.tables["nodes"]["right"].__setitem__(2, 0), r"reaches node 0 twice"),
+    "feature out of range": (lambda s: s.tables["nodes"]["feature"].__setitem__(0, 3),
+                             r"node 0 reads feature 3; the step has 1 inputs"),
+    "output out of range": (lambda s: s.tables["trees"]["output"].__setitem__(0, 1),
+                            r"tree 0 writes outputs 1..1, but there are 1 outputs"),
+    "leaf width": (lambda s: s.params.__setitem__("leaf_width", 2), r"leaf_width 2"),
+    "n_outputs": (lambda s: s.params.__setitem__("n_outputs", 2), r"n_outputs is 2"),
+    "aggregation": (lambda s: s.params.__setitem__("aggregation", "max"),
+                    r"params.aggregation is 'max'"),
+    "operator": (lambda s: s.params.__setitem__("split_operator", ">"), r"split_operator"),
+    "missing kind": (lambda s: s.tables["nodes"]["missing"].__setitem__(0, 3),
+                     r"missing kind 3"),
+    "base score": (lambda s: s.params.__setitem__("base_score", [0.0, 1.0]), r"base_score"),
+    "short column": (lambda s: s.tables["nodes"].__setitem__(
+        "threshold", np.zeros(4)), r"nodes.threshold has 4 rows, expected 5"),
+    "missing column": (lambda s: s.tables["nodes"].pop("value_0"), r"lacks column 'value_0'"),
+    "category on numeric node": (lambda s: s.tables.__setitem__("categories", {
+        "node": np.array([0], np.int32), "category": np.array([1], np.int32)}),
+        r"node 0, which is not a categorical split"),
+    "average of nothing": (lambda s: (s.tables.__setitem__("trees", {
+        "root": np.zeros(0, np.int32), "output": np.zeros(0, np.int32),
+        "scale": np.zeros(0)}), s.params.__setitem__("aggregation", "average")),
+        r"'average' over an empty trees table"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_tables_are_refused(case):
+    mutate, message = MALFORMED[case]
+    step = _mutate(mutate)
+    with pytest.raises(ValueError, match=message):
+        bind(step)
+    with pytest.raises(BundleFormatError, match=r"step 'trees' \(op 'tree_ensemble'\)"):
+        Model(_bundle(step), verify=False)
+
+
+# --- random trees (hypothesis) ---------------------------------------------------------------
+VALUES = st.sampled_from([0.0, -0.0, 0.5, 1.0, 1.5, 2.0, -1.0, 3.0, 1e-36, 1.0 + 2.0**-30,
+                          0.1, np.inf, -np.inf, 1e300, 40.0])
+
+
+@st.composite
+def random_trees(draw, n_inputs: int):
+    def node(depth: int) -> dict:
+        if depth == 0 or draw(st.integers(0, 4)) == 0:
+            return leaf(draw(st.floats(-10, 10, allow_nan=False)))
+        f = draw(st.integers(0, n_inputs - 1))
+        cats = draw(st.none() | st.lists(st.integers(0, 70), max_size=5))
+        return split(f, draw(VALUES | st.floats(-3, 3)), node(depth - 1), node(depth - 1),
+                     default_left=draw(st.booleans()), missing=draw(st.integers(0, 2)),
+                     categories=cats)
+    return [node(draw(st.integers(0, 7))) for _ in range(draw(st.integers(0, 6)))]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), cmp=st.sampled_from(["float64", "float32"]),
+       op=st.sampled_from(["<=", "<"]), acc=st.sampled_from(["float64", "float32"]),
+       agg=st.sampled_from(["sum", "average"]))
+def test_random_ensembles_match_the_spec(data, cmp, op, acc, agg):
+    trees = data.draw(random_trees(3))
+    if agg == "average" and not trees:
+        trees = [leaf(1.0)]
+    X = np.array(data.draw(st.lists(st.lists(VALUES | st.just(np.nan) | st.floats(-3, 3),
+                                             min_size=3, max_size=3), min_size=1,
+                                    max_size=20)), dtype=np.float64)
+    step = make_step(trees, n_inputs=3, n_outputs=2, outputs=[i % 2 for i in range(len(trees))],
+                     scales=[0.5 + i for i in range(len(trees))], base=[0.25, -3.0],
+                     compare_dtype=cmp, split_operator=op, accumulate_dtype=acc,
+                     aggregation=agg)
+    check_spec(step, X)
