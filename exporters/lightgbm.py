@@ -27,6 +27,7 @@ import numpy as np
 from scorer.errors import ExportError
 
 from .graph import Graph
+from .linear import add_link, add_scale
 from .outputs import set_classifier_outputs, set_regressor_outputs
 from .registry import register
 from .xgboost import MISSING_NAN, MISSING_NONE, MISSING_ZERO, TreeTables, category_codes
@@ -176,29 +177,6 @@ def tree_steps(m: _LGBModel, g: Graph, cols: list[str]) -> list[str]:
     return _tree_step(m, g, cols, list(range(m.k)), "lightgbm")
 
 
-def _scale(g: Graph, margins: list[str], factor: float) -> list[str]:
-    """``factor * margin`` exactly as LightGBM's ``sigmoid_ * score`` (one float64 product)."""
-    if factor == 1.0:
-        return margins
-    k = len(margins)
-    outs = g.new_columns("lightgbm.scaled", k)
-    coef = np.eye(k) * factor
-    g.add_step("linear", name="lightgbm_sigmoid", inputs=margins, outputs=outs, family=FAMILY,
-               tables={"coefficients": {f"coef_{j}": coef[:, j] for j in range(k)},
-                       "intercepts": {"intercept": np.zeros(k)}})
-    return outs
-
-
-def _link(g: Graph, margins: list[str], function: str) -> list[str]:
-    if function == "identity":
-        return margins
-    n_out = 2 if function == "logistic2" else len(margins)
-    outs = g.new_columns(f"lightgbm.{function}", n_out)
-    g.add_step("link", name="lightgbm_link", inputs=margins, outputs=outs, family=FAMILY,
-               params={"function": function})
-    return outs
-
-
 def _transform(m: _LGBModel, g: Graph, margins: list[str], *, binary_two: bool) -> list[str]:
     """LightGBM's ``ConvertOutput``: raw scores -> what ``predict`` returns.
 
@@ -211,14 +189,14 @@ def _transform(m: _LGBModel, g: Graph, margins: list[str], *, binary_two: bool) 
     if obj in _IDENTITY:
         return margins
     if obj in _EXP:
-        return _link(g, margins, "exp")
+        return add_link(g, margins, "exp")
     if obj in ("binary", "cross_entropy", "xentropy"):
-        scaled = _scale(g, margins, m.sigmoid if obj == "binary" else 1.0)
-        return _link(g, scaled, "logistic2" if binary_two else "logistic")
+        scaled = add_scale(g, margins, m.sigmoid if obj == "binary" else 1.0)
+        return add_link(g, scaled, "logistic2" if binary_two else "logistic")
     if obj in ("multiclass", "softmax"):
-        return _link(g, margins, "softmax")
+        return add_link(g, margins, "softmax")
     if obj in ("multiclassova", "multiclass_ova", "ova", "ovr"):
-        return _link(g, _scale(g, margins, m.sigmoid), "logistic")
+        return add_link(g, add_scale(g, margins, m.sigmoid), "logistic")
     raise ExportError(f"LightGBM objective '{m.objective_string or 'custom'}' is not "
                       "supported (regression, regression_l1, huber, fair, quantile, mape, "
                       "poisson, gamma, tweedie, binary, cross_entropy, multiclass, "

@@ -36,11 +36,38 @@ def _linear_step(g: Graph, cols: list[str], coef: Any, intercept: Any, name: str
     return outs
 
 
-def _link(g: Graph, margins: list[str], function: str, n_out: int) -> list[str]:
+def add_link(g: Graph, margins: list[str], function: str) -> list[str]:
+    """Append a ``link`` step mapping ``margins`` through ``function``; return its outputs
+    (``identity`` adds nothing). Shared by every family that ends in margins."""
+    if function == "identity":
+        return margins
+    n_out = 2 if function == "logistic2" else len(margins)
     outs = g.new_columns(function, n_out)
     g.add_step("link", name=f"link_{function}", inputs=margins, outputs=outs, family=FAMILY,
                params={"function": function})
     return outs
+
+
+def add_scale(g: Graph, margins: list[str], factor: float, *, name: str = "scale") -> list[str]:
+    """``factor * margin`` per column as a diagonal ``linear`` step: one exact float64 product
+    per value (the zero off-diagonal terms add +0.0). ``factor == 1`` adds nothing."""
+    if factor == 1.0:
+        return margins
+    k = len(margins)
+    outs = g.new_columns(name, k)
+    coef = np.eye(k) * factor
+    g.add_step("linear", name=name, inputs=margins, outputs=outs, family=FAMILY,
+               tables={"coefficients": {f"coef_{j}": coef[:, j] for j in range(k)},
+                       "intercepts": {"intercept": np.zeros(k)}})
+    return outs
+
+
+def regression_link(est: Any, link_name: str) -> str:
+    """Our link function for scikit-learn's ``IdentityLink`` / ``LogLink``."""
+    links = {"IdentityLink": "identity", "LogLink": "exp"}
+    if link_name not in links:
+        raise ExportError(f"{type(est).__name__} with link {link_name} is not supported")
+    return links[link_name]
 
 
 @register("sklearn.LinearRegression", "sklearn.Ridge", "sklearn.RidgeCV", "sklearn.Lasso",
@@ -58,12 +85,7 @@ def export_linear_regressor(est: Any, g: Graph, cols: list[str]) -> list[str]:
 def export_glm_regressor(est: Any, g: Graph, cols: list[str]) -> list[str]:
     margins = _linear_step(g, cols, est.coef_, est.intercept_, type(est).__name__.lower())
     link = type(est._base_loss.link).__name__ if hasattr(est, "_base_loss") else "LogLink"
-    if link == "IdentityLink":
-        values = margins
-    elif link == "LogLink":
-        values = _link(g, margins, "exp", 1)
-    else:
-        raise ExportError(f"{type(est).__name__} with link {link} is not supported")
+    values = add_link(g, margins, regression_link(est, link))
     set_regressor_outputs(g, values)
     return values
 
@@ -73,9 +95,9 @@ def export_logistic_regression(est: Any, g: Graph, cols: list[str]) -> list[str]
     margins = _linear_step(g, cols, est.coef_, est.intercept_, "logistic_regression")
     n_classes = len(est.classes_)
     if n_classes == 2:
-        proba = _link(g, margins, "logistic2", 2)
+        proba = add_link(g, margins, "logistic2")
     else:
-        proba = _link(g, margins, "softmax", n_classes)
+        proba = add_link(g, margins, "softmax")
     set_classifier_outputs(g, est.classes_, proba=proba, decision=margins, label="decision")
     return proba
 
@@ -85,8 +107,8 @@ def export_sgd_classifier(est: Any, g: Graph, cols: list[str]) -> list[str]:
     margins = _linear_step(g, cols, est.coef_, est.intercept_, "sgd_classifier")
     proba = None
     if est.loss == "log_loss":
-        proba = (_link(g, margins, "logistic2", 2) if len(est.classes_) == 2
-                 else _link(g, margins, "logistic_ovr", len(est.classes_)))
+        proba = (add_link(g, margins, "logistic2") if len(est.classes_) == 2
+                 else add_link(g, margins, "logistic_ovr"))
     set_classifier_outputs(g, est.classes_, proba=proba, decision=margins, label="decision")
     return proba or margins
 

@@ -32,6 +32,7 @@ import numpy as np
 from scorer.errors import ExportError
 
 from .graph import Graph
+from .linear import add_link, add_scale, regression_link
 from .outputs import set_classifier_outputs, set_regressor_outputs
 from .registry import export_into, register
 
@@ -140,22 +141,6 @@ def _tree_step(g: Graph, cols: list[str], forest: _Forest, *, name: str, n_outpu
         params["refuse_overflow"] = True
     g.add_step("tree_ensemble", name=name, inputs=cols, outputs=outs, family=FAMILY,
                params=params, tables=forest.tables())
-    return outs
-
-
-def _link(g: Graph, margins: list[str], function: str, n_out: int) -> list[str]:
-    outs = g.new_columns(function, n_out)
-    g.add_step("link", name=f"link_{function}", inputs=margins, outputs=outs, family="linear",
-               params={"function": function})
-    return outs
-
-
-def _times_two(g: Graph, margin: str) -> list[str]:
-    """``2 * margin`` (exact in float64) as a one-input ``linear`` step."""
-    outs = g.new_columns("half_logit", 1)
-    g.add_step("linear", name="half_logit", inputs=[margin], outputs=outs, family="linear",
-               tables={"coefficients": {"coef_0": np.array([2.0])},
-                       "intercepts": {"intercept": np.array([0.0])}})
     return outs
 
 
@@ -275,15 +260,16 @@ def export_gradient_boosting(est: Any, g: Graph, cols: list[str]) -> list[str]:
     n_classes = len(est.classes_)
     if n_classes == 2:
         if loss == "ExponentialLoss":
-            proba = _link(g, _times_two(g, raw[0]), "logistic2", 2)
+            # exponential loss: p = expit(2 * raw); 2 * raw is exact in float64
+            proba = add_link(g, add_scale(g, raw[:1], 2.0, name="half_logit"), "logistic2")
         elif loss == "HalfBinomialLoss":
-            proba = _link(g, raw, "logistic2", 2)
+            proba = add_link(g, raw, "logistic2")
         else:
             raise ExportError(f"{type(est).__name__} with loss {loss} is not supported")
     else:
         if loss != "HalfMultinomialLoss":
             raise ExportError(f"{type(est).__name__} with loss {loss} is not supported")
-        proba = _link(g, raw, "softmax", n_classes)
+        proba = add_link(g, raw, "softmax")
     set_classifier_outputs(g, est.classes_, proba=proba, decision=raw, label="decision")
     if n_classes == 2:
         # predict: classes_[raw >= 0]; the label rule is "> threshold"
@@ -375,17 +361,11 @@ def export_hist_gradient_boosting(est: Any, g: Graph, cols: list[str]) -> list[s
                      compare_dtype="float64", refuse_overflow=False)
     link = type(est._loss.link).__name__
     if not hasattr(est, "classes_"):
-        if link == "IdentityLink":
-            values = raw
-        elif link == "LogLink":
-            values = _link(g, raw, "exp", 1)
-        else:
-            raise ExportError(f"{type(est).__name__} with link {link} is not supported")
+        values = add_link(g, raw, regression_link(est, link))
         set_regressor_outputs(g, values)
         return values
     n_classes = len(est.classes_)
-    proba = _link(g, raw, "logistic2", 2) if n_classes == 2 else _link(
-        g, raw, "softmax", n_classes)
+    proba = add_link(g, raw, "logistic2") if n_classes == 2 else add_link(g, raw, "softmax")
     # predict: binary "raw > 0" (the label rule's threshold 0), multiclass argmax of raw
     set_classifier_outputs(g, est.classes_, proba=proba, decision=raw, label="decision")
     return proba

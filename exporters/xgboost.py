@@ -39,6 +39,7 @@ from scorer.errors import ExportError
 from scorer.ir import Output, Table
 
 from .graph import Graph
+from .linear import add_link
 from .outputs import class_type, set_classifier_outputs, set_regressor_outputs
 from .registry import register
 
@@ -472,17 +473,6 @@ def tree_step(m: _XGBModel, g: Graph, cols: list[str], *, name: str = "xgboost",
     return margins
 
 
-def link_step(g: Graph, margins: list[str], function: str, *, name: str = "xgboost") -> list[str]:
-    """Emit a ``link`` step (``identity`` emits nothing)."""
-    if function == "identity":
-        return margins
-    n_out = 2 if function == "logistic2" else len(margins)
-    outs = g.new_columns(f"{name}.{function}", n_out)
-    g.add_step("link", name=f"{name}_link", inputs=margins, outputs=outs, family=FAMILY,
-               params={"function": function})
-    return outs
-
-
 def _check_objective(m: _XGBModel) -> str:
     if m.objective not in _OBJECTIVES:
         raise ExportError(f"XGBoost objective '{m.objective}' is not supported (supported: "
@@ -523,7 +513,7 @@ def export_xgb_classifier(est: Any, g: Graph, cols: list[str]) -> list[str]:
         g.outputs = [Output(name="label", kind="label", type=class_type(cls),
                             rule="threshold", column=margins[0], threshold=0.5, classes=cls)]
         return margins
-    proba = link_step(g, margins, "logistic2" if link == "logistic" else link)
+    proba = add_link(g, margins, "logistic2" if link == "logistic" else link)
     # predict: p > 0.5 (binary) or argmax of probabilities: the same as argmax of [1 - p, p]
     set_classifier_outputs(g, classes, proba=proba)
     return proba
@@ -538,7 +528,7 @@ def export_xgb_regressor(est: Any, g: Graph, cols: list[str]) -> list[str]:
     if m.objective == "multi:softmax":
         raise ExportError("XGBRegressor with objective 'multi:softmax' (predicts class "
                           "indices) is not supported")
-    values = link_step(g, tree_step(m, g, cols), link)
+    values = add_link(g, tree_step(m, g, cols), link)
     set_regressor_outputs(g, values)
     return values
 
@@ -555,6 +545,6 @@ def export_xgb_booster(est: Any, g: Graph, cols: list[str]) -> list[str]:
     margins = tree_step(m, g, cols, inplace=False)
     g.require(cols, nan=True, inf=False)
     g.steps[-1].params["refuse_overflow"] = True
-    values = link_step(g, margins, link)
+    values = add_link(g, margins, link)
     set_regressor_outputs(g, values)
     return values

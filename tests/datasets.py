@@ -80,3 +80,16 @@ def with_ties(X: np.ndarray, thresholds: np.ndarray, features: np.ndarray,
             value = float(np.float32(value))
         X[r, features[t]] = value
     return X
+
+
+def audit_categorical(na: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """Audit(NA) with string columns as pandas categories and Deductions as 0/1/NaN: the
+    shape XGBoost's and LightGBM's native categorical support expect."""
+    df = shared_csv("AuditNA.csv" if na else "Audit.csv").copy()
+    y = df.pop("Adjusted").to_numpy()
+    for c in df.columns:
+        if c == "Deductions":
+            df[c] = df[c].map({True: 1.0, False: 0.0, "TRUE": 1.0, "FALSE": 0.0}).astype(float)
+        elif not pd.api.types.is_numeric_dtype(df[c]):
+            df[c] = df[c].astype("category")
+    return df, y

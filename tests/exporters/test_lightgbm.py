@@ -19,7 +19,7 @@ from exporters.lightgbm import K_ZERO, _threshold  # noqa: E402
 from scorer.errors import ExportError  # noqa: E402
 from scorer.kernels import tree_ensemble as kernel  # noqa: E402
 from scorer.model import Model  # noqa: E402
-from tests.datasets import shared_csv, sklearn_dataset, synthetic, with_ties  # noqa: E402
+from tests.datasets import audit_categorical, sklearn_dataset, synthetic, with_ties  # noqa: E402
 from tests.parity import assert_parity  # noqa: E402
 
 SMALL = {"n_estimators": 20, "num_leaves": 8, "n_jobs": 1, "random_state": 0, "verbose": -1}
@@ -70,15 +70,7 @@ def hostile(X: np.ndarray) -> np.ndarray:
 
 
 def audit(na: bool) -> tuple[pd.DataFrame, np.ndarray]:
-    """Audit(NA) with string columns as pandas categories and Deductions as 0/1/NaN."""
-    df = shared_csv("AuditNA.csv" if na else "Audit.csv").copy()
-    y = df.pop("Adjusted").to_numpy()
-    for c in df.columns:
-        if c == "Deductions":
-            df[c] = df[c].map({True: 1.0, False: 0.0, "TRUE": 1.0, "FALSE": 0.0}).astype(float)
-        elif not pd.api.types.is_numeric_dtype(df[c]):
-            df[c] = df[c].astype("category")
-    return df, y
+    return audit_categorical(na)
 
 
 # --- unit tests of the table construction ---------------------------------------------------
