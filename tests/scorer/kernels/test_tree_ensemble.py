@@ -146,7 +146,7 @@ def spec_predict(step: Step, x: np.ndarray) -> np.ndarray:
             miss = int(nodes["missing"][n])
             if math.isnan(v) and miss == 2:
                 v = 0.0
-            if math.isnan(v) or (miss == 1 and abs(v) <= 1e-35):
+            if math.isnan(v) or (miss == 1 and abs(v) <= ZERO_BAND):
                 go_left = bool(nodes["default_left"][n])
             elif nodes["kind"][n] == 1:
                 go_left = v >= 0 and math.isfinite(v) and math.trunc(v) in cats.get(n, set())
@@ -232,6 +232,8 @@ def test_threshold_folding_is_exact():
 
 
 # --- missing values --------------------------------------------------------------------------
+# The spec's zero band: LightGBM's kZeroThreshold, the float 1e-35f widened to double.
+ZERO_BAND = 1.0000000180025095e-35
 MISSING_X = np.array([np.nan, 0.0, -0.0, 1e-36, -1e-36, 1e-35, 2e-35, -2e-35, -1.0, 1.0])
 
 
@@ -247,7 +249,7 @@ def test_missing_kinds(missing, default_left, threshold, cmp):
     if missing == 0:
         assert got[0] == default
     elif missing == 1:
-        assert (got[:5] == default).all()  # NaN and |x| <= 1e-35
+        assert (got[:5] == default).all()  # NaN and |x| <= ZERO_BAND
         assert got[6] == (10.0 if 2e-35 <= threshold else 20.0)
     else:
         assert got[0] == (10.0 if 0.0 <= threshold else 20.0)  # NaN compared as 0.0
@@ -277,7 +279,7 @@ def test_categorical_split(default_left, missing, cmp):
     for x, g in zip(CAT_X, got, strict=True):
         if np.isnan(x) and missing != 2:
             assert g == (1.0 if default_left else 2.0)
-        elif missing == 1 and abs(x) <= 1e-35:
+        elif missing == 1 and abs(x) <= ZERO_BAND:
             assert g == (1.0 if default_left else 2.0)
         elif np.isnan(x):  # missing kind 2: NaN is category 0
             assert g == 1.0
