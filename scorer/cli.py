@@ -98,21 +98,48 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .bundle import read_bundle
     from .model import Model
 
-    b = read_bundle(args.path)
-    print(f"bundle      {args.path}")
-    print(f"schema      {b.schema_version} (this scorer reads 1.x)")
+    pmml = Path(args.path).suffix.lower() in (".pmml", ".xml")
+    if pmml:
+        from exporters.pmml import read_pmml
+
+        b = read_pmml(args.path)
+        print(f"document    {args.path} (PMML, read natively into bundle IR "
+              f"{b.schema_version})")
+    else:
+        b = read_bundle(args.path)
+        print(f"bundle      {args.path}")
+        print(f"schema      {b.schema_version} (this scorer reads 1.x)")
     print(f"model       {b.name} version {b.version} ({b.task})")
-    print(f"fingerprint {b.fingerprint}  [matches manifest]")
-    print(f"tables      {sum(len(s.tables) for s in b.steps)} step tables, sha256 verified")
+    if not pmml:
+        print(f"fingerprint {b.fingerprint}  [matches manifest]")
+        print(f"tables      {sum(len(s.tables) for s in b.steps)} step tables, sha256 verified")
     print(f"steps       {' -> '.join(f'{s.op}@{s.op_version}' for s in b.steps)}")
     m = Model(b, verify=False)
     n = m.verify()
     v = b.verification
     if v is None:
-        print("verification: none recorded (export with sample= to record some)")
+        where = "ModelVerification" if pmml else "export with sample="
+        print(f"verification: none recorded ({where} to record some)")
     else:
         print(f"verification {n} rows reproduce the original model "
               f"(abs {v.abs_tol:g}, rel {v.rel_tol:g})")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from exporters.pmml import read_pmml
+
+    from .bundle import write_bundle
+    from .model import Model
+
+    b = read_pmml(args.pmml)
+    if args.name:
+        b.name = args.name
+    b.version = args.version
+    Model(b, verify=True)  # never write a bundle that does not reproduce its own checks
+    write_bundle(b, args.out, overwrite=args.overwrite)
+    print(f"wrote bundle {args.out} from {args.pmml} ({len(b.steps)} steps, fingerprint "
+          f"{b.fingerprint[:16]})")
     return 0
 
 
@@ -178,7 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true")
     e.set_defaults(fn=cmd_export)
 
-    v = sub.add_parser("verify", help="re-check a bundle: hashes, schema, verification rows")
+    im = sub.add_parser("import", help="read a PMML document into a bundle (no JVM)")
+    im.add_argument("pmml")
+    im.add_argument("--out", required=True)
+    im.add_argument("--name")
+    im.add_argument("--version", default="1")
+    im.add_argument("--overwrite", action="store_true")
+    im.set_defaults(fn=cmd_import)
+
+    v = sub.add_parser("verify", help="re-check a bundle or PMML document: hashes, schema, "
+                       "verification rows")
     v.add_argument("path")
     v.set_defaults(fn=cmd_verify)
 
