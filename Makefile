@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench bench-quick clean
+.PHONY: demo test lint bench bench-quick conformance clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ bench: $(VENV)/.installed-bench
 
 bench-quick: $(VENV)/.installed-bench
 	$(PY) -m benchmarks.run --quick
+
+# the full conformance matrix; its report is committed to docs/
+conformance: $(STAMP)
+	$(VENV)/bin/tablescore conformance matrix --subset full --report docs/conformance.md
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from scorer.errors import UnsupportedEstimatorError
+from scorer.tolerances import Tolerance
 
 from .check import check
 
@@ -252,8 +253,113 @@ def _refusals(est: Any, model: Any, X: Any) -> tuple[Any, list[int]]:
     return X[keep], disagree
 
 
-def run_cell(spec: ModelSpec, ds: Dataset, workdir: Path, *,
-             transports: dict[str, Callable[[Any, Path], Any]] | None = None) -> list[Cell]:
+class GrpcTransport:
+    """Serves each cell's bundle from a real tablescore server and scores it over gRPC."""
+
+    def __init__(self) -> None:
+        from scorer.server import serve
+
+        self.repo = Path(tempfile.mkdtemp(prefix="tablescore-conformance-repo-"))
+        self.server = serve(self.repo, port=0, poll_interval=3600.0)
+
+    def scorer_for(self, name: str, bundle: Path) -> Callable[[Any], dict[str, np.ndarray]]:
+        from scorer.server.client import remote_scorer
+
+        shutil.copytree(bundle, self.repo / name / "1")
+        self.server.repository.load_model(name, timeout=120)
+        return remote_scorer(self.server.address, name)
+
+    def close(self) -> None:
+        self.server.stop(1.0)
+        shutil.rmtree(self.repo, ignore_errors=True)
+
+
+def _pypmml_agreement(est: Any, pmml: Path, X: Any, tol: Any) -> tuple[float, float] | None:
+    """(fraction of rows, max abs difference) over up to 200 rows on which pypmml, the
+    reference PMML evaluator, reproduces the original model on the same document; None when
+    pypmml is unavailable."""
+    try:
+        from pypmml import Model as PyPMML
+    except ImportError:
+        return None
+    import pandas as pd
+
+    rows = X.iloc[:200] if hasattr(X, "iloc") else pd.DataFrame(
+        np.asarray(X)[:200], columns=[f"x{j}" for j in range(np.asarray(X).shape[1])])
+    ref = PyPMML.fromFile(str(pmml)).predict(rows).rename(columns={"predicted_y": "y"})
+    if hasattr(est, "predict_proba"):
+        cols = [f"probability({c})" for c in est.classes_]
+        want = est.predict_proba(rows)
+    else:
+        cols, want = ["y"], est.predict(rows).reshape(-1, 1)
+    got = ref[cols].to_numpy(dtype=np.float64)
+    ok = (np.abs(got - want) <= tol.abs + tol.rel * np.abs(want)) | (np.isnan(got) &
+                                                                      np.isnan(want))
+    return float(ok.all(axis=1).mean()), float(np.nanmax(np.abs(got - want)))
+
+
+def _check_cell(base: dict[str, Any], path_kind: str, transport: str, est: Any, model: Any,
+                X: Any, score: Any, t0: float, detail: str = "",
+                tolerance: Tolerance | None = None) -> Cell:
+    try:
+        report = check(est, model, X, transport=transport, score=score, tolerance=tolerance)
+    except Exception as exc:  # report, keep going: one cell must not stop the matrix
+        return Cell(**base, path=path_kind, transport=transport, status="error",
+                    detail=f"{type(exc).__name__}: {exc}\n"
+                           f"{traceback.format_exc(limit=3)}"[:1000])
+    worst = max((c.max_abs_error or 0.0 for c in report.columns), default=0.0)
+    return Cell(**base, path=path_kind, transport=transport,
+                status="pass" if report.passed else "fail", rows=report.rows,
+                max_abs_error=worst, seconds=time.perf_counter() - t0,
+                detail=detail if report.passed else report.to_text()[:2000],
+                columns=[{"name": c.name, "max_abs_error": c.max_abs_error,
+                          "mismatches": c.mismatches} for c in report.columns])
+
+
+def _pmml_cell(base: dict[str, Any], est: Any, ds: Dataset, X: Any, bundle_model: Any,
+               doc: Path) -> Cell:
+    """sklearn2pmml -> tablescore's native reader, checked against the original with the same
+    tolerance table as the bundle path; pypmml's agreement on the same document is noted."""
+    import exporters
+    import scorer
+    from scorer.errors import VerificationError
+
+    t0 = time.perf_counter()
+    v = bundle_model.bundle.verification
+    tol = Tolerance(v.abs_tol, v.rel_tol, "tolerance table") if v is not None else None
+    notes = []
+    try:
+        exporters.to_pmml(est, doc, sample=ds.X, target_name="y")
+        try:
+            model = scorer.load(doc)
+        except VerificationError as exc:
+            # the document's own ModelVerification precision is stricter than the family
+            # tolerance (e.g. relative-only on float32 probabilities near 0): say so, then
+            # judge by the tolerance table like every other path
+            notes.append(f"document's ModelVerification not met ({str(exc)[:160]})")
+            model = scorer.load(doc, verify=False)
+    except Exception as exc:
+        return Cell(**base, path="pmml", transport="in-process", status="error",
+                    detail=f"{type(exc).__name__}: {exc}"[:300])
+    score = None
+    if not hasattr(X, "columns"):
+        # sklearn2pmml keeps only the fields the model uses: score by name, not by position
+        import pandas as pd
+
+        names = [f"x{j}" for j in range(np.asarray(X).shape[1])]
+        score = lambda A: model.score_arrays(pd.DataFrame(np.asarray(A), columns=names))  # noqa: E731
+    if tol is not None:
+        agree = _pypmml_agreement(est, doc, X, tol)
+        if agree is not None:
+            notes.append(f"pypmml reproduces the original on {agree[0]:.1%} of rows "
+                         f"(max abs diff {agree[1]:.2g})")
+    return _check_cell(base, "pmml", "in-process", est, model, X, score, t0,
+                       detail="; ".join(notes), tolerance=tol)
+
+
+def run_cell(spec: ModelSpec, ds: Dataset, workdir: Path, *, pmml: bool = False,
+             grpc: GrpcTransport | None = None) -> list[Cell]:
+    """Train one model on one dataset and check it on every requested path and transport."""
     import exporters
     import scorer
 
@@ -261,7 +367,8 @@ def run_cell(spec: ModelSpec, ds: Dataset, workdir: Path, *,
     t0 = time.perf_counter()
     est = _wrap(spec, ds, spec.factory(ds.task))
     est.fit(ds.X, ds.y)
-    path = workdir / f"{spec.name}-{ds.name}"
+    name = f"{spec.name}-{ds.name}"
+    path = workdir / name
     base = dict(family=spec.family, model=spec.name, dataset=ds.name)
     try:
         exporters.export(est, path, sample=ds.X)
@@ -277,44 +384,50 @@ def run_cell(spec: ModelSpec, ds: Dataset, workdir: Path, *,
     if disagree:
         cells.append(Cell(**base, path="bundle", transport="in-process", status="fail",
                           detail=f"refusals differ from the original on rows {disagree[:10]}"))
-    runs: dict[str, Callable[[Any], dict[str, np.ndarray]] | None] = {"in-process": None}
-    for name, make in (transports or {}).items():
-        runs[name] = make(model, path)
-    for transport, score in runs.items():
+    cells.append(_check_cell(base, "bundle", "in-process", est, model, X, None, t0))
+    if grpc is not None:
         try:
-            report = check(est, model, X, transport=transport, score=score)
-            worst = max((c.max_abs_error or 0.0 for c in report.columns), default=0.0)
-            cells.append(Cell(**base, path="bundle", transport=transport,
-                              status="pass" if report.passed else "fail", rows=report.rows,
-                              max_abs_error=worst, seconds=time.perf_counter() - t0,
-                              detail="" if report.passed else report.to_text()[:2000],
-                              columns=[{"name": c.name, "max_abs_error": c.max_abs_error,
-                                        "mismatches": c.mismatches} for c in report.columns]))
+            score = grpc.scorer_for(name, path)
+            cells.append(_check_cell(base, "bundle", "grpc", est, model, X, score, t0))
         except Exception as exc:
-            cells.append(Cell(**base, path="bundle", transport=transport, status="error",
-                              detail=f"{type(exc).__name__}: {exc}\n"
-                                     f"{traceback.format_exc(limit=3)}"[:1000]))
+            cells.append(Cell(**base, path="bundle", transport="grpc", status="error",
+                              detail=f"{type(exc).__name__}: {exc}"[:300]))
+    if pmml:
+        cells.append(_pmml_cell(base, est, ds, X, model, workdir / f"{name}.pmml"))
     return cells
 
 
 def run_matrix(*, subset: str = "ci", families: list[str] | None = None,
-               transports: dict[str, Callable[[Any, Path], Any]] | None = None,
+               paths: tuple[str, ...] = ("bundle", "pmml"),
+               transports: tuple[str, ...] = ("in-process", "grpc"),
                progress: Callable[[Cell], None] | None = None) -> list[Cell]:
-    """Run the matrix and return one :class:`Cell` per (model, dataset, path, transport)."""
+    """Run the matrix and return one :class:`Cell` per (model, dataset, path, transport).
+
+    In the ``ci`` subset the PMML path and the gRPC transport run on each model's first
+    dataset only (sklearn2pmml starts a JVM per document); ``full`` runs them everywhere.
+    """
     cells: list[Cell] = []
     workdir = Path(tempfile.mkdtemp(prefix="tablescore-conformance-"))
+    grpc = GrpcTransport() if "grpc" in transports else None
+    want_pmml = "pmml" in paths and shutil.which("java") is not None
     try:
         for spec in model_specs(subset):
             if families and spec.family not in families:
                 continue
+            first = True
             for ds in datasets(subset):
                 if ds.task not in spec.tasks:
                     continue
-                for cell in run_cell(spec, ds, workdir, transports=transports):
+                extra = first or subset == "full"
+                first = False
+                for cell in run_cell(spec, ds, workdir, pmml=want_pmml and extra,
+                                     grpc=grpc if extra else None):
                     cells.append(cell)
                     if progress:
                         progress(cell)
     finally:
+        if grpc is not None:
+            grpc.close()
         shutil.rmtree(workdir, ignore_errors=True)
     return cells
 
@@ -333,6 +446,10 @@ def summary(cells: list[Cell]) -> str:
                     default=0.0)
         lines.append(f"| {fam} | {path} | {tr} | {count['pass']} | {count['fail']} | "
                      f"{count['error']} | {count['unsupported']} | {worst:.3g} |")
+    notes = [c for c in cells if c.status == "pass" and c.detail]
+    if notes:
+        lines += ["", "Notes:", ""]
+        lines += [f"- {c.model} on {c.dataset} ({c.path}): {c.detail}" for c in notes]
     bad = [c for c in cells if c.status not in ("pass",)]
     if bad:
         lines += ["", "Cells that did not pass:", ""]

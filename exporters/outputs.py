@@ -97,18 +97,18 @@ def expected_outputs(est: Any, X: Any, outputs: list[Output]) -> dict[str, np.nd
             cache[method] = np.asarray(r.toarray() if hasattr(r, "toarray") else r)
         return cache[method]
 
+    def class_index(label: Any) -> int:
+        # PMML documents name classes as strings ("0"), scikit-learn keeps their type (0)
+        classes = [str(_py(c)) for c in np.asarray(est.classes_).tolist()]
+        return classes.index(str(label))
+
     result: dict[str, np.ndarray] = {}
     for o in outputs:
         if o.kind == "probability":
-            classes = [_py(c) for c in np.asarray(est.classes_).tolist()]
-            result[o.name] = call("predict_proba")[:, classes.index(o.class_label)]
+            result[o.name] = call("predict_proba")[:, class_index(o.class_label)]
         elif o.kind == "decision":
             d = call("decision_function")
-            if d.ndim == 1:
-                result[o.name] = d
-            else:
-                classes = [_py(c) for c in np.asarray(est.classes_).tolist()]
-                result[o.name] = d[:, classes.index(o.class_label)]
+            result[o.name] = d if d.ndim == 1 else d[:, class_index(o.class_label)]
         elif o.kind in ("label", "value"):
             p = call("predict")
             if p.ndim == 2:

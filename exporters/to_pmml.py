@@ -8,10 +8,13 @@ file atomically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +89,35 @@ def to_pmml(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".pmml", dir=target.parent)
     os.close(fd)
     try:
-        sklearn2pmml(pipeline, tmp)
+        with _captured_output() as log:
+            sklearn2pmml(pipeline, tmp)
         os.replace(tmp, target)
     except Exception as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, ExportError):
             raise
-        raise ExportError(f"sklearn2pmml could not convert {type(est).__name__}: {exc}") from exc
+        raise ExportError(f"sklearn2pmml could not convert {type(est).__name__}: {exc}\n"
+                          f"{log.read()[-2000:]}") from exc
     return target
+
+
+@contextlib.contextmanager
+def _captured_output() -> Iterator[Any]:
+    """Capture the converter's stdout / stderr at the file-descriptor level (it runs a Java
+    subprocess that prints a banner): shown only when the conversion fails."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile(mode="w+") as log:
+        saved = os.dup(1), os.dup(2)
+        try:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            yield log
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            log.seek(0)
