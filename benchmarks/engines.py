@@ -17,14 +17,17 @@ report engine-specific figures (artifact size, start-up time) from
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import os
 import pickle
 import statistics
 import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -91,6 +94,14 @@ class Engine(ABC):
     name: ClassVar[str]
     #: Importable modules the engine needs; absent ones skip the engine for the whole run.
     requires: ClassVar[tuple[str, ...]] = ()
+    #: Caps for slow engines (None: the run's own figures). ``max_latency_calls`` bounds the
+    #: timed calls per latency repeat (and the warm-up); ``max_batch_rows`` bounds the rows of
+    #: any batch it scores (a larger batch size is measured on its first ``max_batch_rows``
+    #: rows, recorded as ``rows_scored``; faithfulness too).
+    max_latency_calls: ClassVar[int | None] = None
+    max_batch_rows: ClassVar[int | None] = None
+    #: False: the engine has no thread knob; its batches are measured at 1 thread only.
+    threaded: ClassVar[bool] = True
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -134,12 +145,9 @@ class Engine(ABC):
 #: Registered engines, in report order.
 ENGINES: dict[str, type[Engine]] = {}
 
-#: Engines planned but not written yet, with what the adapter will do.
-PLANNED: dict[str, str] = {
-    "pypmml": "export PMML (sklearn2pmml / tablescore's PMML writer), score with pypmml's JVM",
-    "tl2cgen": "compile tree ensembles to a shared library with tl2cgen (treelite) and call it",
-    "mlserver": "serve the model with MLServer, score over gRPC (Open Inference Protocol v2)",
-}
+#: Engines planned but not written yet, with what the adapter will do. (MLServer is measured
+#: in the gRPC transport phase, :mod:`benchmarks.serving`, not as an in-process engine.)
+PLANNED: dict[str, str] = {}
 
 
 def register(cls: type[Engine]) -> type[Engine]:
@@ -373,3 +381,274 @@ def _fresh_process_start(path: Path) -> dict[str, float]:
     proc = subprocess.run([sys.executable, "-c", _FRESH_START, str(path)], capture_output=True,
                           text=True, timeout=300, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- PMML: one document per model, shared by pypmml and tablescore's reader -------------------
+_PMML_CACHE: dict[int, tuple[Any, Path, float]] = {}
+
+
+def pmml_feature_names(n: int) -> list[str]:
+    """Input field names given to the PMML document (the models are fitted on bare arrays)."""
+    return [f"x{i}" for i in range(n)]
+
+
+def column_index(used: Sequence[str], n: int) -> np.ndarray | None:
+    """Positions of the fields a PMML model reads among all ``n`` features, or None when it
+    reads all of them in order. sklearn2pmml leaves features no tree splits on out of the
+    MiningSchema, and tablescore's reader then expects exactly the used fields."""
+    names = pmml_feature_names(n)
+    if list(used) == names:
+        return None
+    pos = {name: i for i, name in enumerate(names)}
+    missing = [u for u in used if u not in pos]
+    if missing:
+        raise EngineSkip(f"PMML model reads fields that are not features: {missing[:5]}")
+    return np.asarray([pos[u] for u in used], dtype=np.intp)
+
+
+def pmml_document(model: Any, X_sample: np.ndarray, workdir: Path) -> tuple[Path, float]:
+    """Export ``model`` to PMML once (sklearn2pmml through ``exporters.to_pmml``) and return
+    ``(path, export seconds)``; the next engine asking for the same model gets the same file.
+
+    The file lives in the first asker's workdir, which lasts as long as the family.
+    """
+    hit = _PMML_CACHE.get(id(model))
+    if hit is not None and hit[0] is model and hit[1].is_file():
+        return hit[1], hit[2]
+    import exporters
+    from scorer.errors import ExportError
+
+    path = workdir / "model.pmml"
+    t0 = time.perf_counter()
+    try:
+        exporters.to_pmml(model, path, sample=X_sample[:64],
+                          feature_names=pmml_feature_names(X_sample.shape[1]))
+    except ExportError as exc:
+        raise EngineSkip(f"PMML export refused: {short_reason(exc)}") from exc
+    secs = time.perf_counter() - t0
+    _PMML_CACHE.clear()  # one model at a time: the family's
+    _PMML_CACHE[id(model)] = (model, path, secs)
+    return path, secs
+
+
+@register
+class PypmmlEngine(Engine):
+    """pypmml (PMML4S on a JVM through py4j) scoring the sklearn2pmml document.
+
+    Single row: ``predict`` on a dict (pypmml's fastest one-record path); batch: a DataFrame.
+    It is slow (milliseconds per row), so its latency calls and batch rows are capped
+    (:attr:`max_latency_calls`, :attr:`max_batch_rows`), and as it has no thread setting its
+    batches run at 1 thread only. PMML4S evaluates in float64 (sklearn compares float32
+    thresholds): forests show ~1e-3 differences from native.
+    """
+
+    name = "pypmml"
+    requires = ("pypmml", "pandas", "exporters")
+    max_latency_calls = 300
+    max_batch_rows = 5_000
+    threaded = False
+
+    def prepare(self, model: Any, X_sample: np.ndarray) -> None:
+        import pandas as pd
+        from pypmml import Model
+
+        self._pd = pd
+        self.classifier = is_classifier(model)
+        self.path, self.export_s = pmml_document(model, X_sample, self.workdir)
+        t0 = time.perf_counter()
+        self.model = Model.fromFile(str(self.path))
+        self.load_s = time.perf_counter() - t0
+        # pypmml picks its fields by name and ignores the others: pass every feature
+        self._inputs = pmml_feature_names(X_sample.shape[1])
+        outs = list(self.model.outputNames)
+        if self.classifier:
+            probs = [o for o in outs if o.startswith("probability")]
+            if not probs:
+                raise EngineSkip(f"pypmml: no probability output in {outs}")
+            self._out = probs[-1]  # probability(1)
+        else:
+            self._out = outs[0]
+
+    def predict_one(self, row: np.ndarray) -> float:
+        rec = dict(zip(self._inputs, row[0].tolist(), strict=True))
+        return float(self.model.predict(rec)[self._out])
+
+    def predict_batch(self, X: np.ndarray) -> np.ndarray:
+        df = self._pd.DataFrame(X, columns=self._inputs)
+        return np.asarray(self.model.predict(df)[self._out], dtype=np.float64)
+
+    def extra_measures(self, repeats: int, *, fresh_process: int = 0) -> dict[str, Any]:
+        return {"pmml_bytes": self.path.stat().st_size, "pmml_export_s": self.export_s,
+                "load_s": self.load_s, "caps": {"latency_calls": self.max_latency_calls,
+                                               "batch_rows": self.max_batch_rows,
+                                               "threads": [1]}}
+
+    def close(self) -> None:
+        m = getattr(self, "model", None)
+        if m is not None:
+            with contextlib.suppress(Exception):
+                m.close()  # releases the model on the JVM side; the gateway stays up
+        self.model = None
+
+
+@register
+class TablescorePmmlEngine(TablescoreEngine):
+    """tablescore's own PMML reader (``scorer.load("model.pmml")``) on the very document
+    pypmml scores: the same kernels as a bundle, fed from PMML instead of ``exporters``."""
+
+    name = "tablescore-pmml"
+    requires = ("scorer", "exporters", "numba")
+
+    def prepare(self, model: Any, X_sample: np.ndarray) -> None:
+        import numba
+
+        import scorer
+
+        self._numba = numba
+        self._threads0 = numba.get_num_threads()
+        self.path, self.export_s = pmml_document(model, X_sample, self.workdir)
+        t0 = time.perf_counter()
+        try:
+            self.model = scorer.load(self.path)
+        except Exception as exc:  # reader unfinished, or it refuses this document
+            raise EngineSkip(f"tablescore's PMML reader refused the document: "
+                             f"{short_reason(exc)}") from exc
+        self.load_after_export_s = time.perf_counter() - t0
+        self.classifier = hasattr(self.model, "predict_proba")
+        fn = self.model.predict_proba if self.classifier else self.model.predict
+        # the reader's inputs are the document's used fields; gathering them from the full
+        # row is part of every timed call (a caller holding all features pays it too)
+        idx = column_index(self.model.input_names, X_sample.shape[1])
+        self.columns_used = len(self.model.input_names)
+        self._fn = fn if idx is None else (lambda X: fn(X[:, idx]))
+
+    def extra_measures(self, repeats: int, *, fresh_process: int = 0) -> dict[str, Any]:
+        # loading a large document takes seconds: fewer repeats, and no fresh interpreter
+        # (its figure is the same parse + load plus the import)
+        out = super().extra_measures(min(repeats, 2), fresh_process=0)
+        out["pmml_bytes"] = out.pop("bundle_bytes")
+        out.pop("bundle_files", None)
+        out["pmml_export_s"] = out.pop("export_s")
+        out["columns_used"] = self.columns_used
+        return out
+
+
+#: Libraries compiled by :class:`Tl2cgenEngine`, keyed by model + tl2cgen version + params.
+TL2CGEN_CACHE = Path(__file__).resolve().parent / ".cache" / "tl2cgen"
+
+
+@register
+class Tl2cgenEngine(Engine):
+    """Treelite import + TL2cgen-compiled C (gcc) for tree ensembles.
+
+    scikit-learn forests / GBMs via ``treelite.sklearn.import_model``, XGBoost / LightGBM via
+    treelite's frontends; ``tl2cgen.export_lib(toolchain="gcc")``, then one
+    ``tl2cgen.Predictor`` per thread setting (``nthread``). Each call builds a
+    ``tl2cgen.DMatrix`` from the float64 rows (part of the timed call). The compiled code
+    compares in float64, where scikit-learn compares float32: ~1e-3 differences on forests.
+    """
+
+    name = "tl2cgen"
+    requires = ("tl2cgen", "treelite")
+
+    def prepare(self, model: Any, X_sample: np.ndarray) -> None:
+        import tl2cgen
+        import treelite
+
+        self._tl2cgen = tl2cgen
+        self.classifier = is_classifier(model)
+        est = final_estimator(model)
+        lib = model_library(model)
+        if getattr(model, "steps", None) and len(model.steps) > 1:
+            raise EngineSkip("tl2cgen compiles tree ensembles only, not pipelines")
+        t0 = time.perf_counter()
+        try:
+            if lib == "xgboost":
+                tm = treelite.frontend.from_xgboost(est.get_booster())
+            elif lib == "lightgbm":
+                tm = treelite.frontend.from_lightgbm(est.booster_)
+            elif lib == "sklearn":
+                tm = treelite.sklearn.import_model(est)
+            else:
+                raise EngineSkip(f"no treelite importer for {lib} models")
+        except EngineSkip:
+            raise
+        except Exception as exc:
+            raise EngineSkip(f"treelite cannot import {type(est).__name__}: "
+                             f"{short_reason(exc)}") from exc
+        self.import_s = time.perf_counter() - t0
+        self.libpath, self.compile_s, self.cached = self._build(tm)
+        self._predictors: dict[int, Any] = {}
+        self._pred = self._predictor(1)
+        self._dtype = "float64"
+        try:
+            self._pred.predict(tl2cgen.DMatrix(X_sample[:2], dtype="float64"))
+        except Exception:
+            self._dtype = "float32"  # a float32-threshold model may insist on float32 input
+
+    def _build(self, tm: Any) -> tuple[Path, float, bool]:
+        """Compile ``tm`` with gcc, or reuse the library compiled for the very same model
+        (same serialized trees, tl2cgen version and parameters) by an earlier run: gcc -O3 on
+        a 100-tree depth-10 forest takes minutes on a busy 2-core machine. Returns the library
+        path, the seconds its compilation took, and whether it came from the cache."""
+        import hashlib
+        import importlib.metadata
+        import shutil
+
+        params = {"parallel_comp": 8}
+        key = hashlib.sha256(tm.serialize_bytes() + json.dumps(
+            [importlib.metadata.version("tl2cgen"), params]).encode()).hexdigest()[:24]
+        cache = TL2CGEN_CACHE / f"{key}.so"
+        meta = cache.with_suffix(".json")
+        libpath = self.workdir / "model.so"
+        if cache.is_file() and meta.is_file():
+            shutil.copyfile(cache, libpath)
+            return libpath, float(json.loads(meta.read_text())["compile_s"]), True
+        t0 = time.perf_counter()
+        try:
+            self._tl2cgen.export_lib(tm, toolchain="gcc", libpath=str(libpath), params=params,
+                                     nthread=os.cpu_count() or 1)
+        except Exception as exc:
+            raise EngineSkip(f"tl2cgen could not build the library: {short_reason(exc)}"
+                             ) from exc
+        secs = time.perf_counter() - t0
+        with contextlib.suppress(OSError):
+            TL2CGEN_CACHE.mkdir(parents=True, exist_ok=True)
+            (TL2CGEN_CACHE / ".gitignore").write_text("*\n")
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            shutil.copyfile(libpath, tmp)
+            os.replace(tmp, cache)
+            meta.write_text(json.dumps({"compile_s": secs}))
+        return libpath, secs, False
+
+    def _predictor(self, n: int) -> Any:
+        p = self._predictors.get(n)
+        if p is None:
+            p = self._tl2cgen.Predictor(str(self.libpath), nthread=n)
+            self._predictors[n] = p
+        return p
+
+    def set_threads(self, n: int) -> None:
+        self._pred = self._predictor(n)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        out = np.asarray(self._pred.predict(self._tl2cgen.DMatrix(X, dtype=self._dtype)))
+        out = out.reshape(out.shape[0], -1)
+        if self.classifier:
+            return out[:, -1] if out.shape[1] <= 2 else out[:, 1]
+        return out[:, 0]
+
+    def predict_one(self, row: np.ndarray) -> float:
+        return float(self._score(row)[0])
+
+    def predict_batch(self, X: np.ndarray) -> np.ndarray:
+        return self._score(X).astype(np.float64, copy=False)
+
+    def extra_measures(self, repeats: int, *, fresh_process: int = 0) -> dict[str, Any]:
+        return {"lib_bytes": self.libpath.stat().st_size, "import_s": self.import_s,
+                "compile_s": self.compile_s, "compile_cached": self.cached,
+                "dmatrix_dtype": self._dtype}
+
+    def close(self) -> None:
+        self._predictors.clear()
+        self._pred = None

@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ENGINE_ORDER = ("native", "onnxruntime", "tablescore")
+ENGINE_ORDER = ("native", "onnxruntime", "tl2cgen", "pypmml", "tablescore", "tablescore-pmml")
+#: Engines whose batches were capped to fewer rows than the batch size (see ``rows_scored``).
+CAP_MARK = "†"
 
 
 # --- atomic files ----------------------------------------------------------------------------
@@ -100,6 +102,13 @@ def _rate(eng: dict[str, Any], rows: int, threads: int) -> float | None:
     return None
 
 
+def _rate_cell(eng: dict[str, Any], rows: int, threads: int) -> str:
+    for r in eng.get("throughput", []):
+        if r["rows"] == rows and r["threads"] == threads:
+            return fmt_rate(r["rows_per_s"]) + (CAP_MARK if r.get("rows_scored") else "")
+    return "–"
+
+
 def _speedup(ratio: dict[str, Any], rows: int, threads: int) -> float | None:
     for r in ratio.get("throughput", []):
         if r["rows"] == rows and r["threads"] == threads:
@@ -146,6 +155,10 @@ def render_markdown(results: dict[str, Any], charts: Sequence[str] = ()) -> str:
         f"|engine − native| over {big:,} rows.",
         "",
     ]
+    caps = _caps_note(results)
+    if caps:
+        lines += [caps, ""]
+    lines += render_headline(results)
     # summary
     others = [e for e in engines if e != "tablescore"]
     head = ["family"] + [f"vs {o}: p50" for o in others] + [
@@ -196,9 +209,11 @@ def render_markdown(results: dict[str, Any], charts: Sequence[str] = ()) -> str:
             lat = e.get("latency", {})
             f = e.get("faithfulness", {})
             cells = [name, fmt_us(lat.get("p50_us")), fmt_us(lat.get("p99_us"))]
-            cells += [fmt_rate(_rate(e, s, t)) for s, t in tp_cols]
+            cells += [_rate_cell(e, s, t) for s, t in tp_cols]
             lm = f.get("label_mismatches")
-            cells += [fmt_diff(f.get("max_abs_diff")), "–" if lm is None else str(lm)]
+            rows_f = f.get("rows")
+            capped = f" ({rows_f:,} rows)" if rows_f and rows_f != big else ""
+            cells += [fmt_diff(f.get("max_abs_diff")) + capped, "–" if lm is None else str(lm)]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         ts = fr.get("engines", {}).get("tablescore", {})
@@ -220,14 +235,233 @@ def render_markdown(results: dict[str, Any], charts: Sequence[str] = ()) -> str:
             if "onnx_bytes" in ex:
                 sizes_other.append(f"ONNX {fmt_bytes(ex['onnx_bytes'])} "
                                    f"(converted in {ex.get('convert_s', 0):.2f} s)")
+        eng_all = fr.get("engines", {})
+        ex = eng_all.get("tl2cgen", {}).get("extra", {})
+        if "compile_s" in ex:
+            sizes_other.append(f"tl2cgen library {fmt_bytes(ex.get('lib_bytes'))} (treelite "
+                               f"import {ex.get('import_s', 0):.2f} s, gcc "
+                               f"{ex.get('compile_s', 0):.1f} s"
+                               + (" in an earlier run, library cached" if
+                                  ex.get("compile_cached") else "") + ", DMatrix "
+                               f"{ex.get('dmatrix_dtype')})")
+        ex = eng_all.get("pypmml", {}).get("extra", {})
+        if "pmml_bytes" in ex:
+            sizes_other.append(f"PMML {fmt_bytes(ex['pmml_bytes'])} (sklearn2pmml "
+                               f"{ex.get('pmml_export_s', 0):.1f} s; pypmml load "
+                               f"{ex.get('load_s', 0):.2f} s)")
+        ex = eng_all.get("tablescore-pmml", {}).get("extra", {})
+        if "load_ms" in ex:
+            fresh = (f", fresh process import+load+first row {ex['process_total_s']:.2f} s"
+                     if "process_total_s" in ex else "")
+            sizes_other.append(f"tablescore PMML reader: `scorer.load` {ex['load_ms']:.1f} ms"
+                               f" in process{fresh}; {ex.get('columns_used')} of "
+                               f"{mod.get('n_features')} fields used")
         if sizes_other:
             lines += ["Other artifacts: " + "; ".join(sizes_other) + ".", ""]
         if skipped:
             lines += [*skipped, ""]
+    lines += render_pmml(results) + render_grpc(results) + render_cold_start(results)
     planned = results.get("planned_engines") or {}
     if planned:
         lines += ["Planned engines, not measured yet: " + ", ".join(sorted(planned)) + ".", ""]
     return "\n".join(lines)
+
+
+def _caps_note(results: dict[str, Any]) -> str:
+    """Which engines were measured on fewer calls / rows than the configuration says."""
+    cfg = results["config"]
+    batch: dict[str, int] = {}
+    one_thread: set[str] = set()
+    short: list[str] = []
+    for fam, fr in results["families"].items():
+        for name, e in fr.get("engines", {}).items():
+            tp = e.get("throughput", [])
+            for r in tp:
+                if r.get("rows_scored"):
+                    batch[name] = r["rows_scored"]
+            if tp and len(cfg["thread_settings"]) > 1 and all(r["threads"] == 1 for r in tp):
+                one_thread.add(name)
+            lat = e.get("latency") or {}
+            if lat and lat.get("calls", 0) < cfg["latency_calls"]:
+                short.append(f"{fam}/{name} {lat['calls']:,}")
+    parts = []
+    if short:
+        limit = cfg.get("latency_max_seconds")
+        parts.append("single-row latency on fewer calls per repeat for slow engines ("
+                     + (f"a repeat is cut to ~{limit:g} s; " if limit else "")
+                     + "pypmml at most 300): " + ", ".join(short))
+    for name, rows in batch.items():
+        parts.append(f"**{name}** batches capped at {rows:,} rows ({CAP_MARK}: the larger "
+                     f"batch size measured on its first {rows:,} rows; faithfulness on those "
+                     "rows too)")
+    if one_thread:
+        parts.append(", ".join(sorted(one_thread)) + ": no thread setting, batches at 1 "
+                     "thread only")
+    return ("Caps: " + "; ".join(parts) + ".") if parts else ""
+
+
+def render_headline(results: dict[str, Any]) -> list[str]:
+    """One row per family x engine: p50, largest batch at 1 thread and all cores, fidelity."""
+    cfg = results["config"]
+    big = max(cfg["batch_sizes"])
+    threads = sorted(cfg["thread_settings"])
+    t1, tn = threads[0], threads[-1]
+    head = ["family", "engine", "p50 µs", f"{big:,} rows {t1}t rows/s"]
+    if tn != t1:
+        head.append(f"{big:,} rows {tn}t rows/s")
+    head += ["max abs diff vs native", "status"]
+    lines = ["## Headline", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for fam, fr in results["families"].items():
+        if fr.get("status") != "ok":
+            lines.append(f"| {fam} | – |" + " – |" * (len(head) - 3)
+                         + f" {fr.get('status')}: {_md_escape(str(fr.get('reason')))[:80]} |")
+            continue
+        for name in _engines(results):
+            e = fr.get("engines", {}).get(name)
+            if e is None:
+                continue
+            if e.get("status") != "ok":
+                why = _md_escape(str(e.get("reason")).split("; supported:")[0])[:90]
+                lines.append(f"| {fam} | {name} |" + " – |" * (len(head) - 3)
+                             + f" {e.get('status')}: {why} |")
+                continue
+            f = e.get("faithfulness", {})
+            cells = [fam, name, fmt_us((e.get("latency") or {}).get("p50_us")),
+                     _rate_cell(e, big, t1)]
+            if tn != t1:
+                cells.append(_rate_cell(e, big, tn))
+            cells += [fmt_diff(f.get("max_abs_diff")), "ok"]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def render_pmml(results: dict[str, Any]) -> list[str]:
+    """tablescore's PMML reader against pypmml (target >= 100x) and the direct bundle (1x)."""
+    cfg = results["config"]
+    big = max(cfg["batch_sizes"])
+    rows = []
+    for fam, fr in results["families"].items():
+        r = fr.get("ratios_pmml")
+        tsp = fr.get("engines", {}).get("tablescore-pmml", {})
+        if not r and tsp:
+            rows.append(f"| {fam} | tablescore-pmml {tsp.get('status')}: "
+                        f"{_md_escape(str(tsp.get('reason')))[:140]} | | | |")
+            continue
+        if not r:
+            continue
+        pp, ts = r.get("pypmml", {}), r.get("tablescore", {})
+        rows.append(f"| {fam} | {fmt_ratio(pp.get('latency_p50'))} | "
+                    f"{fmt_ratio(_speedup(pp, big, 1))} | "
+                    f"{fmt_ratio(ts.get('latency_p50'))} | "
+                    f"{fmt_ratio(_speedup(ts, big, 1))} |")
+    if not rows:
+        return []
+    return ["## tablescore's PMML reader", "",
+            "The same sklearn2pmml document scored by pypmml and loaded by `scorer.load(...pmml)`"
+            ". Targets: ≥ 100× pypmml on single-row p50 and batch throughput; the same speed "
+            "as the bundle exported directly (ratio ≥ 1 means the PMML-loaded model is at "
+            "least as fast). pypmml throughput is its capped batch, at 1 thread.", "",
+            f"| family | vs pypmml: p50 | vs pypmml: {big:,} rows 1t | vs bundle: p50 | "
+            f"vs bundle: {big:,} rows 1t |", "|---|---|---|---|---|", *rows, ""]
+
+
+def _grpc_cell(r: dict[str, Any] | None) -> str:
+    if not r or r.get("p50_us") is None:
+        return "error: " + _md_escape(str((r or {}).get("error")))[:60] if r else "–"
+    return (f"{fmt_us(r['p50_us'])} / {fmt_us(r['p99_us'])} µs, "
+            f"{r['calls_per_s']:,.0f}/s" + (f" ({r['errors']} err)" if r.get("errors") else ""))
+
+
+def render_grpc(results: dict[str, Any]) -> list[str]:
+    g = results.get("grpc")
+    if not g:
+        return []
+    lines = ["## gRPC transport (single-row ModelInfer round trips)", ""]
+    if g.get("status") != "ok":
+        return [*lines, f"**{g.get('status')}**: {_md_escape(str(g.get('reason')))}", ""]
+    c = g["config"]
+    concs = list(c["concurrency"])
+    lines += [f"Payload: {g['payload']}. Client: {g['client']}. Each cell: {c['repeats']} "
+              f"interleaved windows of {c['window_s']:g} s after {c['warmup_s']:g} s warm-up "
+              "per client task; medians of the windows. All servers on 127.0.0.1, on the "
+              "same cores as the clients. Start-up = process start to first successful "
+              "ModelInfer (servers started one at a time).", ""]
+    if g.get("truncated"):
+        lines += [f"**Truncated**: {g['truncated']}.", ""]
+    servers = g.get("servers", {})
+    for fam in c["families"]:
+        head = ["server", "start-up"] + [f"c={k}: p50 / p99, calls/s" for k in concs]
+        lines += [f"### {fam}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for name, st in servers.items():
+            if st.get("status") != "ok":
+                lines.append(f"| {name} | {st.get('status')}: "
+                             f"{_md_escape(str(st.get('reason')))[:160]} |"
+                             + " |" * len(concs))
+                continue
+            levels = {r["concurrency"]: r for r in st.get("families", {}).get(fam, {}).get(
+                "levels", [])}
+            cells = [name, f"{st.get('startup_s', 0):.2f} s"]
+            cells += [_grpc_cell(levels.get(k)) for k in concs]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        ratios = g.get("ratios", {}).get(fam, {})
+        if ratios:
+            lines += ["Targets: p50 ≤ 1.5× the bare echo server; ≥ 10× lower p50 and ≥ 5× the "
+                      "calls/s of MLServer at every concurrency.", "",
+                      "| server | concurrency | p50 / echo p50 | calls/s / echo | MLServer p50 / "
+                      "ours | ours calls/s / MLServer |", "|---|---|---|---|---|---|"]
+            for ours, rows in ratios.items():
+                for r in rows:
+                    lines.append(f"| {ours} | {r['concurrency']} | "
+                                 f"{fmt_ratio(r.get('p50_vs_echo'))} | "
+                                 f"{fmt_ratio(r.get('throughput_vs_echo'))} | "
+                                 f"{fmt_ratio(r.get('mlserver_latency_p50'))} | "
+                                 f"{fmt_ratio(r.get('mlserver_throughput'))} |")
+            lines.append("")
+    for name, st in servers.items():
+        if st.get("command"):
+            lines.append(f"- {name}: `{_md_escape(st['command'])}`")
+    lines.append("")
+    return lines
+
+
+def render_cold_start(results: dict[str, Any]) -> list[str]:
+    cs = results.get("cold_start")
+    if not cs:
+        return []
+    lines = ["## Cold start", ""]
+    if cs.get("status") != "ok":
+        return [*lines, f"**{cs.get('status')}**: {_md_escape(str(cs.get('reason')))}", ""]
+    fam = cs.get("rss_family", "forest")
+    lines += [f"- `tablescore serve` ({fam} bundle): process start → first prediction "
+              f"{cs['startup_s']:.2f} s.",
+              f"- New version into a running server: version 2 published (copy + rename) → "
+              f"`ModelReady(version 2)` in {cs['watch_publish_to_ready_s'] * 1e3:.0f} ms "
+              f"(repository watcher, poll interval {cs['watch_poll_interval_s']:g} s: up to "
+              "that much is waiting for the next scan); version 3 published, then "
+              f"`RepositoryModelLoad` returned after {cs['explicit_load_s'] * 1e3:.0f} ms "
+              f"(ready: {cs.get('explicit_ready_v3')}).",
+              ]
+    b, k = cs.get("rss_bundle", {}), cs.get("rss_sklearn", {})
+    if b:
+        lines.append(f"- RSS per loaded {fam} model ({b['copies']} copies in one process, "
+                     f"RSS delta / copies): tablescore bundle "
+                     f"{fmt_bytes(int(b['rss_per_model']))} (bundle "
+                     f"{fmt_bytes(b.get('bundle_bytes'))} on disk; peak "
+                     f"{fmt_bytes(int(b['peak_per_model']))} per copy); scikit-learn "
+                     f"joblib {fmt_bytes(int(k.get('rss_per_model', 0)))} (file "
+                     f"{fmt_bytes(k.get('joblib_bytes'))}).")
+    fresh = []
+    for f, fr in results["families"].items():
+        x = fr.get("engines", {}).get("tablescore", {}).get("extra", {})
+        if "process_total_s" in x:
+            fresh.append(f"{f} {x['process_total_s']:.2f} s")
+    if fresh:
+        lines.append("- Fresh interpreter, import + `scorer.load` + first row (in-process "
+                     "scoring, kernels from Numba's cache): " + ", ".join(fresh) + ".")
+    lines.append("")
+    return lines
 
 
 # --- charts ----------------------------------------------------------------------------------
@@ -261,9 +495,10 @@ def write_charts(results: dict[str, Any], out: Path, stem: str) -> list[Path]:
     matplotlib.use("Agg")  # headless; must precede pyplot
     import matplotlib.pyplot as plt
 
+    paths = _grpc_charts(results, out, stem, plt)
     fams = [f for f, r in results["families"].items() if r.get("status") == "ok"]
     if not fams:
-        return []
+        return paths
     engines = _engines(results)
     cfg = results["config"]
     big = max(cfg["batch_sizes"])
@@ -273,7 +508,6 @@ def write_charts(results: dict[str, Any], out: Path, stem: str) -> list[Path]:
         r = results["families"][f].get("engines", {}).get(e, {})
         return r.get(key) if r.get("status") == "ok" else None
 
-    paths = []
     lat = {f: {e: (get(f, e, "latency") or {}).get("p50_us") for e in engines} for f in fams}
     fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(fams) + 2), 4.2))
     _bar_chart(ax, fams, engines, lat, "µs per call (log)",
@@ -293,6 +527,37 @@ def write_charts(results: dict[str, Any], out: Path, stem: str) -> list[Path]:
     paths.append(_save(fig, out / f"{stem}-throughput_{big}.png"))
     plt.close(fig)
     return paths
+
+
+def _grpc_charts(results: dict[str, Any], out: Path, stem: str, plt: Any) -> list[Path]:
+    """gRPC p50 and calls/s per server, one group per family x concurrency."""
+    g = results.get("grpc") or {}
+    if g.get("status") != "ok":
+        return []
+    servers = [n for n, s in g.get("servers", {}).items() if s.get("status") == "ok"]
+    if not servers:
+        return []
+    groups: list[str] = []
+    p50: dict[str, dict[str, float | None]] = {}
+    rate: dict[str, dict[str, float | None]] = {}
+    for fam in g["config"]["families"]:
+        for c in g["config"]["concurrency"]:
+            key = f"{fam} c={c}"
+            groups.append(key)
+            for n in servers:
+                lv = next((r for r in g["servers"][n].get("families", {}).get(fam, {}).get(
+                    "levels", []) if r["concurrency"] == c), {})
+                p50.setdefault(key, {})[n] = lv.get("p50_us")
+                rate.setdefault(key, {})[n] = lv.get("calls_per_s")
+    fig, axes = plt.subplots(1, 2, squeeze=False, figsize=(max(6, 1.2 * len(groups) + 2) * 1.6,
+                                                           4.2))
+    _bar_chart(axes[0][0], groups, servers, p50, "µs per call (log)",
+               "gRPC single-row round trip p50 (lower is better)")
+    _bar_chart(axes[0][1], groups, servers, rate, "calls/s (log)",
+               "gRPC single-row calls/s (higher is better)")
+    path = _save(fig, out / f"{stem}-grpc.png")
+    plt.close(fig)
+    return [path]
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -50,6 +50,7 @@ from . import SCHEMA
 from .engines import ENGINES, PLANNED, Engine, EngineSkip, short_reason
 from .models import DEFAULT_FAMILIES, FAMILIES, Family, fit, make_data
 from .report import atomic_write_text, write_report
+from .serving import QUICK_SERVING, ServingConfig, run_grpc
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +77,10 @@ class Config:
     n_estimators: int | None = None
     latency_calls: int = 2_000
     latency_repeats: int = 5
+    #: A latency repeat of a slow engine stops short of ``latency_calls`` so that it lasts
+    #: about this long (the call count comes from the warm-up; at least 100 calls, recorded
+    #: as ``calls``). None: always ``latency_calls``.
+    latency_max_seconds: float | None = None
     #: Threads for the single-row phase (one request per worker, the serving norm).
     latency_threads: int = 1
     warmup_calls: int = 200
@@ -100,7 +105,9 @@ class Config:
         return self.thread_settings or tuple(sorted({1, all_cores()}))
 
 
-FULL = Config(max_minutes=13.0)  # the full run must end within 15 minutes on 2 cores
+# The full run must end within 15 minutes on 2 cores: families get 10, then the gRPC and
+# cold-start phase (~3 min).
+FULL = Config(max_minutes=10.0, latency_max_seconds=2.0)
 QUICK = Config(n_train=2_000, n_score=1_000, n_estimators=20, latency_calls=200,
                latency_repeats=3, warmup_calls=20, batch_sizes=(1_000,), batch_repeats=5,
                min_batch_seconds=0.02, load_repeats=3, fresh_process_repeats=1)
@@ -347,23 +354,25 @@ class _FamilyRun:
         self.threads.apply(self.cfg.latency_threads, self.live)
         outs: dict[str, np.ndarray] = {}
         for name, eng in list(self.live.items()):
-            out = self.attempt(name, "faithfulness", lambda eng=eng: eng.predict_batch(X))
+            Xe = X[:eng.max_batch_rows] if eng.max_batch_rows else X  # slow engines: capped
+            out = self.attempt(name, "faithfulness", lambda eng=eng, Xe=Xe: eng.predict_batch(Xe))
             if out is not None:
                 outs[name] = np.asarray(out, dtype=np.float64).reshape(-1)
-        ref = outs.get("native")
+        ref_full = outs.get("native")
         for name, out in outs.items():
-            if ref is None:
+            if ref_full is None:
                 self.res[name]["faithfulness"] = {
-                    "rows": len(X), "max_abs_diff": None,
+                    "rows": len(out), "max_abs_diff": None,
                     "note": "native engine unavailable: nothing to compare with"}
                 continue
+            ref = ref_full[:len(out)]
             if out.shape != ref.shape:
                 self.res[name]["faithfulness"] = {
                     "rows": len(X), "max_abs_diff": None,
-                    "note": f"output shape {out.shape} != native {ref.shape}"}
+                    "note": f"output shape {out.shape} != native {ref_full.shape}"}
                 continue
             diff = np.abs(out - ref)
-            f: dict[str, Any] = {"rows": len(X), "max_abs_diff": float(np.nanmax(diff)),
+            f: dict[str, Any] = {"rows": len(out), "max_abs_diff": float(np.nanmax(diff)),
                                  "mean_abs_diff": float(np.nanmean(diff)),
                                  "nan_mismatch": int(np.sum(np.isnan(out) != np.isnan(ref)))}
             if self.family.task == "classification":
@@ -374,15 +383,26 @@ class _FamilyRun:
         cfg = self.cfg
         rows = [X[i:i + 1] for i in range(min(256, len(X)))]  # (1, n_features) views
         self.threads.apply(cfg.latency_threads, self.live)
+        def n_calls(eng: Engine, n: int) -> int:
+            return min(n, eng.max_latency_calls) if eng.max_latency_calls else n
+
+        timed: dict[str, int] = {}
         for name, eng in list(self.live.items()):
-            self.attempt(name, "latency warm-up",
-                         lambda eng=eng: _time_calls(eng.predict_one, rows, cfg.warmup_calls))
+            warm = self.attempt(name, "latency warm-up", lambda eng=eng: _time_calls(
+                eng.predict_one, rows, n_calls(eng, cfg.warmup_calls)))
+            if warm is None:
+                continue
+            timed[name] = n_calls(eng, cfg.latency_calls)
+            if cfg.latency_max_seconds and len(warm):
+                per_call = float(np.median(warm)) / 1e9
+                fit = math.ceil(cfg.latency_max_seconds / max(per_call, 1e-9))
+                timed[name] = min(timed[name], max(100, fit))
         runs: dict[str, list[np.ndarray]] = {n: [] for n in self.live}
         for rep in range(cfg.latency_repeats):
             for name in _rotated(list(self.live), rep):
                 eng = self.live[name]
-                ns = self.attempt(name, "latency", lambda eng=eng: _time_calls(
-                    eng.predict_one, rows, cfg.latency_calls))
+                ns = self.attempt(name, "latency", lambda eng=eng, k=timed[name]: _time_calls(
+                    eng.predict_one, rows, k))
                 if ns is not None:
                     runs[name].append(ns)
         for name in self.live:
@@ -390,7 +410,7 @@ class _FamilyRun:
             p99 = [float(np.percentile(r, 99)) / 1e3 for r in runs[name]]
             mean = [float(r.mean()) / 1e3 for r in runs[name]]
             self.res[name]["latency"] = {
-                "threads": cfg.latency_threads, "calls": cfg.latency_calls,
+                "threads": cfg.latency_threads, "calls": timed.get(name, 0),
                 "repeats": len(p50), "p50_us": _median(p50), "p99_us": _median(p99),
                 "mean_us": _median(mean), "p50_us_runs": p50, "p99_us_runs": p99}
 
@@ -399,29 +419,40 @@ class _FamilyRun:
         for threads in cfg.threads():
             self.threads.apply(threads, self.live)
             for size in cfg.batch_sizes:
-                Xb = np.ascontiguousarray(X[:size])
+                # engines without a thread knob run at 1 thread only; slow ones on capped rows
+                here = {n: e for n, e in self.live.items() if e.threaded or threads == 1}
+                Xbs = {n: np.ascontiguousarray(X[:min(size, e.max_batch_rows or size)])
+                       for n, e in here.items()}
                 calls: dict[str, int] = {}
-                for name, eng in list(self.live.items()):
+                for name, eng in list(here.items()):
                     t = self.attempt(name, f"throughput warm-up ({size} rows, {threads}t)",
-                                     lambda eng=eng, Xb=Xb: _warm_batch(
+                                     lambda eng=eng, Xb=Xbs[name]: _warm_batch(
                                          eng.predict_batch, Xb, cfg.min_batch_seconds))
                     if t is not None:
                         calls[name] = max(1, min(10_000, math.ceil(
                             cfg.min_batch_seconds / max(t, 1e-9))))
-                runs: dict[str, list[float]] = {n: [] for n in self.live}
+                here = {n: e for n, e in here.items() if n in self.live}
+                runs: dict[str, list[float]] = {n: [] for n in here}
                 for rep in range(cfg.batch_repeats):
-                    for name in _rotated(list(self.live), rep):
-                        eng = self.live[name]
+                    for name in _rotated(list(here), rep):
+                        eng = here[name]
+                        if name not in self.live:
+                            continue
+                        Xb = Xbs[name]
                         secs = self.attempt(name, f"throughput ({size} rows, {threads}t)",
                                             lambda eng=eng, k=calls[name], Xb=Xb: _time_batch(
                                                 eng.predict_batch, Xb, k))
                         if secs is not None:
-                            runs[name].append(calls[name] * size / secs)
-                for name in self.live:
-                    self.res[name].setdefault("throughput", []).append({
-                        "rows": size, "threads": threads, "calls_per_repeat": calls[name],
-                        "repeats": len(runs[name]), "rows_per_s": _median(runs[name]),
-                        "rows_per_s_runs": runs[name]})
+                            runs[name].append(calls[name] * len(Xb) / secs)
+                for name in here:
+                    if name not in self.live:
+                        continue
+                    row = {"rows": size, "threads": threads, "calls_per_repeat": calls[name],
+                           "repeats": len(runs[name]), "rows_per_s": _median(runs[name]),
+                           "rows_per_s_runs": runs[name]}
+                    if len(Xbs[name]) != size:
+                        row["rows_scored"] = len(Xbs[name])
+                    self.res[name].setdefault("throughput", []).append(row)
 
     def extras(self) -> None:
         for name, eng in list(self.live.items()):
@@ -443,17 +474,21 @@ def _find(rows: list[dict[str, Any]], size: int, threads: int) -> dict[str, Any]
     return next((r for r in rows if r["rows"] == size and r["threads"] == threads), None)
 
 
-def compute_ratios(engines: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """tablescore's speedup over every other measured engine (> 1: tablescore is faster).
+def compute_ratios(engines: dict[str, dict[str, Any]], base: str = "tablescore",
+                   only: Sequence[str] | None = None) -> dict[str, Any]:
+    """``base``'s speedup over every other measured engine (> 1: ``base`` is faster), or over
+    the engines in ``only``.
 
-    Latency: other / tablescore. Throughput: tablescore / other, per batch size x threads.
+    Latency: other / base. Throughput: base / other, per batch size x threads (where both
+    were measured).
     """
-    ts = engines.get("tablescore")
+    ts = engines.get(base)
     if not ts or ts.get("status") != "ok":
         return {}
     out: dict[str, Any] = {}
     for name, other in engines.items():
-        if name == "tablescore" or other.get("status") != "ok":
+        if name == base or other.get("status") != "ok" or (only is not None
+                                                           and name not in only):
             continue
         r: dict[str, Any] = {}
         la, lb = ts.get("latency"), other.get("latency")
@@ -512,6 +547,9 @@ def run_family(family: Family, cfg: Config, engine_names: Sequence[str], threads
             fr.close()
     res["engines"] = fr.res
     res["ratios"] = compute_ratios(fr.res)
+    # the PMML reader's targets: vs pypmml (>= 100x) and vs the direct bundle (~1x)
+    res["ratios_pmml"] = compute_ratios(fr.res, base="tablescore-pmml",
+                                        only=("pypmml", "tablescore"))
     res["loadavg_end"] = _loadavg()
     res["duration_s"] = time.perf_counter() - t_family
     return res
@@ -533,7 +571,8 @@ def _preimport(engine_names: Sequence[str], families: Sequence[str]) -> None:
 
 def run(cfg: Config, *, families: Sequence[str] = DEFAULT_FAMILIES,
         engines: Sequence[str] | None = None, out: Path | None = None, mode: str | None = None,
-        charts: bool = True, log: Log | None = None) -> dict[str, Any]:
+        charts: bool = True, log: Log | None = None,
+        serving: ServingConfig | None = None) -> dict[str, Any]:
     """Run the benchmark and return the results dict; write files under ``out`` if given.
 
     ``mode`` names the run in the results and in the file names: ``<date>[-<mode>].json``,
@@ -542,7 +581,8 @@ def run(cfg: Config, *, families: Sequence[str] = DEFAULT_FAMILIES,
     ad-hoc or partial run never overwrites the day's full results.
 
     The JSON is rewritten (atomically) after every family, so a run cut short keeps what it
-    measured.
+    measured. ``serving``: run the gRPC transport + cold-start phase after the families
+    (:mod:`benchmarks.serving`; None: not run).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     engine_names = list(engines or ENGINES)
@@ -590,6 +630,15 @@ def run(cfg: Config, *, families: Sequence[str] = DEFAULT_FAMILIES,
                                                        threads, log)
                 if json_path is not None:
                     _write_json(json_path, results)
+            if serving is not None:
+                log(f"[{time.perf_counter() - t0:6.1f}s] gRPC transport + cold start")
+                try:
+                    results.update(run_grpc(cfg, serving, log,
+                                            deadline=t0 + 60 * 14.5 if mode == "full" else None))
+                except Exception as exc:
+                    results["grpc"] = {"status": "error", "reason": short_reason(exc),
+                                       "traceback": traceback.format_exc(limit=8)}
+                    log(f"  gRPC phase: ERROR {short_reason(exc)}")
     finally:
         threads.restore()
     results["duration_s"] = time.perf_counter() - t0
@@ -646,14 +695,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="skip families not started after M minutes (default: 13 for the full "
                    "run, none for --quick; 0 disables)")
     p.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    p.add_argument("--no-grpc", action="store_true",
+                   help="skip the gRPC transport and cold-start phase")
+    p.add_argument("--grpc-only", action="store_true",
+                   help="only the gRPC transport and cold-start phase (no families)")
     args = p.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     if args.max_minutes is not None:
         cfg = replace(cfg, max_minutes=args.max_minutes or None)
     if args.threads:
         cfg = replace(cfg, thread_settings=tuple(sorted(set(args.threads))))
-    results = run(cfg, families=args.families or DEFAULT_FAMILIES, engines=args.engines,
-                  out=args.out, charts=not args.no_charts)
+    serving = None if args.no_grpc else (QUICK_SERVING if args.quick else ServingConfig())
+    families = [] if args.grpc_only else (args.families or DEFAULT_FAMILIES)
+    results = run(cfg, families=families, engines=args.engines, out=args.out,
+                  charts=not args.no_charts, serving=serving,
+                  mode="grpc" if args.grpc_only else None)
     from .report import render_markdown
 
     print(render_markdown(results))
