@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .bundle import read_bundle
-from .errors import BundleFormatError, VerificationError
+from .errors import BundleFormatError, TablescoreError, VerificationError
 from .inputs import InputEncoder
 from .ir import Bundle, Output
 from .ops import BindContext, Bound, get_op
@@ -62,18 +62,27 @@ class Model:
         self._index = ctx.index
         self.width = len(ctx.index)
         self._encoder = InputEncoder(bundle.inputs, self.width)
+        # rows per chunk of a large batch: a chunk's workspace (~1 MiB) stays in cache
+        self._chunk_rows = max(1024, (1 << 20) // (8 * self.width))
+        self._has_parallel = any(b.parallel is not None for b in self._plan)
         self._outputs = bundle.outputs
         for o in self._outputs:
             for c in ([o.column] if o.column else []) + list(o.columns or []):
                 if c not in self._index:
                     raise BundleFormatError(f"output '{o.name}' reads unknown column '{c}'")
+        # The result of a run holds only the workspace columns some output reads ("keep");
+        # everything below indexes that result.
+        used = sorted({self._index[c] for o in self._outputs
+                       for c in ([o.column] if o.column else []) + list(o.columns or [])})
+        self._keep = np.array(used, dtype=np.int64)
+        self._keep_sel = _as_slice(self._keep)
+        self._pos = {name: used.index(i) for name, i in self._index.items() if i in used}
         self._proba = [o for o in self._outputs if o.kind == "probability"]
         self._decision = [o for o in self._outputs if o.kind == "decision"]
-        self._proba_idx = np.array([self._index[o.column] for o in self._proba], dtype=np.int64)
-        self._decision_idx = np.array([self._index[o.column] for o in self._decision],
-                                      dtype=np.int64)
-        self._proba_sel = _as_slice(self._proba_idx)
-        self._decision_sel = _as_slice(self._decision_idx)
+        self._proba_sel = _as_slice(np.array([self._pos[o.column] for o in self._proba],
+                                             dtype=np.int64))
+        self._decision_sel = _as_slice(np.array([self._pos[o.column] for o in self._decision],
+                                                dtype=np.int64))
         self._label = next((o for o in self._outputs if o.kind == "label"), None)
         self._value = next((o for o in self._outputs if o.kind == "value"), None)
         # every label output, with what it needs precomputed (a model may have several:
@@ -83,9 +92,9 @@ class Model:
             if o.kind != "label":
                 continue
             if o.rule == "argmax":
-                sel: Any = np.array([self._index[c] for c in o.columns], dtype=np.int64)
+                sel: Any = np.array([self._pos[c] for c in o.columns], dtype=np.int64)
             elif o.rule == "threshold":
-                sel = self._index[o.column]
+                sel = self._pos[o.column]
             else:
                 raise BundleFormatError(f"label rule '{o.rule}' unknown (output '{o.name}')")
             self._label_rules[o.name] = (o.rule, sel, float(o.threshold or 0.0),
@@ -119,7 +128,60 @@ class Model:
 
     # --- core ---------------------------------------------------------------------------------
     def _run(self, X: Any, *, reference: bool = False) -> tuple[np.ndarray, bool]:
+        """Score ``X``; return the output-relevant workspace columns (``self._keep``) as an
+        array of shape (n_rows, len(keep)) and whether ``X`` was a single row."""
+        if (not reference and isinstance(X, np.ndarray) and X.ndim == 2
+                and X.shape[0] > self._chunk_rows and X.dtype.kind in "fiub"
+                and self._encoder.all_numeric):
+            try:
+                return self._run_chunked(X), False
+            except TablescoreError:
+                pass  # re-run whole below: the error then names the row in the caller's terms
         ws, single = self._encoder.encode(X)
+        self._run_rows(ws, reference=reference)
+        return ws[:, self._keep_sel], single
+
+    def columns(self, X: Any, names: list[str] | None = None, *,
+                reference: bool = False) -> np.ndarray:
+        """Intermediate workspace columns (e.g. a tree step's raw margins), for debugging and
+        conformance work: float64[n_rows, len(names)], or the whole workspace when ``names``
+        is None (inputs first, then every step's outputs in step order)."""
+        ws, _ = self._encoder.encode(X)
+        self._run_rows(ws, reference=reference)
+        if names is None:
+            return ws
+        try:
+            return ws[:, [self._index[c] for c in names]]
+        except KeyError as exc:
+            raise KeyError(f"model '{self.name}' has no workspace column {exc.args[0]!r}") \
+                from None
+
+    def _run_chunked(self, X: np.ndarray) -> np.ndarray:
+        """Large numeric batches in cache-sized row chunks: each chunk's workspace stays in
+        cache from one step to the next, and only the output columns of all rows are kept
+        (no n_rows x width workspace to allocate and fault in)."""
+        n = X.shape[0]
+        out = np.empty((n, len(self._keep)), dtype=np.float64)
+        chunk = self._chunk_rows
+
+        def work(i0: int) -> None:
+            ws, _ = self._encoder.encode(X[i0 : i0 + chunk])
+            self._run_rows(ws)
+            out[i0 : i0 + chunk] = ws[:, self._keep_sel]
+
+        starts = range(0, n, chunk)
+        threads = 1 if self._has_parallel else min(_num_threads(), len(starts))
+        if threads <= 1:
+            # models with prange kernels use every core inside each chunk
+            for i0 in starts:
+                work(i0)
+        else:
+            # serial kernels release the GIL: spread the chunks over threads
+            list(_pool(threads).map(work, starts))
+        return out
+
+    def _run_rows(self, ws: np.ndarray, *, reference: bool = False) -> None:
+        """Run every step on the workspace ``ws`` (float64[n_rows, width])."""
         n = ws.shape[0]
         for b in self._plan:
             if reference:
@@ -131,38 +193,37 @@ class Model:
             if status >= 0:
                 raise b.error(ws, int(status)) if b.error else RuntimeError(
                     f"step '{b.name}' failed on row {status}")
-        return ws, single
 
-    def _labels(self, ws: np.ndarray, o: Output | None = None) -> np.ndarray:
+    def _labels(self, res: np.ndarray, o: Output | None = None) -> np.ndarray:
         rule, sel, threshold, classes = self._label_rules[(o or self._label).name]
         if rule == "argmax":
-            idx = np.argmax(ws[:, sel], axis=1)
+            idx = np.argmax(res[:, sel], axis=1)
         else:
-            idx = (ws[:, sel] > threshold).astype(np.int64)
+            idx = (res[:, sel] > threshold).astype(np.int64)
         return classes[idx]
 
-    def _column(self, ws: np.ndarray, o: Output) -> np.ndarray:
+    def _column(self, res: np.ndarray, o: Output) -> np.ndarray:
         if o.kind == "label":
-            return self._labels(ws, o)
-        return ws[:, self._index[o.column]]
+            return self._labels(res, o)
+        return res[:, self._pos[o.column]]
 
     # --- sklearn-like API ---------------------------------------------------------------------
     def predict(self, X: Any, *, reference: bool = False) -> np.ndarray:
         """Labels (classifiers) or values (regressors), shape (n_rows,)."""
-        ws, _ = self._run(X, reference=reference)
+        res, _ = self._run(X, reference=reference)
         if self._label is not None:
-            return self._labels(ws)
+            return self._labels(res)
         if self._value is not None:
-            return ws[:, self._index[self._value.column]].copy()
+            return res[:, self._pos[self._value.column]].copy()
         raise AttributeError(f"model '{self.name}' has no predicted value or label output")
 
     def _predict_proba(self, X: Any, *, reference: bool = False) -> np.ndarray:
-        ws, _ = self._run(X, reference=reference)
-        return np.ascontiguousarray(ws[:, self._proba_sel])
+        res, _ = self._run(X, reference=reference)
+        return np.ascontiguousarray(res[:, self._proba_sel])
 
     def _decision_function(self, X: Any, *, reference: bool = False) -> np.ndarray:
-        ws, _ = self._run(X, reference=reference)
-        out = np.ascontiguousarray(ws[:, self._decision_sel])
+        res, _ = self._run(X, reference=reference)
+        out = np.ascontiguousarray(res[:, self._decision_sel])
         return out[:, 0].copy() if out.shape[1] == 1 else out
 
     @property
@@ -183,13 +244,13 @@ class Model:
         """Every output column, named as in the output schema, as a pandas DataFrame."""
         import pandas as pd
 
-        ws, _ = self._run(X, reference=reference)
-        return pd.DataFrame({o.name: self._column(ws, o) for o in self._outputs})
+        res, _ = self._run(X, reference=reference)
+        return pd.DataFrame({o.name: self._column(res, o) for o in self._outputs})
 
     def score_arrays(self, X: Any, *, reference: bool = False) -> dict[str, np.ndarray]:
         """Every output column as a dict of 1-D arrays (no pandas; used by transports)."""
-        ws, _ = self._run(X, reference=reference)
-        return {o.name: np.ascontiguousarray(self._column(ws, o)) for o in self._outputs}
+        res, _ = self._run(X, reference=reference)
+        return {o.name: np.ascontiguousarray(self._column(res, o)) for o in self._outputs}
 
     # --- verification -------------------------------------------------------------------------
     def verify(self) -> int:
@@ -215,6 +276,26 @@ class Model:
         log.info("model %s version %s verified (%d rows, fingerprint %s)", self.name,
                  self.version, n, (self.fingerprint or "")[:12])
         return n
+
+
+_POOLS: dict[int, Any] = {}
+
+
+def _num_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()  # honours numba.set_num_threads / NUMBA_NUM_THREADS
+
+
+def _pool(threads: int) -> Any:
+    """A process-wide thread pool per size (kernels run with the GIL released)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = _POOLS.get(threads)
+    if pool is None:
+        pool = _POOLS.setdefault(threads, ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="tablescore-chunk"))
+    return pool
 
 
 def _as_slice(idx: np.ndarray) -> slice | np.ndarray:

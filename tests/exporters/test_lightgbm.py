@@ -40,9 +40,8 @@ def _quiet() -> Any:
 
 def raw_scores(model: Model, X: Any) -> np.ndarray:
     """The scorer's raw score columns (the ``tree_ensemble`` outputs) for ``X``."""
-    ws, _ = model._run(X)
     cols = [c for s in model.bundle.steps if s.op == "tree_ensemble" for c in s.outputs]
-    return ws[:, [model._index[c] for c in cols]]
+    return model.columns(X, cols)
 
 
 def assert_raw_exact(model: Model, est: Any, X: Any) -> None:

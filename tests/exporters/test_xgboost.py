@@ -30,9 +30,8 @@ SMALL = {"n_estimators": 20, "max_depth": 3, "n_jobs": 1, "random_state": 0}
 
 def margins(model: Model, X: Any) -> np.ndarray:
     """The scorer's raw margin columns (the ``tree_ensemble`` outputs) for ``X``."""
-    ws, _ = model._run(X)
     cols = [c for s in model.bundle.steps if s.op == "tree_ensemble" for c in s.outputs]
-    return ws[:, [model._index[c] for c in cols]]
+    return model.columns(X, cols)
 
 
 def assert_margins_exact(model: Model, est: Any, X: Any) -> None:
@@ -281,9 +280,8 @@ def test_raw_booster(booster_type: str) -> None:
     bundle = build_bundle(booster, feature_names=[f"f{i}" for i in range(X.shape[1])])
     model = Model(bundle)
     # Booster.predict(DMatrix): margins bit-exact, probabilities in float32 precision
-    ws, _ = model._run(X)
     step = tree_step(bundle)
-    got = ws[:, [model._index[c] for c in step.outputs]]
+    got = model.columns(X, step.outputs)
     want = booster.predict(xgb.DMatrix(X), output_margin=True)
     np.testing.assert_array_equal(got, want)
     proba = booster.predict(xgb.DMatrix(X))

@@ -120,3 +120,29 @@ def test_not_a_table(iris_model):
     _, model, _ = iris_model
     with pytest.raises(ShapeError):
         model.predict(np.ones((2, 2, 2)))
+
+
+def test_large_batches_run_in_chunks_with_identical_results(iris_model):
+    est, model, X = iris_model
+    big = np.tile(X, (400, 1))  # 60,000 rows: several chunks
+    assert len(big) > 4 * model._chunk_rows
+    import numba
+
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            got = model.predict_proba(big)
+            np.testing.assert_array_equal(got, np.tile(model.predict_proba(X), (400, 1)))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_allclose(got, est.predict_proba(big), rtol=1e-12, atol=1e-12)
+    assert (model.predict(big) == est.predict(big)).all()
+
+
+def test_errors_in_a_late_chunk_name_the_callers_row(iris_model):
+    _, model, X = iris_model
+    big = np.tile(X, (400, 1))
+    big[45_001, 2] = np.nan
+    with pytest.raises(MissingValueError, match=r"field 'x2' has missing values \(row 45001\)"):
+        model.predict(big)

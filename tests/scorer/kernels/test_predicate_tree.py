@@ -92,7 +92,7 @@ def test_parallel_kernel_matches_serial():
     X["x"][::7] = math.nan
     bound = m._plan[0]
     assert bound.parallel is predicate_tree_parallel and bound.parallel_min_rows <= 5000
-    ws1, _ = m._run(X)  # large batch: the parallel kernel
+    ws1 = m.columns(X)  # large batch: the parallel kernel
     ws2 = ws1.copy()
     ws2[:, -1] = 0.0
     bound.kernel(ws2, *bound.args)
