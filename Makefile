@@ -28,6 +28,7 @@ $(VENV)/.installed-bench: $(STAMP)
 
 bench: $(VENV)/.installed-bench
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.readme
 
 bench-quick: $(VENV)/.installed-bench
 	$(PY) -m benchmarks.run --quick
