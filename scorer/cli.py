@@ -114,6 +114,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"fingerprint {b.fingerprint}  [matches manifest]")
         print(f"tables      {sum(len(s.tables) for s in b.steps)} step tables, sha256 verified")
     print(f"steps       {' -> '.join(f'{s.op}@{s.op_version}' for s in b.steps)}")
+    for line in _version_drift(b.producer.get("libraries") or {}):
+        print(line)
     m = Model(b, verify=False)
     n = m.verify()
     v = b.verification
@@ -124,6 +126,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"verification {n} rows reproduce the original model "
               f"(abs {v.abs_tol:g}, rel {v.rel_tol:g})")
     return 0
+
+
+def _version_drift(libraries: dict[str, str]) -> list[str]:
+    """Warnings for libraries the bundle was exported with at another version than installed:
+    a semantics change between versions (a default, a dtype, a tie rule) is how parameters
+    drift from the model the library would now predict."""
+    import importlib.metadata as md
+
+    lines = []
+    for lib, exported in sorted(libraries.items()):
+        try:
+            here = md.version(lib)
+        except md.PackageNotFoundError:
+            continue
+        if here != exported:
+            lines.append(f"warning     exported with {lib} {exported}; this environment has "
+                         f"{here}: re-run conformance (tablescore conformance check) against "
+                         "the model as this version predicts it")
+    return lines
 
 
 def cmd_import(args: argparse.Namespace) -> int:
