@@ -6,9 +6,11 @@ report for the docs. Each cell trains the model, exports it, loads it, and compa
 column with the original model using :func:`conformance.check` (the one tolerance table).
 
 Paths: ``bundle`` (exporters.export -> scorer.load) and ``pmml`` (sklearn2pmml -> tablescore's
-PMML reader -> the same kernels) when the PMML reader and Java are available; the ``pypmml``
-column records whether the reference PMML evaluator agrees with the original on the same
-document. Transports: ``in-process``, plus ``grpc`` when a server factory is passed in.
+PMML reader -> the same kernels) when Java is available; PMML cells note how often pypmml, the
+reference PMML evaluator, reproduces the original and tablescore on the same document; cells
+whose sklearn2pmml document cannot reproduce the original are listed with their reason in
+:func:`known_pmml_issue` and reported as ``known``. Transports: ``in-process`` and ``grpc``
+(a real tablescore server on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -84,8 +86,10 @@ def datasets(subset: str) -> list[Dataset]:
             out.append(Dataset("HousingNA", "regression", h.drop(columns=["MEDV"]), h["MEDV"],
                                has_missing=True))
             w = _read_shared("Wine.csv")
-            out.append(Dataset("Wine", "multiclass", w.drop(columns=["quality"]),
-                               w["quality"], has_strings=True))
+            # quality 3..9 as class codes 0..6 (XGBoost wants labels 0..k-1)
+            y = np.unique(w["quality"], return_inverse=True)[1]
+            out.append(Dataset("Wine", "multiclass", w.drop(columns=["quality"]), y,
+                               has_strings=True))
     return out
 
 
@@ -212,7 +216,8 @@ class Cell:
     dataset: str
     path: str
     transport: str
-    status: str  # pass / fail / unsupported / error
+    #: pass / fail / error / unsupported / known (see :func:`known_pmml_issue`)
+    status: str
     rows: int = 0
     max_abs_error: float | None = None
     detail: str = ""
@@ -274,10 +279,11 @@ class GrpcTransport:
         shutil.rmtree(self.repo, ignore_errors=True)
 
 
-def _pypmml_agreement(est: Any, pmml: Path, X: Any, tol: Any) -> tuple[float, float] | None:
-    """(fraction of rows, max abs difference) over up to 200 rows on which pypmml, the
-    reference PMML evaluator, reproduces the original model on the same document; None when
-    pypmml is unavailable."""
+def _pypmml_compare(est: Any, pmml: Path, X: Any, tol: Any,
+                    ours: Callable[[Any], dict[str, np.ndarray]]) -> dict[str, float] | None:
+    """pypmml, the reference PMML evaluator, on the same document and (up to 200) rows:
+    the fraction of rows on which it reproduces the original model and the fraction on which
+    it reproduces tablescore. None when pypmml is unavailable."""
     try:
         from pypmml import Model as PyPMML
     except ImportError:
@@ -293,9 +299,15 @@ def _pypmml_agreement(est: Any, pmml: Path, X: Any, tol: Any) -> tuple[float, fl
     else:
         cols, want = ["y"], est.predict(rows).reshape(-1, 1)
     got = ref[cols].to_numpy(dtype=np.float64)
-    ok = (np.abs(got - want) <= tol.abs + tol.rel * np.abs(want)) | (np.isnan(got) &
-                                                                      np.isnan(want))
-    return float(ok.all(axis=1).mean()), float(np.nanmax(np.abs(got - want)))
+    mine = np.column_stack([np.asarray(ours(rows)[c], dtype=np.float64) for c in cols])
+
+    def agree(a: np.ndarray, b: np.ndarray) -> float:
+        with np.errstate(invalid="ignore"):
+            ok = (np.abs(a - b) <= tol.abs + tol.rel * np.abs(b)) | (np.isnan(a) & np.isnan(b))
+        return float(ok.all(axis=1).mean())
+
+    return {"original": agree(got, want), "tablescore": agree(mine, got),
+            "max_abs_diff": float(np.nanmax(np.abs(got - want))) if got.size else 0.0}
 
 
 def _check_cell(base: dict[str, Any], path_kind: str, transport: str, est: Any, model: Any,
@@ -314,6 +326,21 @@ def _check_cell(base: dict[str, Any], path_kind: str, transport: str, est: Any, 
                 detail=detail if report.passed else report.to_text()[:2000],
                 columns=[{"name": c.name, "max_abs_error": c.max_abs_error,
                           "mismatches": c.mismatches} for c in report.columns])
+
+
+def known_pmml_issue(model: str, ds: Dataset) -> str | None:
+    """Explicit list of PMML-path cells that cannot pass, with the reason: in each, the
+    document sklearn2pmml writes does not encode the original model exactly (tablescore scores
+    the document as written). Such a cell is reported as ``known``, never as a pass."""
+    if model in ("DecisionTree", "RandomForest", "ExtraTrees") and ds.has_missing:
+        return ("sklearn2pmml 0.133 writes missingValueStrategy='nullPrediction' for trees; "
+                "scikit-learn routes a missing value down missing_go_to_left, so rows with NaN "
+                "in a split field have no prediction in the document")
+    if model == "XGBoost" and ds.task == "regression":
+        return ("the document adds base_score after the float32 sum of the trees (Targets "
+                "rescaleConstant) where XGBoost starts the float32 sum from it: a few rows "
+                "differ by a few float32 ulps, just over the 1e-6 tolerance")
+    return None
 
 
 def _pmml_cell(base: dict[str, Any], est: Any, ds: Dataset, X: Any, bundle_model: Any,
@@ -348,13 +375,21 @@ def _pmml_cell(base: dict[str, Any], est: Any, ds: Dataset, X: Any, bundle_model
 
         names = [f"x{j}" for j in range(np.asarray(X).shape[1])]
         score = lambda A: model.score_arrays(pd.DataFrame(np.asarray(A), columns=names))  # noqa: E731
+    cell = _check_cell(base, "pmml", "in-process", est, model, X, score, t0,
+                       detail="", tolerance=tol)
     if tol is not None:
-        agree = _pypmml_agreement(est, doc, X, tol)
-        if agree is not None:
-            notes.append(f"pypmml reproduces the original on {agree[0]:.1%} of rows "
-                         f"(max abs diff {agree[1]:.2g})")
-    return _check_cell(base, "pmml", "in-process", est, model, X, score, t0,
-                       detail="; ".join(notes), tolerance=tol)
+        cmp = _pypmml_compare(est, doc, X, tol, model.score_arrays)
+        if cmp is not None:
+            notes.append(f"pypmml reproduces the original on {cmp['original']:.1%} of rows "
+                         f"(max abs diff {cmp['max_abs_diff']:.2g}) and tablescore on "
+                         f"{cmp['tablescore']:.1%}")
+    known = known_pmml_issue(base["model"], ds)
+    if cell.status == "fail" and known:
+        cell.status = "known"
+        notes.insert(0, f"known: {known}")
+    cell.detail = "; ".join(notes) if cell.status != "fail" else cell.detail + "\n" + \
+        "; ".join(notes)
+    return cell
 
 
 def run_cell(spec: ModelSpec, ds: Dataset, workdir: Path, *, pmml: bool = False,
@@ -366,10 +401,14 @@ def run_cell(spec: ModelSpec, ds: Dataset, workdir: Path, *, pmml: bool = False,
     cells: list[Cell] = []
     t0 = time.perf_counter()
     est = _wrap(spec, ds, spec.factory(ds.task))
-    est.fit(ds.X, ds.y)
     name = f"{spec.name}-{ds.name}"
-    path = workdir / name
     base = dict(family=spec.family, model=spec.name, dataset=ds.name)
+    try:
+        est.fit(ds.X, ds.y)
+    except Exception as exc:  # the library itself refuses this dataset: say so, go on
+        return [Cell(**base, path="bundle", transport="in-process", status="error",
+                     detail=f"fit failed: {type(exc).__name__}: {exc}"[:300])]
+    path = workdir / name
     try:
         exporters.export(est, path, sample=ds.X)
         model = scorer.load(path)
@@ -437,15 +476,17 @@ def summary(cells: list[Cell]) -> str:
     groups: dict[tuple[str, str, str], list[Cell]] = {}
     for c in cells:
         groups.setdefault((c.family, c.path, c.transport), []).append(c)
-    lines = ["| family | path | transport | pass | fail | error | unsupported | max abs error |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| family | path | transport | pass | fail | error | unsupported | known "
+             "| max abs error |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for (fam, path, tr), cs in sorted(groups.items()):
         count = {s: sum(c.status == s for c in cs) for s in ("pass", "fail", "error",
-                                                             "unsupported")}
+                                                             "unsupported", "known")}
         worst = max((c.max_abs_error or 0.0 for c in cs if c.max_abs_error is not None),
                     default=0.0)
         lines.append(f"| {fam} | {path} | {tr} | {count['pass']} | {count['fail']} | "
-                     f"{count['error']} | {count['unsupported']} | {worst:.3g} |")
+                     f"{count['error']} | {count['unsupported']} | {count['known']} | "
+                     f"{worst:.3g} |")
     notes = [c for c in cells if c.status == "pass" and c.detail]
     if notes:
         lines += ["", "Notes:", ""]

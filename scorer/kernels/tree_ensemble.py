@@ -58,7 +58,9 @@ At bind time the node table is re-laid out per tree in breadth-first order so th
 two children are adjacent (``right = left + 1``), split thresholds are converted to the
 compare dtype with the operator folded in (every test becomes ``x <= t'``, exactly
 equivalent: ``t'`` is the largest compare-dtype value ``<= t`` for "<=", the largest ``< t``
-for "<"), and ``scale * leaf`` is precomputed in the accumulation dtype (the same single
+for "<"; a numeric split of missing kind 2 becomes one of kind 0 whose default child is
+0.0's side, the same branch for every input, so it takes the fast step), and
+``scale * leaf`` is precomputed in the accumulation dtype (the same single
 rounding the per-row product would have). The kernel gathers a block of rows into a
 contiguous ``(rows, features)`` array of the compare dtype, walks one tree for every row of
 the block while that tree is in cache, then the next tree, so each row still sums its trees
@@ -584,10 +586,17 @@ def compile_tables(tt: TreeTables) -> tuple:
 
     # per original node: threshold with the operator folded in, and flags
     thr_o = _below(tt.threshold, cmp_dtype, tt.strict)
-    flags = (tt.default_left.astype(np.int64) * _DEFAULT_LEFT
-             + (tt.kind == 1) * _CATEGORICAL + (tt.missing << _MISSING_SHIFT))
+    # Missing kind 2 at a numeric split (NaN is compared as 0.0) sends NaN to 0.0's side of
+    # the split for every row: that is missing kind 0 with 0.0's side as the default child,
+    # which the fast step takes (LightGBM's usual missing type "None" would otherwise send
+    # every node of the model the slow way).
+    none_fast = (tt.kind == 0) & (tt.missing == 2) & ~np.isnan(thr_o)
+    missing = np.where(none_fast, 0, tt.missing)
+    default_left = np.where(none_fast, thr_o >= 0, tt.default_left)
+    flags = (default_left.astype(np.int64) * _DEFAULT_LEFT
+             + (tt.kind == 1) * _CATEGORICAL + (missing << _MISSING_SHIFT))
     # A NaN t' defeats the fast step's NaN handling: send those nodes the slow way.
-    flags = np.where(np.isnan(thr_o) & (tt.kind == 0) & (tt.missing == 0),
+    flags = np.where(np.isnan(thr_o) & (tt.kind == 0) & (missing == 0),
                      flags | (_MISSING_SLOW << _MISSING_SHIFT), flags)
     fast = (flags & ~_DEFAULT_LEFT) == 0
     feat_o = np.where(fast, tt.feature * 2 + (1 - (flags & _DEFAULT_LEFT)),

@@ -255,6 +255,44 @@ def test_missing_kinds(missing, default_left, threshold, cmp):
         assert got[0] == (10.0 if 0.0 <= threshold else 20.0)  # NaN compared as 0.0
 
 
+@pytest.mark.parametrize("cmp", ["float64", "float32"])
+@pytest.mark.parametrize("op", ["<=", "<"])
+def test_missing_none_numeric_splits_take_the_fast_step(cmp, op):
+    """Missing kind 2 at numeric splits (LightGBM's "None") binds to plain fast splits whose
+    default child is 0.0's side, with the same results as the spec everywhere: thresholds
+    around 0.0 and the float32 rounding, NaN inputs, and deep unbalanced (leaf-wise) trees
+    walked by row blocks in lockstep and by single rows in tree lanes."""
+    rng = np.random.default_rng(7)
+    thresholds = np.concatenate([THRESHOLDS, [-0.0, 1e-46, -1e-46, ZERO_BAND, -ZERO_BAND]])
+    trees = [split(0, float(t), leaf(0.0), leaf(1.0), missing=2, default_left=dl)
+             for t in thresholds for dl in (False, True)]
+    for d in range(3):  # leaf-wise chains, 25 deep, mixed with other missing kinds
+        chain = leaf(float(d))
+        for i in range(25):
+            t = float(rng.choice(thresholds[np.isfinite(thresholds)]) if i % 4 == 0
+                      else np.round(rng.normal(), 1))
+            sub = split(1, t, leaf(float(i)), leaf(-float(i)), missing=int(i % 3),
+                        default_left=bool(i % 2))
+            chain = (split(0, t, sub, chain, missing=2) if i % 2
+                     else split(1, t, chain, sub, missing=2, default_left=True))
+        trees.append(chain)
+    step = make_step(trees, n_inputs=2, n_outputs=1, outputs=[0] * len(trees),
+                     compare_dtype=cmp, split_operator=op)
+    b = bind(step)
+    nodes, thr = b.args[3], b.args[2]
+    # every kind-2 stump whose threshold some value passes is a fast split
+    n_stumps = len(thresholds) * 2
+    stump_roots = b.args[7][:n_stumps, 0]
+    fast_roots = nodes[stump_roots, 0] >= 0
+    np.testing.assert_array_equal(fast_roots, ~np.isnan(thr[stump_roots]))
+    with np.errstate(over="ignore"):
+        vals = _near(thresholds[np.isfinite(thresholds)])
+    X = np.column_stack([rng.choice(vals, 600), rng.choice(vals, 600)])
+    X[rng.random(X.shape) < 0.1] = np.nan
+    check_spec(step, X)
+    check_spec(step, X[:5])  # fewer rows than a block: the tree-lane walk
+
+
 def test_nan_goes_to_the_default_child_at_every_depth():
     inner = split(1, 0.0, leaf(1.0), leaf(2.0), default_left=False)
     tree = split(0, 0.0, inner, leaf(3.0), default_left=True)
