@@ -293,11 +293,12 @@ def _pypmml_compare(est: Any, pmml: Path, X: Any, tol: Any,
     rows = X.iloc[:200] if hasattr(X, "iloc") else pd.DataFrame(
         np.asarray(X)[:200], columns=[f"x{j}" for j in range(np.asarray(X).shape[1])])
     ref = PyPMML.fromFile(str(pmml)).predict(rows).rename(columns={"predicted_y": "y"})
+    native = X.iloc[:200] if hasattr(X, "iloc") else np.asarray(X)[:200]  # as fitted
     if hasattr(est, "predict_proba"):
         cols = [f"probability({c})" for c in est.classes_]
-        want = est.predict_proba(rows)
+        want = est.predict_proba(native)
     else:
-        cols, want = ["y"], est.predict(rows).reshape(-1, 1)
+        cols, want = ["y"], est.predict(native).reshape(-1, 1)
     got = ref[cols].to_numpy(dtype=np.float64)
     mine = np.column_stack([np.asarray(ours(rows)[c], dtype=np.float64) for c in cols])
 
