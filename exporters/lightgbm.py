@@ -20,6 +20,7 @@ reproduced by the step parameters:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -53,7 +54,14 @@ def _threshold(t: float) -> float:
     LightGBM reads ``|x| <= K_ZERO`` as 0.0, so for those ``x`` the side is that of 0.0.
     Outside the band any threshold within it gives the same side as ``t``; inside, the
     replacement puts the whole band on 0.0's side.
+
+    ``dump_model()`` clamps thresholds to +/-1e300 (LightGBM's AvoidInf) while the model holds
+    +/-inf (e.g. "every number left, NaN right" splits of features trained with NaN): a
+    dumped +/-1e300 is read back as +/-inf, or +/-inf and values above 1e300 would go the
+    wrong way.
     """
+    if abs(t) >= 1e300:
+        return math.copysign(math.inf, t)
     if 0.0 <= t < K_ZERO:
         return K_ZERO
     if -K_ZERO <= t < 0.0:

@@ -319,3 +319,21 @@ def test_linear_trees_are_refused() -> None:
     est = lgb.LGBMRegressor(n_estimators=2, verbose=-1, linear_tree=True).fit(X, y)
     with pytest.raises(ExportError, match="linear"):
         build_bundle(est)
+
+
+def test_infinite_thresholds_survive_the_json_dump(tmp_path) -> None:
+    # Features trained with NaN get "numbers left, NaN right" splits at threshold +inf, which
+    # dump_model() prints as 1e300: +inf and values above 1e300 must still go left.
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(600, 6))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) > 0).astype(int)
+    est = lgb.LGBMClassifier(n_estimators=50, num_leaves=15, random_state=0,
+                             verbose=-1).fit(X, y)
+    assert "inf" in est.booster_.model_to_string()
+    Xs = X[:40].copy()
+    Xs[:10, 2] = np.inf
+    Xs[10:20, 3] = 1e308
+    Xs[20:30, 4] = -np.inf
+    model = assert_parity(est, Xs, tmp_path / "m", sample=X)
+    assert_raw_exact(model, est, Xs)
