@@ -11,8 +11,11 @@ for what is supported.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from scorer.ir import Bundle
@@ -27,6 +30,20 @@ __all__ = ["PMMLError", "PMMLSecurityError", "read_pmml", "read_pmml_bytes"]
 #: Python frames the compiler may use: nested elements are compiled recursively, and the XML
 #: reader already caps nesting at ``safexml.MAX_DEPTH`` levels (a few frames per level)
 _RECURSION_LIMIT = 20_000
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Parsing and compiling allocate hundreds of thousands of long-lived objects (elements,
+    nodes) and no cycles worth collecting: the cyclic collector would re-scan the growing heap
+    over and over (most of a large document's load time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _build(root, name: str) -> Bundle:
@@ -51,9 +68,11 @@ def read_pmml(path: str | os.PathLike[str]) -> Bundle:
         An element this reader does not support, named with its line number.
     """
     p = Path(path)
-    return _build(parse_file(p), p.stem)
+    with _no_gc():
+        return _build(parse_file(p), p.stem)
 
 
 def read_pmml_bytes(data: bytes, *, name: str = "model") -> Bundle:
     """Like :func:`read_pmml`, from the document's bytes."""
-    return _build(parse_bytes(data), name)
+    with _no_gc():
+        return _build(parse_bytes(data), name)

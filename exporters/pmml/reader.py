@@ -18,7 +18,9 @@ from exporters.graph import Graph
 from scorer import __version__
 from scorer.ir import Bundle, Field, Output, Verification
 
+from . import fastpath
 from .expressions import expression, number_to_codes, predicate, resolve
+from .fastpath import add_affine, affine_terms, fuse
 from .fields import (
     DATA_TYPES,
     NUMERIC_TYPES,
@@ -74,6 +76,9 @@ class Reader:
         self.general_trees = 0
         self.data_fields: dict[str, Element] = {}
         self._compiled: dict[int, Col] = {}
+        #: label columns that are the argmax (first on ties) of these probability columns
+        self.argmax_of: dict[str, list[str]] = {}
+        self._ones_col: str | None = None
         dd = root.find("DataDictionary")
         if dd is None:
             raise fail(root, "has no DataDictionary")
@@ -176,8 +181,12 @@ class Reader:
             prog.emit("F32")
         prog.emit("STORE", 0)
         out = self.g.new_columns("d", names=[name])
-        self.g.add_step("expression", name=f"derived_{name}", inputs=prog.inputs, outputs=out,
-                        family="expression", tables=prog.tables())
+        terms = affine_terms(prog) if typ.col is None else None
+        if terms is not None and not self.g.is_codes(prog.inputs[0]):
+            add_affine(self.g, f"derived_{name}", prog.inputs[0], terms, out)
+        else:
+            self.g.add_step("expression", name=f"derived_{name}", inputs=prog.inputs,
+                            outputs=out, family="expression", tables=prog.tables())
         col = Col(out[0], dtype if typ.col is None else "string",
                   typ.vocab if typ.col is not None else None)
         if typ.col is not None:
@@ -435,6 +444,9 @@ class Reader:
         if not tables:
             raise fail(el, "has no RegressionTable")
         norm = el.get("normalizationMethod", "none")
+        if fastpath.ENABLED and not scope.math32 and \
+                self._regression_fast(el, tables, norm, scope, res):
+            return
         prog = Program(self.budget)
         k = len(tables)
         for j, t in enumerate(tables):
@@ -511,6 +523,125 @@ class Reader:
         res.probs = [outs[i] for i in prob_idx]
         res.label = outs[2 * k]
 
+    def _regression_fast(self, el: Element, tables: list[Element], norm: str, scope: Scope,
+                         res: Result) -> bool:
+        """Numeric predictors only (exponent 1), every table over the same fields in the same
+        order: a ``linear`` step and a ``link`` (logistic, logistic2, softmax, exp), computing
+        what the general program computes, bit for bit.
+
+        A margin is ``intercept + x0 * c0 + x1 * c1 ...`` in the document, while the ``linear``
+        op adds its intercept last: with several predictors and an intercept, the intercept
+        rides on a leading input of 1.0 instead (see :meth:`_ones`). Returns False (emitting
+        nothing) when the model has another shape."""
+        k = len(tables)
+        if res.function == "regression":
+            link = {"none": None, "logit": "logistic", "softmax": "logistic",
+                    "exp": "exp"}.get(norm, "?")
+            if k != 1 or link == "?":
+                return False
+            used = tables
+        elif norm == "softmax" and k >= 2:
+            used = tables
+        else:
+            if k != 2 or norm != "logit":
+                return False
+            used = tables[:1]  # binary: the first table gives p, the second 1 - p
+        rows: list[list[tuple[str, float]]] = []
+        for t in used:
+            row = []
+            for p in t.children:
+                if p.tag == "Extension":
+                    continue
+                if p.tag != "NumericPredictor" or float(p.get("exponent", "1")) != 1.0:
+                    return False
+                col = resolve(self, p.get("name"), scope, p)
+                if col.vocab is not None or self.g.is_codes(col.column):
+                    return False
+                row.append((col.column, float(p.get("coefficient"))))
+            if len({c for c, _ in row}) != len(row):
+                return False
+            rows.append(row)
+        if any([c for c, _ in row] != [c for c, _ in rows[0]] for row in rows):
+            return False  # one sum order for every margin: the same columns, in one order
+        for t in tables[len(used):]:
+            for p in t.children:  # still refuse what the general path refuses
+                if p.tag not in ("NumericPredictor", "CategoricalPredictor", "PredictorTerm",
+                                 "Extension"):
+                    raise fail(p, "not supported in a RegressionTable")
+        cols: list[str] = []
+        for row in rows:
+            cols.extend(c for c, _ in row if c not in cols)
+        coef = {f"coef_{j}": np.array([dict(row).get(c, 0.0) for c in cols], dtype=np.float64)
+                for j, row in enumerate(rows)}
+        intercept = np.array([float(t.get("intercept", "0")) for t in used], dtype=np.float64)
+        if len(cols) > 1 and intercept.any():
+            # the document adds the intercept first: a leading input of 1.0 carrying it keeps
+            # the sum's order (0 + 1 * b + x0 * c0 + ...), so the margin is bit-identical
+            cols = [self._ones(), *cols]
+            coef = {f"coef_{j}": np.concatenate([intercept[j:j + 1], coef[f"coef_{j}"]])
+                    for j in range(len(rows))}
+            intercept = np.zeros(len(rows))
+        if not cols:
+            return False
+        if len(rows) == 1 and len(cols) == 1 and coef["coef_0"][0] == 1.0 and \
+                intercept[0] == 0.0 and (res.function == "classification" or link is not None):
+            # 0 + x * 1 is x (up to the sign of a zero, which the link does not see)
+            margins = cols
+        else:
+            margins = self.g.new_columns("regression", len(rows))
+            self.g.add_step("linear", name="regression", inputs=cols, outputs=margins,
+                            family="linear", tables={"coefficients": coef,
+                                                     "intercepts": {"intercept": intercept}})
+        if res.function == "regression":
+            if link is None:
+                res.value = margins[0]
+            else:
+                out = self.g.new_columns(link, 1)
+                self.g.add_step("link", name=f"link_{link}", inputs=margins, outputs=out,
+                                family="linear", params={"function": link})
+                res.value = out[0]
+            return True
+        cats = [t.get("targetCategory") for t in tables]
+        order = self._class_order(el, res, cats)
+        if norm == "softmax":  # exp(y - max y) / sum, as the general program computes it
+            out = self.g.new_columns("softmax", k)
+            self.g.add_step("link", name="link_softmax", inputs=margins, outputs=out,
+                            family="linear", params={"function": "softmax"})
+            res.probs = [out[order[c]] for c in range(len(res.classes))]
+            self._label_of(res)
+            return True
+        out = self.g.new_columns("logistic2", 2)
+        self.g.add_step("link", name="link_logistic2", inputs=margins, outputs=out,
+                        family="linear", params={"function": "logistic2"})
+        by_table = [out[1], out[0]]  # p for the first table, 1 - p for the second
+        res.probs = [by_table[order[c]] for c in range(len(res.classes))]
+        self._label_of(res)
+        return True
+
+    def _ones(self) -> str:
+        """A workspace column of 1.0 (one step per document)."""
+        if self._ones_col is None:  # a linear step with no inputs and intercept 1
+            out = self.g.new_columns("one", 1)
+            self.g.add_step("linear", name="one", inputs=[], outputs=out, family="linear",
+                            tables={"coefficients": {"coef_0": np.zeros(0)},
+                                    "intercepts": {"intercept": np.ones(1)}})
+            self._ones_col = out[0]
+        return self._ones_col
+
+    def _label_of(self, res: Result) -> None:
+        """``res.label`` = the index of the largest of ``res.probs`` (first on ties), in a step
+        of its own: where only the label output reads it, the output takes the argmax of the
+        probabilities itself and the step is dropped."""
+        n = len(res.probs)
+        prog = Program(self.budget)
+        for j, p in enumerate(res.probs):
+            prog.load(p)
+            prog.emit("STORE", j)
+        _argmax(prog, list(range(n)), n, n + 1)
+        outs = self.program_step("label", prog, n + 2)
+        res.label = outs[n]
+        self.argmax_of[res.label] = list(res.probs)
+
     def _class_order(self, el: Element, res: Result, cats: list[str | None]) -> list[int]:
         """For each class (in ``res.classes`` order), its position in ``cats``."""
         order = []
@@ -577,11 +708,17 @@ class Reader:
             return reg
         classes = res.classes
 
+        known: dict[str, float] = {}
+
         def index_of(s: str | None, node: Element) -> float:
             if s is None:
                 return math.nan
+            i = known.get(s)
+            if i is not None:
+                return i
             for i, c in enumerate(classes):
                 if same_class(s, c):
+                    known[s] = float(i)
                     return float(i)
             raise fail(node, f"score '{s}' is not a class of the target")
 
@@ -867,6 +1004,18 @@ class Reader:
             raise fail(seg, f"'{method}' for classification")
         c = len(res.classes)
         total = sum(weights) if weighted else float(n)
+        if all_trees and method == "average" and fastpath.ENABLED:
+            # the kernel's "average" divides the sum by the number of trees, as PMML does
+            trees = []
+            for _, m, _w in segs:
+                s = scope.child()
+                self._tree_scope(m, s)
+                vals = self._tree_values(m, res, scope.math32)
+                trees.append(parse_tree(m, lambda node, vals=vals: vals(node)[:c], 0, s))
+            res.probs = emit_forest(self, trees, n_outputs=c, width=c, aggregation="average",
+                                    acc32=False, name="forest")
+            self._label_of(res)
+            return
         if all_trees:
             trees = []
             for _, m, w in segs:
@@ -942,6 +1091,18 @@ class Reader:
                 continue
             if t.findall("TargetValue"):
                 raise fail(t, "TargetValue elements on a regression target")
+            factor, const = t.get("rescaleFactor"), t.get("rescaleConstant")
+            if fastpath.ENABLED and not scope.math32 and \
+                    all(t.get(a) is None for a in ("min", "max", "castInteger")):
+                # value * factor + constant: an affine step (unused terms leave it identical)
+                if factor is None and const is None:
+                    continue
+                out = self.g.new_columns("target", 1)
+                add_affine(self.g, "target", res.value,
+                           (0.0, 1.0, 1.0 if factor is None else float(factor),
+                            -0.0 if const is None else float(const)), out)
+                res.value = out[0]
+                continue
             prog = Program(self.budget)
             prog.load(res.value)
             factor = t.get("rescaleFactor")
@@ -1129,6 +1290,12 @@ def build(root: Element, *, name: str) -> Bundle:
     seen: set[str] = set()
 
     def label_output(oname: str, code_col: str, classes: list[str], dtype: str) -> Output:
+        probs = rd.argmax_of.get(code_col)
+        if probs is not None and len(probs) == len(classes):
+            # NaN probabilities are all NaN together (class 0 either way)
+            return Output(name=oname, kind="label", type=_type_of(dtype), rule="argmax",
+                          columns=list(probs),
+                          classes=[typed_class(c, dtype) for c in classes])
         prog = Program(rd.budget)
         for j in range(len(classes)):
             prog.load(code_col)
@@ -1187,6 +1354,7 @@ def build(root: Element, *, name: str) -> Bundle:
               if mf.get("usageType", "active") == "active"]
     g.order = [n for n in g.order if n in active]
     _drop_dead_steps(g)
+    fuse(g)
     app = root.find("Header").find("Application") if root.find("Header") is not None else None
     producer = {"library": "tablescore", "version": __version__, "exporter": "exporters.pmml",
                 "estimator": f"pmml.{m.tag}",

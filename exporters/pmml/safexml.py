@@ -27,7 +27,7 @@ class PMMLSecurityError(BundleFormatError):
     """The document uses an XML feature refused for untrusted input, or exceeds a limit."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Element:
     """One XML element: local tag name, attributes, child elements, text, source line."""
 
@@ -74,6 +74,7 @@ def parse_bytes(data: bytes, *, max_depth: int = MAX_DEPTH) -> Element:
                                 f"{MAX_BYTES}-byte limit")
     p = expat.ParserCreate()
     p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    p.buffer_text = True  # one character-data call per text run
     stack: list[Element] = []
     root: list[Element] = []
 
@@ -91,12 +92,24 @@ def parse_bytes(data: bytes, *, max_depth: int = MAX_DEPTH) -> Element:
         refuse("external entity reference")
         return 0
 
+    names: dict[str, str] = {}  # qualified name -> local name (few distinct names)
+
+    def local(name: str) -> str:
+        loc = names.get(name)
+        if loc is None:
+            loc = names[name] = _local(name)
+        return loc
+
     def start(name: str, attrs: dict[str, str]) -> None:
         if len(stack) >= max_depth:
             raise PMMLSecurityError(f"PMML document line {p.CurrentLineNumber}: elements "
                                     f"nest deeper than {max_depth} levels")
-        el = Element(_local(name), {_local(k): v for k, v in attrs.items()},
-                     p.CurrentLineNumber, column=p.CurrentColumnNumber + 1)
+        for k in attrs:
+            if ":" in k:  # prefixed attributes (rare): drop the prefixes
+                attrs = {local(k): v for k, v in attrs.items()}
+                break
+        el = Element(local(name), attrs, p.CurrentLineNumber, [], "",
+                     p.CurrentColumnNumber + 1)
         if stack:
             stack[-1].children.append(el)
         else:

@@ -262,6 +262,7 @@ def _as_tree_ensemble(rd: Reader, trees: list[Tree], *, n_outputs: int, width: i
     cats: list[tuple[int, int]] = []
     tests: list[tuple[int, _Test]] = []
     budget = 4 * sum(1 for t in trees for _ in _walk(t.root)) + 1000
+    depth: list[int] = []  # levels below each node (the kernel walks a tree's full depth)
     nan_leaf = [math.nan] * width
 
     def add(feature: int, default_left: bool, v: list[float], kind: int = 0) -> int:
@@ -274,6 +275,7 @@ def _as_tree_ensemble(rd: Reader, trees: list[Tree], *, n_outputs: int, width: i
         nd["default_left"].append(default_left)
         nd["kind"].append(kind)
         vals.append(v)
+        depth.append(0)
         return len(vals) - 1
 
     def feature(column: str) -> int:
@@ -292,12 +294,19 @@ def _as_tree_ensemble(rd: Reader, trees: list[Tree], *, n_outputs: int, width: i
             row = add(f, miss_true == t.true_left, [0.0] * width, t.kind)
             nd["left"][row], nd["right"][row] = left, right
         else:
-            # NaN goes left to a guard that sends non-NaN on to the real left child
-            row = add(f, True, [0.0] * width, t.kind)
+            # NaN goes to a guard (on the shallower side: the tree gets no deeper where it
+            # can) that sends non-NaN values on to the real child and NaN to ``miss_row``
+            guard_left = depth[left] <= depth[right]
+            row = add(f, guard_left, [0.0] * width, t.kind)
             guard = add(f, False, [0.0] * width)
             nd["threshold"][guard] = math.inf
-            nd["left"][guard], nd["right"][guard] = left, miss_row
-            nd["left"][row], nd["right"][row] = guard, right
+            nd["left"][guard], nd["right"][guard] = (left if guard_left else right), miss_row
+            depth[guard] = 1 + depth[nd["left"][guard]]
+            if guard_left:
+                nd["left"][row], nd["right"][row] = guard, right
+            else:
+                nd["left"][row], nd["right"][row] = left, guard
+        depth[row] = 1 + max(depth[nd["left"][row]], depth[nd["right"][row]])
         tests.append((row, t))
         return row
 
