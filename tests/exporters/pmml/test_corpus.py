@@ -1,23 +1,28 @@
 """The external PMML corpus (../shared/data/pmml): our scores against the producers' own.
 
 Every case is collected. A case that cannot pass yet is listed, with the reason, in
-``corpus_xfail.XFAIL`` and marked ``xfail(strict=True)``: it fails the suite the day it starts
-passing, so the list only shrinks. Each case scores its first ``MAX_ROWS`` input rows (CI time
-budget) and compares every expected column under the case's own upstream tolerance.
+``conformance.pmml_known.XFAIL`` and marked ``xfail(strict=True)``: it fails the suite the day
+it starts passing, so the list only shrinks. Each case scores its first ``MAX_ROWS`` input
+rows (CI time budget) and compares every expected column under the case's own upstream
+tolerance.
 
-Summary per model family: ``.venv/bin/python -m tests.exporters.pmml.corpus``.
+Summary per model family: ``python -m conformance.pmml_corpus``.
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from .corpus import CORPUS, cases, run_case
-from .corpus_xfail import XFAIL
+from conformance.pmml_corpus import CORPUS, cases, run_case
+from conformance.pmml_known import XFAIL
 
 _CASES = cases()
 
-if not _CASES:  # the shared data directory is not mounted here
+if not _CASES:
+    if os.environ.get("CI"):  # CI always has ../shared: a missing corpus must fail loudly
+        raise RuntimeError(f"PMML corpus not found at {CORPUS}")
     pytestmark = pytest.mark.skip(reason=f"PMML corpus not found at {CORPUS}")
 
 
@@ -66,9 +71,8 @@ def test_fast_tree_path_agrees_with_predicate_tree(case, monkeypatch):
     import numpy as np
 
     import scorer
+    from conformance.pmml_corpus import inputs_for
     from exporters.pmml import trees
-
-    from .corpus import inputs_for
 
     fast = scorer.load(case.dir / "model.pmml", verify=False)
     X = inputs_for(fast, case)

@@ -1,8 +1,10 @@
-"""The external PMML conformance corpus (../shared/data/pmml): loading and comparing cases.
+"""The external PMML conformance corpus (../shared/data/pmml): PMML documents written by R,
+KNIME, RapidMiner, SAS and the JPMML converters, with inputs and the producers' own expected
+outputs. Loading and comparing cases; used by ``tablescore conformance matrix --external``
+and by the test suite. Cases known not to pass are listed with their reason in
+:mod:`conformance.pmml_known`.
 
-Used by ``test_corpus.py`` and runnable as a script for a per-family summary::
-
-    .venv/bin/python -m tests.exporters.pmml.corpus
+Per-family summary: ``python -m conformance.pmml_corpus [CASE-SUBSTRING ...]``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -18,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "pmml"
+CORPUS = (Path(os.environ["TABLESCORE_SHARED_DATA"]) if os.environ.get("TABLESCORE_SHARED_DATA")
+          else Path(__file__).resolve().parents[1].parent / "shared" / "data") / "pmml"
 #: rows scored per case (keeps the whole corpus under CI's time budget)
 MAX_ROWS = 200
 _MISSING = {"N/A", "NA", ""}
@@ -200,6 +204,46 @@ def run_case(case: Case) -> tuple[int, str | None]:
     if not checked:
         return len(rows), "no column compared"
     return len(rows), None
+
+
+def run_corpus(select: list[str] | None = None) -> tuple[list[dict], str]:
+    """Every case (or those whose id contains one of ``select``): one dict per case with
+    ``status`` pass / fail / known (listed in :mod:`conformance.pmml_known`) / fixed (listed
+    there but passing now), and a Markdown summary per model family."""
+    import collections
+
+    from .pmml_known import XFAIL
+
+    results = []
+    for c in cases():
+        if select and not any(s in c.id for s in select):
+            continue
+        try:
+            _, err = run_case(c)
+        except Exception as exc:  # a refused document is a result, not a crash
+            err = f"{type(exc).__name__}: {exc}"
+        known = c.id in XFAIL
+        status = ("fixed" if known else "pass") if err is None else (
+            "known" if known else "fail")
+        results.append({"case": c.id, "family": c.family, "status": status,
+                        "detail": (XFAIL.get(c.id) if status == "known" else err) or ""})
+    by_family: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for r in results:
+        by_family[r["family"]][r["status"]] += 1
+    lines = ["| family | cases | pass | known (listed, with reason) | fail | fixed |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for fam in sorted(by_family):
+        n = by_family[fam]
+        lines.append(f"| {fam} | {sum(n.values())} | {n['pass']} | {n['known']} | "
+                     f"{n['fail']} | {n['fixed']} |")
+    total = collections.Counter(r["status"] for r in results)
+    lines.append(f"| **all** | {len(results)} | {total['pass']} | {total['known']} | "
+                 f"{total['fail']} | {total['fixed']} |")
+    bad = [r for r in results if r["status"] in ("fail", "fixed")]
+    if bad:
+        lines += ["", "Unexpected:", ""] + [
+            f"- {r['case']}: {r['status']} — {r['detail'][:200]}" for r in bad]
+    return results, "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
