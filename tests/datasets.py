@@ -93,3 +93,12 @@ def audit_categorical(na: bool) -> tuple[pd.DataFrame, np.ndarray]:
         elif not pd.api.types.is_numeric_dtype(df[c]):
             df[c] = df[c].astype("category")
     return df, y
+
+
+def hostile_blocks(X: np.ndarray) -> np.ndarray:
+    """``X`` with whole blocks of rows set to +inf, -inf, 1e300, -1e300, NaN, 1e-300, -0.0 and
+    -1e-300 (rows 0-79, ten each): every feature at once, so every split sees them."""
+    X = X.copy()
+    for i, v in enumerate((np.inf, -np.inf, 1e300, -1e300, np.nan, 1e-300, -0.0, -1e-300)):
+        X[10 * i : 10 * (i + 1)] = v
+    return X

@@ -52,3 +52,8 @@ def bundle_tolerance(bundle) -> Any:
     v = bundle.verification
     assert v is not None, "export with a sample must record verification rows"
     return Tolerance(v.abs_tol, v.rel_tol, "recorded at export")
+
+
+def tree_step(bundle) -> Any:
+    """The bundle's (first) ``tree_ensemble`` step."""
+    return next(s for s in bundle.steps if s.op == "tree_ensemble")

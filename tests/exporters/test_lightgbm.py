@@ -19,8 +19,14 @@ from exporters.lightgbm import K_ZERO, _threshold  # noqa: E402
 from scorer.errors import ExportError  # noqa: E402
 from scorer.kernels import tree_ensemble as kernel  # noqa: E402
 from scorer.model import Model  # noqa: E402
-from tests.datasets import audit_categorical, sklearn_dataset, synthetic, with_ties  # noqa: E402
-from tests.parity import assert_parity  # noqa: E402
+from tests.datasets import (  # noqa: E402
+    audit_categorical,
+    hostile_blocks,
+    sklearn_dataset,
+    synthetic,
+    with_ties,
+)
+from tests.parity import assert_parity, tree_step  # noqa: E402
 
 SMALL = {"n_estimators": 20, "num_leaves": 8, "n_jobs": 1, "random_state": 0, "verbose": -1}
 
@@ -50,22 +56,8 @@ def assert_raw_exact(model: Model, est: Any, X: Any) -> None:
     np.testing.assert_array_equal(raw_scores(model, X), want)
 
 
-def tree_step(bundle: Any) -> Any:
-    return next(s for s in bundle.steps if s.op == "tree_ensemble")
-
-
 def hostile(X: np.ndarray) -> np.ndarray:
-    """``X`` with NaN, +/-inf, huge, tiny and the zero band's edges in whole blocks of rows."""
-    X = X.copy()
-    X[:10] = np.inf
-    X[10:20] = -np.inf
-    X[20:30] = 1e300
-    X[30:40] = -1e300
-    X[40:50] = np.nan
-    X[50:60] = 1e-300
-    X[60:70] = -0.0
-    X[70:80] = -1e-300
-    return X
+    return hostile_blocks(X)
 
 
 def audit(na: bool) -> tuple[pd.DataFrame, np.ndarray]:
