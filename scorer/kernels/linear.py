@@ -29,6 +29,7 @@ from numba import njit
 from ..ir import Step
 from ..ops import BindContext, Bound, register_op
 from ._common import f64, table
+from .preprocessing import _consecutive
 
 LINKS = {"identity": 0, "logistic": 1, "logistic2": 2, "softmax": 3, "logistic_ovr": 4, "exp": 5}
 
@@ -39,6 +40,17 @@ def linear_kernel(ws, in_cols, out_cols, coef, intercept):
     n = ws.shape[0]
     nf = in_cols.shape[0]
     k = out_cols.shape[0]
+    if nf and _consecutive(in_cols):
+        # inputs are a run of columns: unit-stride reads (same summation order as below)
+        a = in_cols[0]
+        for i in range(n):
+            x = ws[i, a : a + nf]
+            for j in range(k):
+                acc = 0.0
+                for f in range(nf):
+                    acc += x[f] * coef[f, j]
+                ws[i, out_cols[j]] = acc + intercept[j]
+        return -1
     for i in range(n):
         for j in range(k):
             acc = 0.0

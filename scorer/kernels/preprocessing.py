@@ -26,12 +26,31 @@ from ..ops import BindContext, Bound, register_op
 from ._common import f64, i64, param_float, table
 
 
+@njit(cache=True, nogil=True)
+def _consecutive(cols):
+    for j in range(1, cols.shape[0]):
+        if cols[j] != cols[0] + j:
+            return False
+    return True
+
+
 # --- affine ----------------------------------------------------------------------------------
 @njit(cache=True, nogil=True, error_model="numpy")
 def affine_kernel(ws, in_cols, out_cols, sub, div, mul, add, clip, lo, hi):
     n = ws.shape[0]
+    k = in_cols.shape[0]
+    if k and not clip and _consecutive(in_cols) and _consecutive(out_cols):
+        # the usual layout (a scaler's inputs and outputs are runs of columns): unit-stride
+        # rows that the compiler vectorises
+        a, b = in_cols[0], out_cols[0]
+        for i in range(n):
+            src = ws[i, a : a + k]
+            dst = ws[i, b : b + k]
+            for j in range(k):
+                dst[j] = ((src[j] - sub[j]) / div[j]) * mul[j] + add[j]
+        return -1
     for i in range(n):
-        for j in range(in_cols.shape[0]):
+        for j in range(k):
             y = ((ws[i, in_cols[j]] - sub[j]) / div[j]) * mul[j] + add[j]
             if clip:
                 if y < lo:

@@ -59,3 +59,17 @@ def test_links_match_reference_including_extremes(name):
         sums = np.delete(sums, [1, 4])
     if name in ("softmax", "logistic_ovr", "logistic2"):
         np.testing.assert_allclose(sums, 1.0, rtol=1e-14)
+
+
+def test_linear_scattered_and_consecutive_columns_agree():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 6))
+    coef, b = rng.normal(size=(6, 3)), rng.normal(size=3)
+    ws = np.zeros((40, 9))
+    ws[:, :6] = X
+    linear_kernel(ws, np.arange(6), np.arange(6, 9), coef, b)
+    ws2 = np.zeros((40, 9))
+    perm = np.array([5, 2, 0, 4, 1, 3])  # scattered: the general path
+    ws2[:, perm] = X
+    linear_kernel(ws2, perm, np.array([8, 6, 7]), coef, b)
+    np.testing.assert_array_equal(ws[:, 6:9], ws2[:, [8, 6, 7]])

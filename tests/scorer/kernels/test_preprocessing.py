@@ -56,3 +56,18 @@ def test_impute_matches_reference(n, f, marker, data):
     impute_kernel(ws1, *args)
     impute_reference(ws2, *args)
     np.testing.assert_array_equal(ws1, ws2)
+
+
+def test_affine_scattered_and_consecutive_columns_agree():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(50, 5))
+    sub, div, mul, add = (rng.normal(size=5) for _ in range(4))
+    ws = np.zeros((50, 15))
+    ws[:, :5] = X
+    ws2 = ws.copy()
+    affine_kernel(ws, np.arange(5), np.arange(5, 10), sub, div, mul, add, False, 0.0, 0.0)
+    perm = np.array([3, 0, 4, 1, 2])  # scattered: the general path
+    ws2[:, :5] = X[:, np.argsort(perm)][:, :]
+    affine_kernel(ws2, perm, np.array([14, 10, 12, 11, 13]), sub, div, mul, add, False, 0.0,
+                  0.0)
+    np.testing.assert_array_equal(ws[:, 5:10], ws2[:, [14, 10, 12, 11, 13]])
