@@ -933,14 +933,7 @@ class Reader:
         if idx == list(range(len(sub.classes))) and len(idx) == len(sub.classes):
             res.label = sub.label
         else:
-            n = len(res.probs)
-            prog2 = Program(self.budget)
-            for j, p in enumerate(res.probs):
-                prog2.load(p)
-                prog2.emit("STORE", j)
-            _argmax(prog2, list(range(n)), n, n + 1)
-            outs = self.program_step("relabel", prog2, n + 2)
-            res.label = outs[n]
+            self._label_of(res)  # the reordered probabilities need their own argmax
 
     def _aggregate(self, seg: Element, method: str, segs, scope: Scope, res: Result) -> None:
         n = len(segs)

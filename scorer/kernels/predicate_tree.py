@@ -46,7 +46,7 @@ from numba import njit, prange
 from ..ir import Step
 from ..ops import BindContext, Bound, register_op
 from ._common import f64, table
-from .expression import check_program, program_arrays, run_program
+from .expression import _binary, check_program, program_arrays, run_program
 
 _AGG = {"none": 0, "sum": 1, "average": 2}
 #: rows per parallel work item, and the batch size from which the parallel kernel is used
@@ -63,22 +63,8 @@ def _pred(ws, i, in_cols, opcode, arg, value, sets, start, end, stack):
         op = opcode[start + 1]
         if n == 3 and op == 0:
             c = opcode[start + 2]
-            if c >= 20 and c <= 25:
-                x = ws[i, in_cols[arg[start]]]
-                v = value[start + 1]
-                if math.isnan(x) or math.isnan(v):
-                    return math.nan
-                if c == 20:
-                    return 1.0 if x < v else 0.0
-                if c == 21:
-                    return 1.0 if x <= v else 0.0
-                if c == 22:
-                    return 1.0 if x > v else 0.0
-                if c == 23:
-                    return 1.0 if x >= v else 0.0
-                if c == 24:
-                    return 1.0 if x == v else 0.0
-                return 1.0 if x != v else 0.0
+            if c >= 20 and c <= 25:  # field <op> constant: the interpreter's comparison
+                return _binary(c, ws[i, in_cols[arg[start]]], value[start + 1])
         elif n == 2 and op == 70:
             x = ws[i, in_cols[arg[start]]]
             if math.isnan(x):
