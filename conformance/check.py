@@ -18,7 +18,7 @@ import numpy as np
 
 from exporters.outputs import expected_outputs
 from scorer.model import Model
-from scorer.tolerances import Tolerance
+from scorer.tolerances import Tolerance, close_mask
 
 
 def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -103,11 +103,10 @@ def compare_columns(got: dict[str, np.ndarray], want: dict[str, np.ndarray],
                           for r in rows[:5]]))
             continue
         g64, e64 = g.astype(np.float64), e.astype(np.float64)
+        ok = close_mask(g64, e64, tol.abs, tol.rel)
         with np.errstate(invalid="ignore"):
-            err = np.abs(g64 - e64)
             same = (g64 == e64) | (np.isnan(g64) & np.isnan(e64))
-            ok = same | (err <= tol.abs + tol.rel * np.abs(e64))
-        err = np.where(same, 0.0, err)
+            err = np.where(same, 0.0, np.abs(g64 - e64))
         rows = np.flatnonzero(~ok)
         results.append(ColumnResult(
             name=name, kind=kind, passed=bool(ok.all()),

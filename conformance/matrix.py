@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from scorer.errors import UnsupportedEstimatorError
-from scorer.tolerances import Tolerance
+from scorer.tolerances import Tolerance, close_mask
 
 from .check import check
 
@@ -303,9 +303,7 @@ def _pypmml_compare(est: Any, pmml: Path, X: Any, tol: Any,
     mine = np.column_stack([np.asarray(ours(rows)[c], dtype=np.float64) for c in cols])
 
     def agree(a: np.ndarray, b: np.ndarray) -> float:
-        with np.errstate(invalid="ignore"):
-            ok = (np.abs(a - b) <= tol.abs + tol.rel * np.abs(b)) | (np.isnan(a) & np.isnan(b))
-        return float(ok.all(axis=1).mean())
+        return float(close_mask(a, b, tol.abs, tol.rel).all(axis=1).mean())
 
     return {"original": agree(got, want), "tablescore": agree(mine, got),
             "max_abs_diff": float(np.nanmax(np.abs(got - want))) if got.size else 0.0}

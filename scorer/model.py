@@ -14,6 +14,7 @@ from .errors import BundleFormatError, TablescoreError, VerificationError
 from .inputs import InputEncoder
 from .ir import Bundle, Output
 from .ops import BindContext, Bound, get_op
+from .tolerances import close_mask
 
 log = logging.getLogger("tablescore.scorer")
 
@@ -315,10 +316,7 @@ def check_close(got: np.ndarray, expected: np.ndarray, *, abs_tol: float, rel_to
     if expected.dtype.kind in "fiu" and got.dtype.kind in "fiub":
         g = got.astype(np.float64)
         e = expected.astype(np.float64)
-        both_nan = np.isnan(g) & np.isnan(e)
-        same_inf = np.isinf(e) & (g == e)
-        with np.errstate(invalid="ignore"):
-            ok = (np.abs(g - e) <= abs_tol + rel_tol * np.abs(e)) | both_nan | same_inf
+        ok = close_mask(g, e, abs_tol, rel_tol)
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
             raise VerificationError(

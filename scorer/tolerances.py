@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -37,6 +39,18 @@ TOLERANCES: dict[str, Tolerance] = {
     # General-predicate trees select leaves exactly; only score aggregation rounds.
     "predicate_tree": Tolerance(1e-12, 1e-12, "exact node selection; float64 aggregation"),
 }
+
+
+def close_mask(got: np.ndarray, expected: np.ndarray, abs_tol: float,
+               rel_tol: float) -> np.ndarray:
+    """Elementwise ``|got - expected| <= abs_tol + rel_tol * |expected|``, where equal values
+    (the same infinity included) and NaN against NaN also count as close. Arrays of any shape,
+    compared in float64; the one definition every comparison of outputs uses."""
+    g = np.asarray(got, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return (g == e) | (np.isnan(g) & np.isnan(e)) | (
+            np.abs(g - e) <= abs_tol + rel_tol * np.abs(e))
 
 
 def tolerance_for(families: list[str]) -> Tolerance:
