@@ -21,10 +21,15 @@ from pathlib import Path
 from scorer.ir import Bundle
 
 from .fields import PMMLError
-from .reader import build
+from .reader import MODEL_FAMILIES, build, register_model
+
+# PMML model families beyond the built-in ones (RegressionModel, TreeModel, MiningModel,
+# GeneralRegressionModel, in .reader): each module registers itself with ``register_model``.
+# Add one import line per family module.
 from .safexml import PMMLSecurityError, parse_bytes, parse_file
 
-__all__ = ["PMMLError", "PMMLSecurityError", "read_pmml", "read_pmml_bytes"]
+__all__ = ["MODEL_FAMILIES", "PMMLError", "PMMLSecurityError", "read_pmml", "read_pmml_bytes",
+           "register_model"]
 
 
 #: Python frames the compiler may use: nested elements are compiled recursively, and the XML

@@ -10,6 +10,7 @@ informative elements listed in :data:`INFORMATIVE`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +42,46 @@ from .trees import emit_forest, parse_tree
 INFORMATIVE = frozenset({"Extension", "ModelStats", "ModelExplanation", "LocalTransformations",
                          "MiningSchema", "Output", "Targets", "ModelVerification",
                          "Header", "MiningBuildTask"})
-MODELS = ("RegressionModel", "TreeModel", "MiningModel", "GeneralRegressionModel")
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """How one PMML model element compiles into bundle steps (see :func:`register_model`)."""
+
+    tag: str
+    #: ``compile(reader, element, scope, result)`` fills ``result`` (value / probs / label ...)
+    compile: Callable[[Reader, Element, Scope, Result], None]
+    #: child elements the model element may hold besides the :data:`INFORMATIVE` ones
+    parts: tuple[str, ...]
+    #: the ``functionName`` values this family compiles
+    functions: tuple[str, ...] = ("regression", "classification")
+
+
+#: model element tag -> its family; one module per family registers itself here
+MODEL_FAMILIES: dict[str, ModelFamily] = {}
+
+
+def register_model(tag: str, *, parts: tuple[str, ...],
+                   functions: tuple[str, ...] = ("regression", "classification")
+                   ) -> Callable[[Callable[[Reader, Element, Scope, Result], None]],
+                                 Callable[[Reader, Element, Scope, Result], None]]:
+    """Decorator registering the compiler of PMML model element ``tag``.
+
+    The compiler receives the :class:`Reader` (its graph ``reader.g``, helpers such as
+    :meth:`Reader.program_step`), the model element, the model's scope (field name ->
+    workspace column, after its MiningSchema and LocalTransformations) and a :class:`Result`
+    whose ``function``, ``target`` and (classification) ``classes`` are set; it sets
+    ``value`` (regression) or ``probs`` + ``label`` (classification), and may add
+    family-specific OutputField features to ``result.features``.
+    """
+
+    def deco(fn):
+        if tag in MODEL_FAMILIES:
+            raise RuntimeError(f"PMML model element '{tag}' registered twice")
+        MODEL_FAMILIES[tag] = ModelFamily(tag=tag, compile=fn, parts=parts, functions=functions)
+        return fn
+
+    return deco
 
 
 @dataclass
@@ -59,6 +99,8 @@ class Result:
     final: list[tuple[Element, Col]] = field(default_factory=list)  # final OutputFields
     multi: list[Result] = field(default_factory=list)  # x-multiModelChain: one per target
     entity: str | None = None  # TreeModel: the id of the node that scored (numeric ids)
+    #: family-specific OutputField features: feature name -> (OutputField element -> column)
+    features: dict[str, Callable[[Element], Col]] = field(default_factory=dict)
 
 
 class Reader:
@@ -112,7 +154,7 @@ class Reader:
         self.g = Graph(fields)
         self._fields = {f.name: f for f in fields}
         targets = set()
-        for m in (c for c in root.children if c.tag in MODELS):
+        for m in (c for c in root.children if c.tag in MODEL_FAMILIES):
             ms = m.find("MiningSchema")
             for mf in ms.findall("MiningField") if ms is not None else []:
                 if mf.get("usageType", "active") in ("target", "predicted"):
@@ -124,7 +166,7 @@ class Reader:
         if td is not None:
             self._transformations(td, self.global_scope, allow_functions=True)
         for c in root.children:
-            if c.tag not in INFORMATIVE and c.tag not in MODELS and c.tag not in (
+            if c.tag not in INFORMATIVE and c.tag not in MODEL_FAMILIES and c.tag not in (
                     "DataDictionary", "TransformationDictionary"):
                 raise fail(c, "element not supported")
 
@@ -215,10 +257,10 @@ class Reader:
 
     # --- models -------------------------------------------------------------------------------
     def top_model(self) -> tuple[Element, Result]:
-        models = [c for c in self.root.children if c.tag in MODELS]
+        models = [c for c in self.root.children if c.tag in MODEL_FAMILIES]
         if not models:
             bad = [c for c in self.root.children if c.tag.endswith("Model") or c.tag in (
-                "Scorecard", "NeuralNetwork", "SupportVectorMachineModel")]
+                "Scorecard", "NeuralNetwork")]
             raise fail(bad[0] if bad else self.root,
                        "model element not supported" if bad else "no model element")
         if len(models) > 1:
@@ -234,41 +276,26 @@ class Reader:
             scope.math32 = True
         elif el.get("x-mathContext") not in (None, "double"):
             raise fail(el, f"x-mathContext='{el.get('x-mathContext')}' not supported")
+        fam = MODEL_FAMILIES[el.tag]
         for c in el.children:
-            if c.tag not in INFORMATIVE and c.tag not in self._model_parts(el.tag):
+            if c.tag not in INFORMATIVE and c.tag not in fam.parts:
                 raise fail(c, f"not supported in {el.tag}")
         target = self._mining_schema(el, scope, top=outer is self.global_scope) or outer_target
         lt = el.find("LocalTransformations")
         if lt is not None:
             self._transformations(lt, scope, allow_functions=False)
         fn = el.get("functionName")
-        if fn not in ("regression", "classification"):
+        if fn not in fam.functions:
             raise fail(el, f"functionName='{fn}' not supported")
         tdf = self.data_fields.get(target) if target else None
         res = Result(function=fn, target=target,
                      target_dtype=tdf.get("dataType", "double") if tdf is not None else "double")
         if fn == "classification":
             res.classes = self._classes(el, target)
-        if el.tag == "RegressionModel":
-            self._regression(el, scope, res)
-        elif el.tag == "TreeModel":
-            self._tree_model(el, scope, res)
-        elif el.tag == "MiningModel":
-            self._mining_model(el, scope, res)
-        else:
-            self._general_regression(el, scope, res)
+        fam.compile(self, el, scope, res)
         self._targets(el, scope, res)
         self._output(el, scope, res)
         return res
-
-    @staticmethod
-    def _model_parts(tag: str) -> tuple[str, ...]:
-        return {"RegressionModel": ("RegressionTable",),
-                "TreeModel": ("Node",),
-                "MiningModel": ("Segmentation",),
-                "GeneralRegressionModel": ("ParameterList", "FactorList", "CovariateList",
-                                           "PPMatrix", "PCovMatrix", "ParamMatrix",
-                                           "EventValues", "BaseCumHazardTables")}[tag]
 
     def _mining_schema(self, el: Element, scope: Scope, top: bool = False) -> str | None:
         ms = el.find("MiningSchema")
@@ -791,7 +818,7 @@ class Reader:
                 raise fail(s, "not supported in Segmentation")
             preds = [c for c in s.children if c.tag in (
                 "True", "False", "SimplePredicate", "CompoundPredicate", "SimpleSetPredicate")]
-            models = [c for c in s.children if c.tag in MODELS]
+            models = [c for c in s.children if c.tag in MODEL_FAMILIES]
             others = [c for c in s.children if c not in preds and c not in models
                       and c.tag != "Extension"]
             if others:
@@ -1183,6 +1210,8 @@ class Reader:
                 col.vocab = typ.vocab
                 if typ.col is not None:
                     col.extra = typ.col.extra
+            elif feature in res.features:
+                col = res.features[feature](of)
             else:
                 raise fail(of, f"OutputField feature '{feature}' not supported")
             oscope.names[name] = col
@@ -1208,6 +1237,15 @@ class Reader:
             prog.emit("STORE", 0)
             return self.expr_column("predicted", prog, res.target_dtype)
         return Col(res.label, "string", [str(c) for c in res.classes])
+
+
+# --- the built-in families -------------------------------------------------------------------
+register_model("RegressionModel", parts=("RegressionTable",))(Reader._regression)
+register_model("TreeModel", parts=("Node",))(Reader._tree_model)
+register_model("MiningModel", parts=("Segmentation",))(Reader._mining_model)
+register_model("GeneralRegressionModel", parts=(
+    "ParameterList", "FactorList", "CovariateList", "PPMatrix", "PCovMatrix", "ParamMatrix",
+    "EventValues", "BaseCumHazardTables"))(Reader._general_regression)
 
 
 # --- helpers ---------------------------------------------------------------------------------
