@@ -9,6 +9,8 @@ connection). Servers, all on 127.0.0.1, each in a subprocess:
 - ``echo`` — :mod:`benchmarks.echo_server`, a bare grpcio servicer returning a fixed response:
   the floor of a Python gRPC server;
 - ``tablescore`` / ``tablescore-w2`` — ``tablescore serve --workers 1`` / ``--workers 2``;
+- ``tablescore-batch`` — ``--workers 1`` with adaptive batching (``--batch-delay-us 200``):
+  concurrent single-row requests share kernel calls;
 - ``mlserver`` — Seldon MLServer + mlserver-sklearn in its own virtualenv
   (``benchmarks/.venvs/mlserver``, see :data:`MLSERVER_SETUP`) on a joblib dump of the same
   model, answering ``predict_proba``.
@@ -57,7 +59,9 @@ MLSERVER_VENV = Path(__file__).resolve().parent / ".venvs" / "mlserver"
 MLSERVER_SETUP = (f"python3 -m venv {MLSERVER_VENV.relative_to(REPO)} && "
                   f"{MLSERVER_VENV.relative_to(REPO)}/bin/pip install mlserver mlserver-sklearn "
                   "'uvloop==0.21.*' scikit-learn==<the bench venv's version>")
-SERVERS = ("echo", "tablescore", "tablescore-w2", "mlserver")
+SERVERS = ("echo", "tablescore", "tablescore-w2", "tablescore-batch", "mlserver")
+#: adaptive batching delay of the ``tablescore-batch`` server (microseconds)
+BATCH_DELAY_US = 200
 FAMILIES = ("logreg", "forest")
 
 Log = Callable[[str], None]
@@ -226,12 +230,13 @@ class _Server:
         self._log.close()
 
 
-def _tablescore_cmd(repo: Path, port: int, workers: int, poll: float = 1.0) -> list[str]:
+def _tablescore_cmd(repo: Path, port: int, workers: int, poll: float = 1.0,
+                    batch_delay_us: float = 0.0) -> list[str]:
     exe = Path(sys.executable).parent / "tablescore"
     base = [str(exe)] if exe.exists() else [sys.executable, "-m", "scorer.cli"]
     return [*base, "serve", "--repository", str(repo), "--host", "127.0.0.1", "--port",
             str(port), "--workers", str(workers), "--poll-interval", str(poll),
-            "--log-format", "text"]
+            "--batch-delay-us", str(batch_delay_us), "--log-format", "text"]
 
 
 def _write_mlserver_repo(root: Path, models: dict[str, Any]) -> None:
@@ -253,9 +258,11 @@ def _start_server(name: str, tmp: Path, repo: Path, models: dict[str, Any],
     if name == "echo":
         return _Server(name, [sys.executable, "-m", "benchmarks.echo_server", "--port",
                               str(port)], port, logdir)
-    if name in ("tablescore", "tablescore-w2"):
+    if name in ("tablescore", "tablescore-w2", "tablescore-batch"):
         workers = 2 if name.endswith("w2") else 1
-        return _Server(name, _tablescore_cmd(repo, port, workers), port, logdir)
+        delay = BATCH_DELAY_US if name.endswith("batch") else 0.0
+        return _Server(name, _tablescore_cmd(repo, port, workers, batch_delay_us=delay), port,
+                       logdir)
     if name == "mlserver":
         exe = MLSERVER_VENV / "bin" / "mlserver"
         if not exe.exists():
@@ -460,7 +467,7 @@ def grpc_ratios(servers: dict[str, Any], fam: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     concs = sorted({r["concurrency"] for s in servers.values()
                     for r in s.get("families", {}).get(fam, {}).get("levels", [])})
-    for ours in ("tablescore", "tablescore-w2"):
+    for ours in ("tablescore", "tablescore-w2", "tablescore-batch"):
         if ours not in servers:
             continue
         rows = []

@@ -50,6 +50,12 @@ class ServerConfig:
         Seconds in-flight requests get to finish on shutdown.
     reuse_port : bool
         Set SO_REUSEPORT so several processes share the port (``--workers``).
+    batch_delay_us : float
+        Adaptive batching: the longest a request waits for concurrent requests to the same
+        model version to share its kernel call (see :mod:`scorer.server.batching`);
+        0 (default) scores every request on its own.
+    batch_max_rows : int
+        Adaptive batching: rows per merged kernel call; a request this large is never delayed.
     """
 
     repository: Path
@@ -64,12 +70,23 @@ class ServerConfig:
     max_message_bytes: int = 64 * 1024 * 1024
     grace: float = 10.0
     reuse_port: bool = False
+    batch_delay_us: float = 0.0
+    batch_max_rows: int = 4096
 
     def __post_init__(self) -> None:
         self.repository = Path(self.repository)
+        if self.batch_delay_us < 0 or self.batch_max_rows <= 0:
+            raise ValueError("batch_delay_us must be >= 0 and batch_max_rows positive")
         if self.threads <= 0:
-            self.threads = default_threads()
+            # batching merges only requests that are in the server at once: each waits in a
+            # request thread, so allow many more threads than cores (they mostly wait)
+            self.threads = default_threads() if not self.batching else max(
+                64, default_threads())
         if self.max_rows <= 0:
             raise ValueError("max_rows must be positive")
         if self.load_threads <= 0:
             raise ValueError("load_threads must be positive")
+
+    @property
+    def batching(self) -> bool:
+        return self.batch_delay_us > 0

@@ -32,6 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="largest request message in MiB (default 64)")
     p.add_argument("--grace", type=float, default=10.0,
                    help="seconds in-flight requests get on SIGTERM (default 10)")
+    p.add_argument("--batch-delay-us", type=float, default=0.0,
+                   help="adaptive batching: longest wait, in microseconds, for concurrent "
+                        "requests to the same model to share one kernel call (default 0: off)")
+    p.add_argument("--batch-max-rows", type=int, default=4096,
+                   help="adaptive batching: rows per merged call (default 4096)")
     p.add_argument("--log-format", choices=["json", "text"], default="json",
                    help="json lines (default) or key=value lines")
 
@@ -48,7 +53,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         repository=args.repository, host=args.host, port=args.port,
         metrics_port=args.metrics_port, threads=args.threads,
         poll_interval=args.poll_interval, max_rows=args.max_rows,
-        max_message_bytes=int(args.max_message_mb * 1024 * 1024), grace=args.grace)
+        max_message_bytes=int(args.max_message_mb * 1024 * 1024), grace=args.grace,
+        batch_delay_us=args.batch_delay_us, batch_max_rows=args.batch_max_rows)
     return run(config, workers=args.workers, log_format=args.log_format, log_level=level)
 
 

@@ -58,6 +58,10 @@ class Metrics:
         self.rows = Counter(
             "tablescore_rows_scored", "Rows scored successfully, by model and version",
             ["model", "version"], registry=r)
+        self.batched = Counter(
+            "tablescore_batched_requests",
+            "ModelInfer requests scored in a kernel call shared with other requests (adaptive "
+            "batching)", ["model", "version"], registry=r)
         self.loaded = Gauge(
             "tablescore_model_version_ready",
             "1 for every model version loaded and serving", ["model", "version"], registry=r)

@@ -142,7 +142,7 @@ class VersionStats:
         self.inference_count = self.execution_count = self.last_inference_ms = 0
 
     def success(self, rows: int, total_ns: int, input_ns: int, infer_ns: int,
-                output_ns: int) -> None:
+                output_ns: int, *, executions: int = 1) -> None:
         with self._lock:
             self.success_count += 1
             self.success_ns += total_ns
@@ -150,7 +150,8 @@ class VersionStats:
             self.infer_ns += infer_ns
             self.output_ns += output_ns
             self.inference_count += rows
-            self.execution_count += 1
+            # adaptive batching: one kernel call scores several requests
+            self.execution_count += executions
             self.last_inference_ms = int(time.time() * 1000)
 
     def failure(self, total_ns: int) -> None:

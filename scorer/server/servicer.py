@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from protos import inference_pb2 as pb
 from .. import __version__
 from ..errors import InputError, ModelNotFoundError
 from . import codec
+from .batching import Batcher
 from .config import ServerConfig
 from .metrics import Metrics
 from .repository import LoadedVersion, ModelView, Repository, VersionPolicy
@@ -97,6 +99,10 @@ class InferenceServicer:
         self.state = state
         self._parallel = _ParallelGuard()
         self._children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+        # adaptive batching: one batcher per loaded version, gone when the version is
+        self._batchers: weakref.WeakKeyDictionary[LoadedVersion, Batcher] = \
+            weakref.WeakKeyDictionary()
+        self._batchers_lock = threading.Lock()
 
     # --- plumbing -----------------------------------------------------------------------------
     def generic_handler(self) -> grpc.GenericRpcHandler:
@@ -222,13 +228,13 @@ class InferenceServicer:
             self.metrics.infer.labels("", "", to_status_name(exc)).inc()
             raise
         try:
-            resp, rows, t1, t2 = self._infer(lv, req)
+            resp, rows, t1, t2, executions = self._infer(lv, req)
         except Exception as exc:
             lv.stats.failure(time.perf_counter_ns() - t0)
             self.metrics.infer.labels(lv.name, lv.version, to_status_name(exc)).inc()
             raise
         t3 = time.perf_counter_ns()
-        lv.stats.success(rows, t3 - t0, t1 - t0, t2 - t1, t3 - t2)
+        lv.stats.success(rows, t3 - t0, t1 - t0, t2 - t1, t3 - t2, executions=executions)
         ok, scored, latency = self._version_metrics(lv)
         ok.inc()
         scored.inc(rows)
@@ -247,22 +253,44 @@ class InferenceServicer:
             self._children[key] = children
         return children
 
-    def _infer(self, lv: LoadedVersion, req: Any) -> tuple[Any, int, int, int]:
-        model = lv.model
+    def _infer(self, lv: LoadedVersion, req: Any) -> tuple[Any, int, int, int, int]:
         dec = codec.decode_request(req, lv.schema, max_rows=self.config.max_rows)
         t1 = time.perf_counter_ns()
         if _DEBUG_DELAY_S:
             time.sleep(_DEBUG_DELAY_S)
-        if (lv.parallel_rows is not None and dec.rows >= lv.parallel_rows
-                and self._parallel.needed()):
-            with self._parallel.lock:
-                arrays = model.score_arrays(dec.X)
+        executions = 1
+        if self.config.batching:
+            res = self._batcher(lv).submit(dec.X, dec.rows)
+            arrays, executions = res.arrays, int(res.executed)
+            if res.batch_requests > 1:
+                self.metrics.batched.labels(lv.name, lv.version).inc()
         else:
-            arrays = model.score_arrays(dec.X)
+            arrays = self._score(lv, dec.X)
         t2 = time.perf_counter_ns()
         resp = pb.ModelInferResponse(model_name=lv.name, model_version=lv.version, id=req.id)
         codec.encode_outputs(resp, lv.schema, arrays, dec.outputs, dec.rows, raw=dec.raw)
-        return resp, dec.rows, t1, t2
+        return resp, dec.rows, t1, t2, executions
+
+    def _score(self, lv: LoadedVersion, X: Any) -> dict[str, np.ndarray]:
+        rows = X.shape[0] if isinstance(X, np.ndarray) else len(next(iter(X.values()), ()))
+        if (lv.parallel_rows is not None and rows >= lv.parallel_rows
+                and self._parallel.needed()):
+            with self._parallel.lock:
+                return lv.model.score_arrays(X)
+        return lv.model.score_arrays(X)
+
+    def _batcher(self, lv: LoadedVersion) -> Batcher:
+        b = self._batchers.get(lv)
+        if b is None:
+            with self._batchers_lock:
+                b = self._batchers.get(lv)
+                if b is None:
+                    ref = weakref.ref(lv)  # the batcher must not keep its version alive
+                    b = Batcher(lambda X: self._score(ref(), X),
+                                max_rows=self.config.batch_max_rows,
+                                max_delay_s=self.config.batch_delay_us / 1e6)
+                    self._batchers[lv] = b
+        return b
 
     # --- statistics ---------------------------------------------------------------------------
     def model_statistics(self, req: Any, context: Any) -> Any:
