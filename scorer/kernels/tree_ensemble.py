@@ -48,6 +48,13 @@ tables
     ``c = trunc(x)``, the row goes left iff ``x >= 0`` and ``c`` is in the node's set, else
     right.
 
+    Version 2 adds an optional nodes column ``missing_child`` (int32, -1 = none; absent =
+    all -1): at a numeric split (``kind`` 0) whose input is missing (per its ``missing``
+    rule), the row goes to node ``missing_child`` instead of the default child. It must name
+    a leaf; several nodes may name the same leaf (PMML's ``nullPrediction`` /
+    ``lastPrediction``: a missing value ends the walk with a value of its own). A version 1
+    step must not carry the column.
+
 Optional extension (absent = false): ``refuse_overflow`` (bool). With ``compare_dtype``
 float32, a row holding an input that is finite in float64 but rounds to +/-inf in float32 is
 refused (scikit-learn's trees raise "value too large for dtype('float32')" on such input).
@@ -104,10 +111,12 @@ LOCKSTEP_SHARE = 0.97
 # Compact layout. Per slot, ``nodes[s] = (feat, child, aux0, aux1)`` (int32) and ``thr[s]``:
 # - plain numeric split (missing kind 0): ``feat = feature * 2 + default_right``, ``child`` =
 #   slot of the left child (the right child is ``child + 1``);
+# - every numeric split: ``aux1`` = the slot a missing value goes to (the default child, or
+#   the slot of its ``missing_child`` leaf);
 # - any other split: ``feat = ~(feature * 16 + flags)`` (negative), with flag bits below;
 #   for a categorical split ``aux0, aux1`` = first word and word count of its left set;
-# - leaf: ``feat = 0``, ``child`` = the slot itself, ``thr = +inf`` (so a step from a leaf
-#   stays there), ``aux0`` = its row in the leaf value table.
+# - leaf: ``feat = 0``, ``child`` = ``aux1`` = the slot itself, ``thr = +inf`` (so a step
+#   from a leaf stays there, NaN or not), ``aux0`` = its row in the leaf value table.
 _DEFAULT_LEFT = 1
 _CATEGORICAL = 2
 _MISSING_SHIFT = 2
@@ -117,30 +126,32 @@ _MISSING_SLOW = 3  # missing kind 0 at a node whose threshold is NaN (no value p
 
 # --- kernels ---------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _slow_branch(x, t, flags, cat_start, cat_len, cat_words, zero_thr):
-    """0 (left) or 1 (right) at a node with a missing-value rule or a categorical split.
+def _slow_step(x, t, flags, child, aux0, aux1, cat_words, zero_thr):
+    """The next slot from a node with a missing-value rule or a categorical split.
 
     ``x`` and ``t`` are in the compare dtype; ``t`` already has the operator folded in
-    (go left iff ``x <= t``).
+    (go left iff ``x <= t``). ``child`` is the left child's slot; a numeric split's missing
+    value goes to slot ``aux1``.
     """
-    default = 0 if flags & _DEFAULT_LEFT else 1
+    default = child if flags & _DEFAULT_LEFT else child + 1
+    categorical = flags & _CATEGORICAL
     miss = flags >> _MISSING_SHIFT
     if math.isnan(x):
         if miss != 2:
-            return default
+            return default if categorical else aux1
         # missing type None: NaN is compared as 0.0 (category 0 at a categorical split)
-        if flags & _CATEGORICAL:
-            return 0 if cat_len > 0 and cat_words[cat_start] & 1 else 1
-        return 0 if 0.0 <= t else 1
+        if categorical:
+            return child if aux1 > 0 and cat_words[aux0] & 1 else child + 1
+        return child if 0.0 <= t else child + 1
     if miss == 1 and abs(x) <= zero_thr:
-        return default
-    if flags & _CATEGORICAL:
-        if x >= 0 and x < cat_len * 32:
+        return default if categorical else aux1
+    if categorical:
+        if x >= 0 and x < aux1 * 32:
             c = int(x)
-            if (cat_words[cat_start + (c >> 5)] >> (c & 31)) & 1:
-                return 0
-        return 1
-    return 0 if x <= t else 1
+            if (cat_words[aux0 + (c >> 5)] >> (c & 31)) & 1:
+                return child
+        return child + 1
+    return child if x <= t else child + 1
 
 
 @njit(cache=True, nogil=True)
@@ -162,9 +173,9 @@ def _walk(xb, cur, n_lanes, steps, nan_free, thr, nodes, cat_words, zero_thr):
                 if f >= 0:
                     cur[ln] = nodes[nd, 1] + (xb[ln, f >> 1] > thr[nd])
                 else:
-                    cur[ln] = nodes[nd, 1] + _slow_branch(
-                        xb[ln, (~f) >> _FLAG_BITS], thr[nd], (~f) & 15, nodes[nd, 2],
-                        nodes[nd, 3], cat_words, zero_thr)
+                    cur[ln] = _slow_step(xb[ln, (~f) >> _FLAG_BITS], thr[nd], (~f) & 15,
+                                         nodes[nd, 1], nodes[nd, 2], nodes[nd, 3], cat_words,
+                                         zero_thr)
     else:
         for _ in range(steps):
             for ln in range(n_lanes):
@@ -172,23 +183,27 @@ def _walk(xb, cur, n_lanes, steps, nan_free, thr, nodes, cat_words, zero_thr):
                 f = nodes[nd, 0]
                 if f >= 0:
                     x = xb[ln, f >> 1]
-                    # right iff x > t, or x is NaN and missing values go right
-                    cur[ln] = nodes[nd, 1] + ((x > thr[nd]) | ((x != x) & ((f & 1) == 1)))
+                    nxt = nodes[nd, 1] + (x > thr[nd])
+                    if x != x:  # missing: the default child or a missing_child leaf
+                        nxt = nodes[nd, 3]
+                    cur[ln] = nxt
                 else:
-                    cur[ln] = nodes[nd, 1] + _slow_branch(
-                        xb[ln, (~f) >> _FLAG_BITS], thr[nd], (~f) & 15, nodes[nd, 2],
-                        nodes[nd, 3], cat_words, zero_thr)
+                    cur[ln] = _slow_step(xb[ln, (~f) >> _FLAG_BITS], thr[nd], (~f) & 15,
+                                         nodes[nd, 1], nodes[nd, 2], nodes[nd, 3], cat_words,
+                                         zero_thr)
     for ln in range(n_lanes):
         nd = cur[ln]
         while nodes[nd, 1] != nd:
             f = nodes[nd, 0]
             if f >= 0:
                 x = xb[ln, f >> 1]
-                nd = nodes[nd, 1] + ((x > thr[nd]) | ((x != x) & ((f & 1) == 1)))
+                nxt = nodes[nd, 1] + (x > thr[nd])
+                if x != x:
+                    nxt = nodes[nd, 3]
+                nd = nxt
             else:
-                nd = nodes[nd, 1] + _slow_branch(
-                    xb[ln, (~f) >> _FLAG_BITS], thr[nd], (~f) & 15, nodes[nd, 2],
-                    nodes[nd, 3], cat_words, zero_thr)
+                nd = _slow_step(xb[ln, (~f) >> _FLAG_BITS], thr[nd], (~f) & 15, nodes[nd, 1],
+                                nodes[nd, 2], nodes[nd, 3], cat_words, zero_thr)
         cur[ln] = nd
 
 
@@ -316,18 +331,21 @@ def tree_ensemble_parallel(ws, in_cols, out_cols, thr, nodes, cat_words, zero_th
 
 # --- layout ----------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _relayout(roots, feature, left, right):
+def _relayout(roots, feature, left, right, missing_child):
     """Breadth-first copy of every tree, a node's two children in adjacent slots.
 
-    Returns ``(orig, child, depth, croot, leaf_orig, leaf_tree, bad_tree, bad_node)``: per
-    slot the original node row, the left child's slot (internal) or leaf ordinal (leaf) and
-    the depth; per tree its root slot; per leaf ordinal the original row and tree.
-    ``bad_node >= 0`` reports a node reached twice within tree ``bad_tree`` (the rows do not
-    form a tree); the arrays are then empty.
+    Returns ``(orig, child, depth, mdest, croot, leaf_orig, leaf_tree, bad_tree, bad_node)``:
+    per slot the original node row, the left child's slot (internal) or leaf ordinal (leaf),
+    the depth, and the slot of its ``missing_child`` leaf (-1: none); per tree its root slot;
+    per leaf ordinal the original row and tree. A ``missing_child`` leaf gets one slot per
+    tree, however many nodes of the tree name it. ``bad_node >= 0`` reports a node reached
+    twice within tree ``bad_tree`` (the rows do not form a tree); the arrays are then empty.
     """
     n_nodes = feature.shape[0]
     n_trees = roots.shape[0]
     stamp = np.full(n_nodes, -1, dtype=np.int64)
+    mstamp = np.full(n_nodes, -1, dtype=np.int64)
+    mslot = np.full(n_nodes, -1, dtype=np.int32)
     stack = np.empty(n_nodes + 1, dtype=np.int64)
     total = 0
     leaves = 0
@@ -339,18 +357,25 @@ def _relayout(roots, feature, left, right):
             v = stack[top]
             if stamp[v] == t:
                 e = np.empty(0, dtype=np.int32)
-                return e, e, e, e, e, e, t, v
+                return e, e, e, e, e, e, e, t, v
             stamp[v] = t
             total += 1
             if feature[v] >= 0:
                 stack[top] = left[v]
                 stack[top + 1] = right[v]
                 top += 2
+                m = missing_child[v]
+                if m >= 0 and mstamp[m] != t:
+                    mstamp[m] = t
+                    total += 1
+                    leaves += 1
             else:
                 leaves += 1
+    mstamp[:] = -1
     orig = np.empty(total, dtype=np.int32)
     child = np.empty(total, dtype=np.int32)
     depth = np.empty(total, dtype=np.int32)
+    mdest = np.full(total, -1, dtype=np.int32)
     croot = np.empty(n_trees, dtype=np.int32)
     leaf_orig = np.empty(leaves, dtype=np.int32)
     leaf_tree = np.empty(leaves, dtype=np.int32)
@@ -370,13 +395,22 @@ def _relayout(roots, feature, left, right):
                 orig[free + 1] = right[v]
                 depth[free] = depth[free + 1] = depth[head] + 1
                 free += 2
+                m = missing_child[v]
+                if m >= 0:
+                    if mstamp[m] != t:  # the tree's one slot for this leaf
+                        mstamp[m] = t
+                        mslot[m] = free
+                        orig[free] = m
+                        depth[free] = depth[head] + 1
+                        free += 1
+                    mdest[head] = mslot[m]
             else:
                 child[head] = n_leaf
                 leaf_orig[n_leaf] = v
                 leaf_tree[n_leaf] = t
                 n_leaf += 1
             head += 1
-    return orig, child, depth, croot, leaf_orig, leaf_tree, -1, -1
+    return orig, child, depth, mdest, croot, leaf_orig, leaf_tree, -1, -1
 
 
 def _lockstep_depth(leaf_tree: np.ndarray, leaf_depth: np.ndarray, n_trees: int) -> np.ndarray:
@@ -434,6 +468,7 @@ class TreeTables:
     default_left: np.ndarray   # (N,) bool
     missing: np.ndarray        # (N,) int64
     kind: np.ndarray           # (N,) int64
+    missing_child: np.ndarray  # (N,) int64, -1: none (op version 2)
     values: np.ndarray         # (N, W) float64
     cat_keys: np.ndarray       # (C,) int64, sorted: node * 2**32 + category, for left sets
     refuse_overflow: bool
@@ -497,6 +532,13 @@ def read_tables(step: Step, ctx: BindContext) -> TreeTables:
     default_left = _int_col(nodes, "default_left", "nodes").astype(bool)
     missing = _int_col(nodes, "missing", "nodes")
     kind = _int_col(nodes, "kind", "nodes")
+    if "missing_child" in nodes:
+        if step.op_version < 2:
+            raise ValueError("tree_ensemble: column 'nodes.missing_child' needs op version 2 "
+                             f"(the step says version {step.op_version})")
+        missing_child = _int_col(nodes, "missing_child", "nodes")
+    else:
+        missing_child = np.full(n_nodes, -1, dtype=np.int64)
     values = np.column_stack([_f64_col(nodes, f"value_{w}", "nodes") for w in range(w_leaf)]
                              ) if n_nodes else np.zeros((0, w_leaf))
     for name, col, n in (("trees.output", output, root.shape[0]),
@@ -504,7 +546,7 @@ def read_tables(step: Step, ctx: BindContext) -> TreeTables:
                          *((f"nodes.{c}", a, n_nodes) for c, a in (
                              ("threshold", threshold), ("left", left), ("right", right),
                              ("default_left", default_left), ("missing", missing),
-                             ("kind", kind)))):
+                             ("kind", kind), ("missing_child", missing_child)))):
         if col.shape[0] != n:
             raise ValueError(f"tree_ensemble: column {name} has {col.shape[0]} rows, "
                              f"expected {n}")
@@ -538,6 +580,21 @@ def read_tables(step: Step, ctx: BindContext) -> TreeTables:
     if bad.size:
         raise ValueError(f"tree_ensemble: node {bad[0]} has kind {kind[bad[0]]} "
                          "(expected 0 numeric or 1 categorical)")
+    has_mc = missing_child >= 0
+    bad = np.flatnonzero(has_mc & ~internal | (missing_child >= n_nodes)
+                         | (missing_child < -1))
+    if bad.size:
+        raise ValueError(f"tree_ensemble: node {bad[0]} has missing_child "
+                         f"{missing_child[bad[0]]} (a split's leaf row, or -1)")
+    bad = np.flatnonzero(has_mc & (kind != 0))
+    if bad.size:
+        raise ValueError(f"tree_ensemble: node {bad[0]} is a categorical split with a "
+                         "missing_child (only numeric splits may have one)")
+    bad = np.flatnonzero(has_mc)
+    bad = bad[feature[missing_child[bad]] >= 0]
+    if bad.size:
+        raise ValueError(f"tree_ensemble: node {bad[0]}'s missing_child "
+                         f"{missing_child[bad[0]]} is not a leaf")
 
     cat_keys = np.zeros(0, dtype=np.int64)
     if "categories" in step.tables:
@@ -564,19 +621,20 @@ def read_tables(step: Step, ctx: BindContext) -> TreeTables:
         in_cols=ctx.cols(step.inputs, step=step), out_cols=ctx.cols(step.outputs, step=step),
         base=base, average=average, acc32=acc32, cmp32=cmp32, strict=strict, root=root,
         output=output, scale=scale, feature=feature, threshold=threshold, left=left,
-        right=right, default_left=default_left, missing=missing, kind=kind, values=values,
+        right=right, default_left=default_left, missing=missing, kind=kind,
+        missing_child=missing_child, values=values,
         cat_keys=cat_keys, refuse_overflow=bool(p.get("refuse_overflow", False)))
 
 
 def compile_tables(tt: TreeTables) -> tuple:
-    """The kernel's arguments after ``ws`` (see the layout notes above ``_slow_branch``)."""
+    """The kernel's arguments after ``ws`` (see the layout notes above ``_slow_step``)."""
     cmp_dtype = np.float32 if tt.cmp32 else np.float64
     acc_dtype = np.float32 if tt.acc32 else np.float64
     if tt.feature.size and tt.feature.max() >= 2**26:
         raise ValueError("tree_ensemble: feature indexes above 2**26 are not supported")
-    orig, child, depth, croot, leaf_orig, leaf_tree, bad_tree, bad_node = _relayout(
+    orig, child, depth, mdest, croot, leaf_orig, leaf_tree, bad_tree, bad_node = _relayout(
         tt.root.astype(np.int32), tt.feature.astype(np.int32), tt.left.astype(np.int32),
-        tt.right.astype(np.int32))
+        tt.right.astype(np.int32), tt.missing_child.astype(np.int32))
     if bad_node >= 0:
         raise ValueError(f"tree_ensemble: tree {bad_tree} reaches node {bad_node} twice; the "
                          "nodes of a tree must form a tree (no cycles, no shared nodes)")
@@ -628,6 +686,14 @@ def compile_tables(tt: TreeTables) -> tuple:
             start += words.shape[0]
         cat_words = np.concatenate(chunks)
         nodes[~leaf, 2:] = ref_o[orig[~leaf]]
+    # numeric splits: the slot a missing value goes to; a leaf stays put (its step reads
+    # column 0, which may be NaN)
+    nodes[leaf, 3] = slots[leaf]
+    num = ~leaf & (tt.kind[orig] == 0)
+    # (under missing kind 2 no value is missing: NaN compares as 0.0, missing_child unused)
+    mdest = np.where(tt.missing[orig] == 2, -1, mdest)
+    nodes[num, 3] = np.where(mdest[num] >= 0, mdest[num],
+                             child[num] + 1 - default_left[orig[num]].astype(np.int32))
 
     if tt.acc32:  # float32 product of the float32-rounded factors
         leafv = (tt.scale[leaf_tree].astype(np.float32)[:, None]
@@ -660,7 +726,7 @@ def _overflow_error(step: Step, in_cols: np.ndarray) -> Callable[[np.ndarray, in
     return error
 
 
-@register_op("tree_ensemble", family="tree_ensemble")
+@register_op("tree_ensemble", versions=(1, 2), family="tree_ensemble")
 def bind_tree_ensemble(step: Step, ctx: BindContext) -> Bound:
     tt = read_tables(step, ctx)
     args = compile_tables(tt)
@@ -676,7 +742,7 @@ def bind_tree_ensemble(step: Step, ctx: BindContext) -> Bound:
 
 # --- reference -------------------------------------------------------------------------------
 def tree_ensemble_reference(ws: np.ndarray, tt: TreeTables) -> int:
-    """Plain NumPy implementation of op ``tree_ensemble`` v1 on the original tables.
+    """Plain NumPy implementation of op ``tree_ensemble`` (v1, v2) on the original tables.
 
     Walks every tree for all rows at once (one vectorised step per depth level), following
     the normative text literally: round ``x`` to the compare dtype, compare in float64 with
@@ -711,7 +777,9 @@ def tree_ensemble_reference(ws: np.ndarray, tt: TreeTables) -> int:
             in_set = (c >= 0) & np.isin(nd * (1 << 32) + c, tt.cat_keys)
             go_left = np.where(is_missing, tt.default_left[nd],
                                np.where(tt.kind[nd] == 1, in_set, numeric))
-            node[active] = np.where(go_left, tt.left[nd], tt.right[nd])
+            nxt = np.where(go_left, tt.left[nd], tt.right[nd])
+            mc = tt.missing_child[nd]
+            node[active] = np.where(is_missing & (mc >= 0), mc, nxt)
         lo = tt.output[t]
         w = tt.values.shape[1]
         if tt.acc32:

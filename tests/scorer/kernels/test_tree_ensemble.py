@@ -147,6 +147,10 @@ def spec_predict(step: Step, x: np.ndarray) -> np.ndarray:
             if math.isnan(v) and miss == 2:
                 v = 0.0
             if math.isnan(v) or (miss == 1 and abs(v) <= ZERO_BAND):
+                mc = int(nodes["missing_child"][n]) if "missing_child" in nodes else -1
+                if mc >= 0:  # version 2: a missing value goes to its own leaf
+                    n = mc
+                    continue
                 go_left = bool(nodes["default_left"][n])
             elif nodes["kind"][n] == 1:
                 go_left = v >= 0 and math.isfinite(v) and math.trunc(v) in cats.get(n, set())
@@ -431,6 +435,97 @@ def test_parallel_batch_equals_serial_and_single_rows(cmp):
         np.testing.assert_array_equal(one[0, 4:], par[i])
     want = np.array([spec_predict(step, row) for row in X[:300]])
     np.testing.assert_array_equal(par[:300], want)
+
+
+# --- missing_child (op version 2) ------------------------------------------------------------
+def with_missing_children(step: Step, rng: np.random.Generator, share: float = 0.5) -> Step:
+    """Version 2: one extra leaf per tree (value = 100 + tree index), named as the
+    ``missing_child`` of a random ``share`` of the tree's numeric splits."""
+    nodes = step.tables["nodes"]
+    n = len(nodes["feature"])
+    roots = step.tables["trees"]["root"]
+    # which tree each node row belongs to
+    owner = np.full(n, -1)
+    for t, r in enumerate(roots):
+        stack = [int(r)]
+        while stack:
+            v = stack.pop()
+            owner[v] = t
+            if nodes["feature"][v] >= 0:
+                stack += [int(nodes["left"][v]), int(nodes["right"][v])]
+    extra = len(roots)
+    new = {c: np.concatenate([a, np.zeros(extra, dtype=a.dtype)]) for c, a in nodes.items()}
+    new["feature"][n:] = -1
+    new["left"][n:] = new["right"][n:] = -1
+    width = step.params["leaf_width"]
+    for w in range(width):
+        new[f"value_{w}"][n:] = 100.0 + np.arange(extra)
+    mc = np.full(n + extra, -1, dtype=np.int32)
+    pick = (nodes["feature"] >= 0) & (nodes["kind"] == 0) & (rng.random(n) < share)
+    mc[:n][pick] = n + owner[pick]
+    new["missing_child"] = mc
+    step.tables["nodes"] = new
+    step.op_version = 2
+    return step
+
+
+def test_missing_child_sends_a_missing_value_to_its_leaf():
+    step = with_missing_children(make_step([split(0, 0.5, leaf(1.0), leaf(2.0),
+                                                  default_left=True)]),
+                                 np.random.default_rng(0), share=1.0)
+    got = check_spec(step, np.array([[np.nan], [0.0], [1.0]]))
+    np.testing.assert_array_equal(got[:, 0], [100.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("cmp", ["float64", "float32"])
+def test_missing_child_in_deep_forests_matches_the_spec(cmp):
+    rng = np.random.default_rng(5)
+    trees = [_random_tree(rng, 4, depth=7) for _ in range(25)]
+    chain = leaf(0.0)  # deeper than the lockstep share: rows finish one by one
+    for d in range(30):
+        chain = split(d % 4, -1.5 + d * 0.1, leaf(float(d)), chain, missing=d % 3,
+                      default_left=bool(d % 2))
+    trees.append(chain)
+    step = with_missing_children(make_step(trees, n_inputs=4, n_outputs=2,
+                                           outputs=[i % 2 for i in range(26)],
+                                           compare_dtype=cmp), rng)
+    X = np.round(rng.normal(size=(700, 4)), 1)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[:5] = np.nan
+    check_spec(step, X)
+    b = bind(step)  # and the parallel kernel on a batch large enough to split into blocks
+    ws = np.zeros((len(X), 6))
+    ws[:, :4] = X
+    assert b.parallel(ws, *b.args) == -1
+    np.testing.assert_array_equal(ws[:, 4:], run_all(step, X))
+
+
+MISSING_CHILD_ERRORS = {
+    "version 1": (lambda s: setattr(s, "op_version", 1), r"needs op version 2"),
+    "not a leaf": (lambda s: s.tables["nodes"]["missing_child"].__setitem__(0, 2),
+                   r"node 0's missing_child 2 is not a leaf"),
+    "on a leaf": (lambda s: s.tables["nodes"]["missing_child"].__setitem__(1, 5),
+                  r"node 1 has missing_child 5"),
+    "out of range": (lambda s: s.tables["nodes"]["missing_child"].__setitem__(0, 99),
+                     r"node 0 has missing_child 99"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISSING_CHILD_ERRORS))
+def test_malformed_missing_child_is_refused(case):
+    step = with_missing_children(_simple(), np.random.default_rng(0), share=1.0)
+    mutate, message = MISSING_CHILD_ERRORS[case]
+    mutate(step)
+    with pytest.raises(ValueError, match=message):
+        bind(step)
+
+
+def test_missing_child_on_a_categorical_split_is_refused():
+    step = make_step([split(0, 0.0, leaf(1.0), leaf(2.0), categories=[1, 2])])
+    step = with_missing_children(step, np.random.default_rng(0), share=1.0)
+    step.tables["nodes"]["missing_child"][0] = 3
+    with pytest.raises(ValueError, match="categorical split with a missing_child"):
+        bind(step)
 
 
 # --- refused input ---------------------------------------------------------------------------
