@@ -446,8 +446,10 @@ def render_cold_start(results: dict[str, Any]) -> list[str]:
     b, k = cs.get("rss_bundle", {}), cs.get("rss_sklearn", {})
     if b:
         lines.append(f"- RSS per loaded {fam} model ({b['copies']} copies in one process, "
-                     f"RSS delta / copies): tablescore bundle "
-                     f"{fmt_bytes(int(b['rss_per_model']))} (bundle "
+                     f"RSS delta / copies): tablescore bundle as the server loads it "
+                     f"{fmt_bytes(int(b['rss_per_model']))}, keeping the parameter tables "
+                     f"{fmt_bytes(int(cs.get('rss_bundle_full', {}).get('rss_per_model', 0)))}"
+                     f" (bundle "
                      f"{fmt_bytes(b.get('bundle_bytes'))} on disk; peak "
                      f"{fmt_bytes(int(b['peak_per_model']))} per copy); scikit-learn "
                      f"joblib {fmt_bytes(int(k.get('rss_per_model', 0)))} (file "

@@ -502,9 +502,10 @@ def rss():
 import numpy as np
 kind, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 row = np.zeros((1, 30))
-if kind == "bundle":
+if kind in ("bundle", "bundle-full"):
     import scorer
-    load = lambda: scorer.load(path)
+    # as the server loads it (tables dropped once bound); bundle-full keeps them
+    load = lambda: scorer.load(path, keep_tables=kind == "bundle-full")
     first = load(); first.predict(row)
 else:
     import joblib
@@ -515,7 +516,7 @@ before = rss()
 keep = []
 for _ in range(n):
     m = load()
-    (m.predict(row) if kind == "bundle" else m.predict_proba(row))
+    (m.predict_proba(row) if kind == "joblib" else m.predict(row))
     keep.append(m)
 gc.collect()
 after = rss()
@@ -588,6 +589,7 @@ def cold_start(models: dict[str, tuple[Any, Any]], repo: Path, tmp: Path, logdir
         f"explicit load {out['explicit_load_s'] * 1e3:.0f} ms")
     n = scfg.rss_copies
     out["rss_bundle"] = _rss_per_model("bundle", src, n)
+    out["rss_bundle_full"] = _rss_per_model("bundle-full", src, n)
     pkl = tmp / f"{fam}.joblib"
     joblib.dump(models[fam][0], pkl)
     out["rss_sklearn"] = _rss_per_model("joblib", pkl, n)

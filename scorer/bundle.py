@@ -200,6 +200,9 @@ def write_bundle(bundle: Bundle, path: str | os.PathLike[str], *, overwrite: boo
         Testing hook: raise after the named phase ("tables", "manifest") to simulate a crash.
     """
     target = Path(path)
+    if getattr(bundle, "tables_released", False):
+        raise ValueError(f"bundle '{bundle.name}' was loaded with keep_tables=False: its "
+                         "parameter tables are gone, so it cannot be written")
     if target.exists() and not overwrite:
         raise FileExistsError(f"bundle path '{target}' exists (pass overwrite=True to replace it)")
     target.parent.mkdir(parents=True, exist_ok=True)

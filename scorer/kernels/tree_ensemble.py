@@ -730,14 +730,24 @@ def _overflow_error(step: Step, in_cols: np.ndarray) -> Callable[[np.ndarray, in
 def bind_tree_ensemble(step: Step, ctx: BindContext) -> Bound:
     tt = read_tables(step, ctx)
     args = compile_tables(tt)
+    in_cols = tt.in_cols
+    del tt  # the reference re-reads the tables when used: a loaded model keeps one copy
+    index = {c: ctx.index[c] for c in (*step.inputs, *step.outputs)}
+    cached: list[TreeTables] = []
 
     def reference(ws: np.ndarray, *_: object) -> int:
-        return tree_ensemble_reference(ws, tt)
+        if not cached:
+            if not step.tables:
+                raise RuntimeError(f"step '{step.name}': the reference implementation needs "
+                                   "the parameter tables, which this model released "
+                                   "(load it with keep_tables=True)")
+            cached.append(read_tables(step, BindContext(index=index)))
+        return tree_ensemble_reference(ws, cached[0])
 
     steps_per_row = int(args[7][:, 2].sum()) + 1  # lockstep steps of all trees
     min_rows = max(PARALLEL_MIN_ROWS, -(-PARALLEL_MIN_STEPS // steps_per_row))
     return Bound(tree_ensemble_kernel, reference, args, parallel=tree_ensemble_parallel,
-                 parallel_min_rows=min_rows, error=_overflow_error(step, tt.in_cols))
+                 parallel_min_rows=min_rows, error=_overflow_error(step, in_cols))
 
 
 # --- reference -------------------------------------------------------------------------------

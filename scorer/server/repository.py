@@ -575,7 +575,9 @@ class Repository:
     def _load(self, name: str, version: str, d: _DiskVersion) -> None:
         t0 = time.perf_counter()
         try:
-            model = load(d.path)  # checks hashes and fingerprint, reproduces verification rows
+            # checks hashes and fingerprint, reproduces verification rows; a server needs only
+            # what the kernels hold, not the parameter tables as read
+            model = load(d.path, keep_tables=False)
             warm(model)
             lv = LoadedVersion(name, version, model, d.path, d.stamp, time.time(),
                                parallel_rows(model), ModelSchema(model))

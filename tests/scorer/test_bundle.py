@@ -188,3 +188,22 @@ def test_non_finite_params_round_trip(tmp_path):
     assert '"NaN"' in (tmp_path / "m" / "manifest.json").read_text()
     m = scorer.load(tmp_path / "m")
     np.testing.assert_array_equal(m.score_arrays({"a": [1.0, np.nan]})["a2"], [1.0, 2.5])
+
+
+def test_keep_tables_false_frees_the_tables_and_refuses_to_write_them(tmp_path):
+    from sklearn.ensemble import RandomForestClassifier
+
+    from tests.datasets import sklearn_dataset
+
+    X, y = sklearn_dataset("iris")
+    est = RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0).fit(X, y)
+    exporters.export(est, tmp_path / "b", sample=X)
+    full = scorer.load(tmp_path / "b")
+    lean = scorer.load(tmp_path / "b", keep_tables=False)
+    assert lean.tables_released and all(not s.tables for s in lean.bundle.steps)
+    np.testing.assert_array_equal(lean.predict_proba(X), full.predict_proba(X))
+    np.testing.assert_array_equal(full.predict_proba(X, reference=True), full.predict_proba(X))
+    with pytest.raises(RuntimeError, match="keep_tables=True"):
+        lean.predict_proba(X, reference=True)
+    with pytest.raises(ValueError, match="cannot be written"):
+        write_bundle(lean.bundle, tmp_path / "copy")
