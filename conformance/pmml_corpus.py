@@ -67,8 +67,10 @@ def read_csv(path: Path, limit: int = MAX_ROWS) -> tuple[list[str], list[list[st
     return header, rows
 
 
-def inputs_for(model, case: Case) -> dict[str, np.ndarray]:
+def inputs_for(model, case: Case) -> dict[str, np.ndarray] | np.ndarray:
     header, rows = read_csv(CORPUS / case.meta["input"])
+    if not model.bundle.inputs:  # a constant model: an (n, 0) array still says how many rows
+        return np.empty((len(rows), 0))
     pos = {h: i for i, h in enumerate(header)}
     cols: dict[str, np.ndarray] = {}
     for f in model.bundle.inputs:

@@ -32,6 +32,11 @@ _FAMILY_MODULES = (
     "exporters.tree_ensemble",
     "exporters.xgboost",
     "exporters.lightgbm",
+    "exporters.naive_bayes",
+    "exporters.svm",
+    "exporters.neural_network",
+    "exporters.clustering",
+    "exporters.nearest_neighbor",
 )
 _loaded = False
 

@@ -62,6 +62,8 @@ class Model:
             self._plan.append(bound)
         self._index = ctx.index
         self.width = len(ctx.index)
+        #: the steps' tables were dropped after binding (:func:`load` with keep_tables=False)
+        self.tables_released = False
         self._encoder = InputEncoder(bundle.inputs, self.width)
         # rows per chunk of a large batch: a chunk's workspace (~1 MiB) stays in cache
         self._chunk_rows = max(1024, (1 << 20) // (8 * self.width))
@@ -253,6 +255,13 @@ class Model:
         res, _ = self._run(X, reference=reference)
         return {o.name: np.ascontiguousarray(self._column(res, o)) for o in self._outputs}
 
+    def _release_tables(self) -> None:
+        """Drop the steps' parameter tables (see :func:`load`); the bundle is this model's own."""
+        for step in self.bundle.steps:
+            step.tables = {}
+        self.tables_released = True
+        self.bundle.tables_released = True  # write_bundle refuses it
+
     # --- verification -------------------------------------------------------------------------
     def verify(self) -> int:
         """Score the bundle's verification rows and compare with the recorded outputs.
@@ -264,10 +273,11 @@ class Model:
         if v is None:
             return 0
         inputs = {k: np.asarray(c) for k, c in v.inputs.items()}
-        n = len(next(iter(inputs.values()))) if inputs else 0
+        n = len(next(iter((inputs or v.expected).values()), ()))
         if n == 0:
             return 0
-        got = self.score_arrays(inputs)
+        # a model without inputs: an (n, 0) array still says how many rows to score
+        got = self.score_arrays(inputs if inputs else np.empty((n, 0)))
         for name, expected in v.expected.items():
             if name not in got:
                 raise VerificationError(
@@ -334,15 +344,26 @@ def check_close(got: np.ndarray, expected: np.ndarray, *, abs_tol: float, rel_to
             f"{what}: row {i}, column '{column}': got {g[i]!r}, expected {e[i]!r}")
 
 
-def load(path: str | os.PathLike[str], *, verify: bool = True) -> Model:
-    """Load a bundle directory (or, once the PMML reader lands, a ``.pmml`` file).
+def load(path: str | os.PathLike[str], *, verify: bool = True,
+         keep_tables: bool = True) -> Model:
+    """Load a bundle directory or a ``.pmml`` / ``.xml`` PMML document.
 
     Checks the schema version, the fingerprint and every table hash, binds every step to its
     kernel and, unless ``verify=False``, reproduces the verification rows.
+
+    ``keep_tables=False`` drops the parameter tables once the kernels hold what they need
+    (about half the memory of a tree ensemble, as a server wants it); ``model.bundle`` then
+    keeps its manifest data (inputs, outputs, step params, verification) but its steps have
+    no tables, so it can no longer be written, and ``reference=True`` scoring of tree
+    ensembles (whose reference re-reads the tables) is refused.
     """
     p = Path(path)
     if p.suffix.lower() in (".pmml", ".xml") and p.is_file():
         from exporters.pmml import read_pmml
 
-        return Model(read_pmml(p), verify=verify)
-    return Model(read_bundle(p), verify=verify)
+        model = Model(read_pmml(p), verify=verify)
+    else:
+        model = Model(read_bundle(p), verify=verify)
+    if not keep_tables:
+        model._release_tables()
+    return model

@@ -38,6 +38,29 @@ TOLERANCES: dict[str, Tolerance] = {
     "expression": Tolerance(1e-12, 1e-12, "float64 expressions; libm last-ulp differences"),
     # General-predicate trees select leaves exactly; only score aggregation rounds.
     "predicate_tree": Tolerance(1e-12, 1e-12, "exact node selection; float64 aggregation"),
+    # Naive Bayes: probabilities are exp(jll - logsumexp(jll)), so an absolute rounding error
+    # in a joint log-likelihood becomes a relative error of the probability; jll is a float64
+    # sum over the features (BLAS order in scikit-learn, another libm log / exp / log1p) whose
+    # rounding grows with sum |x * log p|: measured 1e-13 on digits, more on long count rows.
+    "naive_bayes": Tolerance(1e-10, 1e-10, "float64 log-likelihood sums (BLAS order, libm) "
+                             "magnified by exp() into relative probability error"),
+    # SVMs: kernel values and the expansion over support vectors in float64, but libsvm sums
+    # dot products / squared distances with BLAS (another order) and the expansion cancels
+    # (sum |coef * K| is 2.7e3 x |decision| on a linear SVR of wine; more with a larger C),
+    # so rounding shows far above one ulp: measured 2.3e-13 there.
+    "svm": Tolerance(1e-9, 1e-9, "float64 kernel expansion; BLAS summation order, cancellation"),
+    # Distances are float64 sums in field order. scikit-learn's KMeans / brute-force KNN use
+    # the squared-norm expansion -2 x.c + |x|^2 + |c|^2 through BLAS, whose dot-product
+    # summation order differs: the cancellation amplifies that rounding to ~1e-15 * (|x|^2 +
+    # |c|^2) in a squared distance, so small distances differ by more than a few ulp.
+    "clustering": Tolerance(1e-9, 1e-9, "float64 distances; BLAS squared-norm expansion"),
+    "nearest_neighbor": Tolerance(1e-9, 1e-9, "float64 distances and weights; BLAS "
+                                  "squared-norm expansion in brute-force scikit-learn"),
+    # Multilayer perceptrons: float64 matrix products summed in source order where
+    # scikit-learn's BLAS blocks / reorders them, and tanh / exp / expit from another libm;
+    # each layer re-amplifies the previous layer's rounding by its weights.
+    "neural_network": Tolerance(1e-9, 1e-9, "float64 layer products: BLAS summation order, "
+                                "libm tanh / exp, amplified layer by layer"),
 }
 
 

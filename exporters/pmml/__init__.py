@@ -20,12 +20,19 @@ from pathlib import Path
 
 from scorer.ir import Bundle
 
-from .fields import PMMLError
-from .reader import MODEL_FAMILIES, build, register_model
-
 # PMML model families beyond the built-in ones (RegressionModel, TreeModel, MiningModel,
 # GeneralRegressionModel, in .reader): each module registers itself with ``register_model``.
-# Add one import line per family module.
+from . import (  # noqa: F401  (imported for their registrations)
+    clustering,
+    naive_bayes,
+    nearest_neighbor,
+    neural_network,
+    ruleset,
+    scorecard,
+    svm,
+)
+from .fields import PMMLError
+from .reader import MODEL_FAMILIES, build, register_model
 from .safexml import PMMLSecurityError, parse_bytes, parse_file
 
 __all__ = ["MODEL_FAMILIES", "PMMLError", "PMMLSecurityError", "read_pmml", "read_pmml_bytes",

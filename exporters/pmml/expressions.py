@@ -149,7 +149,21 @@ def expression(rd: Reader, el: Element, scope: Scope, prog: Program,
         return _map_values(rd, el, scope, prog)
     if tag == "Apply":
         return _apply(rd, el, scope, prog)
-    raise fail(el, "expression element not supported")
+    raise refused_expression(el)
+
+
+#: expression elements refused for a reason of the bundle format's, not of this reader's
+_REFUSED = {
+    "TextIndex": "term frequencies of free text are not supported (the workspace holds "
+                 "category codes, not text)",
+    "Lag": "values of earlier records are not supported (every row is scored on its own)",
+    "Aggregate": "aggregates over records are not supported (every row is scored on its own)",
+}
+
+
+def refused_expression(el: Element):
+    """The error for an element in an expression position that cannot be compiled."""
+    return fail(el, _REFUSED.get(el.tag, "expression element not supported"))
 
 
 def _is_number(text: str) -> bool:
@@ -325,7 +339,7 @@ def _apply(rd: Reader, el: Element, scope: Scope, prog: Program) -> Typ:
     args = [c for c in _children(el) if c.tag in EXPRESSIONS]
     if len(args) != len(_children(el)):
         bad = next(c for c in _children(el) if c.tag not in EXPRESSIONS)
-        raise fail(bad, "not an expression")
+        raise refused_expression(bad) if bad.tag in _REFUSED else fail(bad, "not an expression")
     if el.get("invalidValueTreatment", "returnInvalid") not in ("returnInvalid", "asIs"):
         raise fail(el, f"invalidValueTreatment='{el.get('invalidValueTreatment')}' not "
                        "supported")
@@ -705,7 +719,8 @@ def _user_function(rd: Reader, el: Element, fn: str, args: list[Element], scope:
         raise fail(el, f"function '{fn}' takes {len(params)} arguments, got {len(args)}")
     if rd.inline_depth > 32:
         raise fail(el, f"function '{fn}': calls nest too deeply (recursion?)")
-    body = [c for c in _children(fdef) if c.tag in EXPRESSIONS]
+    # the body is the one child besides the parameters (an unsupported one is named as such)
+    body = [c for c in _children(fdef) if c.tag != "ParameterField"]
     if len(body) != 1:
         raise fail(fdef, "must hold exactly one expression")
     inner = Scope(dict(rd.global_scope.names), scope.math32)

@@ -44,6 +44,9 @@ class Col:
     #: constants outside a fixed vocabulary, coded -2, -3, ... (no value holds those codes,
     #: and two different such constants stay different)
     extra: list[str] = field(default_factory=list)
+    #: numbers: every value the column can hold besides missing (an input whose declared
+    #: valid Values are enforced, invalidValueTreatment='returnInvalid'), else None
+    closed: list[float] | None = None
 
     def code(self, s: str) -> float:
         """Code of category ``s``."""

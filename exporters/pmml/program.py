@@ -63,6 +63,16 @@ class Program:
             self.inputs.append(column)
         self.emit("LOAD", pos)
 
+    def skip(self, name: str = "SKIP") -> int:
+        """Emit ``SKIP`` / ``SKIP_UNLESS`` whose target :meth:`land` sets later; returns its
+        position."""
+        self.emit(name, 0)
+        return len(self.opcode) - 1
+
+    def land(self, at: int) -> None:
+        """Make the skip at position ``at`` continue at the next instruction emitted."""
+        self.arg[at] = len(self.opcode) - at - 1
+
     def in_set(self, members: list[float]) -> None:
         start = len(self.sets)
         self.sets.extend(float(m) for m in members)

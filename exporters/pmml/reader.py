@@ -131,7 +131,9 @@ class Reader:
             name = df.get("name")
             dtype = df.get("dataType")
             if dtype not in DATA_TYPES:
-                raise fail(df, f"dataType '{dtype}' not supported")
+                raise fail(df, f"dataType '{dtype}' not supported" + (
+                    " (date and time inputs need an input type the bundle format does not "
+                    "have yet)" if dtype and dtype.startswith(("date", "time")) else ""))
             valid, missing_vals = [], []
             for v in df.findall("Value"):
                 prop = v.get("property", "valid")
@@ -314,7 +316,10 @@ class Reader:
             name = mf.get("name")
             usage = mf.get("usageType", "active")
             if usage in ("target", "predicted"):
-                target = target or name
+                # several targets (a chain): a classifier's is the first categorical one
+                if target is None or (el.get("functionName") == "classification" and
+                                      not self._categorical(target) and self._categorical(name)):
+                    target = name
                 continue
             if usage not in ("active", "supplementary"):
                 raise fail(mf, f"usageType='{usage}' not supported")
@@ -328,6 +333,11 @@ class Reader:
             if new is not None:
                 scope.names[name] = new
         return target
+
+    def _categorical(self, name: str) -> bool:
+        df = self.data_fields.get(name)
+        return df is not None and (df.get("optype") in ("categorical", "ordinal") or
+                                   df.get("dataType") in ("string", "boolean"))
 
     def _treat(self, mf: Element, col: Col, top: bool = False) -> Col | None:
         """missingValueReplacement / invalidValueTreatment / outliers as an expression.
@@ -404,6 +414,16 @@ class Reader:
                                params={"refuse_message": refuse} if refuse else None)
         # same vocabulary object: constants compared later still extend the input's
         new.vocab, new.growable, new.extra = col.vocab, col.growable, col.extra
+        outliers_apply = out != "asIs" and (mf.get("lowValue") or mf.get("highValue"))
+        if col.vocab is None and df is not None and inv != "asIs" and not outliers_apply \
+                and not df.findall("Interval"):
+            # only the declared values (or the replacements) get through
+            closed = [parse_number(v.get("value"), col.dtype, v) for v in df.findall("Value")
+                      if v.get("property", "valid") == "valid"]
+            for r in (rep_invalid if inv == "asValue" else None, rep):
+                if r is not None:
+                    closed.append(parse_number(r, col.dtype, mf))
+            new.closed = closed or None
         return new
 
     def _validity(self, df: Element, col: Col, prog: Program) -> bool:
@@ -459,6 +479,10 @@ class Reader:
                 v = e.get("targetCategory")
             elif e.tag == "ScoreDistribution":
                 v = e.get("value")
+            elif e.tag == "SupportVectorMachine":
+                alt = e.get("alternateTargetCategory")
+                found += [c for c in (e.get("targetCategory"), alt) if c is not None and
+                          c not in found]
             if v is not None and v not in found:
                 found.append(v)
         if not found:
@@ -523,6 +547,23 @@ class Reader:
                 prog.emit("LOADOUT", 2 * k + 1)
                 prog.emit("DIV")
                 prog.emit("STORE", k + j)
+        elif k > 2 and self._ordinal(el, res) and (
+                norm == "none" or (norm in _ELEMENTWISE and norm != "exp")):
+            # an ordinal target: the tables give cumulative probabilities P(y <= c_j) in the
+            # categories' order (the last one 1), each class the difference of two of them
+            for j in range(len(res.classes)):
+                if j == len(res.classes) - 1:
+                    prog.const(1.0)
+                else:
+                    prog.emit("LOADOUT", order[j])
+                    if norm != "none":
+                        prog.emit(_ELEMENTWISE[norm])
+                prog.emit("STORE", k + order[j])
+            for j in reversed(range(1, len(res.classes))):
+                prog.emit("LOADOUT", k + order[j])
+                prog.emit("LOADOUT", k + order[j - 1])
+                prog.emit("SUB")
+                prog.emit("STORE", k + order[j])
         elif k == 2 and (norm == "none" or norm in _ELEMENTWISE or norm == "logit"):
             # binary: the first table gives p, the second 1 - p
             prog.emit("LOADOUT", 0)
@@ -668,6 +709,15 @@ class Reader:
         outs = self.program_step("label", prog, n + 2)
         res.label = outs[n]
         self.argmax_of[res.label] = list(res.probs)
+
+    def _ordinal(self, el: Element, res: Result) -> bool:
+        """The model's target is ordinal (its MiningField's optype, else its DataField's)."""
+        ms = el.find("MiningSchema")
+        for mf in ms.findall("MiningField") if ms is not None else []:
+            if mf.get("name") == res.target and mf.get("optype") is not None:
+                return mf.get("optype") == "ordinal"
+        df = self.data_fields.get(res.target) if res.target is not None else None
+        return df is not None and df.get("optype") == "ordinal"
 
     def _class_order(self, el: Element, res: Result, cats: list[str | None]) -> list[int]:
         """For each class (in ``res.classes`` order), its position in ``cats``."""
@@ -859,12 +909,14 @@ class Reader:
                 res.multi.append(last)
         if multi:
             return
-        # the result is the last segment whose predicate holds
+        # the result is the last segment whose predicate holds among those predicting the
+        # target (a segment of another target, e.g. an outlier detector, never is: where no
+        # such segment holds, the result is missing)
         if picked[-1][0] is None:
             self._adopt(seg, picked[-1][1], res)
         else:
-            self._select(seg, [x for x in reversed(picked) if x[1].function == res.function],
-                         res)
+            self._select(seg, [x for x in reversed(picked) if x[1].function == res.function
+                               and (x is picked[-1] or x[1].target == res.target)], res)
 
     def _select_first(self, seg: Element, segs, scope: Scope, res: Result) -> None:
         picked = [(self._predicate_column(p, scope), self.model(m, scope, res.target))
@@ -956,6 +1008,12 @@ class Reader:
             if not hit:
                 raise fail(seg, f"class '{c}' not predicted by the segment")
             idx.append(hit[0])
+        if sub.probs is None:  # a label without probabilities (one-against-all SVM)
+            if idx != list(range(len(sub.classes))):
+                raise fail(seg, "a segment without probabilities must predict the classes in "
+                                "the model's order")
+            res.label = sub.label
+            return
         res.probs = [sub.probs[i] for i in idx]
         if idx == list(range(len(sub.classes))) and len(idx) == len(sub.classes):
             res.label = sub.label
@@ -995,7 +1053,7 @@ class Reader:
                     s.math32 = math32 or m.get("x-mathContext") == "float"
                     self._tree_scope(m, s)
                     vals = self._tree_values(m, res, s.math32, weight=w if weighted else 1.0)
-                    trees.append(parse_tree(m, vals, 0, s))
+                    trees.append(parse_tree(m, vals, 0, s, weight=w if weighted else 1.0))
                 agg = "average" if method == "average" else "sum"
                 outs = emit_forest(self, trees, n_outputs=1, width=1, aggregation=agg,
                                    acc32=math32, name="forest")
@@ -1159,15 +1217,17 @@ class Reader:
         for of in out.findall("OutputField"):
             name = of.get("name")
             feature = of.get("feature", "predictedValue")
-            if of.get("segmentId") is not None:
-                raise fail(of, "segmentId not supported")
             tf = of.get("targetField")
-            if tf is not None and res.multi:
+            if of.get("segmentId") is not None:
+                col = self._segment_output(el, scope, of)
+            elif tf is not None and res.multi:
                 sub = [r for r in res.multi if r.target == tf]
                 if not sub:
                     raise fail(of, f"targetField '{tf}' is not a target of the model")
                 if feature == "predictedValue":
                     col = self._predicted(of, sub[0])
+                elif feature in sub[0].features:
+                    col = sub[0].features[feature](of)
                 else:
                     raise fail(of, f"feature '{feature}' with a targetField")
             elif feature == "predictedValue":
@@ -1175,6 +1235,8 @@ class Reader:
             elif feature == "probability":
                 if res.function != "classification":
                     raise fail(of, "probability of a regression model")
+                if res.probs is None:
+                    raise fail(of, "this model has no class probabilities")
                 v = of.get("value")
                 if v is None:
                     prog = Program(self.budget)
@@ -1193,14 +1255,17 @@ class Reader:
                     if not hit:
                         raise fail(of, f"'{v}' is not a class of the target")
                     col = Col(res.probs[hit[0]], "double")
-            elif feature == "entityId":
+            elif feature == "entityId" and feature not in res.features:
                 if res.entity is None:
                     raise fail(of, "entityId is supported for TreeModel only")
                 col = Col(res.entity, "integer")
-            elif feature == "transformedValue":
-                exprs = [c for c in of.children if c.tag not in ("Extension", "Value")]
+            elif feature in ("transformedValue", "decision"):
+                # decision: an expression like transformedValue; its <Decisions> only describe
+                # the values it takes
+                exprs = [c for c in of.children if c.tag not in ("Extension", "Value") and not (
+                    feature == "decision" and c.tag == "Decisions")]
                 if len(exprs) != 1:
-                    raise fail(of, "transformedValue needs one expression")
+                    raise fail(of, f"{feature} needs one expression")
                 prog = Program(self.budget)
                 typ = expression(self, exprs[0], oscope, prog)
                 if of.get("dataType") == "float" and typ.col is None:
@@ -1218,6 +1283,34 @@ class Reader:
             res.fields[name] = col
             if of.get("isFinalResult", "true") != "false":
                 res.final.append((of, col))
+
+    def _segment_output(self, el: Element, scope: Scope, of: Element) -> Col:
+        """An OutputField of one segment (``segmentId``): the entityId of a tree segment."""
+        sid, feature = of.get("segmentId"), of.get("feature", "predictedValue")
+        seg = el.find("Segmentation") if el.tag == "MiningModel" else None
+        hits = [s for s in seg.findall("Segment") if s.get("id") == sid] if seg is not None else []
+        if not hits:
+            raise fail(of, f"segmentId '{sid}' is not a segment of this model")
+        models = [c for c in hits[0].children if c.tag in MODEL_FAMILIES]
+        if feature != "entityId" or len(models) != 1 or models[0].tag != "TreeModel":
+            raise fail(of, f"segmentId: feature '{feature}' of a {models[0].tag if models else '?'}"
+                           " segment not supported (entityId of a TreeModel segment is)")
+        if hits[0].find("True") is None:
+            raise fail(of, "segmentId: the segment's predicate must be True")
+        m = models[0]
+        s = scope.child()
+        self._tree_scope(m, s)
+
+        def node_id(node: Element) -> list[float]:
+            nid = node.get("id")
+            try:
+                return [float(nid) if nid is not None else math.nan]
+            except ValueError:
+                raise fail(node, f"entityId: node id '{nid}' is not a number") from None
+        tree = parse_tree(m, node_id, 0, s)
+        out = emit_forest(self, [tree], n_outputs=1, width=1, aggregation="sum", acc32=False,
+                          name=f"segment_{sid}_entity")
+        return Col(out[0], "integer")
 
     def _predicted(self, of: Element, res: Result) -> Col:
         if res.function == "regression":
@@ -1355,11 +1448,14 @@ def build(root: Element, *, name: str) -> Bundle:
             outputs.append(Output(name=res.target, kind="value", column=res.value))
         seen.add(res.target)
     if res.function == "classification" and not res.multi and m.find("Output") is None and \
-            not res.final:
+            not res.final and res.probs is not None:
         # no Output at all: the class probabilities, named as JPMML names them
         for c, p in zip(res.classes, res.probs, strict=True):
             outputs.append(Output(name=f"probability({c})", kind="probability", column=p,
                                   class_label=typed_class(c, res.target_dtype)))
+    if res.function == "clustering" and res.label is not None and not res.final:
+        # no Output: the winning cluster's id (JPMML's predictedValue)
+        outputs.append(label_output("cluster", res.label, res.classes, "string"))
     for of, col in res.final:
         oname = of.get("name")
         if oname in seen:
@@ -1375,10 +1471,15 @@ def build(root: Element, *, name: str) -> Bundle:
                                   class_label=of.get("value")))
         elif feature == "predictedValue":
             outputs.append(Output(name=oname, kind="value", column=col.column))
+        elif feature == "decision" and (of.get("dataType") or col.dtype) == "boolean":
+            # a boolean decision is a label (false / true), not a number
+            outputs.append(label_output(oname, col.column, ["false", "true"], "boolean"))
         else:
             outputs.append(Output(name=oname, kind="transformed", column=col.column))
     g.outputs = outputs
-    g.task = res.function if res.function in ("regression", "classification") else "regression"
+    g.task = res.function if res.function in ("regression", "classification") else (
+        "classification" if res.function == "clustering" and res.label is not None
+        else "regression")
     # inputs: the fields the top-level model declares active (its MiningSchema)
     ms = m.find("MiningSchema")
     active = [mf.get("name") for mf in ms.findall("MiningField")

@@ -7,9 +7,14 @@ a :class:`~scorer.ir.Step` into the kernel's arguments (registered with
 """
 
 from . import (  # noqa: F401  (imported for their registrations)
+    clustering,
     encoding,
     linear,
+    naive_bayes,
+    nearest_neighbor,
+    neural_network,
     predicate_tree,  # also registers 'expression', which it imports
     preprocessing,
+    svm,
     tree_ensemble,
 )

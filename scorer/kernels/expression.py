@@ -60,10 +60,18 @@ code   name        effect
 75     REFUSE_IF   pop ``c``: if ``c`` is true (not NaN, not 0) the row cannot be scored:
                    the kernel stops and returns the row's index (an input error naming the
                    row and ``params.refuse_message``; PMML's ``returnInvalid``)
+76     SKIP_UNLESS pop ``c``: unless ``c`` is true (not NaN, not 0), skip the next ``arg``
+                   instructions (``arg >= 0``)
+77     SKIP        skip the next ``arg`` instructions (``arg >= 0``)
 =====  ==========  ================================================================
 
 (``ROUND``, code 58, is round-half-to-even as IEEE ``rint``.) A program that leaves values on
 the stack is valid; the stack depth never exceeds the number of instructions.
+
+Skips only go forward, so every program ends. A valid program's skips land at most one past
+its last instruction, every instruction is reachable, and the stack depth where paths meet
+is the same on each of them (so the depth at every instruction is known before running).
+The ``predicate_tree`` op's node programs may not skip.
 """
 
 from __future__ import annotations
@@ -90,7 +98,7 @@ OPCODES: dict[str, int] = {
     "LOGLOG": 63, "CAUCHIT": 64, "ROUND_HALF_UP": 65, "EXPM1": 66, "LN1P": 67,
     "PROBIT_INV": 68,
     "IN_SET": 70, "THRESHOLD": 71, "MISSING_IF": 72, "MEDIAN": 73, "WMEDIAN": 74,
-    "REFUSE_IF": 75,
+    "REFUSE_IF": 75, "SKIP_UNLESS": 76, "SKIP": 77,
 }
 #: how many stack values each opcode pops, and pushes (checked at bind time)
 _ARITY: dict[int, tuple[int, int]] = {
@@ -100,7 +108,7 @@ _ARITY: dict[int, tuple[int, int]] = {
     33: (1, 1), 40: (1, 1), 41: (1, 1), 42: (3, 1),
     **{c: (1, 1) for c in range(50, 69)}, 70: (1, 1), 72: (1, 1),
     73: (-1, 1), 74: (-2, 1),  # -k: pops k * arg values
-    75: (1, 0),
+    75: (1, 0), 76: (1, 0), 77: (0, 0),
 }
 
 
@@ -297,7 +305,9 @@ def run_program(ws, i, in_cols, out_cols, opcode, arg, value, sets, start, end, 
         The value on top of the stack at the end (NaN if empty): a predicate's truth value.
     """
     sp = 0
-    for pc in range(start, end):
+    pc = start - 1
+    while pc < end - 1:
+        pc += 1
         op = opcode[pc]
         if op == 0:
             stack[sp] = value[pc]
@@ -360,6 +370,13 @@ def run_program(ws, i, in_cols, out_cols, opcode, arg, value, sets, start, end, 
             v0 = sp - (2 * m if wts else m)
             sp = v0 + 1
             stack[v0] = _median(stack, v0, m, wts)
+        elif op == 76:
+            sp -= 1
+            c = stack[sp]
+            if math.isnan(c) or c == 0.0:
+                pc += arg[pc]
+        elif op == 77:
+            pc += arg[pc]
         else:
             a = stack[sp - 1]
             sp -= 1
@@ -399,8 +416,18 @@ def expression_reference(ws, in_cols, out_cols, opcode, arg, value, sets):
     """Plain-Python interpreter of the same programs (row by row; slow, for tests)."""
     for i in range(ws.shape[0]):
         st: list[float] = []
-        for pc in range(len(opcode)):
+        pc = -1
+        while pc < len(opcode) - 1:
+            pc += 1
             op = int(opcode[pc])
+            if op == 76:  # a skip moves pc on past the skipped instructions
+                c = st.pop()
+                if not (c == c and c != 0.0):
+                    pc += int(arg[pc])
+                continue
+            if op == 77:
+                pc += int(arg[pc])
+                continue
             if op == 0:
                 st.append(float(value[pc]))
             elif op == 1:
@@ -462,13 +489,43 @@ def expression_reference(ws, in_cols, out_cols, opcode, arg, value, sets):
 
 
 def check_program(opcode: np.ndarray, arg: np.ndarray, value: np.ndarray, n_sets: int,
-                  n_inputs: int, n_outputs: int, *, what: str) -> None:
-    """Refuse unknown opcodes, out-of-range operands and stack underflow."""
+                  n_inputs: int, n_outputs: int, *, what: str, skips: bool = False) -> None:
+    """Refuse unknown opcodes, out-of-range operands and stack underflow.
+
+    ``skips``: whether ``SKIP_UNLESS`` / ``SKIP`` are allowed (programs run as a whole; not
+    ``predicate_tree``'s node programs, which run piecewise). Their targets must lie within
+    the program, every instruction must be reachable, and the stack depth must agree where
+    paths meet, so that the depth at each instruction is the one computed here."""
     depth = 0
+    reachable = True
+    landing: dict[int, int] = {}  # skip target -> stack depth there
+    n = len(opcode)
     for pc, op in enumerate(opcode.tolist()):
         if op not in _ARITY:
             raise ValueError(f"{what}: instruction {pc}: opcode {op} unknown")
         a = int(arg[pc])
+        if pc in landing:
+            if reachable and landing[pc] != depth:
+                raise ValueError(f"{what}: instruction {pc}: stack depths differ where paths "
+                                 "meet")
+            depth, reachable = landing[pc], True
+        if not reachable:
+            raise ValueError(f"{what}: instruction {pc}: unreachable")
+        if op in (76, 77):
+            if not skips:
+                raise ValueError(f"{what}: instruction {pc}: skips are not allowed here")
+            if not 0 <= a <= n - pc - 1:
+                raise ValueError(f"{what}: instruction {pc}: skip out of range")
+            if op == 76:
+                if depth < 1:
+                    raise ValueError(f"{what}: instruction {pc}: stack underflow")
+                depth -= 1
+            target = pc + 1 + a
+            if landing.setdefault(target, depth) != depth:
+                raise ValueError(f"{what}: instruction {pc}: stack depths differ where paths "
+                                 "meet")
+            reachable = op == 76 or a == 0
+            continue
         if op == 1 and not 0 <= a < n_inputs:
             raise ValueError(f"{what}: instruction {pc}: input {a} out of range")
         if op in (2, 3) and not 0 <= a < n_outputs:
@@ -496,7 +553,7 @@ def bind_expression(step: Step, ctx: BindContext) -> Bound:
     opcode, arg, value = program_arrays(table(step, "program"))
     sets = f64(step.tables.get("sets", {"value": np.zeros(0)})["value"])
     check_program(opcode, arg, value, len(sets), len(step.inputs), len(step.outputs),
-                  what=f"expression step '{step.name}'")
+                  what=f"expression step '{step.name}'", skips=True)
     args = (ctx.cols(step.inputs, step=step), ctx.cols(step.outputs, step=step), opcode, arg,
             value, sets)
     message = str(step.params.get("refuse_message", "a value is invalid for this model"))

@@ -74,12 +74,12 @@ def test_string_labels_and_extreme_values(tmp_path):
 
 
 def test_unsupported_estimator_names_class_and_lists_supported(tmp_path):
-    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
 
     import exporters
 
     X, y = sklearn_dataset("iris")
     with pytest.raises(UnsupportedEstimatorError,
-                       match=r"no exporter for sklearn.KNeighborsClassifier; supported: .*"
-                             r"sklearn.LogisticRegression"):
-        exporters.export(KNeighborsClassifier().fit(X, y), tmp_path / "m", sample=X)
+                       match=r"no exporter for sklearn.QuadraticDiscriminantAnalysis; "
+                             r"supported: .*sklearn.LogisticRegression"):
+        exporters.export(QuadraticDiscriminantAnalysis().fit(X, y), tmp_path / "m", sample=X)

@@ -483,3 +483,262 @@ def test_pmml_bundles_round_trip_through_disk(tmp_path):
         a2 = Model(read_bundle(tmp_path / "b")).score_arrays(X)
         for k in a1:
             np.testing.assert_array_equal(a1[k], a2[k])
+
+
+# --- reader gaps: linear-tree leaves, decisions, segment outputs, ordinal targets ------------
+def _linear_tree(weight: str = "", *, ms: str = "defaultChild") -> str:
+    """Two trees over x; the first's leaves hold regressions over x and z (LightGBM-style)."""
+    t1 = f"""<Segment id="1"{weight}><True/><TreeModel functionName="regression"
+        missingValueStrategy="{ms}">{schema("y", "x", "z")}
+      <Node id="0" score="100" defaultChild="1"><True/>
+        <Node id="1" score="10"><SimplePredicate field="x" operator="lessOrEqual" value="1"/>
+          <Regression functionName="regression"><RegressionTable intercept="0.5">
+            <NumericPredictor name="x" coefficient="2"/>
+            <NumericPredictor name="z" coefficient="-3"/>
+          </RegressionTable></Regression></Node>
+        <Node id="2" score="20"><SimplePredicate field="x" operator="greaterThan" value="1"/>
+          <Regression functionName="regression"><RegressionTable intercept="-1">
+            <NumericPredictor name="z" coefficient="4"/></RegressionTable></Regression></Node>
+      </Node></TreeModel></Segment>"""
+    t2 = f"""<Segment id="2"{weight}><True/><TreeModel functionName="regression">
+        {schema("y", "x")}<Node score="0"><True/>
+        <Node score="7"><SimplePredicate field="x" operator="lessOrEqual" value="3"/></Node>
+        <Node score="8"><SimplePredicate field="x" operator="greaterThan" value="3"/></Node>
+      </Node></TreeModel></Segment>"""
+    method = "weightedSum" if weight else "sum"
+    return f"""<MiningModel functionName="regression">{schema("y", "x", "z")}
+      <Segmentation multipleModelMethod="{method}">{t1}{t2}</Segmentation></MiningModel>"""
+
+
+def _linear_tree_expected(x: np.ndarray, z: np.ndarray, w: float = 1.0) -> np.ndarray:
+    # a leaf's regression, or its score where a predictor is missing (LightGBM's fallback);
+    # a missing x takes the default child (node 1)
+    left = np.where(np.isnan(x) | (x <= 1), 0.5 + x * 2 + z * -3, -1 + z * 4)
+    left_score = np.where(np.isnan(x) | (x <= 1), 10.0, 20.0)
+    left = np.where(np.isnan(left), left_score, left)
+    right = np.where(x <= 3, 7.0, np.where(x > 3, 8.0, np.nan))
+    return w * left + w * right
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_linear_tree_leaves(fast, monkeypatch):
+    from exporters.pmml import trees
+
+    monkeypatch.setattr(trees, "FAST_PATH", fast)
+    from scorer.kernels.expression import OPCODES
+
+    m = _linear_tree()
+    assert ("tree_ensemble" in ops(m)) == fast
+    steps = read_pmml_bytes(pmml(m)).steps
+    # the node values are selected lazily: only the reached node's regression runs
+    assert any(OPCODES["SKIP_UNLESS"] in s.tables["program"]["opcode"] for s in steps
+               if s.op == "expression")
+    x = np.array([0.0, 1.0, 2.5, 5.0, 0.5, 2.0])
+    z = np.array([1.0, -2.0, 0.25, 3.0, math.nan, math.nan])
+    got = score(m, {"x": x, "z": z})
+    np.testing.assert_allclose(got["y"], _linear_tree_expected(x, z), rtol=1e-15,
+                               equal_nan=True)
+
+
+def test_linear_tree_leaves_weighted_and_refused_in_classification():
+    x = np.array([0.0, 2.0, 4.0])
+    z = np.array([1.0, math.nan, 2.0])
+    got = score(_linear_tree(' weight="0.5"'), {"x": x, "z": z})
+    np.testing.assert_allclose(got["y"], _linear_tree_expected(x, z, 0.5), rtol=1e-15)
+    cls = """<TreeModel functionName="classification">{}<Node score="yes"><True/>
+      <Node score="no"><SimplePredicate field="x" operator="lessOrEqual" value="1"/>
+        <Regression functionName="regression"><RegressionTable intercept="1"/></Regression>
+      </Node></Node></TreeModel>""".format(schema("k", "x"))
+    with pytest.raises(PMMLError, match=r"line \d+.*<Regression>: .*regression trees only"):
+        load(cls)
+    two = _linear_tree().replace("</Regression></Node>",
+                                 "</Regression><Regression/></Node>", 1)
+    with pytest.raises(PMMLError, match="at most one Regression"):
+        load(two)
+
+
+def test_decision_output_is_a_boolean_label():
+    m = f"""<RegressionModel functionName="regression">{schema("y", "x")}
+      <Output><OutputField name="score" feature="predictedValue"/>
+        <OutputField name="outlier" optype="categorical" dataType="boolean" feature="decision">
+          <Decisions><Decision value="true"/><Decision value="false"/></Decisions>
+          <Apply function="lessOrEqual"><FieldRef field="score"/><Constant>0</Constant></Apply>
+        </OutputField>
+        <OutputField name="flag" dataType="integer" feature="transformedValue">
+          <Apply function="if"><FieldRef field="outlier"/><Constant>-1</Constant>
+            <Constant>1</Constant></Apply></OutputField></Output>
+      <RegressionTable intercept="-1"><NumericPredictor name="x" coefficient="1"/>
+      </RegressionTable></RegressionModel>"""
+    x = [0.0, 1.0, 3.0]
+    got = score(m, {"x": x})
+    assert [bool(v) for v in got["outlier"]] == [v - 1 <= 0 for v in x]
+    assert got["outlier"].dtype == np.bool_
+    np.testing.assert_array_equal(got["flag"], [-1 if v - 1 <= 0 else 1 for v in x])
+
+
+def test_segment_entity_id_output():
+    tree = """<Segment id="{sid}"><True/><TreeModel functionName="regression">{schema}
+      <Node id="0" score="0"><True/>
+        <Node id="{a}" score="1"><SimplePredicate field="x" operator="lessThan" value="{t}"/></Node>
+        <Node id="{b}" score="2"><SimplePredicate field="x" operator="greaterOrEqual"
+          value="{t}"/></Node></Node></TreeModel></Segment>"""
+    segs = "".join(tree.format(sid=i, schema=schema("y", "x"), a=10 * i + 1, b=10 * i + 2, t=t)
+                   for i, t in ((1, 0), (2, 5)))
+    m = f"""<MiningModel functionName="regression">{schema("y", "x")}
+      <Output><OutputField name="n1" dataType="integer" feature="entityId" segmentId="1"/>
+        <OutputField name="n2" dataType="integer" feature="entityId" segmentId="2"/></Output>
+      <Segmentation multipleModelMethod="sum">{segs}</Segmentation></MiningModel>"""
+    x = np.array([-1.0, 3.0, 7.0])
+    got = score(m, {"x": x})
+    np.testing.assert_array_equal(got["n1"], np.where(x < 0, 11, 12))
+    np.testing.assert_array_equal(got["n2"], np.where(x < 5, 21, 22))
+    bad = m.replace('segmentId="2"', 'segmentId="9"')
+    with pytest.raises(PMMLError, match="segmentId '9' is not a segment"):
+        load(bad)
+    with pytest.raises(PMMLError, match="feature 'probability'"):
+        load(m.replace('feature="entityId" segmentId="1"',
+                       'feature="probability" segmentId="1"'))
+
+
+def test_model_chain_result_is_missing_where_its_last_segment_is_skipped():
+    # segment 1 (no target: an anomaly score) feeds segment 2's predicate; where segment 2
+    # does not run, the chain has no prediction of y
+    m = f"""<MiningModel functionName="regression">{schema("y", "x")}
+      <Segmentation multipleModelMethod="modelChain">
+        <Segment id="1"><True/><RegressionModel functionName="regression">
+          <MiningSchema><MiningField name="x"/></MiningSchema>
+          <Output><OutputField name="a" feature="predictedValue"/></Output>
+          <RegressionTable intercept="0"><NumericPredictor name="x" coefficient="1"/>
+          </RegressionTable></RegressionModel></Segment>
+        <Segment id="2"><SimplePredicate field="a" operator="lessThan" value="2"/>
+          <RegressionModel functionName="regression">{schema("y", "x")}
+          <RegressionTable intercept="10"><NumericPredictor name="x" coefficient="3"/>
+          </RegressionTable></RegressionModel></Segment>
+      </Segmentation></MiningModel>"""
+    x = np.array([0.0, 1.0, 5.0])
+    got = score(m, {"x": x})
+    np.testing.assert_array_equal(got["y"], np.where(x < 2, 10 + 3 * x, np.nan))
+
+
+@pytest.mark.parametrize("norm,fn", [
+    ("none", lambda v: v), ("logit", lambda v: 1 / (1 + np.exp(-v))),
+    ("probit", lambda v: 0.5 * np.vectorize(math.erfc)(-v / math.sqrt(2)))])
+def test_ordinal_target_tables_are_cumulative(norm, fn):
+    dd = ('<DataField name="o" optype="ordinal" dataType="string"><Value value="lo"/>'
+          '<Value value="mid"/><Value value="hi"/></DataField>')
+    m = f"""<RegressionModel functionName="classification" normalizationMethod="{norm}">
+      {schema("o", "x")}<Output>{"".join(
+        f'<OutputField name="p_{c}" feature="probability" value="{c}"/>'
+        for c in ("lo", "mid", "hi"))}</Output>
+      <RegressionTable intercept="0.2" targetCategory="lo">
+        <NumericPredictor name="x" coefficient="0.1"/></RegressionTable>
+      <RegressionTable intercept="0.6" targetCategory="mid">
+        <NumericPredictor name="x" coefficient="0.1"/></RegressionTable>
+      <RegressionTable intercept="1" targetCategory="hi"/></RegressionModel>"""
+    doc = pmml(m).replace(b"</DataDictionary>", dd.encode() + b"</DataDictionary>")
+    model = Model(read_pmml_bytes(doc))
+    x = np.array([-1.0, 0.0, 2.0])
+    got = model.score_arrays({"x": x})
+    ref = model.score_arrays({"x": x}, reference=True)
+    c1, c2 = fn(0.2 + 0.1 * x), fn(0.6 + 0.1 * x)
+    for name, want in (("p_lo", c1), ("p_mid", c2 - c1), ("p_hi", 1 - c2)):
+        np.testing.assert_allclose(got[name], want, rtol=1e-14, atol=1e-16)
+        np.testing.assert_array_equal(got[name], ref[name])
+    probs = np.stack([c1, c2 - c1, 1 - c2], axis=1)
+    assert list(got["o"]) == [("lo", "mid", "hi")[i] for i in probs.argmax(axis=1)]
+
+
+def test_model_without_inputs_scores_one_row_per_record():
+    m = """<TreeModel functionName="regression"><MiningSchema>
+      <MiningField name="y" usageType="target"/></MiningSchema>
+      <Node score="4.5"><True/></Node>
+      <ModelVerification><VerificationFields><VerificationField field="y" column="y"/>
+      </VerificationFields><InlineTable><row><y>4.5</y></row><row><y>4.5</y></row>
+      </InlineTable></ModelVerification></TreeModel>"""
+    model = load(m)
+    assert model.bundle.inputs == []
+    assert model.verify() == 2  # the verification rows are scored, not skipped
+    np.testing.assert_array_equal(model.score_arrays(np.empty((3, 0)))["y"], [4.5] * 3)
+    bad = m.replace("<row><y>4.5</y></row><row>", "<row><y>4.25</y></row><row>")
+    assert bad != m
+    with pytest.raises(VerificationError):
+        Model(read_pmml_bytes(pmml(bad))).verify()
+
+
+_INT_DD = ('<DataField name="yr" optype="categorical" dataType="integer">'
+           + "".join(f'<Value value="{v}"/>' for v in (70, 71, 72, 80)) + "</DataField>")
+
+
+def _int_set_tree(treatment: str) -> bytes:
+    """Equality / set tests on an integer field with declared values; node 3's default child
+    is a False node, which only a missing x reaches (JPMML's HistGradientBoosting form)."""
+    m = f"""<TreeModel functionName="regression" missingValueStrategy="defaultChild">
+      <MiningSchema><MiningField name="y" usageType="target"/><MiningField name="x"/>
+        <MiningField name="yr"{treatment}/></MiningSchema>
+      <Node id="0" score="0" defaultChild="1"><True/>
+        <Node id="1" score="1"><SimplePredicate field="yr" operator="equal" value="70"/></Node>
+        <Node id="2" score="2" defaultChild="3"><SimpleSetPredicate field="yr"
+            booleanOperator="isIn"><Array type="int">72 80</Array></SimpleSetPredicate>
+          <Node id="3" score="3" defaultChild="4"><SimplePredicate field="x"
+              operator="lessOrEqual" value="0"/>
+            <Node id="4" score="4"><False/></Node>
+            <Node id="5" score="5"><SimplePredicate field="x" operator="lessOrEqual"
+              value="-5"/></Node>
+            <Node id="6" score="6"><SimplePredicate field="x" operator="greaterThan"
+              value="-5"/></Node></Node>
+          <Node id="7" score="7"><SimplePredicate field="x" operator="greaterThan" value="0"/>
+          </Node></Node></Node></TreeModel>"""
+    return pmml(m).replace(b"</DataDictionary>", _INT_DD.encode() + b"</DataDictionary>")
+
+
+@pytest.mark.parametrize("treatment", ["", ' invalidValueTreatment="asMissing"'])
+def test_integer_set_splits_use_tree_ensemble(treatment, monkeypatch):
+    from exporters.pmml import trees
+
+    doc = _int_set_tree(treatment)
+    fast = Model(read_pmml_bytes(doc))
+    assert "tree_ensemble" in {s.op for s in fast.bundle.steps}
+    monkeypatch.setattr(trees, "FAST_PATH", False)
+    slow = Model(read_pmml_bytes(doc))
+    assert "tree_ensemble" not in {s.op for s in slow.bundle.steps}
+    X = {"x": np.array([-1.0, -1.0, 1.0, -10.0, math.nan, -1.0, 0.0]),
+         "yr": np.array([70.0, 72.0, 80.0, 80.0, 80.0, math.nan, 71.0])}
+    # yr 70 -> 1; yr 72/80: x > 0 -> 7, x <= -5 -> 5, else 6, x missing -> 3's default
+    # child, the False node 4; yr missing -> 0's default child 1; yr 71: no true child
+    want = [1.0, 6.0, 7.0, 5.0, 4.0, 1.0, math.nan]
+    for model in (fast, slow):
+        np.testing.assert_array_equal(model.score_arrays(X)["y"], want)
+        np.testing.assert_array_equal(model.score_arrays(X, reference=True)["y"], want)
+    one = {"x": np.array([0.0]), "yr": np.array([70.5])}
+    if not treatment:  # undeclared values are refused, so the set tests see only declared ones
+        with pytest.raises(InputError):
+            fast.score_arrays(one)
+    else:  # an undeclared value is missing: node 0's default child
+        np.testing.assert_array_equal(fast.score_arrays(one)["y"], [1.0])
+
+
+@pytest.mark.parametrize("extra,expr,msg", [
+    ('<TransformationDictionary><DefineFunction name="tf" dataType="integer">'
+     '<ParameterField name="d"/><TextIndex textField="d"><Constant>w</Constant></TextIndex>'
+     '</DefineFunction></TransformationDictionary>',
+     '<Apply function="tf"><FieldRef field="c"/></Apply>', "<TextIndex>: term frequencies"),
+    ("", '<Lag field="x" n="2"/>', "<Lag>: values of earlier records"),
+    ("", '<Apply function="+"><Lag field="x"/><Constant>1</Constant></Apply>',
+     "<Lag>: values of earlier records"),
+])
+def test_record_and_text_expressions_are_refused_with_the_reason(extra, expr, msg):
+    m = f"""<RegressionModel functionName="regression">{schema("y", "x", "c")}
+      <LocalTransformations><DerivedField name="d" dataType="double">{expr}</DerivedField>
+      </LocalTransformations><RegressionTable intercept="0">
+      <NumericPredictor name="d" coefficient="1"/></RegressionTable></RegressionModel>"""
+    with pytest.raises(PMMLError, match=rf"line \d+.*{msg}"):
+        load(m, extra)
+
+
+def test_date_time_inputs_are_refused_with_the_reason():
+    doc = pmml(f"""<RegressionModel functionName="regression">{schema("y", "x")}
+      <RegressionTable intercept="0"/></RegressionModel>""").replace(
+        b"</DataDictionary>",
+        b'<DataField name="t" optype="continuous" dataType="dateTime"/></DataDictionary>')
+    with pytest.raises(PMMLError, match=r"<DataField>: dataType 'dateTime' not supported \(date"):
+        read_pmml_bytes(doc)

@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from scorer.errors import BundleFormatError
 from scorer.ir import Bundle, Field, Output, Step
@@ -129,3 +132,76 @@ def test_refuse_if_stops_at_the_row():
     assert expression_kernel(a, ins, outs, *prog, np.zeros(0)) == 2
     assert expression_reference(b, ins, outs, *prog, np.zeros(0)) == 2
     np.testing.assert_array_equal(a[:2], b[:2])
+
+
+# --- SKIP_UNLESS / SKIP: lazily evaluated branches ------------------------------------------
+def _select(cands: list[float], values: list[float]) -> list[tuple[str, int, float]]:
+    """x == c_0 ? v_0 * y : x == c_1 ? v_1 * y : ... NaN, with skips (the linear-tree form)."""
+    body = []
+    for j, (c, v) in enumerate(zip(cands, values, strict=True)):
+        rest = len(cands) - j - 1  # candidates after this one: 8 instructions each
+        body += [("LOAD", 0, 0), ("CONST", 0, c), ("EQ", 0, 0), ("SKIP_UNLESS", 4, 0),
+                 ("LOAD", 1, 0), ("CONST", 0, v), ("MUL", 0, 0), ("SKIP", 8 * rest + 1, 0)]
+    return [*body, ("CONST", 0, math.nan), ("STORE", 0, 0)]
+
+
+def test_skips_evaluate_the_selected_branch_only():
+    ws = np.array([[0.0, 2.0, 0], [1.0, 2.0, 0], [2.0, 2.0, 0], [math.nan, 2.0, 0],
+                   [5.0, 2.0, 0], [1.0, math.nan, 0]])
+    prog = _prog(*_select([0.0, 1.0, 2.0], [10.0, 20.0, 30.0]))
+    check_program(*prog, 0, 2, 1, what="test", skips=True)
+    a, b = _run(prog, ws, 2, 1)
+    np.testing.assert_array_equal(a[:, 2], [20.0, 40.0, 60.0, math.nan, math.nan, math.nan])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_skip_unless_treats_zero_and_nan_as_not_true():
+    ws = np.array([[1.0, 0], [0.0, 0], [math.nan, 0], [-3.0, 0]])
+    prog = _prog(("CONST", 0, 7.0), ("LOAD", 0, 0), ("SKIP_UNLESS", 3, 0), ("POP", 0, 0),
+                 ("CONST", 0, 5.0), ("SKIP", 0, 0), ("STORE", 0, 0))
+    check_program(*prog, 0, 1, 1, what="test", skips=True)
+    a, b = _run(prog, ws, 1, 1)
+    np.testing.assert_array_equal(a[:, 1], [5.0, 7.0, 7.0, 5.0])
+    np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), k=st.integers(1, 6), n=st.integers(1, 30))
+def test_skips_numba_equals_reference_and_numpy(data, k, n):
+    cands = data.draw(st.lists(st.integers(-2, 8), min_size=k, max_size=k))
+    values = data.draw(st.lists(st.floats(-1e6, 1e6), min_size=k, max_size=k))
+    x = data.draw(arrays(np.float64, n, elements=st.one_of(
+        st.integers(-3, 9).map(float), st.just(math.nan))))
+    y = data.draw(arrays(np.float64, n, elements=st.floats(allow_nan=True, allow_infinity=True)))
+    ws = np.column_stack([x, y, np.zeros(n)])
+    prog = _prog(*_select([float(c) for c in cands], values))
+    check_program(*prog, 0, 2, 1, what="test", skips=True)
+    with np.errstate(all="ignore"):
+        a, b = _run(prog, ws, 2, 1)
+        want = np.full(n, math.nan)
+        for i in range(n):
+            hit = [j for j, c in enumerate(cands) if x[i] == c]
+            if hit:
+                want[i] = values[hit[0]] * y[i]
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a[:, 2], want)
+
+
+@pytest.mark.parametrize("prog,msg", [
+    ([("CONST", 0, 1), ("SKIP", 5, 0)], "skip out of range"),
+    ([("CONST", 0, 1), ("SKIP", -1, 0)], "skip out of range"),
+    ([("SKIP_UNLESS", 0, 0)], "underflow"),
+    ([("SKIP", 1, 0), ("CONST", 0, 1), ("CONST", 0, 1)], "unreachable"),
+    ([("CONST", 0, 1), ("SKIP_UNLESS", 1, 0), ("CONST", 0, 1), ("CONST", 0, 2)],
+     "depths differ"),
+])
+def test_bad_skips_are_refused(prog, msg):
+    with pytest.raises(ValueError, match=msg):
+        check_program(*_prog(*prog), 0, 1, 1, what="test", skips=True)
+
+
+def test_skips_are_refused_where_programs_run_piecewise():
+    prog = _prog(("CONST", 0, 1), ("SKIP_UNLESS", 0, 0), ("CONST", 0, 1))
+    check_program(*prog, 0, 1, 1, what="test", skips=True)
+    with pytest.raises(ValueError, match="skips are not allowed here"):
+        check_program(*prog, 0, 1, 0, what="test")  # predicate_tree's call

@@ -1,0 +1,184 @@
+"""Family ``naive_bayes`` exporters: scikit-learn's naive Bayes classifiers -> one
+``naive_bayes`` step (probabilities, and the joint log-likelihoods ``predict`` takes the argmax
+of).
+
+=================  ===========================================================================
+GaussianNB         ``gaussian`` inputs (``theta_``, ``var_``, which already holds
+                   ``var_smoothing``); log prior ``ln(class_prior_)``
+MultinomialNB      ``linear`` inputs (``feature_log_prob_``); ``class_log_prior_``
+ComplementNB       ``linear`` inputs (``feature_log_prob_``); no prior (sklearn adds it only
+                   for a single class)
+BernoulliNB        ``linear`` inputs ``w = flp - ln(1 - exp(flp))``, each binarized at
+                   ``binarize`` (unless None); prior ``class_log_prior_ + sum ln(1 - exp(flp))``
+                   (scikit-learn's own decomposition)
+CategoricalNB      ``categorical`` inputs, categories ``0 .. n_categories_[f] - 1``, truncated to
+                   integers first as scikit-learn's cast does; any other value is refused (as
+                   scikit-learn refuses negative values and fails on unseen categories)
+=================  ===========================================================================
+
+Every estimator normalises with ``logsumexp`` (scikit-learn's ``_logsumexp``) and refuses
+missing and infinite inputs, as scikit-learn's input validation does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scorer.errors import ExportError
+from scorer.ir import Table
+
+from .graph import Graph
+from .outputs import set_classifier_outputs
+from .registry import register
+
+FAMILY = "naive_bayes"
+KINDS = {"gaussian": 0, "poisson": 1, "linear": 2, "categorical": 3}
+
+
+def add_naive_bayes(g: Graph, cols: list[str], *, name: str, log_prior: Any,
+                    kinds: list[str], mean: Any = None, variance: Any = None, weight: Any = None,
+                    binarize: Any = None, truncate: Any = None, unknown: Any = None,
+                    categories: list[tuple[int, float, Any]] | None = None,
+                    density: str = "log", threshold: float = 0.0, missing: str = "error",
+                    normalize: str = "logsumexp", emit_jll: bool = True
+                    ) -> tuple[list[str], list[str]]:
+    """Append a ``naive_bayes`` step; return its (probability, joint log-likelihood) columns.
+
+    Parameters
+    ----------
+    cols : list of str
+        The ``n`` input columns, in the order of the per-input arguments.
+    log_prior : array-like of shape (k,)
+        Per-class additive constant.
+    kinds : list of str of length n
+        ``"gaussian"``, ``"poisson"``, ``"linear"`` or ``"categorical"`` per input.
+    mean, variance, weight : array-like of shape (n, k), optional
+        Per-input, per-class parameters (zeros where omitted).
+    binarize : array-like of shape (n,), optional
+        Binarization thresholds, NaN for none.
+    truncate, unknown : array-like of shape (n,) of bool, optional
+        Truncate values toward zero; refuse (True) or skip (False) unknown categories.
+    categories : list of (input, value, log_p) tuples, optional
+        ``log_p`` of shape (k,): the factor of category ``value`` of input ``input``.
+    density, threshold, missing, normalize : str, float, str, str
+        The op's params (docs: ``scorer.kernels.naive_bayes``).
+    emit_jll : bool
+        Also output the ``k`` joint log-likelihoods.
+
+    Returns
+    -------
+    probs, jll : list of str
+        ``k`` columns each (``jll`` empty unless ``emit_jll``).
+    """
+    n = len(cols)
+    log_prior = np.asarray(log_prior, dtype=np.float64).reshape(-1)
+    k = len(log_prior)
+
+    def per_input(a: Any, fill: float) -> np.ndarray:
+        if a is None:
+            return np.full((n, k), fill)
+        a = np.asarray(a, dtype=np.float64)
+        if a.shape != (n, k):
+            raise ExportError(f"{name}: parameters of shape {a.shape}, expected {(n, k)}")
+        return a
+
+    mean_a, var_a, w_a = per_input(mean, 0.0), per_input(variance, 0.0), per_input(weight, 0.0)
+    inputs: Table = {
+        "kind": np.array([KINDS[c] for c in kinds], dtype=np.int8),
+        "binarize": (np.full(n, np.nan) if binarize is None
+                     else np.asarray(binarize, dtype=np.float64)),
+        "truncate": np.zeros(n, dtype=bool) if truncate is None else np.asarray(truncate, bool),
+        "unknown": (np.zeros(n, dtype=np.int8) if unknown is None
+                    else np.asarray(unknown, dtype=np.int8)),
+    }
+    for label, a in (("mean", mean_a), ("variance", var_a), ("weight", w_a)):
+        for j in range(k):
+            inputs[f"{label}_{j}"] = np.ascontiguousarray(a[:, j])
+    tables: dict[str, Table] = {"classes": {"log_prior": log_prior}, "inputs": inputs}
+    if categories:
+        lp = np.array([np.asarray(c[2], dtype=np.float64) for c in categories]).reshape(-1, k)
+        tables["categories"] = {
+            "input": np.array([c[0] for c in categories], dtype=np.int32),
+            "value": np.array([c[1] for c in categories], dtype=np.float64),
+            **{f"log_p_{j}": np.ascontiguousarray(lp[:, j]) for j in range(k)},
+        }
+    probs = g.new_columns(f"{name}.proba", k)
+    jll = g.new_columns(f"{name}.jll", k) if emit_jll else []
+    g.add_step("naive_bayes", name=name, inputs=cols, outputs=probs + jll, family=FAMILY,
+               params={"n_classes": k, "density": density, "threshold": float(threshold),
+                       "missing": missing, "normalize": normalize},
+               tables=tables)
+    return probs, jll
+
+
+def _numeric(g: Graph, cols: list[str], est: Any) -> None:
+    name = type(est).__name__
+    for c in cols:
+        if g.is_codes(c):
+            raise ExportError(f"{name} received string column '{c}': encode it first "
+                              "(OrdinalEncoder / OneHotEncoder)")
+    if getattr(est, "n_features_in_", len(cols)) != len(cols):
+        raise ExportError(f"{name} was fitted on {est.n_features_in_} features but receives "
+                          f"{len(cols)} columns")
+    # scikit-learn's input validation refuses NaN and +/-inf for every naive Bayes model
+    g.require(cols, nan=False, inf=False)
+
+
+def _outputs(g: Graph, est: Any, probs: list[str], jll: list[str]) -> list[str]:
+    set_classifier_outputs(g, est.classes_, proba=probs, label="proba")
+    # predict() is the argmax of the joint log-likelihood: exp() of nearly equal values may
+    # round to equal probabilities, so the label reads the jll columns themselves
+    g.outputs[-1].columns = list(jll)
+    return probs
+
+
+@register("sklearn.GaussianNB")
+def export_gaussian_nb(est: Any, g: Graph, cols: list[str]) -> list[str]:
+    _numeric(g, cols, est)
+    probs, jll = add_naive_bayes(
+        g, cols, name="gaussian_nb", log_prior=np.log(est.class_prior_),
+        kinds=["gaussian"] * len(cols), mean=np.asarray(est.theta_).T,
+        variance=np.asarray(est.var_).T)
+    return _outputs(g, est, probs, jll)
+
+
+@register("sklearn.MultinomialNB", "sklearn.ComplementNB")
+def export_linear_nb(est: Any, g: Graph, cols: list[str]) -> list[str]:
+    _numeric(g, cols, est)
+    complement = type(est).__name__ == "ComplementNB"
+    k = len(est.classes_)
+    prior = (np.zeros(k) if complement and k != 1
+             else np.asarray(est.class_log_prior_, dtype=np.float64))
+    probs, jll = add_naive_bayes(
+        g, cols, name="complement_nb" if complement else "multinomial_nb", log_prior=prior,
+        kinds=["linear"] * len(cols), weight=np.asarray(est.feature_log_prob_).T)
+    return _outputs(g, est, probs, jll)
+
+
+@register("sklearn.BernoulliNB")
+def export_bernoulli_nb(est: Any, g: Graph, cols: list[str]) -> list[str]:
+    _numeric(g, cols, est)
+    flp = np.asarray(est.feature_log_prob_, dtype=np.float64)
+    neg = np.log(1 - np.exp(flp))  # the same expressions as BernoulliNB._joint_log_likelihood
+    b = np.nan if est.binarize is None else float(est.binarize)
+    probs, jll = add_naive_bayes(
+        g, cols, name="bernoulli_nb", log_prior=est.class_log_prior_ + neg.sum(axis=1),
+        kinds=["linear"] * len(cols), weight=(flp - neg).T, binarize=np.full(len(cols), b))
+    return _outputs(g, est, probs, jll)
+
+
+@register("sklearn.CategoricalNB")
+def export_categorical_nb(est: Any, g: Graph, cols: list[str]) -> list[str]:
+    _numeric(g, cols, est)
+    n = len(cols)
+    categories = []
+    for f in range(n):
+        flp = np.asarray(est.feature_log_prob_[f], dtype=np.float64)  # (k, n_categories)
+        categories += [(f, float(c), flp[:, c]) for c in range(flp.shape[1])]
+    probs, jll = add_naive_bayes(
+        g, cols, name="categorical_nb", log_prior=est.class_log_prior_,
+        kinds=["categorical"] * n, truncate=np.ones(n, dtype=bool),
+        unknown=np.ones(n, dtype=bool), categories=categories)
+    return _outputs(g, est, probs, jll)

@@ -1,0 +1,115 @@
+"""Family ``nearest_neighbor`` exporters: scikit-learn ``KNeighborsClassifier`` /
+``KNeighborsRegressor`` -> one ``nearest_neighbor`` step holding the training set.
+
+Supported: ``weights`` ``uniform`` / ``distance``; metrics euclidean, manhattan, chebyshev,
+minkowski (any ``p > 0``). ``distance`` weights are ``1 / d``, except that a query at
+distance 0 from some training points weighs those 1 and the others 0 (scikit-learn's rule:
+``zero_rule``). Brute-force euclidean search in scikit-learn computes distances with the
+squared-norm expansion; the step then does too (``expansion``). Neighbours at exactly equal
+distances: the step takes them in training order; scikit-learn's tree and heap searches do
+not promise an order, so such ties may pick other neighbours (not for continuous data).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scorer.errors import ExportError
+
+from .clustering import numeric_inputs, unit_fields
+from .graph import Graph
+from .outputs import set_classifier_outputs, set_regressor_outputs
+from .registry import register
+
+FAMILY = "nearest_neighbor"
+_METRICS = {"euclidean": "euclidean", "l2": "euclidean", "manhattan": "cityBlock",
+            "cityblock": "cityBlock", "l1": "cityBlock", "chebyshev": "chebychev",
+            "infinity": "chebychev", "minkowski": "minkowski"}
+
+
+def _common(est: Any, g: Graph, cols: list[str]) -> tuple[dict, dict, np.ndarray]:
+    name = type(est).__name__
+    metric = est.effective_metric_
+    if not isinstance(metric, str) or metric not in _METRICS:
+        raise ExportError(f"{name} with metric {metric!r} is not supported (euclidean, "
+                          "manhattan, chebyshev, minkowski)")
+    mparams = dict(est.effective_metric_params_ or {})
+    p = mparams.pop("p", None)
+    if mparams.get("w") is None:
+        mparams.pop("w", None)  # minkowski's unset per-feature weights
+    if mparams:
+        raise ExportError(f"{name} with metric_params {sorted(mparams)} is not supported")
+    if est.weights not in ("uniform", "distance"):
+        raise ExportError(f"{name} with weights={est.weights!r} is not supported "
+                          "('uniform', 'distance')")
+    X = est._fit_X
+    if not isinstance(X, np.ndarray) or X.ndim != 2:
+        raise ExportError(f"{name} fitted on sparse data is not supported")
+    X = np.asarray(X, dtype=np.float64)
+    if X.shape[1] != len(cols):
+        raise ExportError(f"{name} has {X.shape[1]} features but receives {len(cols)} columns")
+    numeric_inputs(g, cols, name)
+    measure = _METRICS[metric]
+    params: dict = {"measure": measure, "k": int(est.n_neighbors), "threshold": 0.0,
+                    "zero_rule": est.weights == "distance"}
+    if measure == "minkowski":
+        if p is None or not p > 0:
+            raise ExportError(f"{name}: minkowski needs p > 0")
+        if p == 2:
+            params["measure"] = "euclidean"
+        elif p == 1:
+            params["measure"] = "cityBlock"
+        else:
+            params["p"] = float(p)
+    if est._fit_method == "brute" and params["measure"] == "euclidean":
+        params["expansion"] = True  # ArgKmin's GEMM-based squared distances
+    if params["k"] > X.shape[0]:
+        raise ExportError(f"{name}: n_neighbors={params['k']} exceeds the {X.shape[0]} "
+                          "training samples")
+    inst = {f"x_{j}": X[:, j].copy() for j in range(X.shape[1])}
+    inst["id"] = np.arange(X.shape[0], dtype=np.float64)  # kneighbors' indices
+    return params, inst, unit_fields(X.shape[1])
+
+
+@register("sklearn.KNeighborsClassifier")
+def export_knn_classifier(est: Any, g: Graph, cols: list[str]) -> list[str]:
+    if getattr(est, "outputs_2d_", False):
+        raise ExportError("KNeighborsClassifier with several outputs is not supported")
+    params, inst, fields = _common(est, g, cols)
+    c = len(est.classes_)
+    inst["y_0"] = np.asarray(est._y, dtype=np.float64)  # class indices into classes_
+    method = "weightedMajorityVote" if est.weights == "distance" else "majorityVote"
+    k = params["k"]
+    outs = g.new_columns("knn", names=[f"neighbor({r})" for r in range(k)] + [
+        f"p{j}" for j in range(c)] + ["index"])
+    g.add_step("nearest_neighbor", name="kneighbors_classifier", inputs=cols, outputs=outs,
+               family=FAMILY, params=params, tables={
+                   "fields": fields, "instances": inst,
+                   "targets": {"n_classes": np.array([c], dtype=np.int32),
+                               "method": np.array([method], dtype=object)}})
+    proba = outs[k:k + c]
+    set_classifier_outputs(g, est.classes_, proba=proba, label="proba")
+    return proba
+
+
+@register("sklearn.KNeighborsRegressor")
+def export_knn_regressor(est: Any, g: Graph, cols: list[str]) -> list[str]:
+    params, inst, fields = _common(est, g, cols)
+    y = np.asarray(est._y, dtype=np.float64)
+    y = y.reshape(len(y), -1)
+    t = y.shape[1]
+    for j in range(t):
+        inst[f"y_{j}"] = y[:, j].copy()
+    method = "weightedAverage" if est.weights == "distance" else "average"
+    k = params["k"]
+    outs = g.new_columns("knn", names=[f"neighbor({r})" for r in range(k)] + [
+        f"value{j}" for j in range(t)])
+    g.add_step("nearest_neighbor", name="kneighbors_regressor", inputs=cols, outputs=outs,
+               family=FAMILY, params=params, tables={
+                   "fields": fields, "instances": inst,
+                   "targets": {"n_classes": np.zeros(t, dtype=np.int32),
+                               "method": np.array([method] * t, dtype=object)}})
+    set_regressor_outputs(g, outs[k:])
+    return outs[k:]

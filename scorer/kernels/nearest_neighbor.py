@@ -1,0 +1,319 @@
+"""Family ``nearest_neighbor``: k-nearest-neighbour models (scikit-learn KNeighbors*, PMML
+NearestNeighborModel). Distances come from the ``clustering`` family's shared functions.
+
+Op ``nearest_neighbor`` version 1 (normative)
+---------------------------------------------
+Step inputs are the ``f`` KNN inputs. Distances to every training instance are computed
+exactly as for the ``clustering`` op (params ``measure``, ``p``, ``expansion`` and table
+``fields``, same meaning; see :mod:`scorer.kernels.clustering`).
+
+params
+    ``k`` (int >= 1): number of neighbours.
+    ``threshold`` (number >= 0): weighted methods weigh a neighbour at distance ``d`` by
+    ``1 / (d + threshold)``.
+    ``zero_rule`` (bool): scikit-learn's ``weights='distance'``: when some neighbour is at
+    distance 0, the neighbours at distance 0 weigh 1 and the others 0.
+
+tables
+    ``instances``: one row per training instance: float64 ``x_0 .. x_{f-1}``, float64 ``id``
+    (the value the neighbour outputs hold), float64 ``y_0 .. y_{t-1}`` (target values: the
+    number for a continuous target, the 0-based class index for a categorical one).
+    ``targets``: one row per target: int32 ``n_classes`` (0: continuous), string ``method``
+    (``average``, ``median``, ``weightedAverage`` for continuous targets; ``majorityVote``,
+    ``weightedMajorityVote`` for categorical ones).
+    ``fields``: as for ``clustering``.
+
+Neighbours: the ``k`` instances with the smallest distance, in increasing distance; ties
+go to the instance that comes first in the table (a stable sort). Instances at NaN or
++inf distance are never neighbours, so a row may have fewer than ``k``.
+
+Outputs, in order: ``k`` columns ``id`` of the 1st .. k-th neighbour (NaN where there is
+none); then, per target in table order: a continuous target -> one column: ``average`` the
+mean of the neighbours' ``y`` (summed in neighbour order, divided by their count),
+``median`` their median (mean of the two middle values for an even count),
+``weightedAverage`` ``sum(w * y) / sum(w)``; a categorical target with ``c`` classes ->
+``c`` probability columns ``votes[j] / sum(votes)`` (votes added in neighbour order, the sum
+in class order), each neighbour voting 1 (``majorityVote``) or ``w`` (weighted) for its
+class, then one column with the winning class index: the largest vote, the smallest index on
+ties. A row without neighbours outputs NaN throughout. A NaN ``y`` propagates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..ir import Step
+from ..ops import BindContext, Bound, register_op
+from ._common import f64, i64, param_float, table
+from .clustering import (
+    bind_distance,
+    expanded_distance,
+    point_distance,
+    points,
+    reference_distances,
+    row_adjustment,
+    squared_norm,
+    writable,
+)
+
+METHODS = {"average": 0, "median": 1, "weightedAverage": 2, "majorityVote": 3,
+           "weightedMajorityVote": 4}
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _insert(bd, bi, d, j):
+    """Insert instance ``j`` at distance ``d`` into the sorted buffer (kept if it beats the
+    last entry; after every entry at an equal distance, so ties keep instance order)."""
+    k = bd.shape[0]
+    if not d < bd[k - 1]:
+        return
+    pos = k - 1
+    while pos > 0 and bd[pos - 1] > d:
+        bd[pos] = bd[pos - 1]
+        bi[pos] = bi[pos - 1]
+        pos -= 1
+    bd[pos] = d
+    bi[pos] = j
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _weights(bd, m, threshold, zero_rule, w):
+    zero = False
+    if zero_rule:
+        for r in range(m):
+            if bd[r] == 0.0:
+                zero = True
+    for r in range(m):
+        if zero:
+            w[r] = 1.0 if bd[r] == 0.0 else 0.0
+        else:
+            w[r] = 1.0 / (bd[r] + threshold)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _nn_row(ws, i, in_cols, out_cols, inst, ids, ys, weight, compare, scale, missing_weight,
+            measure, p, expansion, cc, threshold, zero_rule, n_classes, methods, starts,
+            x, bd, bi, w, tmp, votes):
+    f = in_cols.shape[0]
+    k = bd.shape[0]
+    for j in range(f):
+        x[j] = ws[i, in_cols[j]]
+    for r in range(k):
+        bd[r] = math.inf
+        bi[r] = -1
+    if expansion:
+        xx = squared_norm(x)
+        for j in range(inst.shape[0]):
+            _insert(bd, bi, expanded_distance(x, inst[j], xx, cc[j], measure), j)
+    else:
+        adj = row_adjustment(x, missing_weight)
+        if adj == adj:
+            for j in range(inst.shape[0]):
+                d = point_distance(x, inst[j], weight, compare, scale, measure, p, adj)
+                _insert(bd, bi, d, j)
+    m = 0
+    while m < k and bi[m] >= 0:
+        m += 1
+    for r in range(k):
+        ws[i, out_cols[r]] = ids[bi[r]] if r < m else math.nan
+    _weights(bd, m, threshold, zero_rule, w)
+    for t in range(n_classes.shape[0]):
+        o = starts[t]
+        c = n_classes[t]
+        meth = methods[t]
+        if m == 0:
+            for q in range(c + 1 if c > 0 else 1):
+                ws[i, out_cols[o + q]] = math.nan
+            continue
+        if c == 0:
+            if meth == 0:
+                s = 0.0
+                for r in range(m):
+                    s += ys[bi[r], t]
+                ws[i, out_cols[o]] = s / m
+            elif meth == 2:
+                s = 0.0
+                sw = 0.0
+                for r in range(m):
+                    s += ys[bi[r], t] * w[r]
+                for r in range(m):
+                    sw += w[r]
+                ws[i, out_cols[o]] = s / sw
+            else:
+                nan = False
+                for r in range(m):
+                    tmp[r] = ys[bi[r], t]
+                    if math.isnan(tmp[r]):
+                        nan = True
+                if nan:
+                    ws[i, out_cols[o]] = math.nan
+                else:
+                    srt = np.sort(tmp[:m])
+                    h = m // 2
+                    ws[i, out_cols[o]] = srt[h] if m % 2 == 1 else (srt[h - 1] + srt[h]) / 2.0
+        else:
+            for q in range(c):
+                votes[q] = 0.0
+            bad = False
+            for r in range(m):
+                y = ys[bi[r], t]
+                if not (y >= 0.0 and y < c):
+                    bad = True
+                    break
+                votes[int(y)] += 1.0 if meth == 3 else w[r]
+            if bad:
+                for q in range(c + 1):
+                    ws[i, out_cols[o + q]] = math.nan
+                continue
+            total = 0.0
+            for q in range(c):
+                total += votes[q]
+            best = 0
+            for q in range(c):
+                ws[i, out_cols[o + q]] = votes[q] / total
+                if votes[q] > votes[best]:
+                    best = q
+            ws[i, out_cols[o + c]] = float(best)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def nearest_neighbor_kernel(ws, in_cols, out_cols, inst, ids, ys, weight, compare, scale,
+                            missing_weight, measure, p, expansion, cc, k, threshold, zero_rule,
+                            n_classes, methods, starts):
+    c_max = 1
+    for t in range(n_classes.shape[0]):
+        c_max = max(c_max, n_classes[t])
+    x = np.empty(in_cols.shape[0])
+    bd = np.empty(k)
+    bi = np.empty(k, dtype=np.int64)
+    w = np.empty(k)
+    tmp = np.empty(k)
+    votes = np.empty(c_max)
+    for i in range(ws.shape[0]):
+        _nn_row(ws, i, in_cols, out_cols, inst, ids, ys, weight, compare, scale,
+                missing_weight, measure, p, expansion, cc, threshold, zero_rule, n_classes,
+                methods, starts, x, bd, bi, w, tmp, votes)
+    return -1
+
+
+@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+def nearest_neighbor_kernel_parallel(ws, in_cols, out_cols, inst, ids, ys, weight, compare,
+                                     scale, missing_weight, measure, p, expansion, cc, k,
+                                     threshold, zero_rule, n_classes, methods, starts):
+    c_max = 1
+    for t in range(n_classes.shape[0]):
+        c_max = max(c_max, n_classes[t])
+    n = ws.shape[0]
+    block = 64
+    for b in prange((n + block - 1) // block):
+        x = np.empty(in_cols.shape[0])
+        bd = np.empty(k)
+        bi = np.empty(k, dtype=np.int64)
+        w = np.empty(k)
+        tmp = np.empty(k)
+        votes = np.empty(c_max)
+        for i in range(b * block, min(n, (b + 1) * block)):
+            _nn_row(ws, i, in_cols, out_cols, inst, ids, ys, weight, compare, scale,
+                    missing_weight, measure, p, expansion, cc, threshold, zero_rule,
+                    n_classes, methods, starts, x, bd, bi, w, tmp, votes)
+    return -1
+
+
+def nearest_neighbor_reference(ws, in_cols, out_cols, inst, ids, ys, weight, compare, scale,
+                               missing_weight, measure, p, expansion, cc, k, threshold,
+                               zero_rule, n_classes, methods, starts):
+    X = ws[:, in_cols]
+    n = X.shape[0]
+    d = reference_distances(X, inst, weight, compare, scale, missing_weight, measure, p,
+                            expansion)
+    usable = d < np.inf  # False for NaN and +inf
+    key = np.where(usable, d, np.inf)
+    order = np.argsort(key, axis=1, kind="stable")[:, :k]  # stable: ties in instance order
+    dist = np.take_along_axis(key, order, axis=1)
+    m = np.minimum((dist < np.inf).sum(axis=1), k)
+    out = np.full((n, len(out_cols)), np.nan)
+    for i in range(n):
+        mi = int(m[i])
+        nb = order[i, :mi]
+        di = dist[i, :mi]
+        out[i, :mi] = ids[nb]
+        if mi == 0:
+            continue
+        if zero_rule and (di == 0.0).any():
+            w = (di == 0.0).astype(np.float64)
+        else:
+            with np.errstate(divide="ignore"):
+                w = 1.0 / (di + threshold)
+        for t in range(len(n_classes)):
+            o, c, meth = int(starts[t]), int(n_classes[t]), int(methods[t])
+            y = ys[nb, t]
+            if c == 0:
+                if meth == 0:
+                    out[i, o] = _seq_sum(y) / mi
+                elif meth == 2:
+                    out[i, o] = _seq_sum(y * w) / _seq_sum(w)
+                else:
+                    out[i, o] = np.nan if np.isnan(y).any() else float(np.median(y))
+                continue
+            if not ((y >= 0) & (y < c)).all():
+                continue  # NaN outputs
+            votes = np.zeros(c)
+            for r in range(mi):
+                votes[int(y[r])] += 1.0 if meth == 3 else w[r]
+            out[i, o:o + c] = votes / _seq_sum(votes)
+            out[i, o + c] = float(np.argmax(votes))
+    ws[:, out_cols] = out
+    return -1
+
+
+def _seq_sum(v: np.ndarray) -> float:
+    s = 0.0
+    for a in v:
+        s += float(a)
+    return s
+
+
+@register_op("nearest_neighbor", family="nearest_neighbor")
+def bind_nearest_neighbor(step: Step, ctx: BindContext) -> Bound:
+    f = len(step.inputs)
+    weight, compare, scale, qw, measure, p, expansion = bind_distance(step, f)
+    t_inst = table(step, "instances")
+    inst = points(t_inst, f)
+    n = inst.shape[0]
+    ids = writable(f64(t_inst["id"]))
+    tt = table(step, "targets")
+    n_classes = writable(i64(tt["n_classes"]))
+    names = [str(m) for m in tt["method"]]
+    nt = len(n_classes)
+    ys = (np.ascontiguousarray(np.column_stack([f64(t_inst[f"y_{t}"]) for t in range(nt)]))
+          if nt else np.zeros((n, 0)))
+    k = int(step.params["k"])
+    if k < 1 or n == 0:
+        raise ValueError(f"nearest_neighbor needs k >= 1 and instances (k={k}, {n} instances)")
+    methods = np.empty(nt, dtype=np.int64)
+    starts = np.empty(nt, dtype=np.int64)
+    o = k
+    for t in range(nt):
+        if names[t] not in METHODS:
+            raise ValueError(f"scoring method '{names[t]}' unknown (known: {', '.join(METHODS)})")
+        methods[t] = METHODS[names[t]]
+        if (n_classes[t] == 0) != (methods[t] <= 2) or n_classes[t] < 0:
+            raise ValueError(f"target {t}: method '{names[t]}' does not fit n_classes "
+                             f"{n_classes[t]}")
+        starts[t] = o
+        o += 1 if n_classes[t] == 0 else n_classes[t] + 1
+    if len(step.outputs) != o:
+        raise ValueError(f"nearest_neighbor has {len(step.outputs)} outputs, expected {o}")
+    threshold = param_float(step, "threshold", 0.0)
+    zero_rule = bool(step.params.get("zero_rule", False))
+    cc = np.array([float(squared_norm(inst[j])) for j in range(n)]) if expansion else \
+        np.zeros(n)
+    args = (ctx.cols(step.inputs, step=step), ctx.cols(step.outputs, step=step), inst, ids, ys,
+            weight, compare, scale, qw, measure, p, expansion, cc, k, threshold, zero_rule,
+            n_classes, methods, starts)
+    return Bound(nearest_neighbor_kernel, nearest_neighbor_reference, args,
+                 parallel=nearest_neighbor_kernel_parallel,
+                 parallel_min_rows=max(512, 4_000_000 // max(1, n * max(f, 1))))
