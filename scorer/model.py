@@ -65,8 +65,10 @@ class Model:
         #: the steps' tables were dropped after binding (:func:`load` with keep_tables=False)
         self.tables_released = False
         self._encoder = InputEncoder(bundle.inputs, self.width)
-        # rows per chunk of a large batch: a chunk's workspace (~1 MiB) stays in cache
-        self._chunk_rows = max(1024, (1 << 20) // (8 * self.width))
+        # rows per chunk of a large batch: a chunk's workspace (~4 MiB) stays in L2 / L3, and
+        # chunks are large enough that the per-chunk Python and dispatch cost stays small
+        # (logistic regression, 30 features: 13.4M rows/s at 1 MiB chunks, 14.7M at 4 MiB)
+        self._chunk_rows = max(1024, (4 << 20) // (8 * self.width))
         self._has_parallel = any(b.parallel is not None for b in self._plan)
         self._outputs = bundle.outputs
         for o in self._outputs:
