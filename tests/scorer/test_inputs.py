@@ -124,7 +124,7 @@ def test_not_a_table(iris_model):
 
 def test_large_batches_run_in_chunks_with_identical_results(iris_model):
     est, model, X = iris_model
-    big = np.tile(X, (400, 1))  # 60,000 rows: several chunks
+    big = np.tile(X, (800, 1))  # 120,000 rows: several chunks
     assert len(big) > 4 * model._chunk_rows
     import numba
 
@@ -133,7 +133,7 @@ def test_large_batches_run_in_chunks_with_identical_results(iris_model):
         for threads in (1, numba.config.NUMBA_NUM_THREADS):
             numba.set_num_threads(threads)
             got = model.predict_proba(big)
-            np.testing.assert_array_equal(got, np.tile(model.predict_proba(X), (400, 1)))
+            np.testing.assert_array_equal(got, np.tile(model.predict_proba(X), (800, 1)))
     finally:
         numba.set_num_threads(before)
     np.testing.assert_allclose(got, est.predict_proba(big), rtol=1e-12, atol=1e-12)
