@@ -57,9 +57,11 @@ def test_kernel_matches_reference(n, f, k, measure, data):
     qw = data.draw(arrays(np.float64, (f,), elements=st.floats(0.1, 5.0, width=64)))
     p = data.draw(st.floats(0.5, 4.0)) if measure == 4 else 2.0
     a, b = run(X, C, weight=w, compare=cmp, scale=np.full(f, 2.5), qw=qw, measure=measure, p=p)
-    # minkowski's x ** p: Numba's pow and NumPy's may differ in the last ulp
-    assert_same(a, b, rel=1e-13 if measure == 4 else 0.0)
-    if measure != 4:
+    # minkowski's x ** p and gaussSim's exp: Numba's libm and NumPy's may differ in the last
+    # ulp (then a near-tie may pick another winner: winners are compared when exact only)
+    libm = measure == 4 or bool((cmp == 1).any())
+    assert_same(a[:, :-1], b[:, :-1], rel=1e-13 if libm else 0.0)
+    if not libm:
         assert np.array_equal(a[:, -1], b[:, -1], equal_nan=True)
 
 
