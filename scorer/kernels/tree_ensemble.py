@@ -305,17 +305,15 @@ def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
                         acc[i, o + w] += leafv[leaf, w]
     else:
         # A few rows (a single-row request): one lane per tree of a group of trees instead,
-        # so the walks still overlap (each lane reads its own copy of the row); leaves are
-        # added afterwards in table order.
+        # so the walks still overlap; leaves are added afterwards in table order.
         g_max = xrep.shape[0] // nf
         xrep2 = xrep.reshape((g_max, nf))
         for i in range(nb):
             row_nan_free = True
             for f in range(nf):
                 row_nan_free &= xb[i, f] == xb[i, f]
-            for j in range(g_max):
-                for f in range(nf):
-                    xrep2[j, f] = xb[i, f]
+            copied = False  # the general walk's per-lane copies of the row, made on demand
+            row = xf[i * nf:]
             for t0 in range(0, n_trees, g_max):
                 g = min(g_max, n_trees - t0)
                 steps = 0
@@ -326,11 +324,17 @@ def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
                 if slow == 0:
                     for j in range(g):
                         curu[j] = np.uint32(trees[t0 + j, 0])
-                    _walk_plain(xrep, nf, curu, g, steps, row_nan_free, thr, featu, childu,
+                    # every lane reads the same row (stride 0)
+                    _walk_plain(row, 0, curu, g, steps, row_nan_free, thr, featu, childu,
                                 missu)
                     for j in range(g):
                         cur[j] = leafu[curu[j]]
                 else:
+                    if not copied:
+                        for j in range(g_max):
+                            for f in range(nf):
+                                xrep2[j, f] = xb[i, f]
+                        copied = True
                     for j in range(g):
                         cur[j] = trees[t0 + j, 0]
                     _walk(xrep2, cur, g, steps, row_nan_free, thr, nodes, cat_words,
