@@ -567,8 +567,27 @@ class Reader:
         elif k == 2 and (norm == "none" or norm in _ELEMENTWISE or norm == "logit"):
             # binary: the first table gives p, the second 1 - p
             prog.emit("LOADOUT", 0)
-            if norm != "none":
+            if scope.math32 and norm == "logit":
+                # float context: p = 1 / (1 + exp(-y)) with every operation rounded to float,
+                # as XGBoost computes it (and 1 - p below is then a float subtraction: its
+                # cancellation is what the document's verification rows record)
+                prog.emit("NEG")
+                prog.emit("EXP")
+                prog.emit("F32")
+                prog.const(1.0)
+                prog.emit("ADD")
+                prog.emit("F32")
+                prog.emit("STORE", k)
+                prog.const(1.0)
+                prog.emit("LOADOUT", k)
+                prog.emit("DIV")
+                prog.emit("F32")
+            elif norm != "none":
                 prog.emit(_ELEMENTWISE.get(norm, "EXPIT"))
+                if scope.math32:
+                    prog.emit("F32")
+            elif scope.math32:
+                prog.emit("F32")
             prog.emit("STORE", k)
             prog.const(1.0)
             prog.emit("LOADOUT", k)
