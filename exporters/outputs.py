@@ -104,6 +104,10 @@ def expected_outputs(est: Any, X: Any, outputs: list[Output]) -> dict[str, np.nd
 
     result: dict[str, np.ndarray] = {}
     for o in outputs:
+        # (a PMML document may add outputs the original does not expose, e.g. vote fractions
+        # as "probabilities" of an SVC without predict_proba: there is nothing to compare)
+        if o.kind == "probability" and not hasattr(est, "predict_proba"):
+            continue
         if o.kind == "probability":
             result[o.name] = call("predict_proba")[:, class_index(o.class_label)]
         elif o.kind == "decision":
@@ -115,6 +119,6 @@ def expected_outputs(est: Any, X: Any, outputs: list[Output]) -> dict[str, np.nd
                 j = int(o.name[len("value("):-1]) if o.name.startswith("value(") else 0
                 p = p[:, j]
             result[o.name] = p
-        elif o.kind == "transformed":
+        elif o.kind == "transformed" and hasattr(est, "transform"):
             result[o.name] = call("transform")[:, outputs.index(o)]
     return result
