@@ -52,22 +52,12 @@ XFAIL: dict[str, str] = {
     'jpmml-sklearn/sklearn/DurationInDaysApollo':
         ("dataType 'dateTime' inputs: needs an IR input type parsing ISO strings / datetime64 "
          'into seconds since 1970 (scorer/ir.py, scorer/inputs.py)'),
-    'jpmml-sklearn/sklearn/KNNIris':
-        "the runner ignores case.json's input_fix 'dedup' (150 input rows, 149 expected): "
-        "rows shift from row 142 on; with duplicate input rows dropped every row matches",
-    'jpmml-sklearn/sklearn/KNNVersicolor':
-        "the runner ignores case.json's input_fix 'dedup' (150 input rows, 149 expected): "
-        "rows shift from row 142 on; with duplicate input rows dropped every row matches",
     'jpmml-sklearn/sklearn/LinearRegressionAirline':
         ('<Lag> reads earlier records: needs a row-order-dependent op, and a scorer that never'
          ' splits such a batch into chunks or threads'),
     'jpmml-sklearn/sklearn/LogisticRegressionAuditNA':
         ("'uppercase' of string fields without declared values: outside the vocabulary every "
          'value is code -1, so a string function of it needs a string-level input transform'),
-    'jpmml-sklearn/sklearn/MultiKNNAuto':
-        "neighbor(2..4) differ on 3 rows whose neighbours tie exactly (we keep instance "
-        "order, JPMML's top-k does not); upstream excludes them (createNeighborFields(5), "
-        "which the runner does not parse); acceleration and mpg match on every row",
     'jpmml-sklearn/sklearn/MultinomialNBSentiment':
         ("<TextIndex> (term frequencies of free text, the DefineFunction's body): the "
          'workspace holds category codes, not text'),
