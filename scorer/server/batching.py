@@ -6,11 +6,14 @@ requests that arrive within a short, bounded delay amortises that fixed cost. Of
 (``--batch-delay-us``): it trades a little latency per request for throughput under load.
 
 How a round works (no thread of its own): the first request to arrive becomes the round's
-*leader*. It waits until ``max_rows`` rows are pending or ``max_delay_s`` has passed since it
-arrived, takes the pending requests (up to ``max_rows`` rows, always at least its own), scores
-them as one batch and hands every request its own slice of the outputs. Requests that arrive
-while it scores wait for the next round, whose leader is the oldest of them. A request never
-waits longer than one delay plus the scoring of the batch ahead of it.
+*leader*. It waits only for requests already in the server: the transport *announces* each
+request as it arrives, before decoding it, and the leader waits while announced requests are
+still being decoded, until ``max_rows`` rows are pending or ``max_delay_s`` has passed since
+it arrived. A lone request therefore never waits. The leader then takes the pending requests
+(up to ``max_rows`` rows, always at least its own), scores them as one batch and hands every
+request its own slice of the outputs. Requests that arrive while it scores wait for the next
+round, whose leader is the oldest of them. A request never waits longer than one delay plus
+the scoring of the batch ahead of it.
 
 Requests are merged only with requests of the same input form (one 2-D tensor of one dtype
 and width, or the same named columns). When a merged batch is refused (a bad value in one
@@ -100,16 +103,35 @@ class Batcher:
         self._pending: list[_Item] = []
         self._pending_rows = 0
         self._leading = False
+        #: announced requests not yet submitted (being decoded)
+        self._incoming = 0
 
-    def submit(self, X: Inputs, rows: int) -> BatchResult:
+    def announce(self) -> None:
+        """A request for this version has arrived: a leader may wait for it. Follow with
+        :meth:`submit` (``announced=True``) or, if the request fails before, :meth:`withdraw`."""
+        with self._cond:
+            self._incoming += 1
+
+    def withdraw(self) -> None:
+        """An announced request will not be submitted (e.g. it could not be decoded)."""
+        with self._cond:
+            self._incoming -= 1
+            self._cond.notify_all()
+
+    def submit(self, X: Inputs, rows: int, *, announced: bool = False) -> BatchResult:
         """Score ``X`` (``rows`` rows), possibly merged with concurrent requests.
 
         Raises whatever scoring ``X`` on its own raises.
         """
         if rows >= self.max_rows:  # nothing to gain from waiting
+            if announced:
+                self.withdraw()
             return BatchResult(self._score(X), 1, True)
         item = _Item(X, rows, time.monotonic())
         with self._cond:
+            if announced:
+                self._incoming -= 1
+                self._cond.notify_all()
             self._pending.append(item)
             self._pending_rows += rows
             if self._leading:
@@ -135,7 +157,9 @@ class Batcher:
     def _lead(self, me: _Item) -> None:
         deadline = me.arrived + self.max_delay_s
         with self._cond:
-            while self._pending_rows < self.max_rows:
+            # wait for requests already in the server (announced, being decoded), not for
+            # requests that may or may not come
+            while self._pending_rows < self.max_rows and self._incoming > 0:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

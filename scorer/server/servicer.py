@@ -254,13 +254,21 @@ class InferenceServicer:
         return children
 
     def _infer(self, lv: LoadedVersion, req: Any) -> tuple[Any, int, int, int, int]:
-        dec = codec.decode_request(req, lv.schema, max_rows=self.config.max_rows)
+        batcher = self._batcher(lv) if self.config.batching else None
+        if batcher is not None:
+            batcher.announce()  # a batch leader may wait for this request while it decodes
+        try:
+            dec = codec.decode_request(req, lv.schema, max_rows=self.config.max_rows)
+        except BaseException:
+            if batcher is not None:
+                batcher.withdraw()
+            raise
         t1 = time.perf_counter_ns()
         if _DEBUG_DELAY_S:
             time.sleep(_DEBUG_DELAY_S)
         executions = 1
-        if self.config.batching:
-            res = self._batcher(lv).submit(dec.X, dec.rows)
+        if batcher is not None:
+            res = batcher.submit(dec.X, dec.rows, announced=True)
             arrays, executions = res.arrays, int(res.executed)
             if res.batch_requests > 1:
                 self.metrics.batched.labels(lv.name, lv.version).inc()

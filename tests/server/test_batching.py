@@ -38,12 +38,15 @@ class Recorder:
 
 
 def _concurrent(batcher: Batcher, inputs: list, rows: list[int]):
+    """Every request arrives (is announced) first, then all submit at once."""
     barrier = threading.Barrier(len(inputs))
+    for _ in inputs:
+        batcher.announce()
 
     def go(k):
         barrier.wait()
         try:
-            return batcher.submit(inputs[k], rows[k])
+            return batcher.submit(inputs[k], rows[k], announced=True)
         except Exception as exc:
             return exc
 
@@ -76,14 +79,34 @@ def test_a_full_batch_does_not_wait_for_the_delay():
     assert max(rec.calls) <= 4
 
 
-def test_large_requests_skip_batching_and_a_lone_request_waits_at_most_the_delay():
+def test_large_requests_skip_batching_and_a_lone_request_does_not_wait():
     rec = Recorder()
-    b = Batcher(rec, max_rows=10, max_delay_s=0.05)
-    r = b.submit(np.ones((10, 2)), 10)  # max_rows or more: scored at once
+    b = Batcher(rec, max_rows=10, max_delay_s=30.0)
+    b.announce()
+    r = b.submit(np.ones((10, 2)), 10, announced=True)  # max_rows or more: scored at once
     assert r.batch_requests == 1 and r.executed and rec.calls == [10]
     t0 = time.monotonic()
-    r = b.submit(np.ones((1, 2)), 1)
+    r = b.submit(np.ones((1, 2)), 1)  # nobody else in flight: no reason to wait
     assert time.monotonic() - t0 < 5.0 and r.arrays["sum"].tolist() == [2.0]
+
+
+def test_the_leader_waits_for_announced_requests_only_until_the_delay():
+    rec = Recorder()
+    b = Batcher(rec, max_rows=100, max_delay_s=0.2)
+    b.announce()  # a request that never comes (its decoding hangs): bounded by the delay
+    t0 = time.monotonic()
+    r = b.submit(np.ones((1, 2)), 1)
+    waited = time.monotonic() - t0
+    assert 0.15 <= waited < 5.0 and r.arrays["sum"].tolist() == [2.0]
+    b.withdraw()
+    # a withdrawn request (refused while decoding) releases a waiting leader at once
+    b2 = Batcher(Recorder(), max_rows=100, max_delay_s=30.0)
+    b2.announce()
+    b2.announce()
+    threading.Timer(0.1, b2.withdraw).start()
+    t0 = time.monotonic()
+    b2.submit(np.ones((1, 2)), 1, announced=True)
+    assert time.monotonic() - t0 < 5.0
 
 
 def test_a_bad_request_fails_alone_with_its_own_row_numbers():
@@ -128,7 +151,12 @@ def test_invalid_settings_are_refused():
         Batcher(Recorder(), max_rows=10, max_delay_s=0.0)
 
 
-def test_server_batches_concurrent_clients(main_repo, bundles):
+def test_server_batches_concurrent_clients(main_repo, bundles, monkeypatch):
+    import scorer.server.servicer as servicer
+
+    # each request lingers 50 ms after decoding (announced, not yet submitted), so that
+    # concurrent requests are in the server together, as under load
+    monkeypatch.setattr(servicer, "_DEBUG_DELAY_S", 0.05)
     b = bundles["iris"]
     with serve(main_repo, port=0, poll_interval=0, batch_delay_us=20_000,
                batch_max_rows=256, ready_timeout=60) as server:
