@@ -5,9 +5,29 @@ Supported: ``weights`` ``uniform`` / ``distance``; metrics euclidean, manhattan,
 minkowski (any ``p > 0``). ``distance`` weights are ``1 / d``, except that a query at
 distance 0 from some training points weighs those 1 and the others 0 (scikit-learn's rule:
 ``zero_rule``). Brute-force euclidean search in scikit-learn computes distances with the
-squared-norm expansion; the step then does too (``expansion``). Neighbours at exactly equal
-distances: the step takes them in training order; scikit-learn's tree and heap searches do
-not promise an order, so such ties may pick other neighbours (not for continuous data).
+squared-norm expansion; the step then does too (``expansion``).
+
+Neighbours at exactly equal distances (ties at the k-th distance change the prediction):
+
+- brute force (``_fit_method == 'brute'``, e.g. more than 15 features): the step replays
+  scikit-learn's ``ArgKmin`` heap (``search="heap"``), so bit-identical distances tie as in
+  scikit-learn when it searches the training rows in order: ``predict_proba`` with uniform
+  weights (always ``parallel_on_X``), or one thread, or batches with at least as many rows as
+  the training set. Otherwise (``parallel_on_Y``, used for smaller batches) each thread keeps
+  its own heap over part of the training rows, so scikit-learn's choice depends on its
+  thread count. Distances that are equal in exact arithmetic but computed from different
+  numbers (e.g. one-hot rows differing in different columns) tie or not depending on the
+  rounding of scikit-learn's BLAS ``dgemm`` / ``ddot`` (CPU-specific kernels, and dependent
+  on the position of the row in its 256-row chunk, so scikit-learn can score the same row
+  differently alone and in a batch); the step sums left to right and may pick the other
+  neighbour. For ``k > 15`` scikit-learn sorts the heap with an introsort, so the order (not
+  the set) of tied neighbours may differ.
+- KD / ball tree: the order of ties is the tree traversal's; the step keeps training order
+  (``search="stable"``), so such ties may pick other neighbours (not for continuous data).
+
+Rows with fewer than ``k`` training instances at a finite distance (inputs so large that
+the squared distances overflow to inf) are refused (``too_few="error"``): scikit-learn
+returns training instance 0 ``k`` times at distance inf there, a meaningless result.
 """
 
 from __future__ import annotations
@@ -63,8 +83,14 @@ def _common(est: Any, g: Graph, cols: list[str]) -> tuple[dict, dict, np.ndarray
             params["measure"] = "cityBlock"
         else:
             params["p"] = float(p)
-    if est._fit_method == "brute" and params["measure"] == "euclidean":
-        params["expansion"] = True  # ArgKmin's GEMM-based squared distances
+    if est._fit_method == "brute":
+        # ArgKmin: a max-heap of k fed the training rows in order, ties decided as it does
+        params["search"] = "heap"
+        if params["measure"] == "euclidean":
+            params["expansion"] = True  # ArgKmin's GEMM-based squared distances
+    # a row whose distances overflow to inf has no nearest neighbours; scikit-learn then
+    # returns training row 0 k times, an artifact of its search: refuse such rows
+    params["too_few"] = "error"
     if params["k"] > X.shape[0]:
         raise ExportError(f"{name}: n_neighbors={params['k']} exceeds the {X.shape[0]} "
                           "training samples")
