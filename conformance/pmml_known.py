@@ -26,8 +26,6 @@ XFAIL: dict[str, str] = {
     'jpmml-sklearn/sklearn-extension/NGBoostLogAuto':
         ("input 'ci' (the confidence level, an active field of the model) is not a column of "
          'the input CSV: upstream passes it separately'),
-    'jpmml-sklearn/sklearn-extension/PyCaretMaskedIris':
-        "line 1, column 1149: <MiningModel>: functionName='mixed' not supported",
     'jpmml-sklearn/sklearn-extension/SGDEstimatorAudit':
         "expected 0/1 probabilities for a hinge-loss SGD; PMML's logit gives 0.76",
     'jpmml-sklearn/sklearn/BernoulliNBSentiment':

@@ -201,12 +201,23 @@ class Model:
                     f"step '{b.name}' failed on row {status}")
 
     def _labels(self, res: np.ndarray, o: Output | None = None) -> np.ndarray:
+        """Class values, shape (n_rows,); a row without a prediction (every argmax column, or
+        the threshold column, NaN: e.g. a PMML nullPrediction) has a missing label, None (the
+        array is then of object dtype)."""
         rule, sel, threshold, classes = self._label_rules[(o or self._label).name]
         if rule == "argmax":
-            idx = np.argmax(res[:, sel], axis=1)
+            vals = res[:, sel]
+            idx = np.argmax(vals, axis=1)
+            missing = np.isnan(vals).all(axis=1)
         else:
-            idx = (res[:, sel] > threshold).astype(np.int64)
-        return classes[idx]
+            vals = res[:, sel]
+            idx = (vals > threshold).astype(np.int64)
+            missing = np.isnan(vals)
+        out = classes[idx]
+        if missing.any():
+            out = out.astype(object)
+            out[missing] = None
+        return out
 
     def _column(self, res: np.ndarray, o: Output) -> np.ndarray:
         if o.kind == "label":

@@ -897,6 +897,8 @@ class Reader:
             segs.append((preds[0], models[0], float(s.get("weight", "1"))))
         if not segs:
             raise fail(seg, "has no Segment")
+        if res.function == "mixed" and method != "modelChain":
+            raise fail(el, "functionName='mixed' is supported for a modelChain only")
         if method in ("modelChain", "x-multiModelChain"):
             self._model_chain(seg, segs, scope, res, multi=method == "x-multiModelChain")
         elif method == "selectFirst":
@@ -928,6 +930,13 @@ class Reader:
                 res.multi.append(last)
         if multi:
             return
+        if res.function == "mixed":
+            # PMML 4.4 "mixed" chain (e.g. an outlier detector, then a classifier): the
+            # model's function is that of the segment predicting its target, the last one
+            final = picked[-1][1]
+            res.function = final.function
+            res.classes = final.classes
+            res.target_dtype = final.target_dtype
         # the result is the last segment whose predicate holds among those predicting the
         # target (a segment of another target, e.g. an outlier detector, never is: where no
         # such segment holds, the result is missing)
@@ -1354,7 +1363,8 @@ class Reader:
 # --- the built-in families -------------------------------------------------------------------
 register_model("RegressionModel", parts=("RegressionTable",))(Reader._regression)
 register_model("TreeModel", parts=("Node",))(Reader._tree_model)
-register_model("MiningModel", parts=("Segmentation",))(Reader._mining_model)
+register_model("MiningModel", parts=("Segmentation",),
+               functions=("regression", "classification", "mixed"))(Reader._mining_model)
 register_model("GeneralRegressionModel", parts=(
     "ParameterList", "FactorList", "CovariateList", "PPMatrix", "PCovMatrix", "ParamMatrix",
     "EventValues", "BaseCumHazardTables"))(Reader._general_regression)
@@ -1388,6 +1398,13 @@ def _argmax(prog: Program, cols: list[int], label: int, scratch: int) -> None:
         prog.emit("LOADOUT", scratch)
         prog.emit("IF")
         prog.emit("STORE", scratch)
+    # no maximum (the first value missing, as when every value is): the label is missing
+    prog.emit("LOADOUT", scratch)
+    prog.emit("ISMISSING")
+    prog.const(math.nan)
+    prog.emit("LOADOUT", label)
+    prog.emit("IF")
+    prog.emit("STORE", label)
 
 
 def _is_number(s: str) -> bool:
@@ -1435,17 +1452,15 @@ def build(root: Element, *, name: str) -> Bundle:
     def label_output(oname: str, code_col: str, classes: list[str], dtype: str) -> Output:
         probs = rd.argmax_of.get(code_col)
         if probs is not None and len(probs) == len(classes):
-            # NaN probabilities are all NaN together (class 0 either way)
+            # NaN probabilities are all NaN together: the label is missing
             return Output(name=oname, kind="label", type=_type_of(dtype), rule="argmax",
                           columns=list(probs),
                           classes=[typed_class(c, dtype) for c in classes])
         prog = Program(rd.budget)
-        for j in range(len(classes)):
+        for j in range(len(classes)):  # one-hot of the code; all NaN (a missing label) if NaN
             prog.load(code_col)
             prog.const(float(j))
             prog.emit("EQ")
-            prog.const(0.0)
-            prog.emit("SURROGATE")
             prog.emit("STORE", j)
         ind = rd.program_step(f"label_{oname}", prog, len(classes))
         cls = [typed_class(c, dtype) for c in classes]

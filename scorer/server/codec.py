@@ -364,13 +364,22 @@ def encode_outputs(resp: Any, schema: ModelSchema, arrays: dict[str, np.ndarray]
         out.datatype = dt
         out.shape.append(rows)
         if dt == "BYTES":
-            items = [v if isinstance(v, bytes) else str(v).encode("utf-8")
+            # a missing label (no prediction for the row) is the empty string
+            items = [v if isinstance(v, bytes) else b"" if v is None else str(v).encode("utf-8")
                      for v in values.tolist()]
             if raw:
                 raw_out.append(serialize_bytes(items))
             else:
                 out.contents.bytes_contents.extend(items)
             continue
+        if values.dtype == object and any(v is None for v in values.tolist()):
+            if dt not in ("FP32", "FP64"):
+                row = next(i for i, v in enumerate(values.tolist()) if v is None)
+                raise InputError(
+                    f"row {row}: the model gives no prediction (a missing '{name}'), which a "
+                    f"{dt} tensor cannot carry; request the probability outputs instead")
+            values = np.array([np.nan if v is None else v for v in values.tolist()],
+                              dtype=np.float64)
         arr = np.ascontiguousarray(values, dtype=RAW_DTYPES[dt])
         if raw:
             raw_out.append(arr.tobytes() if _LITTLE

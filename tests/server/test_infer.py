@@ -153,3 +153,25 @@ def test_large_batch_raw(client: tc.InferenceServerClient, bundles) -> None:
     np.testing.assert_allclose(_proba(result), b.est.predict_proba(X.astype(np.float32)
                                                                    .astype(np.float64)),
                                rtol=1e-9, atol=1e-12)
+
+
+def test_missing_labels_on_the_wire():
+    """A row without a prediction (label None): the empty string in a BYTES tensor, NaN in
+    FP64; an INT64 tensor cannot carry it, so the request is refused, naming the row."""
+    import math
+    from types import SimpleNamespace
+
+    from protos import inference_pb2 as pb
+    from scorer.errors import InputError
+    from scorer.server.codec import encode_outputs
+
+    schema = SimpleNamespace(output_dtypes={"k": "BYTES", "n": "INT64", "d": "FP64"})
+    resp = pb.ModelInferResponse()
+    labels = np.array(["no", None], dtype=object)
+    encode_outputs(resp, schema, {"k": labels, "d": np.array([1.0, None], dtype=object)},
+                   ["k", "d"], 2, raw=False)
+    assert list(resp.outputs[0].contents.bytes_contents) == [b"no", b""]
+    assert math.isnan(resp.outputs[1].contents.fp64_contents[1])
+    with pytest.raises(InputError, match="row 1: the model gives no prediction"):
+        encode_outputs(pb.ModelInferResponse(), schema,
+                       {"n": np.array([1, None], dtype=object)}, ["n"], 2, raw=True)

@@ -742,3 +742,30 @@ def test_date_time_inputs_are_refused_with_the_reason():
         b'<DataField name="t" optype="continuous" dataType="dateTime"/></DataDictionary>')
     with pytest.raises(PMMLError, match=r"<DataField>: dataType 'dateTime' not supported \(date"):
         read_pmml_bytes(doc)
+
+
+# --- missing predictions ---------------------------------------------------------------------
+@pytest.mark.parametrize("fast", [True, False])
+def test_no_prediction_is_a_missing_label_not_the_first_class(fast, monkeypatch):
+    """nullPrediction: a missing value at a split leaves the row without a prediction; its
+    probabilities are NaN and its label is missing (None), never the first class."""
+    from exporters.pmml import trees as trees_mod
+
+    monkeypatch.setattr(trees_mod, "FAST_PATH", fast)
+    m = f"""<TreeModel functionName="classification" missingValueStrategy="nullPrediction">
+      {schema("k", "x")}
+      <Node score="no"><True/>
+        <Node score="no"><SimplePredicate field="x" operator="lessOrEqual" value="0"/>
+          <ScoreDistribution value="no" recordCount="3"/>
+          <ScoreDistribution value="yes" recordCount="1"/></Node>
+        <Node score="yes"><SimplePredicate field="x" operator="greaterThan" value="0"/>
+          <ScoreDistribution value="no" recordCount="1"/>
+          <ScoreDistribution value="yes" recordCount="3"/></Node>
+      </Node></TreeModel>"""
+    assert ("tree_ensemble" in ops(m)) == fast
+    model = load(m)
+    got = model.score_arrays({"x": np.array([-1.0, math.nan, 2.0])})
+    assert list(got["k"]) == ["no", None, "yes"]
+    assert np.isnan(got["probability(no)"][1]) and got["probability(no)"][0] == 0.75
+    assert list(model.predict({"x": np.array([math.nan])})) == [None]
+
