@@ -24,3 +24,13 @@ def test_smoke_run(tmp_path):
         onnx = engines["onnxruntime"]
         assert onnx["status"] in ("ok", "skipped") and (onnx["status"] == "ok"
                                                          or onnx["reason"])
+
+
+def test_step_profile_lists_every_step(tmp_path):
+    from benchmarks.steps import profile
+
+    rows = profile("logreg", rows=300, repeats=1, workdir=tmp_path)
+    names = [what for what, _ in rows]
+    assert names[0].startswith("encode") and names[-1] == "whole call"
+    assert any(n.startswith("step ") for n in names)
+    assert all(ns > 0 for _, ns in rows)
