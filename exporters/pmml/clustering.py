@@ -23,7 +23,7 @@ import numpy as np
 from .expressions import resolve
 from .fields import Col, Scope, array_values, fail
 from .program import Program
-from .reader import MODEL_FAMILIES, _argmax, register_model
+from .reader import MODEL_FAMILIES, emit_argmax, register_model
 from .safexml import Element
 
 if TYPE_CHECKING:
@@ -262,7 +262,7 @@ def cluster_ensemble(rd: Reader, el: Element, scope: Scope, res: Result) -> None
                 prog.emit("ADD")
             n += 1
         prog.emit("STORE", j)
-    _argmax(prog, list(range(u)), u, u + 1)
+    emit_argmax(prog, list(range(u)), u, u + 1)
     for j in range(u):  # no votes at all: no winner
         prog.emit("LOADOUT", j)
         if j:

@@ -154,3 +154,21 @@ def same_class(a: str, b: str) -> bool:
         return float(a) == float(b)
     except ValueError:
         return False
+
+
+def attr_number(el: Element, attr: str, default: str | None = None, *,
+                missing: float | None = None, required: bool = False) -> float | None:
+    """Attribute ``attr`` of ``el`` as a number (``default`` when absent).
+
+    Absent with no default: an error naming the element if ``required``, else ``missing``.
+    A value that is not a number is always an error naming the element and the attribute.
+    """
+    text = el.get(attr, default)
+    if text is None:
+        if required:
+            raise fail(el, f"has no '{attr}' attribute")
+        return missing
+    try:
+        return float(text)
+    except ValueError:
+        raise fail(el, f"{attr}='{text}' is not a number") from None

@@ -117,9 +117,9 @@ def general_regression(rd: Reader, el: Element, scope: Scope, res: Result) -> No
         prog.emit("STORE", 1 - first)
     else:
         raise fail(el, f"classification with modelType='{mtype}' and {k} classes")
-    from .reader import _argmax
+    from .reader import emit_argmax
 
-    _argmax(prog, list(range(k)), k, k + 1)
+    emit_argmax(prog, list(range(k)), k, k + 1)
     outs = rd.program_step("glm", prog, k + 2)
     res.probs = outs[:k]
     res.label = outs[k]

@@ -30,7 +30,7 @@ import numpy as np
 from exporters.naive_bayes import add_naive_bayes
 
 from .expressions import resolve
-from .fields import NUMERIC_TYPES, Col, Pending, Scope, constant_for, fail, same_class
+from .fields import NUMERIC_TYPES, Col, Pending, Scope, attr_number, constant_for, fail, same_class
 from .reader import register_model
 from .safexml import Element
 
@@ -43,13 +43,7 @@ _ZERO = 2.0 ** -53
 
 
 def _number(el: Element, attr: str) -> float:
-    v = el.get(attr)
-    if v is None:
-        raise fail(el, f"has no '{attr}' attribute")
-    try:
-        return float(v)
-    except ValueError:
-        raise fail(el, f"{attr}='{v}' is not a number") from None
+    return attr_number(el, attr, required=True)
 
 
 def _class_index(classes: list[str], value: str | None, el: Element) -> int:

@@ -39,7 +39,7 @@ from exporters.neural_network import add_network
 from scorer.kernels.neural_network import ACTIVATIONS, NORMALIZATIONS
 
 from .expressions import expression, resolve
-from .fields import Pending, Scope, fail, same_class
+from .fields import Pending, Scope, attr_number, fail, same_class
 from .program import Program
 from .reader import register_model
 from .safexml import Element
@@ -49,13 +49,7 @@ if TYPE_CHECKING:
 
 
 def _num(el: Element, attr: str, default: str | None = None) -> float | None:
-    text = el.get(attr, default)
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise fail(el, f"{attr}='{text}' is not a number") from None
+    return attr_number(el, attr, default)
 
 
 def _one_expression(el: Element) -> Element:

@@ -605,7 +605,7 @@ class Reader:
                 prog.emit("F32")
                 prog.emit("STORE", k + j)
         prob_idx = [k + order[c] for c in range(len(res.classes))]
-        _argmax(prog, prob_idx, 2 * k, 2 * k + 1)
+        emit_argmax(prog, prob_idx, 2 * k, 2 * k + 1)
         outs = self.program_step("regression", prog, 2 * k + 2)
         res.probs = [outs[i] for i in prob_idx]
         res.label = outs[2 * k]
@@ -724,7 +724,7 @@ class Reader:
         for j, p in enumerate(res.probs):
             prog.load(p)
             prog.emit("STORE", j)
-        _argmax(prog, list(range(n)), n, n + 1)
+        emit_argmax(prog, list(range(n)), n, n + 1)
         outs = self.program_step("label", prog, n + 2)
         res.label = outs[n]
         self.argmax_of[res.label] = list(res.probs)
@@ -1160,7 +1160,7 @@ class Reader:
             prog.const(total)
             prog.emit("DIV")
             prog.emit("STORE", j)
-        _argmax(prog, list(range(c)), c, c + 1)
+        emit_argmax(prog, list(range(c)), c, c + 1)
         outs = self.program_step("combine", prog, c + 2)
         res.probs = outs[:c]
         res.label = outs[c]
@@ -1375,7 +1375,7 @@ _ELEMENTWISE = {"exp": "EXP", "probit": "PROBIT", "cloglog": "CLOGLOG", "loglog"
                 "cauchit": "CAUCHIT", "logit": "EXPIT"}
 
 
-def _argmax(prog: Program, cols: list[int], label: int, scratch: int) -> None:
+def emit_argmax(prog: Program, cols: list[int], label: int, scratch: int) -> None:
     """Outputs ``label`` = index of the largest of outputs ``cols`` (first on ties; NaN if the
     first is NaN), using output ``scratch`` for the running maximum."""
     prog.const(0.0)

@@ -34,9 +34,9 @@ import numpy as np
 from scorer.ir import Table
 
 from .expressions import predicate
-from .fields import Col, Scope, fail, same_class
+from .fields import Col, Scope, attr_number, fail, same_class
 from .program import Program
-from .reader import _argmax, register_model
+from .reader import emit_argmax, register_model
 from .safexml import Element
 
 if TYPE_CHECKING:
@@ -67,13 +67,7 @@ def _one_predicate(el: Element) -> Element:
 
 
 def _number(el: Element, attr: str, default: str | None) -> float:
-    text = el.get(attr, default)
-    if text is None:
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        raise fail(el, f"{attr}='{text}' is not a number") from None
+    return attr_number(el, attr, default, missing=math.nan)
 
 
 class _Classes:
@@ -337,7 +331,7 @@ def _weighted_sum(rd: Reader, rules: list[_Rule], default: _Rule, scope: Scope,
         if c:
             prog.emit("ADD")
     prog.emit("STORE", fired)
-    _argmax(prog, [cand + c for c in range(k)], k, scratch)
+    emit_argmax(prog, [cand + c for c in range(k)], k, scratch)
     # confidence = total of the winner / number of firing rules
     for c in range(k):
         prog.emit("LOADOUT", k)

@@ -25,7 +25,7 @@ import math
 from typing import TYPE_CHECKING
 
 from .expressions import EXPRESSIONS, expression, predicate
-from .fields import Col, Scope, fail
+from .fields import Col, Scope, attr_number, fail
 from .program import Program
 from .reader import register_model
 from .safexml import Element
@@ -38,13 +38,7 @@ _BASELINE_METHODS = ("max", "min", "mean", "neutral", "other")
 
 
 def _number(el: Element, attr: str, default: str | None = None) -> float | None:
-    text = el.get(attr, default)
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise fail(el, f"{attr}='{text}' is not a number") from None
+    return attr_number(el, attr, default)
 
 
 def _partial(rd: Reader, att: Element, scope: Scope, prog: Program) -> None:

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .expressions import resolve
-from .fields import Col, Scope, constant_for, fail, same_class
+from .fields import Col, Scope, attr_number, constant_for, fail, same_class
 from .program import Program
-from .reader import _argmax, register_model
+from .reader import emit_argmax, register_model
 from .safexml import Element
 
 if TYPE_CHECKING:
@@ -44,11 +44,7 @@ _KERNELS = {"LinearKernelType": "linear", "PolynomialKernelType": "poly",
 
 
 def _number(el: Element, attr: str, default: str) -> float:
-    text = el.get(attr, default)
-    try:
-        return float(text)
-    except ValueError:
-        raise fail(el, f"{attr}='{text}' is not a number") from None
+    return attr_number(el, attr, default)
 
 
 def _kernel(el: Element) -> dict[str, object]:
@@ -267,7 +263,7 @@ def _classify(rd: Reader, el: Element, machines: list[Element], dec: list[str],
         if not max_wins:
             prog.emit("NEG")
         prog.emit("STORE", j)
-    _argmax(prog, list(range(k)), k, k + 1)
+    emit_argmax(prog, list(range(k)), k, k + 1)
     for j, c in enumerate(cls):
         prog.emit("LOADOUT", k)
         prog.const(float(j))
