@@ -14,7 +14,6 @@ NearestNeighborModel reader shares.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,7 @@ import numpy as np
 from .expressions import resolve
 from .fields import Col, Scope, array_values, fail
 from .program import Program
-from .reader import MODEL_FAMILIES, emit_argmax, register_model
+from .reader import emit_argmax, register_model
 from .safexml import Element
 
 if TYPE_CHECKING:
@@ -216,6 +215,7 @@ def add_cluster_features(rd: Reader, res: Result, winner: str, ids: list[str],
 
 
 # --- MiningModel functionName="clustering": a vote among ClusteringModel segments ---------------
+@register_model("MiningModel", parts=("Segmentation",), functions=("clustering",))
 def cluster_ensemble(rd: Reader, el: Element, scope: Scope, res: Result) -> None:
     """Segments (``True`` predicates, ClusteringModels) each vote for their winning cluster
     id (weight 1, or the segment's ``weight`` for weightedMajorityVote); the result is the id
@@ -278,21 +278,3 @@ def cluster_ensemble(rd: Reader, el: Element, scope: Scope, res: Result) -> None
     res.label = outs[u]
     res.target_dtype = "string"
     add_cluster_features(rd, res, outs[u], ids, list(ids), None)
-
-
-def _register_cluster_ensembles() -> None:
-    base = MODEL_FAMILIES["MiningModel"]
-    if "clustering" in base.functions:
-        return
-
-    def compile_mining(rd: Reader, el: Element, scope: Scope, res: Result) -> None:
-        if res.function == "clustering":
-            cluster_ensemble(rd, el, scope, res)
-        else:
-            base.compile(rd, el, scope, res)
-
-    MODEL_FAMILIES["MiningModel"] = dataclasses.replace(
-        base, compile=compile_mining, functions=(*base.functions, "clustering"))
-
-
-_register_cluster_ensembles()

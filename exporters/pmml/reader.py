@@ -44,17 +44,24 @@ INFORMATIVE = frozenset({"Extension", "ModelStats", "ModelExplanation", "LocalTr
                          "Header", "MiningBuildTask"})
 
 
-@dataclass(frozen=True)
+Compiler = Callable[["Reader", Element, Scope, "Result"], None]
+
+
+@dataclass
 class ModelFamily:
     """How one PMML model element compiles into bundle steps (see :func:`register_model`)."""
 
     tag: str
-    #: ``compile(reader, element, scope, result)`` fills ``result`` (value / probs / label ...)
-    compile: Callable[[Reader, Element, Scope, Result], None]
     #: child elements the model element may hold besides the :data:`INFORMATIVE` ones
     parts: tuple[str, ...]
-    #: the ``functionName`` values this family compiles
-    functions: tuple[str, ...] = ("regression", "classification")
+    #: ``functionName`` -> ``compile(reader, element, scope, result)``, which fills ``result``
+    #: (value / probs / label ...)
+    compilers: dict[str, Compiler]
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The ``functionName`` values this element compiles."""
+        return tuple(self.compilers)
 
 
 #: model element tag -> its family; one module per family registers itself here
@@ -63,22 +70,30 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {}
 
 def register_model(tag: str, *, parts: tuple[str, ...],
                    functions: tuple[str, ...] = ("regression", "classification")
-                   ) -> Callable[[Callable[[Reader, Element, Scope, Result], None]],
-                                 Callable[[Reader, Element, Scope, Result], None]]:
-    """Decorator registering the compiler of PMML model element ``tag``.
+                   ) -> Callable[[Compiler], Compiler]:
+    """Decorator registering the compiler of PMML model element ``tag`` for ``functions``.
 
     The compiler receives the :class:`Reader` (its graph ``reader.g``, helpers such as
     :meth:`Reader.program_step`), the model element, the model's scope (field name ->
     workspace column, after its MiningSchema and LocalTransformations) and a :class:`Result`
     whose ``function``, ``target`` and (classification) ``classes`` are set; it sets
     ``value`` (regression) or ``probs`` + ``label`` (classification), and may add
-    family-specific OutputField features to ``result.features``.
+    family-specific OutputField features to ``result.features``. Another module may register
+    further ``functionName`` values of the same element (MiningModel ``clustering``); its
+    ``parts`` must be the same.
     """
 
-    def deco(fn):
-        if tag in MODEL_FAMILIES:
-            raise RuntimeError(f"PMML model element '{tag}' registered twice")
-        MODEL_FAMILIES[tag] = ModelFamily(tag=tag, compile=fn, parts=parts, functions=functions)
+    def deco(fn: Compiler) -> Compiler:
+        fam = MODEL_FAMILIES.get(tag)
+        if fam is None:
+            fam = MODEL_FAMILIES[tag] = ModelFamily(tag=tag, parts=parts, compilers={})
+        elif fam.parts != parts:
+            raise RuntimeError(f"PMML model element '{tag}' registered with other parts")
+        for f in functions:
+            if f in fam.compilers:
+                raise RuntimeError(f"PMML model element '{tag}' functionName='{f}' "
+                                   "registered twice")
+            fam.compilers[f] = fn
         return fn
 
     return deco
@@ -294,7 +309,7 @@ class Reader:
                      target_dtype=tdf.get("dataType", "double") if tdf is not None else "double")
         if fn == "classification":
             res.classes = self._classes(el, target)
-        fam.compile(self, el, scope, res)
+        fam.compilers[fn](self, el, scope, res)
         self._targets(el, scope, res)
         self._output(el, scope, res)
         return res
