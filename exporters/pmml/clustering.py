@@ -109,14 +109,7 @@ def point_value(col: Col, text: str, el: Element) -> float:
 def select_by_index(rd: Reader, index_col: str, values: list[str], name: str) -> Col:
     """``values[int(index)]`` (NaN when the index is NaN) as one expression column."""
     prog = Program(rd.budget)
-    for j, v in enumerate(values):
-        prog.load(index_col)
-        prog.const(float(j))
-        prog.emit("EQ")
-        prog.load(v)
-    prog.const(math.nan)
-    for _ in values:
-        prog.emit("IF")
+    prog.select(index_col, values)
     prog.emit("STORE", 0)
     return rd.expr_column(name, prog)
 

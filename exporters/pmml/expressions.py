@@ -677,14 +677,7 @@ def _date_days_since_year(rd: Reader, el: Element, args: list[Element], scope: S
         except ValueError:
             raise fail(el, f"'{v}' is not a date") from None
         days.append(float((d - _dt.date(year, 1, 1)).days))
-    for i, n in enumerate(days):
-        expression(rd, args[0], scope, prog)
-        prog.const(float(i))
-        prog.emit("EQ")
-        prog.const(n)
-    prog.const(math.nan)
-    for _ in days:
-        prog.emit("IF")
+    prog.select(lambda: expression(rd, args[0], scope, prog), days)
     return Typ("integer")
 
 

@@ -159,14 +159,7 @@ def nearest_neighbor_model(rd: Reader, el: Element, scope: Scope, res: Result) -
         res.probs = [by_rank[priority.index(c)] for c in range(n_classes)]
         # the step's winner is a priority rank: back to the class index
         prog = Program(rd.budget)
-        for r, c in enumerate(priority):
-            prog.load(outs[k + n_classes])
-            prog.const(float(r))
-            prog.emit("EQ")
-            prog.const(float(c))
-        prog.const(math.nan)
-        for _ in priority:
-            prog.emit("IF")
+        prog.select(outs[k + n_classes], [float(c) for c in priority])
         prog.emit("STORE", 0)
         res.label = rd.expr_column("knn_label", prog).column
     _features(rd, el, res, neighbors, id_vocab)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -72,6 +73,29 @@ class Program:
     def land(self, at: int) -> None:
         """Make the skip at position ``at`` continue at the next instruction emitted."""
         self.arg[at] = len(self.opcode) - at - 1
+
+    def select(self, code: str | Callable[[], None],
+               values: Sequence[float | str | Callable[[], None]]) -> None:
+        """Push ``values[code]``, NaN when the code is none of ``0 .. len(values) - 1`` (e.g.
+        missing): ``IF(code == 0, v0, IF(code == 1, v1, ... NaN))``. The code, and each value,
+        is a workspace column (str, loaded) or a callable pushing it (the code's is called once
+        per value); a value may also be a constant (float)."""
+        for j, v in enumerate(values):
+            self._push(code)
+            self.const(float(j))
+            self.emit("EQ")
+            self._push(v)
+        self.const(math.nan)
+        for _ in values:
+            self.emit("IF")
+
+    def _push(self, v: float | str | Callable[[], None]) -> None:
+        if callable(v):
+            v()
+        elif isinstance(v, str):
+            self.load(v)
+        else:
+            self.const(float(v))
 
     def in_set(self, members: list[float]) -> None:
         start = len(self.sets)

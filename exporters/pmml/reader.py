@@ -1283,14 +1283,7 @@ class Reader:
                 v = of.get("value")
                 if v is None:
                     prog = Program(self.budget)
-                    for j, p in enumerate(res.probs):
-                        prog.load(res.label)
-                        prog.const(float(j))
-                        prog.emit("EQ")
-                        prog.load(p)
-                    prog.const(math.nan)
-                    for _ in res.probs:
-                        prog.emit("IF")
+                    prog.select(res.label, res.probs)
                     prog.emit("STORE", 0)
                     col = self.expr_column("probability", prog)
                 else:
@@ -1362,14 +1355,7 @@ class Reader:
             # numeric classes: the predicted value is the class's number (others compare it
             # with numbers), IF(label == 0, c0, IF(label == 1, c1, ...))
             prog = Program(self.budget)
-            for j, c in enumerate(res.classes):
-                prog.load(res.label)
-                prog.const(float(j))
-                prog.emit("EQ")
-                prog.const(float(c))
-            prog.const(math.nan)
-            for _ in res.classes:
-                prog.emit("IF")
+            prog.select(res.label, [float(c) for c in res.classes])
             prog.emit("STORE", 0)
             return self.expr_column("predicted", prog, res.target_dtype)
         return Col(res.label, "string", [str(c) for c in res.classes])

@@ -333,14 +333,8 @@ def _weighted_sum(rd: Reader, rules: list[_Rule], default: _Rule, scope: Scope,
     prog.emit("STORE", fired)
     emit_argmax(prog, [cand + c for c in range(k)], k, scratch)
     # confidence = total of the winner / number of firing rules
-    for c in range(k):
-        prog.emit("LOADOUT", k)
-        prog.const(float(c))
-        prog.emit("EQ")
-        prog.emit("LOADOUT", tot + c)
-    prog.const(math.nan)
-    for _ in range(k):
-        prog.emit("IF")
+    prog.select(lambda: prog.emit("LOADOUT", k),
+                [lambda c=c: prog.emit("LOADOUT", tot + c) for c in range(k)])
     prog.emit("LOADOUT", fired)
     prog.emit("DIV")
     prog.emit("STORE", k + 1)

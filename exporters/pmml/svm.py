@@ -264,14 +264,7 @@ def _classify(rd: Reader, el: Element, machines: list[Element], dec: list[str],
             prog.emit("NEG")
         prog.emit("STORE", j)
     emit_argmax(prog, list(range(k)), k, k + 1)
-    for j, c in enumerate(cls):
-        prog.emit("LOADOUT", k)
-        prog.const(float(j))
-        prog.emit("EQ")
-        prog.const(float(c))
-    prog.const(np.nan)
-    for _ in cls:
-        prog.emit("IF")
+    prog.select(lambda: prog.emit("LOADOUT", k), [float(c) for c in cls])
     prog.emit("STORE", k + 1)
     res.label = rd.program_step("svm_label", prog, k + 2)[k + 1]
     res.probs = None  # one-against-all yields distances, not probabilities
