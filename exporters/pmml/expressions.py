@@ -183,15 +183,7 @@ def _norm_continuous(rd: Reader, el: Element, scope: Scope, prog: Program) -> Ty
 
     def seg(i: int) -> None:  # n_i + (x - o_i) * (n_{i+1} - n_i) / (o_{i+1} - o_i)
         (o0, n0), (o1, n1) = pts[i], pts[i + 1]
-        prog.const(n0)
-        prog.load(col.column)
-        prog.const(o0)
-        prog.emit("SUB")
-        prog.const(n1 - n0)
-        prog.emit("MUL")
-        prog.const(o1 - o0)
-        prog.emit("DIV")
-        prog.emit("ADD")
+        prog.interpolate(col.column, o0, n0, o1, n1)
 
     # IF(x < o_1, seg0, IF(x < o_2, seg1, ... seg_last)), with the outlier rules around it
     m = len(pts) - 1

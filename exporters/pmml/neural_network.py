@@ -228,15 +228,7 @@ def _denormalize(rd: Reader, e: Element, column: str) -> str:
 
     def seg(i: int) -> None:  # o_i + (y - n_i) * (o_{i+1} - o_i) / (n_{i+1} - n_i)
         (o0, n0), (o1, n1) = pts[i], pts[i + 1]
-        prog.const(o0)
-        prog.load(column)
-        prog.const(n0)
-        prog.emit("SUB")
-        prog.const(o1 - o0)
-        prog.emit("MUL")
-        prog.const(n1 - n0)
-        prog.emit("DIV")
-        prog.emit("ADD")
+        prog.interpolate(column, n0, o0, n1, o1)
 
     m = len(pts) - 1
     for i in range(m - 1):  # IF(y < n_1, seg0, IF(y < n_2, seg1, ... seg_last))

@@ -89,6 +89,19 @@ class Program:
         for _ in values:
             self.emit("IF")
 
+    def interpolate(self, column: str, x0: float, y0: float, x1: float, y1: float) -> None:
+        """Push ``y0 + (column - x0) * (y1 - y0) / (x1 - x0)``, in exactly that order (the
+        line through two points: NormContinuous's segments and their inverse)."""
+        self.const(y0)
+        self.load(column)
+        self.const(x0)
+        self.emit("SUB")
+        self.const(y1 - y0)
+        self.emit("MUL")
+        self.const(x1 - x0)
+        self.emit("DIV")
+        self.emit("ADD")
+
     def _push(self, v: float | str | Callable[[], None]) -> None:
         if callable(v):
             v()
