@@ -28,3 +28,12 @@ def param_float(step: Step, key: str, default: float | None = None) -> float:
     if v is None:
         raise KeyError(f"step '{step.name}' lacks parameter '{key}'")
     return float(v)
+
+
+def param_choice(step: Step, key: str, options: dict[str, int], default: str | None = None) -> int:
+    """The code of a param that names one of ``options`` (``default`` when absent)."""
+    v = step.params.get(key, default)
+    if v not in options:
+        raise ValueError(f"{step.op} step '{step.name}': {key}={v!r} unknown "
+                         f"(known: {', '.join(options)})")
+    return options[v]

@@ -93,7 +93,7 @@ from numba import njit, prange
 from ..errors import MissingValueError, UnknownCategoryError
 from ..ir import Step
 from ..ops import BindContext, Bound, register_op
-from ._common import f64, i64, param_float, table
+from ._common import f64, i64, param_choice, param_float, table
 
 KINDS = {"gaussian": 0, "poisson": 1, "linear": 2, "categorical": 3}
 DENSITY = {"log": 0, "probability": 1}
@@ -392,14 +392,6 @@ def constants(kind: np.ndarray, mean: np.ndarray, variance: np.ndarray,
     return np.ascontiguousarray(c0), np.ascontiguousarray(c1)
 
 
-def _choice(step: Step, key: str, options: dict[str, int], default: str) -> int:
-    v = step.params.get(key, default)
-    if v not in options:
-        raise ValueError(f"naive_bayes step '{step.name}': {key}={v!r} unknown "
-                         f"(known: {', '.join(options)})")
-    return options[v]
-
-
 @register_op("naive_bayes", family="naive_bayes")
 def bind_naive_bayes(step: Step, ctx: BindContext) -> Bound:
     k = int(step.params["n_classes"])
@@ -407,9 +399,9 @@ def bind_naive_bayes(step: Step, ctx: BindContext) -> Bound:
     what = f"naive_bayes step '{step.name}'"
     if k < 1 or len(step.outputs) not in (k, 2 * k):
         raise ValueError(f"{what}: {len(step.outputs)} outputs for {k} classes")
-    density = _choice(step, "density", DENSITY, "log")
-    normalize = _choice(step, "normalize", NORMALIZE, "logsumexp")
-    missing = _choice(step, "missing", MISSING, "skip")
+    density = param_choice(step, "density", DENSITY, "log")
+    normalize = param_choice(step, "normalize", NORMALIZE, "logsumexp")
+    missing = param_choice(step, "missing", MISSING, "skip")
     threshold = param_float(step, "threshold", 0.0)
     if not threshold >= 0.0:
         raise ValueError(f"{what}: threshold must be >= 0")

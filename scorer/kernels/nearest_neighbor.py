@@ -84,19 +84,24 @@ METHODS = {"average": 0, "median": 1, "weightedAverage": 2, "majorityVote": 3,
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _insert(bd, bi, d, j):
-    """Insert instance ``j`` at distance ``d`` into the sorted buffer (kept if it beats the
-    last entry; after every entry at an equal distance, so ties keep instance order)."""
-    k = bd.shape[0]
-    if not d < bd[k - 1]:
-        return
-    pos = k - 1
+def _place(bd, bi, pos, d, j):
+    """Put ``(d, j)`` into sorted ``bd[:pos + 1]`` whose slot ``pos`` is free, after every entry
+    at an equal distance (stable: ties keep their order)."""
     while pos > 0 and bd[pos - 1] > d:
         bd[pos] = bd[pos - 1]
         bi[pos] = bi[pos - 1]
         pos -= 1
     bd[pos] = d
     bi[pos] = j
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _insert(bd, bi, d, j):
+    """Insert instance ``j`` at distance ``d`` into the sorted buffer (kept if it beats the
+    last entry; after every entry at an equal distance, so ties keep instance order)."""
+    k = bd.shape[0]
+    if d < bd[k - 1]:
+        _place(bd, bi, k - 1, d, j)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -136,15 +141,7 @@ def _heap_push(bd, bi, d, j):
 def _insertion_sort(bd, bi):
     """Stable sort of the heap slots by distance (scikit-learn's sort for k <= 15)."""
     for a in range(1, bd.shape[0]):
-        v = bd[a]
-        ix = bi[a]
-        b = a
-        while b > 0 and bd[b - 1] > v:
-            bd[b] = bd[b - 1]
-            bi[b] = bi[b - 1]
-            b -= 1
-        bd[b] = v
-        bi[b] = ix
+        _place(bd, bi, a, bd[a], bi[a])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -34,7 +34,7 @@ from numba import njit, prange
 
 from ..ir import Step
 from ..ops import BindContext, Bound, register_op
-from ._common import f64, i64, param_float, table
+from ._common import f64, i64, param_choice, param_float, table
 
 KERNELS = {"linear": 0, "poly": 1, "rbf": 2, "sigmoid": 3}
 POWERS = {"pow": 0, "squaring": 1}
@@ -156,14 +156,6 @@ def svm_reference(ws, in_cols, out_cols, vectors, ptr, vec, coef, intercept, kin
     return -1
 
 
-def _choice(step: Step, key: str, options: dict[str, int], default: str | None = None) -> int:
-    v = step.params.get(key, default)
-    if v not in options:
-        raise ValueError(f"svm step '{step.name}': {key}={v!r} unknown "
-                         f"(known: {', '.join(options)})")
-    return options[v]
-
-
 @register_op("svm", family="svm")
 def bind_svm(step: Step, ctx: BindContext) -> Bound:
     nf, k = len(step.inputs), len(step.outputs)
@@ -183,8 +175,8 @@ def bind_svm(step: Step, ctx: BindContext) -> Bound:
     order = np.argsort(machine, kind="stable")  # CSR by machine, table order kept within one
     ptr = np.zeros(k + 1, dtype=np.int64)
     np.cumsum(np.bincount(machine, minlength=k), out=ptr[1:])
-    kind = _choice(step, "kernel", KERNELS)
-    power = _choice(step, "power", POWERS, "pow")
+    kind = param_choice(step, "kernel", KERNELS)
+    power = param_choice(step, "power", POWERS, "pow")
     degree = param_float(step, "degree", 1.0)
     if kind == 1 and power == 1 and (degree != int(degree) or degree < 0):
         raise ValueError(f"svm step '{step.name}': power='squaring' needs a non-negative "
@@ -287,6 +279,6 @@ def bind_svm_vote(step: Step, ctx: BindContext) -> Bound:
     if k and (min(first.min(), second.min()) < 0 or max(first.max(), second.max()) >= nc):
         raise ValueError(f"svm_vote step '{step.name}': class index out of range")
     args = (ctx.cols(step.inputs, step=step), ctx.cols(step.outputs, step=step), first, second,
-            thr, _choice(step, "compare", COMPARES), _choice(step, "tie", TIES, "lowest"),
-            _choice(step, "scores", SCORES, "count"))
+            thr, param_choice(step, "compare", COMPARES), param_choice(step, "tie", TIES, "lowest"),
+            param_choice(step, "scores", SCORES, "count"))
     return Bound(svm_vote_kernel, svm_vote_reference, args)
