@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .expressions import resolve
-from .fields import Col, Scope, array_values, fail
+from .fields import Col, Scope, array_values, children, fail
 from .program import Program
 from .reader import emit_argmax, register_model
 from .safexml import Element
@@ -221,11 +221,7 @@ def cluster_ensemble(rd: Reader, el: Element, scope: Scope, res: Result) -> None
     if method not in ("majorityVote", "weightedMajorityVote"):
         raise fail(seg, f"multipleModelMethod='{method}' not supported for clustering")
     subs: list[tuple[Result, float]] = []
-    for s in seg.children:
-        if s.tag == "Extension":
-            continue
-        if s.tag != "Segment":
-            raise fail(s, "not supported in Segmentation")
+    for s in children(seg, "Segment", where="Segmentation"):
         kids = [c for c in s.children if c.tag != "Extension"]
         if len(kids) != 2 or kids[0].tag != "True" or kids[1].tag != "ClusteringModel":
             raise fail(s, "a clustering ensemble needs <True/> and a ClusteringModel per "

@@ -172,3 +172,15 @@ def attr_number(el: Element, attr: str, default: str | None = None, *,
         return float(text)
     except ValueError:
         raise fail(el, f"{attr}='{text}' is not a number") from None
+
+
+def children(el: Element, tag: str, *, where: str) -> list[Element]:
+    """``el``'s ``tag`` children, in document order; ``Extension`` children are skipped and any
+    other child is refused (``<child>: not supported in <where>``)."""
+    out = []
+    for c in el.children:
+        if c.tag == tag:
+            out.append(c)
+        elif c.tag != "Extension":
+            raise fail(c, f"not supported in {where}")
+    return out

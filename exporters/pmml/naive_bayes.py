@@ -30,7 +30,17 @@ import numpy as np
 from exporters.naive_bayes import add_naive_bayes
 
 from .expressions import resolve
-from .fields import NUMERIC_TYPES, Col, Pending, Scope, attr_number, constant_for, fail, same_class
+from .fields import (
+    NUMERIC_TYPES,
+    Col,
+    Pending,
+    Scope,
+    attr_number,
+    children,
+    constant_for,
+    fail,
+    same_class,
+)
 from .reader import register_model
 from .safexml import Element
 
@@ -61,11 +71,7 @@ def _counts(el: Element, classes: list[str]) -> dict[int, float]:
     if tvc is None:
         raise fail(el, "has no TargetValueCounts")
     out: dict[int, float] = {}
-    for c in tvc.children:
-        if c.tag == "Extension":
-            continue
-        if c.tag != "TargetValueCount":
-            raise fail(c, "not supported in TargetValueCounts")
+    for c in children(tvc, "TargetValueCount", where="TargetValueCounts"):
         j = _class_index(classes, c.get("value"), c)
         if j in out:
             raise fail(c, f"class '{c.get('value')}' is counted twice")
@@ -168,11 +174,7 @@ def _stats(tvs: Element, classes: list[str]) -> tuple[str, np.ndarray, np.ndarra
     k = len(classes)
     mean, variance = np.full(k, np.nan), np.zeros(k)
     kinds: set[str] = set()
-    for s in tvs.children:
-        if s.tag == "Extension":
-            continue
-        if s.tag != "TargetValueStat":
-            raise fail(s, "not supported in TargetValueStats")
+    for s in children(tvs, "TargetValueStat", where="TargetValueStats"):
         j = _class_index(classes, s.get("value"), s)
         dists = [d for d in s.children if d.tag != "Extension"]
         if len(dists) != 1:

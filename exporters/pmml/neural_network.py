@@ -39,7 +39,7 @@ from exporters.neural_network import add_network
 from scorer.kernels.neural_network import ACTIVATIONS, NORMALIZATIONS
 
 from .expressions import expression, resolve
-from .fields import Pending, Scope, attr_number, fail, same_class
+from .fields import Pending, Scope, attr_number, children, fail, same_class
 from .program import Program
 from .reader import register_model
 from .safexml import Element
@@ -68,11 +68,7 @@ def _inputs(rd: Reader, el: Element, scope: Scope) -> tuple[list[str], list[str]
     cols: list[str | None] = []
     prog = Program(rd.budget)
     computed: list[int] = []
-    for c in ni[0].children:
-        if c.tag == "Extension":
-            continue
-        if c.tag != "NeuralInput":
-            raise fail(c, "not supported in NeuralInputs")
+    for c in children(ni[0], "NeuralInput", where="NeuralInputs"):
         nid = c.get("id")
         if nid is None:
             raise fail(c, "has no id")
@@ -135,12 +131,7 @@ def _layers(el: Element, input_ids: list[str]) -> tuple[dict, list[str]]:
         leak = _num(layer, "leakage") if layer.get("leakage") else _num(el, "leakage", "0")
         lwidth = _num(layer, "width") if layer.get("width") else _num(el, "width")
         lalt = _num(layer, "altitude") if layer.get("altitude") else _num(el, "altitude", "1")
-        neurons = []
-        for c in layer.children:
-            if c.tag == "Neuron":
-                neurons.append(c)
-            elif c.tag != "Extension":
-                raise fail(c, "not supported in a NeuralLayer")
+        neurons = children(layer, "Neuron", where="a NeuralLayer")
         if not neurons:
             raise fail(layer, "has no Neuron")
         w = np.zeros((len(prev), len(neurons)))
@@ -158,11 +149,7 @@ def _layers(el: Element, input_ids: list[str]) -> tuple[dict, list[str]]:
             ids.append(nid)
             bias[j] = _num(nr, "bias", "0")
             sources: set[str] = set()
-            for con in nr.children:
-                if con.tag == "Extension":
-                    continue
-                if con.tag != "Con":
-                    raise fail(con, "not supported in a Neuron")
+            for con in children(nr, "Con", where="a Neuron"):
                 src = con.get("from")
                 if src not in prev:
                     raise fail(con, f"connects from '{src}', which is not a neuron of the "
@@ -261,11 +248,7 @@ def neural_network(rd: Reader, el: Element, scope: Scope, res: Result) -> None:
     if len(no) != 1:
         raise fail(el, "needs exactly one NeuralOutputs")
     mapped: list[tuple[Element, Element, str]] = []  # (NeuralOutput, expression, column)
-    for o in no[0].children:
-        if o.tag == "Extension":
-            continue
-        if o.tag != "NeuralOutput":
-            raise fail(o, "not supported in NeuralOutputs")
+    for o in children(no[0], "NeuralOutput", where="NeuralOutputs"):
         nid = o.get("outputNeuron")
         if nid not in neuron:
             raise fail(o, f"outputNeuron '{nid}' is not a neuron of the last NeuralLayer")

@@ -28,6 +28,7 @@ from .fields import (
     Col,
     Pending,
     Scope,
+    children,
     constant_for,
     fail,
     parse_number,
@@ -895,11 +896,7 @@ class Reader:
                 method != "modelChain":
             raise fail(seg, "missingPredictionTreatment other than returnMissing")
         segs = []
-        for s in seg.children:
-            if s.tag == "Extension":
-                continue
-            if s.tag != "Segment":
-                raise fail(s, "not supported in Segmentation")
+        for s in children(seg, "Segment", where="Segmentation"):
             preds = [c for c in s.children if c.tag in (
                 "True", "False", "SimplePredicate", "CompoundPredicate", "SimpleSetPredicate")]
             models = [c for c in s.children if c.tag in MODEL_FAMILIES]

@@ -25,7 +25,7 @@ import math
 from typing import TYPE_CHECKING
 
 from .expressions import EXPRESSIONS, expression, predicate
-from .fields import Col, Scope, attr_number, fail
+from .fields import Col, Scope, attr_number, children, fail
 from .program import Program
 from .reader import register_model
 from .safexml import Element
@@ -88,12 +88,7 @@ def scorecard(rd: Reader, el: Element, scope: Scope, res: Result) -> None:
     codes: list[str] = []
     plan: list[tuple[Element, list[Element], list[int], float | None]] = []
     for ch in chars:
-        atts = []
-        for c in ch.children:
-            if c.tag == "Attribute":
-                atts.append(c)
-            elif c.tag != "Extension":
-                raise fail(c, "not supported in Characteristic")
+        atts = children(ch, "Attribute", where="Characteristic")
         if not atts:
             raise fail(ch, "has no Attribute")
         baseline = _number(ch, "baselineScore")
