@@ -799,6 +799,9 @@ def compile_tables(tt: TreeTables) -> tuple:
     childu = nodes[:, 1].astype(np.uint32)
     missu = nodes[:, 3].astype(np.uint32)
     leafu = np.where(leaf, nodes[:, 2], 0).astype(np.uint32)
+    if not slow_slot.any():
+        # every tree walks the plain arrays: the general layout is never read, keep none
+        nodes = np.zeros((0, 4), dtype=np.int32)
     base = tt.base.astype(acc_dtype)
     divisor = (np.array([n_trees], dtype=acc_dtype) if tt.average
                else np.zeros(0, dtype=acc_dtype))
