@@ -205,12 +205,11 @@ class Model:
         the threshold column, NaN: e.g. a PMML nullPrediction) has a missing label, None (the
         array is then of object dtype)."""
         rule, sel, threshold, classes = self._label_rules[(o or self._label).name]
+        vals = res[:, sel]
         if rule == "argmax":
-            vals = res[:, sel]
             idx = np.argmax(vals, axis=1)
             missing = np.isnan(vals).all(axis=1)
         else:
-            vals = res[:, sel]
             idx = (vals > threshold).astype(np.int64)
             missing = np.isnan(vals)
         out = classes[idx]
