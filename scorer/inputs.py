@@ -33,7 +33,7 @@ def _rows_list(mask: np.ndarray, limit: int = 5) -> str:
 
 
 @njit(cache=True, nogil=True)
-def _copy_checked(ws, X, refuse_nan, refuse_inf):
+def copy_checked(ws, X, refuse_nan, refuse_inf):
     """Copy X into the first columns of ws; return the flat index of the first refused cell
     (NaN where refuse_nan, +/-inf where refuse_inf) or -1. One pass, no temporaries."""
     n, f = X.shape
@@ -68,8 +68,8 @@ class InputEncoder:
             f.name: {c: i for i, c in enumerate(f.categories or [])}
             for f in fields if f.type == "string"
         }
-        self._nan_checked = np.array([f.missing == "error" for f in fields])
-        self._inf_checked = np.array([f.infinite == "error" for f in fields])
+        self.nan_checked = np.array([f.missing == "error" for f in fields])
+        self.inf_checked = np.array([f.infinite == "error" for f in fields])
 
     # --- public -------------------------------------------------------------------------------
     def encode(self, X: Any) -> tuple[np.ndarray, bool]:
@@ -104,7 +104,7 @@ class InputEncoder:
         if X.shape[1] != self.n_inputs:
             raise ShapeError(f"expected {self.n_inputs} features, got {X.shape[1]}")
         ws = np.empty((X.shape[0], self.width), dtype=np.float64)
-        if _copy_checked(ws, X, self._nan_checked, self._inf_checked) >= 0:
+        if copy_checked(ws, X, self.nan_checked, self.inf_checked) >= 0:
             self._check_numeric(ws[:, : self.n_inputs])  # builds the message
         return ws, single
 
@@ -113,14 +113,14 @@ class InputEncoder:
             return
         for j, f in enumerate(self.fields):
             col = block[:, j]
-            if self._nan_checked[j]:
+            if self.nan_checked[j]:
                 bad = np.isnan(col)
                 if bad.any():
                     raise MissingValueError(
                         f"field '{f.name}' has missing values ({_rows_list(bad)}); this model "
                         "does not accept missing values for it"
                     )
-            if self._inf_checked[j]:
+            if self.inf_checked[j]:
                 bad = np.isinf(col)
                 if bad.any():
                     raise FieldTypeError(

@@ -248,6 +248,29 @@ def _walk_plain(xf, nf, cur, n_lanes, steps, nan_free, thr, featu, childu, missu
         off += nfu
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _walk8(x, featu, childu, thr, steps, n0, n1, n2, n3, n4, n5, n6, n7):
+    """``steps`` lockstep steps of a NaN-free row ``x`` down eight plain trees at once, lane
+    ``j`` starting at slot ``nj``; returns the eight slots reached (a lane at a leaf stays
+    there; the caller finishes lanes still above one).
+
+    The eight walks are independent, so they overlap in the CPU, and lanes held in local
+    variables (not in a ``cur`` array that every step loads and stores) halve the cost of a
+    step: one row through 200 depth-6 trees 3.0 -> 1.3 us. Inlined, with the steps written
+    out (a helper call per step taking arrays would cost reference counting).
+    """
+    for _ in range(steps):
+        n0 = childu[n0] + np.uint32(x[featu[n0]] > thr[n0])
+        n1 = childu[n1] + np.uint32(x[featu[n1]] > thr[n1])
+        n2 = childu[n2] + np.uint32(x[featu[n2]] > thr[n2])
+        n3 = childu[n3] + np.uint32(x[featu[n3]] > thr[n3])
+        n4 = childu[n4] + np.uint32(x[featu[n4]] > thr[n4])
+        n5 = childu[n5] + np.uint32(x[featu[n5]] > thr[n5])
+        n6 = childu[n6] + np.uint32(x[featu[n6]] > thr[n6])
+        n7 = childu[n7] + np.uint32(x[featu[n7]] > thr[n7])
+    return n0, n1, n2, n3, n4, n5, n6, n7
+
+
 @njit(cache=True, nogil=True)
 def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr, leafv, trees,
                  base, divisor, refuse_overflow, featu, childu, missu, leafu, xf, acc, cur,
@@ -382,6 +405,112 @@ def tree_ensemble_kernel(ws, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
         if status >= 0:
             return status
     return -1
+
+
+@njit(cache=True, nogil=True)
+def tree_ensemble_row_kernel(ws, in_cols, out_cols, thr, leafv, trees, base, divisor,
+                             refuse_overflow, featu, childu, missu, leafu):
+    """Single-row kernel for ensembles whose trees are all plain (numeric splits where NaN
+    is the only missing value): results equal :func:`tree_ensemble_kernel`'s.
+
+    ``ws`` float64[1, n_columns]. It takes fewer arguments than the general kernel (each
+    costs the caller dispatch time), and a NaN-free row walks eight trees at a time in
+    registers (:func:`_row_plain`). Returns -1, or 0 when the row is refused
+    (``refuse_overflow``).
+    """
+    nf = max(in_cols.shape[0], 1)
+    x = np.empty(nf, dtype=thr.dtype)
+    nan_free = True
+    for j in range(in_cols.shape[0]):
+        v = ws[0, in_cols[j]]
+        x[j] = v
+        nan_free &= v == v
+        if refuse_overflow and math.isinf(x[j]) and not math.isinf(v):
+            return 0
+    if in_cols.shape[0] == 0:
+        x[0] = 0.0
+    k = out_cols.shape[0]
+    acc = np.empty(k, dtype=leafv.dtype)
+    for j in range(k):
+        acc[j] = base[j]
+    if nan_free:
+        _row_plain(x, featu, childu, thr, leafu, leafv, trees, acc)
+    else:
+        _row_plain_nan(x, featu, childu, missu, thr, leafu, leafv, trees, acc)
+    if divisor.shape[0] > 0:
+        for j in range(k):
+            ws[0, out_cols[j]] = acc[j] / divisor[0]
+    else:
+        for j in range(k):
+            ws[0, out_cols[j]] = acc[j]
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _leaf_of(x, featu, childu, thr, nd):
+    """Walk a NaN-free row ``x`` on from slot ``nd`` of a plain tree to its leaf's slot."""
+    while childu[nd] != nd:
+        nd = childu[nd] + np.uint32(x[featu[nd]] > thr[nd])
+    return nd
+
+
+@njit(cache=True, nogil=True)
+def _row_plain(x, featu, childu, thr, leafu, leafv, trees, acc):
+    """A NaN-free row ``x`` (compare dtype) through every (plain) tree, eight trees at a
+    time; adds the leaves to ``acc`` in table order. Its own function: with a second walk
+    loop beside it (rows with NaN), the eight lanes no longer stay in registers."""
+    w_leaf = leafv.shape[1]
+    n_trees = trees.shape[0]
+    single = acc.shape[0] == 1 and w_leaf == 1
+    a0 = acc[0]
+    t = 0
+    while t + 8 <= n_trees:
+        s8 = 0
+        for j in range(8):
+            s8 = max(s8, trees[t + j, 3])
+        ls = _walk8(x, featu, childu, thr, s8, np.uint32(trees[t, 0]),
+                    np.uint32(trees[t + 1, 0]), np.uint32(trees[t + 2, 0]),
+                    np.uint32(trees[t + 3, 0]), np.uint32(trees[t + 4, 0]),
+                    np.uint32(trees[t + 5, 0]), np.uint32(trees[t + 6, 0]),
+                    np.uint32(trees[t + 7, 0]))
+        if single:  # one output, one value per leaf: the sum stays in a register
+            for j in range(8):
+                a0 += leafv[leafu[_leaf_of(x, featu, childu, thr, ls[j])], 0]
+        else:
+            for j in range(8):
+                leaf = leafu[_leaf_of(x, featu, childu, thr, ls[j])]
+                o = trees[t + j, 1]
+                for w in range(w_leaf):
+                    acc[o + w] += leafv[leaf, w]
+        t += 8
+    if single:
+        acc[0] = a0
+    while t < n_trees:
+        leaf = leafu[_leaf_of(x, featu, childu, thr, np.uint32(trees[t, 0]))]
+        o = trees[t, 1]
+        for w in range(w_leaf):
+            acc[o + w] += leafv[leaf, w]
+        t += 1
+
+
+@njit(cache=True, nogil=True)
+def _row_plain_nan(x, featu, childu, missu, thr, leafu, leafv, trees, acc):
+    """:func:`_row_plain` for a row holding NaN (lanes in memory: the rarer case)."""
+    w_leaf = leafv.shape[1]
+    n_trees = trees.shape[0]
+    cur = np.empty(TREE_LANES, dtype=np.uint32)
+    for t0 in range(0, n_trees, TREE_LANES):
+        g = min(TREE_LANES, n_trees - t0)
+        steps = 0
+        for j in range(g):
+            cur[j] = np.uint32(trees[t0 + j, 0])
+            steps = max(steps, trees[t0 + j, 3])
+        _walk_plain(x, 0, cur, g, steps, False, thr, featu, childu, missu)
+        for j in range(g):
+            leaf = leafu[cur[j]]
+            o = trees[t0 + j, 1]
+            for w in range(w_leaf):
+                acc[o + w] += leafv[leaf, w]
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -843,8 +972,17 @@ def bind_tree_ensemble(step: Step, ctx: BindContext) -> Bound:
 
     steps_per_row = int(args[7][:, 2].sum()) + 1  # lockstep steps of all trees
     min_rows = max(PARALLEL_MIN_ROWS, -(-PARALLEL_MIN_STEPS // steps_per_row))
+    single = None
+    single_args: tuple = ()
+    if args[3].shape[0] == 0:  # every tree is plain (compile_tables kept no general layout)
+        (in_c, out_c, thr, _, _, _, leafv, trees, base, divisor, refuse, _, featu, childu,
+         missu, leafu) = args
+        single = tree_ensemble_row_kernel
+        single_args = (in_c, out_c, thr, leafv, trees, base, divisor, refuse, featu, childu,
+                       missu, leafu)
     return Bound(tree_ensemble_kernel, reference, args, parallel=tree_ensemble_parallel,
-                 parallel_min_rows=min_rows, error=_overflow_error(step, in_cols))
+                 parallel_min_rows=min_rows, error=_overflow_error(step, in_cols),
+                 single=single, single_args=single_args)
 
 
 # --- reference -------------------------------------------------------------------------------

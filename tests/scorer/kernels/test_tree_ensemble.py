@@ -114,12 +114,19 @@ def run_all(step: Step, X: np.ndarray) -> np.ndarray:
         assert fn(ws, *b.args) == -1
         results.append(ws[:, X.shape[1]:])
     rows = np.empty_like(results[0])
+    singles = np.empty_like(results[0])
     for i in range(len(X)):
         ws = np.concatenate([X[i], np.zeros(k)])[None, :]
         b.kernel(ws, *b.args)
         rows[i] = ws[0, X.shape[1]:]
-    for name, r in zip(("parallel", "reference", "row by row"), (*results[1:], rows),
-                       strict=True):
+        if b.single is not None:  # the one-row kernel of all-plain ensembles
+            ws = np.concatenate([X[i], np.full(k, -7.0)])[None, :]
+            assert b.single(ws, *b.single_args) == -1
+            singles[i] = ws[0, X.shape[1]:]
+    named = [("parallel", results[1]), ("reference", results[2]), ("row by row", rows)]
+    if b.single is not None:
+        named.append(("single-row kernel", singles))
+    for name, r in named:
         np.testing.assert_array_equal(r, results[0], err_msg=f"{name} differs from serial")
     return results[0]
 
@@ -429,12 +436,61 @@ def test_parallel_batch_equals_serial_and_single_rows(cmp):
     ws[:, 4:] = 0
     assert b.kernel(ws, *b.args) == -1
     np.testing.assert_array_equal(ws[:, 4:], par)
+    assert b.single is not None  # plain splits only: the one-row kernel applies
     for i in rng.choice(n, 20, replace=False):
         one = np.concatenate([X[i], np.zeros(3)])[None, :]
         b.kernel(one, *b.args)
         np.testing.assert_array_equal(one[0, 4:], par[i])
+        one[0, 4:] = -7.0
+        assert b.single(one, *b.single_args) == -1
+        np.testing.assert_array_equal(one[0, 4:], par[i])
     want = np.array([spec_predict(step, row) for row in X[:300]])
     np.testing.assert_array_equal(par[:300], want)
+
+
+@pytest.mark.parametrize("cmp", ["float64", "float32"])
+@pytest.mark.parametrize("acc", ["float64", "float32"])
+@pytest.mark.parametrize("n_trees", [0, 1, 7, 8, 9, 16, 23])
+@pytest.mark.parametrize("shape", ["one output", "leaf vectors", "outputs per tree"])
+def test_single_row_kernel_equals_the_batch_kernel(cmp, acc, n_trees, shape):
+    """The one-row kernel (eight trees per pass, a tail of fewer; one output summed in a
+    register or several in memory; NaN rows the other way) equals the batch kernel bit for
+    bit, and the spec."""
+    rng = np.random.default_rng(n_trees)
+    trees = [_random_tree(rng, 5, depth=int(rng.integers(0, 9))) for _ in range(n_trees)]
+    if shape == "leaf vectors":  # a random forest classifier's averaged class vectors
+        for t in trees:
+            def widen(node):
+                if "leaf" in node:
+                    node["leaf"] = [node["leaf"][0], 1.0 - node["leaf"][0]]
+                else:
+                    widen(node["left"])
+                    widen(node["right"])
+            widen(t)
+        kw = dict(n_outputs=2, width=2, outputs=[0] * n_trees, aggregation="average")
+        if not trees:
+            trees, kw["outputs"] = [leaf(0.25, 0.75)], [0]
+    elif shape == "outputs per tree":
+        kw = dict(n_outputs=3, outputs=[i % 3 for i in range(n_trees)], base=[0.5, -1.0, 2.0])
+    else:
+        kw = dict(scales=[0.1 * (i + 1) for i in range(n_trees)], base=[0.125])
+    step = make_step(trees, n_inputs=5, compare_dtype=cmp, accumulate_dtype=acc, **kw)
+    X = np.round(rng.normal(size=(60, 5)), 1)
+    X[rng.random(X.shape) < 0.04] = np.nan  # some rows take the NaN walk
+    X[0] = np.inf
+    X[1] = -np.inf
+    assert bind(step).single is not None
+    check_spec(step, X)
+
+
+def test_single_row_kernel_only_for_plain_ensembles():
+    """Categorical splits or other missing rules keep the general kernel for one row too."""
+    plain = make_step([split(0, 0.5, leaf(1.0), leaf(2.0))])
+    cat = make_step([split(0, 0.5, leaf(1.0), leaf(2.0), categories=[1, 3])])
+    zero = make_step([split(0, 0.5, leaf(1.0), leaf(2.0), missing=1)])
+    assert bind(plain).single is not None
+    assert bind(cat).single is None
+    assert bind(zero).single is None
 
 
 # --- missing_child (op version 2) ------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""``scorer.Model``'s one-row path (a (1, n_inputs) numeric array): the same answers and the
+same errors as the general path, for every input form that may take it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import exporters
+import scorer
+from scorer.errors import MissingValueError, ShapeError
+
+
+def _fit(kind: str):
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+    )
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 6))
+    X[:, 0] = rng.integers(0, 4, size=400)  # ties with thresholds
+    if kind == "histgb":
+        X[rng.random(X.shape) < 0.1] = np.nan  # rows that take the NaN walk
+    y = (np.nan_to_num(X[:, 1]) + np.nan_to_num(X[:, 4]) > 0).astype(int)
+    est = {
+        "logreg": lambda: make_pipeline(StandardScaler(), LogisticRegression()),
+        "gbm": lambda: GradientBoostingClassifier(n_estimators=19, random_state=0),
+        "forest": lambda: RandomForestClassifier(n_estimators=9, max_depth=6, random_state=0),
+        "histgb": lambda: HistGradientBoostingRegressor(max_iter=17, random_state=0),
+    }[kind]()
+    return est.fit(X, y), X
+
+
+@pytest.fixture(scope="module", params=["logreg", "gbm", "forest", "histgb"])
+def fitted(request, tmp_path_factory):
+    est, X = _fit(request.param)
+    path = tmp_path_factory.mktemp(request.param) / "bundle"
+    exporters.export(est, path, sample=X[:50])
+    return est, scorer.load(path), X
+
+
+def _method(model):
+    return model.predict_proba if hasattr(model, "predict_proba") else model.predict
+
+
+def test_one_row_equals_the_batch_row(fitted):
+    est, model, X = fitted
+    batch = _method(model)(X)
+    original = _method(est)
+    for i in range(0, len(X), 7):
+        row = X[i : i + 1]
+        got = _method(model)(row)
+        np.testing.assert_array_equal(got, batch[i : i + 1])
+        np.testing.assert_allclose(got, original(row), rtol=0, atol=1e-12)
+        # and what predict returns through the same path
+        np.testing.assert_array_equal(model.predict(row), model.predict(X)[i : i + 1])
+    assert model._single_plan is not None  # the one-row path was taken
+
+
+@pytest.mark.parametrize("form", ["float32", "int64", "fortran", "strided", "readonly"])
+def test_one_row_input_forms(fitted, form):
+    """Rows the entry points were not resolved for go through the dispatchers, same result."""
+    _, model, X = fitted
+    base = np.nan_to_num(X[5:6])
+    row = {
+        "float32": lambda: base.astype(np.float32),
+        "int64": lambda: np.round(base).astype(np.int64),
+        "fortran": lambda: np.asfortranarray(base),
+        "strided": lambda: np.repeat(base, 2, axis=1)[:, ::2],
+        "readonly": lambda: _readonly(base),
+    }[form]()
+    want = _method(model)(np.ascontiguousarray(row, dtype=np.float64).repeat(3, axis=0))[:1]
+    np.testing.assert_array_equal(_method(model)(row), want)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+def test_one_row_errors_are_the_general_paths():
+    est, X = _fit("logreg")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        exporters.export(est, f"{tmp}/b", sample=X[:50])
+        model = scorer.load(f"{tmp}/b")
+    model.predict_proba(X[:1])  # resolve the one-row path first
+    bad = X[:1].copy()
+    bad[0, 2] = np.nan
+    with pytest.raises(MissingValueError, match=r"field 'x2' has missing values \(row 0\)"):
+        model.predict_proba(bad)
+    with pytest.raises(ShapeError, match="expected 6 features, got 5"):
+        model.predict_proba(X[:1, :5])
+    # the model still answers after the refusals
+    np.testing.assert_array_equal(model.predict_proba(X[:1]), model.predict_proba(X[:2])[:1])
