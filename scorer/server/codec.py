@@ -69,9 +69,13 @@ TRITON_DATATYPE = {"BOOL": "TYPE_BOOL", "INT64": "TYPE_INT64", "FP64": "TYPE_FP6
 _PASS_THROUGH = frozenset(np.dtype(t) for t in (np.float64, np.float32, np.int64, np.int32))
 _LITTLE = sys.byteorder == "little"
 _MAX_DIM = 1 << 40
+# datatype -> dtype of a raw 2-D tensor that goes to the scorer as it is (the fast path of
+# decode_request); on a big-endian host every tensor takes the general path, which swaps bytes
+_RAW_PASS_THROUGH: dict[str, np.dtype] = (
+    {dt: RAW_DTYPES[dt] for dt in ("FP64", "FP32", "INT64", "INT32")} if _LITTLE else {})
 
 
-@dataclass
+@dataclass(slots=True)
 class DecodedRequest:
     """A ModelInferRequest in scorer terms."""
 
@@ -111,6 +115,7 @@ class ModelSchema:
         #: string field -> does its vocabulary hold "" (else an empty BYTES element is missing)
         self.empty_is_category = {f.name: "" in (f.categories or ()) for f in self.fields
                                   if f.type == "string"}
+        self.n_inputs = len(self.fields)
         self.output_names = list(model.output_names)
         self.output_set = frozenset(self.output_names)
         self.output_dtypes = {o.name: output_datatype(o) for o in model.bundle.outputs}
@@ -253,11 +258,15 @@ def decode_request(req: Any, schema: ModelSchema, *, max_rows: int) -> DecodedRe
         More than ``max_rows`` rows.
     """
     tensors = req.inputs
+    raw_parts = req.raw_input_contents
+    if len(tensors) == 1 and len(raw_parts) == 1:
+        fast = _raw_matrix(req, tensors[0], raw_parts[0], schema, max_rows)
+        if fast is not None:
+            return fast
     names = schema.names
     if not tensors:
         raise MissingFieldError(f"the request has no inputs (model '{schema.name}' expects "
                                 f"{len(names)}: {', '.join(names)})")
-    raw_parts = req.raw_input_contents
     raw = len(raw_parts) > 0
     if raw and len(raw_parts) != len(tensors):
         raise ShapeError(f"raw_input_contents has {len(raw_parts)} entries for "
@@ -277,6 +286,29 @@ def decode_request(req: Any, schema: ModelSchema, *, max_rows: int) -> DecodedRe
         arr = tensor_array(first, raw_parts[0] if raw else None)
         return DecodedRequest(_matrix(first, arr, schema), arr.shape[0], raw, outputs)
     return DecodedRequest(*_columns(tensors, raw_parts if raw else None, schema), raw, outputs)
+
+
+def _raw_matrix(req: Any, t: Any, raw: bytes, schema: ModelSchema,
+                max_rows: int) -> DecodedRequest | None:
+    """The common request in few steps: one raw 2-D tensor of a pass-through datatype for an
+    all-numeric model (what tritonclient sends for a row). None when the request is anything
+    else or breaks a rule: the general path then decodes it or names the problem, so errors
+    and their precedence stay those of the general path."""
+    shape = t.shape
+    if len(shape) != 2:
+        return None
+    rows, cols = shape
+    dtype = _RAW_PASS_THROUGH.get(t.datatype)
+    if (dtype is None or cols != schema.n_inputs or schema.string_fields
+            or not 0 <= rows <= min(max_rows, _MAX_DIM) or type(raw) is not bytes
+            or len(raw) != rows * cols * dtype.itemsize
+            or (cols != 1 and t.name in schema.index) or t.HasField("contents")):
+        return None
+    outputs = requested_outputs(req, schema)
+    # a view of the immutable bytes, hence read-only, as _matrix makes every matrix (the
+    # warmed input-copy specialisation); one constructor call instead of frombuffer + reshape
+    arr = np.ndarray((rows, cols), dtype, raw)
+    return DecodedRequest(arr, rows, True, outputs)
 
 
 def _columns(tensors: Any, raw_parts: Any, schema: ModelSchema,
@@ -354,35 +386,68 @@ def _matrix(t: Any, arr: np.ndarray, schema: ModelSchema) -> np.ndarray:
 def encode_outputs(resp: Any, schema: ModelSchema, arrays: dict[str, np.ndarray],
                    names: list[str], rows: int, *, raw: bool) -> None:
     """Append one output tensor of shape ``[rows]`` per name to ``resp``."""
+    if raw:
+        add_output_tensors(resp, schema, names, rows)
+        resp.raw_output_contents.extend(raw_outputs(schema, arrays, names))
+        return
     dtypes = schema.output_dtypes
-    raw_out = resp.raw_output_contents
     for name in names:
         dt = dtypes[name]
-        values = arrays[name]
-        out = resp.outputs.add()  # setting fields one by one is faster than add(**fields)
-        out.name = name
-        out.datatype = dt
-        out.shape.append(rows)
+        out = _add_output(resp, name, dt, rows)
+        values = _output_values(name, dt, arrays[name])
         if dt == "BYTES":
-            # a missing label (no prediction for the row) is the empty string
-            items = [v if isinstance(v, bytes) else b"" if v is None else str(v).encode("utf-8")
-                     for v in values.tolist()]
-            if raw:
-                raw_out.append(serialize_bytes(items))
-            else:
-                out.contents.bytes_contents.extend(items)
-            continue
-        if values.dtype == object and any(v is None for v in values.tolist()):
-            if dt not in ("FP32", "FP64"):
-                row = next(i for i, v in enumerate(values.tolist()) if v is None)
-                raise InputError(
-                    f"row {row}: the model gives no prediction (a missing '{name}'), which a "
-                    f"{dt} tensor cannot carry; request the probability outputs instead")
-            values = np.array([np.nan if v is None else v for v in values.tolist()],
-                              dtype=np.float64)
-        arr = np.ascontiguousarray(values, dtype=RAW_DTYPES[dt])
-        if raw:
-            raw_out.append(arr.tobytes() if _LITTLE
-                           else arr.astype(arr.dtype.newbyteorder("<")).tobytes())
+            out.contents.bytes_contents.extend(values)
         else:
-            getattr(out.contents, CONTENTS[dt][0]).extend(arr.tolist())
+            getattr(out.contents, CONTENTS[dt][0]).extend(values.tolist())
+
+
+def add_output_tensors(resp: Any, schema: ModelSchema, names: list[str], rows: int) -> None:
+    """Append the tensor descriptions (name, datatype, shape ``[rows]``) of ``names`` to
+    ``resp``, without data: with :func:`raw_outputs`, a raw response; the servicer keeps
+    such skeletons per output selection and row count, since they never change."""
+    dtypes = schema.output_dtypes
+    for name in names:
+        _add_output(resp, name, dtypes[name], rows)
+
+
+def raw_outputs(schema: ModelSchema, arrays: dict[str, np.ndarray],
+                names: list[str]) -> list[bytes]:
+    """``raw_output_contents`` of ``names``: one entry per name, in order."""
+    dtypes = schema.output_dtypes
+    out: list[bytes] = []
+    for name in names:
+        dt = dtypes[name]
+        values = _output_values(name, dt, arrays[name])
+        if dt == "BYTES":
+            out.append(serialize_bytes(values))
+        elif _LITTLE:
+            out.append(values.tobytes())
+        else:
+            out.append(values.astype(values.dtype.newbyteorder("<")).tobytes())
+    return out
+
+
+def _add_output(resp: Any, name: str, dt: str, rows: int) -> Any:
+    out = resp.outputs.add()  # setting fields one by one is faster than add(**fields)
+    out.name = name
+    out.datatype = dt
+    out.shape.append(rows)
+    return out
+
+
+def _output_values(name: str, dt: str, values: np.ndarray) -> Any:
+    """One output column as the tensor carries it: ``bytes`` items for BYTES, else a
+    contiguous array of the datatype's dtype."""
+    if dt == "BYTES":
+        # a missing label (no prediction for the row) is the empty string
+        return [v if isinstance(v, bytes) else b"" if v is None else str(v).encode("utf-8")
+                for v in values.tolist()]
+    if values.dtype == object and any(v is None for v in values.tolist()):
+        if dt not in ("FP32", "FP64"):
+            row = next(i for i, v in enumerate(values.tolist()) if v is None)
+            raise InputError(
+                f"row {row}: the model gives no prediction (a missing '{name}'), which a "
+                f"{dt} tensor cannot carry; request the probability outputs instead")
+        values = np.array([np.nan if v is None else v for v in values.tolist()],
+                          dtype=np.float64)
+    return np.ascontiguousarray(values, dtype=RAW_DTYPES[dt])

@@ -179,6 +179,9 @@ class LoadedVersion:
     #: the model's tensor interface
     schema: ModelSchema
     stats: VersionStats = field(default_factory=VersionStats)
+    #: raw ModelInfer responses without their data, by (output names, rows): a cache the
+    #: servicer fills (see InferenceServicer._response)
+    responses: dict[tuple[tuple[str, ...], int], Any] = field(default_factory=dict, repr=False)
 
     @property
     def fingerprint(self) -> str:

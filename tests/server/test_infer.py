@@ -175,3 +175,41 @@ def test_missing_labels_on_the_wire():
     with pytest.raises(InputError, match="row 1: the model gives no prediction"):
         encode_outputs(pb.ModelInferResponse(), schema,
                        {"n": np.array([1, None], dtype=object)}, ["n"], 2, raw=True)
+
+
+def test_raw_response_equals_the_field_by_field_message(server, bundles) -> None:
+    """A raw response starts from a cached skeleton: its bytes must be those of the message
+    built field by field, for every output selection and row count, first call or cached, with
+    and without a request id; the skeleton itself never takes a request's data."""
+    from protos import inference_pb2 as pb
+    from scorer.server import codec
+    from scorer.server.servicer import InferenceServicer
+
+    servicer = InferenceServicer(server.repository, server.config, server.metrics,
+                                 server._state)
+    lv = server.repository.resolve("iris", "")
+    X = bundles["iris"].X
+    cases = [(1, [], ""), (1, [], "req-1"), (3, ["label", "probability(2)"], ""),
+             (3, ["label", "probability(2)"], "x"), (1, [], "")]
+    for rows, outputs, rid in cases:
+        req = pb.ModelInferRequest(model_name="iris", id=rid)
+        req.inputs.add(name="input", datatype="FP64", shape=[rows, 4])
+        req.raw_input_contents.append(np.ascontiguousarray(X[:rows]).tobytes())
+        for name in outputs:
+            req.outputs.add(name=name)
+        dec = codec.decode_request(req, lv.schema, max_rows=100)
+        assert dec.raw and dec.rows == rows and not dec.X.flags.writeable
+        np.testing.assert_array_equal(dec.X, X[:rows])
+        arrays = lv.model.score_arrays(dec.X)
+        expected = pb.ModelInferResponse(model_name="iris", model_version=lv.version, id=rid)
+        for name in outputs or lv.schema.output_names:
+            out = expected.outputs.add(name=name, datatype=lv.schema.output_dtypes[name],
+                                       shape=[rows])
+            assert out.datatype in ("FP64", "INT64")
+            expected.raw_output_contents.append(
+                np.ascontiguousarray(arrays[name], dtype=codec.RAW_DTYPES[out.datatype])
+                .tobytes())
+        got = servicer._response(lv, req, dec, arrays)
+        assert got.SerializeToString() == expected.SerializeToString()
+    for skeleton in lv.responses.values():
+        assert not skeleton.raw_output_contents and not skeleton.id
