@@ -93,6 +93,15 @@ class InputEncoder:
             return self._from_numeric_array(arr)
         return self._from_object_array(arr)
 
+    def encode_numeric(self, X: np.ndarray, ws: np.ndarray) -> None:
+        """Encode the numeric 2-D array ``X`` (n_rows, n_inputs) into the first columns of
+        the caller's workspace ``ws`` (float64[n_rows, width], C order); the rest of ``ws``
+        is left as it is. Raises as :meth:`encode` does."""
+        if X.ndim != 2 or X.shape[1] != self.n_inputs:
+            self._from_numeric_array(X)  # raises the shape error
+        if copy_checked(ws, X, self.nan_checked, self.inf_checked) >= 0:
+            self._check_numeric(ws[:, : self.n_inputs])  # builds the message
+
     # --- numeric fast path --------------------------------------------------------------------
     def _from_numeric_array(self, X: np.ndarray) -> tuple[np.ndarray, bool]:
         single = X.ndim == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +227,9 @@ class Model:
         chunk = self._chunk_rows
 
         def work(i0: int) -> None:
-            ws, _ = self._encoder.encode(X[i0 : i0 + chunk])
+            Xc = X[i0 : i0 + chunk]
+            ws = _scratch(Xc.shape[0], self.width)
+            self._encoder.encode_numeric(Xc, ws)
             self._run_rows(ws)
             out[i0 : i0 + chunk] = ws[:, self._keep_sel]
 
@@ -365,6 +368,20 @@ def _no_copy(*_: Any) -> int:
 
 
 _POOLS: dict[int, Any] = {}
+_SCRATCH = threading.local()
+
+
+def _scratch(rows: int, width: int) -> np.ndarray:
+    """A float64[rows, width] workspace from this thread's scratch buffer, shared by every
+    model the thread scores and reused from chunk to chunk: a fresh chunk-sized array per
+    chunk can come from the OS each time (glibc maps and unmaps blocks this large), and its
+    page faults made a large batch up to 1.5x slower (logistic regression 44 -> 66 ns/row).
+    Valid until the thread's next call; results must be copied out of it."""
+    need = rows * width
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.shape[0] < need:
+        buf = _SCRATCH.buf = np.empty(max(need, 1 << 19), dtype=np.float64)
+    return buf[:need].reshape(rows, width)
 
 
 def _num_threads() -> int:
