@@ -91,6 +91,10 @@ class Config:
     #: A timed batch repeat calls the engine enough times to last at least this long, so
     #: that small batches are not timed at the clock's resolution.
     min_batch_seconds: float = 0.05
+    #: Pause before each timed multi-thread batch repeat: the worker threads of the engine
+    #: timed just before (OpenBLAS, OpenMP, ONNX Runtime) spin for a while after their last
+    #: call, and on 2 cores they would take the next engine's second core.
+    settle_seconds: float = 0.1
     load_repeats: int = 5
     #: Fresh interpreters in which to time tablescore's start-up (0: skip; ~1-3 s each).
     fresh_process_repeats: int = 3
@@ -113,7 +117,8 @@ QUICK = Config(n_train=2_000, n_score=1_000, n_estimators=20, latency_calls=200,
                min_batch_seconds=0.02, load_repeats=3, fresh_process_repeats=1)
 SMOKE = Config(n_train=300, n_score=200, n_estimators=5, latency_calls=20, latency_repeats=1,
                warmup_calls=3, batch_sizes=(200,), batch_repeats=1, thread_settings=(1,),
-               min_batch_seconds=0.0, load_repeats=1, fresh_process_repeats=0, sample_rows=64)
+               min_batch_seconds=0.0, settle_seconds=0.0, load_repeats=1,
+               fresh_process_repeats=0, sample_rows=64)
 
 
 # --- machine info ----------------------------------------------------------------------------
@@ -439,6 +444,8 @@ class _FamilyRun:
                         if name not in self.live:
                             continue
                         Xb = Xbs[name]
+                        if threads > 1 and cfg.settle_seconds:
+                            time.sleep(cfg.settle_seconds)
                         secs = self.attempt(name, f"throughput ({size} rows, {threads}t)",
                                             lambda eng=eng, k=calls[name], Xb=Xb: _time_batch(
                                                 eng.predict_batch, Xb, k))

@@ -91,6 +91,9 @@ class Model:
         self._decision = [o for o in self._outputs if o.kind == "decision"]
         self._proba_sel = _as_slice(np.array([self._pos[o.column] for o in self._proba],
                                              dtype=np.int64))
+        # the same columns in the workspace itself (the one-row path returns them from it)
+        self._ws_proba_sel = _as_slice(np.array([self._index[o.column] for o in self._proba],
+                                                dtype=np.int64))
         self._decision_sel = _as_slice(np.array([self._pos[o.column] for o in self._decision],
                                                 dtype=np.int64))
         self._label = next((o for o in self._outputs if o.kind == "label"), None)
@@ -292,6 +295,10 @@ class Model:
         raise AttributeError(f"model '{self.name}' has no predicted value or label output")
 
     def _predict_proba(self, X: Any, *, reference: bool = False) -> np.ndarray:
+        if not reference:
+            ws = self._run_single(X)
+            if ws is not None:  # one row: straight from its private workspace
+                return ws[:, self._ws_proba_sel]
         res, _ = self._run(X, reference=reference)
         return np.ascontiguousarray(res[:, self._proba_sel])
 
