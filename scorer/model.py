@@ -266,6 +266,16 @@ class Model:
         the threshold column, NaN: e.g. a PMML nullPrediction) has a missing label, None (the
         array is then of object dtype)."""
         rule, sel, threshold, classes = self._label_rules[(o or self._label).name]
+        if res.shape[0] == 1:  # one row (a request): the same rules on scalars
+            if rule == "argmax":
+                row = res[0, sel]
+                i = -1 if np.isnan(row).all() else int(np.argmax(row))
+            else:
+                v = res[0, sel]
+                i = -1 if v != v else int(v > threshold)
+            if i >= 0:
+                return classes[i : i + 1].copy()  # (never a view of the model's classes)
+            return np.array([None], dtype=object)
         vals = res[:, sel]
         if rule == "argmax":
             idx = np.argmax(vals, axis=1)

@@ -100,3 +100,42 @@ def test_one_row_errors_are_the_general_paths():
         model.predict_proba(X[:1, :5])
     # the model still answers after the refusals
     np.testing.assert_array_equal(model.predict_proba(X[:1]), model.predict_proba(X[:2])[:1])
+
+
+@pytest.fixture(scope="module", params=["logreg", "gbm", "forest"])
+def classifier(request, tmp_path_factory):
+    est, X = _fit(request.param)
+    path = tmp_path_factory.mktemp(f"{request.param}-labels") / "bundle"
+    exporters.export(est, path, sample=X[:50])
+    return scorer.load(path)
+
+
+@pytest.mark.parametrize("rule", ["argmax", "threshold"])
+def test_one_row_labels_follow_the_batch_rules(classifier, rule):
+    """A one-row result takes scalar label rules: the same class as the batch rule for each
+    row, ties and missing predictions (NaN: no class, None) included."""
+    model = classifier
+    o = model._label
+    saved = model._label_rules[o.name]
+    rule0, sel, _, classes = saved
+    before = classes.copy()
+    rng = np.random.default_rng(0)
+    res = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0, np.nan], size=(200, len(model._keep)))
+    if rule != rule0:  # the same columns, read under the other rule
+        col = int(np.atleast_1d(sel)[0])
+        model._label_rules[o.name] = (
+            ("threshold", col, 0.5, classes) if rule == "threshold"
+            else ("argmax", np.array([col, col + 1]) % len(model._keep), 0.0, classes))
+    try:
+        batch = model._labels(res, o)
+        for i in range(len(res)):
+            one = model._labels(res[i : i + 1], o)
+            assert one.shape == (1,)
+            assert one[0] == batch[i] or (one[0] is None and batch[i] is None), i
+        assert any(v is None for v in batch)  # the missing case was exercised
+        one = model._labels(res[2:3], o)
+        if one[0] is not None:
+            one[0] = classes[0] if one[0] != classes[0] else classes[-1]
+        np.testing.assert_array_equal(classes, before)  # a result never aliases classes
+    finally:
+        model._label_rules[o.name] = saved
