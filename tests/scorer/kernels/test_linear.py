@@ -73,3 +73,22 @@ def test_linear_scattered_and_consecutive_columns_agree():
     ws2[:, perm] = X
     linear_kernel(ws2, perm, np.array([8, 6, 7]), coef, b)
     np.testing.assert_array_equal(ws[:, 6:9], ws2[:, [8, 6, 7]])
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 37])
+def test_linear_sums_each_row_in_input_order(n):
+    """The consecutive-column path scores four rows per pass; every row must still be the
+    spec's left-to-right float64 sum plus the intercept, bit for bit (also the tail rows)."""
+    rng = np.random.default_rng(n)
+    f, k = 30, 2
+    X = rng.normal(scale=[10.0 ** (i % 7 - 3) for i in range(f)], size=(n, f))
+    coef, b = rng.normal(size=(f, k)), rng.normal(size=k)
+    ws = np.zeros((n, f + k))
+    ws[:, :f] = X
+    linear_kernel(ws, np.arange(f), np.arange(f, f + k), coef, b)
+    for i in range(n):
+        for j in range(k):
+            acc = 0.0
+            for q in range(f):
+                acc += float(X[i, q]) * float(coef[q, j])
+            assert ws[i, f + j] == acc + float(b[j]), (i, j)
