@@ -229,31 +229,38 @@ class Model:
         out = np.empty((n, len(self._keep)), dtype=np.float64)
         chunk = self._chunk_rows
 
+        starts = range(0, n, chunk)
+        threads = min(_num_threads(), len(starts))
+        # Chunks spread over threads, each running the serial kernels (which release the
+        # GIL), whenever there are enough chunks to share out: a thread that is done takes
+        # the next chunk, so one slow core delays one chunk, not every parallel loop (2
+        # cores, XGBoost 200 trees: 1.10M -> 1.14M rows/s median). Too few chunks: the
+        # prange kernels use every core inside each chunk.
+        pooled = threads > 1 and (not self._has_parallel or len(starts) >= 2 * threads)
+
         def work(i0: int) -> None:
             Xc = X[i0 : i0 + chunk]
             ws = _scratch(Xc.shape[0], self.width)
             self._encoder.encode_numeric(Xc, ws)
-            self._run_rows(ws)
+            self._run_rows(ws, serial=pooled)
             out[i0 : i0 + chunk] = ws[:, self._keep_sel]
 
-        starts = range(0, n, chunk)
-        threads = 1 if self._has_parallel else min(_num_threads(), len(starts))
-        if threads <= 1:
-            # models with prange kernels use every core inside each chunk
+        if pooled:
+            list(_pool(threads).map(work, starts))
+        else:
             for i0 in starts:
                 work(i0)
-        else:
-            # serial kernels release the GIL: spread the chunks over threads
-            list(_pool(threads).map(work, starts))
         return out
 
-    def _run_rows(self, ws: np.ndarray, *, reference: bool = False) -> None:
-        """Run every step on the workspace ``ws`` (float64[n_rows, width])."""
+    def _run_rows(self, ws: np.ndarray, *, reference: bool = False,
+                  serial: bool = False) -> None:
+        """Run every step on the workspace ``ws`` (float64[n_rows, width]); ``serial``: never
+        the parallel kernels (the caller spreads work over threads itself)."""
         n = ws.shape[0]
         for b in self._plan:
             if reference:
                 status = b.reference(ws, *b.args)
-            elif n < b.parallel_min_rows:  # small batches never pay thread start-up
+            elif serial or n < b.parallel_min_rows:  # small batches never pay thread start-up
                 status = b.kernel(ws, *b.args)
             else:
                 status = b.parallel(ws, *b.args)
