@@ -92,9 +92,9 @@ class Config:
     #: that small batches are not timed at the clock's resolution.
     min_batch_seconds: float = 0.05
     #: Pause before each timed multi-thread batch repeat: the worker threads of the engine
-    #: timed just before (OpenBLAS, OpenMP, ONNX Runtime) spin for a while after their last
+    #: timed just before (OpenBLAS, OpenMP, ONNX Runtime) spin for up to ~0.1 s after their last
     #: call, and on 2 cores they would take the next engine's second core.
-    settle_seconds: float = 0.1
+    settle_seconds: float = 0.3
     load_repeats: int = 5
     #: Fresh interpreters in which to time tablescore's start-up (0: skip; ~1-3 s each).
     fresh_process_repeats: int = 3
