@@ -97,8 +97,7 @@ class InputEncoder:
         """Encode the numeric 2-D array ``X`` (n_rows, n_inputs) into the first columns of
         the caller's workspace ``ws`` (float64[n_rows, width], C order); the rest of ``ws``
         is left as it is. Raises as :meth:`encode` does."""
-        if X.ndim != 2 or X.shape[1] != self.n_inputs:
-            self._from_numeric_array(X)  # raises the shape error
+        self._check_width(X)
         if copy_checked(ws, X, self.nan_checked, self.inf_checked) >= 0:
             self._check_numeric(ws[:, : self.n_inputs])  # builds the message
 
@@ -107,15 +106,18 @@ class InputEncoder:
         single = X.ndim == 1
         if single:
             X = X.reshape(1, -1)
+        self._check_width(X)
+        ws = np.empty((X.shape[0], self.width), dtype=np.float64)
+        if copy_checked(ws, X, self.nan_checked, self.inf_checked) >= 0:
+            self._check_numeric(ws[:, : self.n_inputs])  # builds the message
+        return ws, single
+
+    def _check_width(self, X: np.ndarray) -> None:
         if X.ndim != 2:
             raise ShapeError(f"expected a 2-D array of shape (rows, {self.n_inputs}), got "
                              f"{X.ndim}-D")
         if X.shape[1] != self.n_inputs:
             raise ShapeError(f"expected {self.n_inputs} features, got {X.shape[1]}")
-        ws = np.empty((X.shape[0], self.width), dtype=np.float64)
-        if copy_checked(ws, X, self.nan_checked, self.inf_checked) >= 0:
-            self._check_numeric(ws[:, : self.n_inputs])  # builds the message
-        return ws, single
 
     def _check_numeric(self, block: np.ndarray) -> None:
         if block.size == 0 or np.isfinite(block).all():

@@ -72,9 +72,12 @@ class Model:
         # (at most 16k rows: a 100k batch still spreads over the cores)
         self._chunk_rows = min(16384, max(1024, (4 << 20) // (8 * self.width)))
         self._has_parallel = any(b.parallel is not None for b in self._plan)
-        #: the one-row path's (kernel, args) per step, resolved on its first use
+        #: the one-row path: (kernel, args) per step, and the same with the kernels' entry
+        #: points once resolved; the input copy's entry points by the row's writeability
+        self._single_steps = [(b.single, b.single_args) if b.single is not None
+                              else (b.kernel, b.args) for b in self._plan]
         self._single_plan: list[tuple[Any, tuple[Any, ...]]] | None = None
-        self._single_copy: dict[bool, Any] = {}
+        self._single_copy: dict[bool | None, Any] = {}
         self._outputs = bundle.outputs
         for o in self._outputs:
             for c in ([o.column] if o.column else []) + list(o.columns or []):
@@ -164,46 +167,31 @@ class Model:
         (the general path then scores it and words the error).
 
         Each step runs its one-row kernel where it has one, called through its compiled entry
-        point: a single row costs a few microseconds, of which Python and the dispatchers'
-        argument checks were half.
+        point once the first call has compiled it: a single row costs a few microseconds, of
+        which Python and the dispatchers' argument checks were half.
         """
-        if (type(X) is not np.ndarray or X.ndim != 2 or X.shape[0] != 1
-                or X.shape[1] != self._encoder.n_inputs or X.dtype.kind not in "fiub"
-                or not self._encoder.all_numeric):
-            return None
         enc = self._encoder
+        if (type(X) is not np.ndarray or X.ndim != 2 or X.shape[0] != 1
+                or X.shape[1] != enc.n_inputs or X.dtype.kind not in "fiub"
+                or not enc.all_numeric):
+            return None
         ws = np.empty((1, self.width), dtype=np.float64)
-        plan = self._single_plan
-        if plan is None:  # first use: compile (via the dispatchers), then resolve entries
-            if copy_checked(ws, X, enc.nan_checked, enc.inf_checked) >= 0:
-                return None
-            for b in self._plan:
-                fn, args = (b.single, b.single_args) if b.single is not None else (b.kernel,
-                                                                                   b.args)
-                if fn(ws, *args) >= 0:
-                    return None
-            self._single_plan = [
-                (entry_point(fn, (ws, *args)) or fn, args)
-                for fn, args in ((b.single, b.single_args) if b.single is not None
-                                 else (b.kernel, b.args) for b in self._plan)]
-            return ws
         # The copy has entry points for C-order float64 rows (the usual ones), writable or
         # not (a view of request bytes is read-only: another type to Numba); others dispatch.
-        copy = copy_checked
-        flags = X.flags
-        if X.dtype is _F64 and flags.c_contiguous:
-            copy = self._single_copy.get(flags.writeable)
-            if copy is None:
-                if copy_checked(ws, X, enc.nan_checked, enc.inf_checked) >= 0:
-                    return None  # (this compiled the copy for such rows)
-                self._single_copy[flags.writeable] = entry_point(
-                    copy_checked, (ws, X, enc.nan_checked, enc.inf_checked)) or copy_checked
-                copy = _no_copy
+        key = X.flags.writeable if X.dtype is _F64 and X.flags.c_contiguous else None
+        copy = self._single_copy.get(key, copy_checked)
         if copy(ws, X, enc.nan_checked, enc.inf_checked) >= 0:
             return None
+        if key is not None and key not in self._single_copy:
+            self._single_copy[key] = entry_point(
+                copy_checked, (ws, X, enc.nan_checked, enc.inf_checked)) or copy_checked
+        plan = self._single_plan or self._single_steps
         for fn, args in plan:
             if fn(ws, *args) >= 0:
                 return None
+        if self._single_plan is None:  # every step is compiled now: resolve its entry
+            self._single_plan = [(entry_point(fn, (ws, *args)) or fn, args)
+                                 for fn, args in self._single_steps]
         return ws
 
     def columns(self, X: Any, names: list[str] | None = None, *,
@@ -385,10 +373,6 @@ class Model:
 
 
 _F64 = np.dtype(np.float64)
-
-
-def _no_copy(*_: Any) -> int:
-    return -1
 
 
 _POOLS: dict[int, Any] = {}
