@@ -74,8 +74,7 @@ class Model:
         self._has_parallel = any(b.parallel is not None for b in self._plan)
         #: the one-row path: (kernel, args) per step, and the same with the kernels' entry
         #: points once resolved; the input copy's entry points by the row's writeability
-        self._single_steps = [(b.single, b.single_args) if b.single is not None
-                              else (b.kernel, b.args) for b in self._plan]
+        self._single_steps = _single_steps(self._plan)
         self._single_plan: list[tuple[Any, tuple[Any, ...]]] | None = None
         self._single_copy: dict[bool | None, Any] = {}
         self._outputs = bundle.outputs
@@ -377,6 +376,24 @@ _F64 = np.dtype(np.float64)
 
 _POOLS: dict[int, Any] = {}
 _SCRATCH = threading.local()
+
+
+def _single_steps(plan: list[Bound]) -> list[tuple[Any, tuple[Any, ...]]]:
+    """``[(kernel, args), ...]`` for a one-row workspace: each step's one-row kernel where it
+    has one, and a link step folded into the step before it where that step can apply it
+    in the same call (a boosted classifier's margin, then its sigmoid)."""
+    out: list[tuple[Any, tuple[Any, ...]]] = []
+    i = 0
+    while i < len(plan):
+        b = plan[i]
+        nxt = plan[i + 1] if i + 1 < len(plan) else None
+        if b.single_then_link is not None and nxt is not None and nxt.link is not None:
+            out.append((b.single_then_link, (*b.single_args, *nxt.link)))
+            i += 2
+            continue
+        out.append((b.single, b.single_args) if b.single is not None else (b.kernel, b.args))
+        i += 1
+    return out
 
 
 def _scratch(rows: int, width: int) -> np.ndarray:

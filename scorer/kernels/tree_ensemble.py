@@ -94,6 +94,7 @@ from ..errors import FieldTypeError
 from ..ir import Step
 from ..ops import BindContext, Bound, register_op
 from ._common import table
+from .linear import link_kernel
 
 #: rows that walk one tree together (the block's features and accumulators stay in L1)
 BLOCK_ROWS = 128
@@ -451,6 +452,21 @@ def tree_ensemble_row_kernel(ws, in_cols, out_cols, thr, leafv, trees, consts,
         for j in range(k):
             ws[0, out_cols[j]] = acc[j]
     return -1
+
+
+@njit(cache=True, nogil=True)
+def tree_ensemble_row_link_kernel(ws, in_cols, out_cols, thr, leafv, trees, consts,
+                                  refuse_overflow, plain, link_in, link_out, function):
+    """:func:`tree_ensemble_row_kernel`, then the following link step
+    (:func:`scorer.kernels.linear.link_kernel` with ``link_in, link_out, function``) in the
+    same call: a boosted classifier's one row then costs one call instead of two (the
+    second call and its arguments' unboxing were ~0.4 µs of ~4.5). Same results, same
+    statuses: -1, or 0 when the row is refused (the link then does not run)."""
+    status = tree_ensemble_row_kernel(ws, in_cols, out_cols, thr, leafv, trees, consts,
+                                      refuse_overflow, plain)
+    if status >= 0:
+        return status
+    return link_kernel(ws, link_in, link_out, function)
 
 
 @njit(cache=True, nogil=True)
@@ -993,7 +1009,8 @@ def bind_tree_ensemble(step: Step, ctx: BindContext) -> Bound:
                        plain)
     return Bound(tree_ensemble_kernel, reference, args, parallel=tree_ensemble_parallel,
                  parallel_min_rows=min_rows, error=_overflow_error(step, in_cols),
-                 single=single, single_args=single_args)
+                 single=single, single_args=single_args,
+                 single_then_link=tree_ensemble_row_link_kernel if single else None)
 
 
 # --- reference -------------------------------------------------------------------------------

@@ -139,3 +139,16 @@ def test_one_row_labels_follow_the_batch_rules(classifier, rule):
         np.testing.assert_array_equal(classes, before)  # a result never aliases classes
     finally:
         model._label_rules[o.name] = saved
+
+
+def test_one_row_plan_folds_the_link_into_the_tree_step(tmp_path):
+    """A boosted binary classifier (margin, then sigmoid) takes one call per row: the link
+    runs inside the tree step's one-row kernel, with the batch path's results bit for bit."""
+    est, X = _fit("gbm")
+    exporters.export(est, tmp_path / "b", sample=X[:50])
+    model = scorer.load(tmp_path / "b")
+    assert [b.link is not None for b in model._plan] == [False, True]
+    batch = model.predict_proba(X)
+    for i in range(0, len(X), 5):
+        np.testing.assert_array_equal(model.predict_proba(X[i : i + 1]), batch[i : i + 1])
+    assert model._single_plan is not None and len(model._single_plan) == 1

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from scorer.errors import BundleFormatError, FieldTypeError
 from scorer.ir import Bundle, Field, Output, Step
 from scorer.kernels import tree_ensemble as te
+from scorer.kernels.linear import link_kernel
 from scorer.model import Model
 from scorer.ops import BindContext, get_op
 
@@ -123,12 +124,30 @@ def run_all(step: Step, X: np.ndarray) -> np.ndarray:
             ws = np.concatenate([X[i], np.full(k, -7.0)])[None, :]
             assert b.single(ws, *b.single_args) == -1
             singles[i] = ws[0, X.shape[1]:]
+            check_single_then_link(b, X[i], k)
     named = [("parallel", results[1]), ("reference", results[2]), ("row by row", rows)]
     if b.single is not None:
         named.append(("single-row kernel", singles))
     for name, r in named:
         np.testing.assert_array_equal(r, results[0], err_msg=f"{name} differs from serial")
     return results[0]
+
+
+def check_single_then_link(b, x: np.ndarray, k: int) -> None:
+    """The one-row kernel fused with a following link step equals the two run one after the
+    other, for each link function that maps k columns (the sigmoid pair needs k == 1)."""
+    assert b.single_then_link is not None
+    n = x.shape[0]
+    out_cols = np.arange(n, n + k, dtype=np.int64)
+    for function in ([1, 3, 4, 5, 2] if k == 1 else [1, 3, 4, 5]):
+        width = 2 if function == 2 else k
+        link_out = np.arange(n + k, n + k + width, dtype=np.int64)
+        two = np.concatenate([x, np.full(k + width, -7.0)])[None, :]
+        one = two.copy()
+        assert b.single(two, *b.single_args) == -1
+        assert link_kernel(two, out_cols, link_out, function) == -1
+        assert b.single_then_link(one, *b.single_args, out_cols, link_out, function) == -1
+        np.testing.assert_array_equal(one, two, err_msg=f"fused link {function} differs")
 
 
 # A scalar Python reading of the normative text: the third opinion.
