@@ -387,8 +387,8 @@ def _single_steps(plan: list[Bound]) -> list[tuple[Any, tuple[Any, ...]]]:
     while i < len(plan):
         b = plan[i]
         nxt = plan[i + 1] if i + 1 < len(plan) else None
-        if b.single_then_link is not None and nxt is not None and nxt.link is not None:
-            out.append((b.single_then_link, (*b.single_args, *nxt.link)))
+        if b.single_then_link is not None and nxt is not None and nxt.link:
+            out.append((b.single_then_link, (*b.single_args, *nxt.args)))
             i += 2
             continue
         out.append((b.single, b.single_args) if b.single is not None else (b.kernel, b.args))

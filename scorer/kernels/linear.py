@@ -182,4 +182,4 @@ def bind_link(step: Step, ctx: BindContext) -> Bound:
     if (code == 2 and (n_in, n_out) != (1, 2)) or (code != 2 and n_in != n_out):
         raise ValueError(f"link '{name}' cannot map {n_in} inputs to {n_out} outputs")
     args = (ctx.cols(step.inputs, step=step), ctx.cols(step.outputs, step=step), code)
-    return Bound(link_kernel, link_reference, args, link=args)
+    return Bound(link_kernel, link_reference, args, link=True)

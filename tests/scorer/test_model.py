@@ -147,7 +147,7 @@ def test_one_row_plan_folds_the_link_into_the_tree_step(tmp_path):
     est, X = _fit("gbm")
     exporters.export(est, tmp_path / "b", sample=X[:50])
     model = scorer.load(tmp_path / "b")
-    assert [b.link is not None for b in model._plan] == [False, True]
+    assert [b.link for b in model._plan] == [False, True]
     batch = model.predict_proba(X)
     for i in range(0, len(X), 5):
         np.testing.assert_array_equal(model.predict_proba(X[i : i + 1]), batch[i : i + 1])
