@@ -176,7 +176,9 @@ class Model:
         if type(X) is not np.ndarray or X.shape != self._one_row:
             return None
         dt = X.dtype
-        if dt is _F64:
+        # (an unpickled array carries its own, equal dtype object: `is` alone would send
+        # it the slow way)
+        if dt is _F64 or dt == _F64:
             # The copy has entry points for C-order float64 rows (the usual ones), writable
             # or not (a view of request bytes is read-only: another type to Numba).
             flags = X.flags

@@ -78,6 +78,20 @@ def test_one_row_input_forms(fitted, form):
     np.testing.assert_array_equal(_method(model)(row), want)
 
 
+def test_one_row_of_an_unpickled_array_takes_the_entry_point(fitted):
+    """An unpickled float64 array carries a dtype object equal to, but not the same as,
+    numpy's own: it still gets the resolved input copy, not the dispatcher's."""
+    import pickle
+
+    _, model, X = fitted
+    row = pickle.loads(pickle.dumps(np.nan_to_num(X[7:8])))
+    assert row.dtype == np.float64 and row.dtype is not np.dtype(np.float64)
+    want = _method(model)(np.nan_to_num(X[7:8]).repeat(3, axis=0))[:1]
+    model._single_copy.clear()
+    np.testing.assert_array_equal(_method(model)(row), want)
+    assert True in model._single_copy  # the writeable C-order float64 copy was resolved
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = a.copy()
     a.flags.writeable = False
