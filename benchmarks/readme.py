@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.readme [RESULTS.json]`` replaces the text between the README markers
 ``<!-- bench:start -->`` and ``<!-- bench:end -->`` with the headline and gRPC tables of the
-newest ``benchmarks/results/<date>.json`` (full runs only; quick runs are skipped).
+newest ``benchmarks/results/<date>.json`` (full runs only; quick runs are skipped), and the
+targets that run missed (:mod:`benchmarks.targets`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .report import atomic_write_text, render_grpc, render_headline
+from .targets import render_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -35,6 +37,7 @@ def section(results: dict, source: Path) -> str:
         "",
     ]
     lines += render_headline(results)
+    lines += render_targets(results, only_missed=True)
     if results.get("grpc"):
         lines += ["", *render_grpc(results)]
     # the report's headings sit one level below the README's "How it compares"

@@ -358,10 +358,12 @@ class _FamilyRun:
         """Max |engine - native| on ``X`` (also the engines' first full-size warm-up)."""
         self.threads.apply(self.cfg.latency_threads, self.live)
         outs: dict[str, np.ndarray] = {}
+        dtypes: dict[str, str] = {}
         for name, eng in list(self.live.items()):
             Xe = X[:eng.max_batch_rows] if eng.max_batch_rows else X  # slow engines: capped
             out = self.attempt(name, "faithfulness", lambda eng=eng, Xe=Xe: eng.predict_batch(Xe))
             if out is not None:
+                dtypes[name] = np.asarray(out).dtype.name  # float32 originals: not 1e-12 exact
                 outs[name] = np.asarray(out, dtype=np.float64).reshape(-1)
         ref_full = outs.get("native")
         for name, out in outs.items():
@@ -382,6 +384,7 @@ class _FamilyRun:
                                  "nan_mismatch": int(np.sum(np.isnan(out) != np.isnan(ref)))}
             if self.family.task == "classification":
                 f["label_mismatches"] = int(np.sum((out > 0.5) != (ref > 0.5)))
+            f["output_dtype"] = dtypes[name]
             self.res[name]["faithfulness"] = f
 
     def latency(self, X: np.ndarray) -> None:
