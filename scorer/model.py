@@ -271,12 +271,11 @@ class Model:
         the threshold column, NaN: e.g. a PMML nullPrediction) has a missing label, None (the
         array is then of object dtype)."""
         rule, sel, threshold, classes = self._label_rules[(o or self._label).name]
-        if res.shape[0] == 1:  # one row (a request): the same rules on scalars
+        if res.shape[0] == 1:  # one row (a request): the same rules on Python scalars
             if rule == "argmax":
-                row = res[0, sel]
-                i = -1 if np.isnan(row).all() else int(np.argmax(row))
+                i = _argmax(res[0, sel].tolist())
             else:
-                v = res[0, sel]
+                v = float(res[0, sel])
                 i = -1 if v != v else int(v > threshold)
             if i >= 0:
                 return classes[i : i + 1].copy()  # (never a view of the model's classes)
@@ -387,6 +386,20 @@ _F64 = np.dtype(np.float64)
 
 _POOLS: dict[int, Any] = {}
 _SCRATCH = threading.local()
+
+
+def _argmax(values: list[float]) -> int:
+    """``np.argmax`` of a short list of floats, or -1 when every value is NaN: the first NaN
+    when there is one (NumPy takes NaN for the maximum), else the first maximum. Scalars
+    instead of array calls: a one-row label costs a few hundred nanoseconds less per call."""
+    best = -1
+    top = 0.0
+    for j, v in enumerate(values):
+        if v != v:
+            return j if any(w == w for w in values) else -1
+        if best < 0 or v > top:
+            best, top = j, v
+    return best
 
 
 def _single_steps(plan: list[Bound]) -> list[tuple[Any, tuple[Any, ...]]]:

@@ -166,3 +166,15 @@ def test_one_row_plan_folds_the_link_into_the_tree_step(tmp_path):
     for i in range(0, len(X), 5):
         np.testing.assert_array_equal(model.predict_proba(X[i : i + 1]), batch[i : i + 1])
     assert model._single_plan is not None and len(model._single_plan) == 1
+
+
+def test_scalar_argmax_is_numpys():
+    """The one-row label rule's argmax: NumPy's answer (first NaN, else first maximum; -1 when
+    every value is NaN) on short rows with ties, infinities and NaN."""
+    from scorer.model import _argmax
+
+    rng = np.random.default_rng(1)
+    for _ in range(5000):
+        v = rng.choice([0.0, 0.25, 0.5, -1.0, np.inf, -np.inf, np.nan], size=rng.integers(1, 6))
+        want = -1 if np.isnan(v).all() else int(np.argmax(v))
+        assert _argmax(v.tolist()) == want, v
