@@ -6,6 +6,11 @@ process, as the tests and embedding applications do, without their series collid
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_left
+from collections.abc import Iterator
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -14,6 +19,13 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 # gRPC round trips of tabular scoring range from tens of microseconds (one row) to seconds
 # (a million rows)
@@ -40,24 +52,9 @@ class Metrics:
         r = self.registry
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
-        self.requests = Counter(
-            "tablescore_grpc_requests", "gRPC requests by method and status code",
-            ["method", "code"], registry=r)
-        self.latency = Histogram(
-            "tablescore_grpc_request_duration_seconds",
-            "Time from receiving a request to its response, by method", ["method"],
-            buckets=_LATENCY_BUCKETS, registry=r)
-        self.inflight = Gauge(
-            "tablescore_grpc_requests_in_flight", "Requests being handled now", registry=r)
-        self.infer = Counter(
-            "tablescore_infer_requests", "ModelInfer requests by model, version and status code",
-            ["model", "version", "code"], registry=r)
-        self.infer_latency = Histogram(
-            "tablescore_infer_duration_seconds", "ModelInfer time in the server, by model",
-            ["model", "version"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.rows = Counter(
-            "tablescore_rows_scored", "Rows scored successfully, by model and version",
-            ["model", "version"], registry=r)
+        #: the per-request series (requests, latencies, in flight, rows scored)
+        self.calls = RequestSeries()
+        r.register(self.calls)
         self.batched = Counter(
             "tablescore_batched_requests",
             "ModelInfer requests scored in a kernel call shared with other requests (adaptive "
@@ -79,3 +76,132 @@ class Metrics:
         self.ready = Gauge(
             "tablescore_server_ready", "1 once the initial repository scan is loaded, 0 while "
             "starting or shutting down", registry=r)
+
+
+class RequestSeries(Collector):
+    """The series every request updates, as plain numbers under one lock, exported at scrape
+    time with the names, labels and buckets of ordinary Prometheus counters, gauges and
+    histograms:
+
+    - ``tablescore_grpc_requests_total{method, code}``
+    - ``tablescore_grpc_request_duration_seconds{method}`` (histogram)
+    - ``tablescore_grpc_requests_in_flight``
+    - ``tablescore_infer_requests_total{model, version, code}``
+    - ``tablescore_infer_duration_seconds{model, version}`` (histogram)
+    - ``tablescore_rows_scored_total{model, version}``
+
+    prometheus_client takes a lock and several Python calls per update: the seven updates of a
+    ModelInfer call cost 8.1 us on a 2-core test machine, against 0.8 us for one lock around
+    plain additions (a single-row request's whole handler is about 35 us there).
+    """
+
+    def __init__(self, buckets: tuple[float, ...] = _LATENCY_BUCKETS) -> None:
+        self._lock = threading.Lock()
+        self._bounds = tuple(float(b) for b in buckets)
+        self._inflight = 0
+        self._requests: dict[tuple[str, str], int] = {}
+        # histograms: key -> [count per bucket (non-cumulative, the last one +Inf), sum]
+        self._latency: dict[str, list[Any]] = {}
+        self._infer: dict[tuple[str, str, str], int] = {}
+        self._infer_latency: dict[tuple[str, str], list[Any]] = {}
+        self._rows: dict[tuple[str, str], int] = {}
+
+    # --- updates (request path) ---------------------------------------------------------------
+    def started(self) -> None:
+        """A request arrived (in flight until :meth:`finished`)."""
+        with self._lock:
+            self._inflight += 1
+
+    def finished(self, method: str, code: str, seconds: float) -> None:
+        """A request of ``method`` ended with status ``code`` after ``seconds``."""
+        i = bisect_left(self._bounds, seconds)  # the first bucket whose bound is >= seconds
+        key = (method, code)
+        with self._lock:
+            self._inflight -= 1
+            self._requests[key] = self._requests.get(key, 0) + 1
+            h = self._latency.get(method)
+            if h is None:
+                h = self._latency[method] = [[0] * (len(self._bounds) + 1), 0.0]
+            h[0][i] += 1
+            h[1] += seconds
+
+    def inferred(self, model: str, version: str, rows: int, seconds: float) -> None:
+        """A ModelInfer call scored ``rows`` rows of ``model`` / ``version``."""
+        i = bisect_left(self._bounds, seconds)
+        key = (model, version)
+        ok = (model, version, "OK")
+        with self._lock:
+            self._infer[ok] = self._infer.get(ok, 0) + 1
+            self._rows[key] = self._rows.get(key, 0) + rows
+            h = self._infer_latency.get(key)
+            if h is None:
+                h = self._infer_latency[key] = [[0] * (len(self._bounds) + 1), 0.0]
+            h[0][i] += 1
+            h[1] += seconds
+
+    def infer_failed(self, model: str, version: str, code: str) -> None:
+        """A ModelInfer call for ``model`` / ``version`` ("" when unknown) ended with
+        ``code``."""
+        key = (model, version, code)
+        with self._lock:
+            self._infer[key] = self._infer.get(key, 0) + 1
+
+    # --- reading ------------------------------------------------------------------------------
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        """One sample's current value by its exposition name (``..._total``, ``..._count``,
+        ``..._sum``, ``..._bucket`` with ``le``), or None: for tests and debugging."""
+        labels = labels or {}
+        for family in self.collect():
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return sample.value
+        return None
+
+    def collect(self) -> Iterator[Any]:
+        with self._lock:
+            inflight = self._inflight
+            requests = dict(self._requests)
+            latency = {k: (list(v[0]), v[1]) for k, v in self._latency.items()}
+            infer = dict(self._infer)
+            infer_latency = {k: (list(v[0]), v[1]) for k, v in self._infer_latency.items()}
+            rows = dict(self._rows)
+        c = CounterMetricFamily("tablescore_grpc_requests",
+                                "gRPC requests by method and status code",
+                                labels=["method", "code"])
+        for key, n in sorted(requests.items()):
+            c.add_metric(list(key), n)
+        yield c
+        yield self._histogram("tablescore_grpc_request_duration_seconds",
+                              "Time from receiving a request to its response, by method",
+                              ["method"], {(k,): v for k, v in latency.items()})
+        g = GaugeMetricFamily("tablescore_grpc_requests_in_flight",
+                              "Requests being handled now")
+        g.add_metric([], inflight)
+        yield g
+        c = CounterMetricFamily("tablescore_infer_requests",
+                                "ModelInfer requests by model, version and status code",
+                                labels=["model", "version", "code"])
+        for key, n in sorted(infer.items()):
+            c.add_metric(list(key), n)
+        yield c
+        yield self._histogram("tablescore_infer_duration_seconds",
+                              "ModelInfer time in the server, by model",
+                              ["model", "version"], infer_latency)
+        c = CounterMetricFamily("tablescore_rows_scored",
+                                "Rows scored successfully, by model and version",
+                                labels=["model", "version"])
+        for key, n in sorted(rows.items()):
+            c.add_metric(list(key), n)
+        yield c
+
+    def _histogram(self, name: str, doc: str, labels: list[str],
+                   data: dict[tuple[str, ...], tuple[list[int], float]]) -> Any:
+        h = HistogramMetricFamily(name, doc, labels=labels)
+        for key, (counts, total) in sorted(data.items()):
+            cumulative = 0
+            buckets = []
+            for bound, n in zip((*self._bounds, float("inf")), counts, strict=True):
+                cumulative += n
+                buckets.append((floatToGoString(bound), cumulative))
+            h.add_metric(list(key), buckets, total)
+        return h

@@ -100,7 +100,6 @@ class InferenceServicer:
         self.metrics = metrics
         self.state = state
         self._parallel = _ParallelGuard()
-        self._children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         # adaptive batching: one batcher per loaded version, gone when the version is
         self._batchers: weakref.WeakKeyDictionary[LoadedVersion, Batcher] = \
             weakref.WeakKeyDictionary()
@@ -130,15 +129,12 @@ class InferenceServicer:
 
     def _wrap(self, method: str, req_type: Any,
               fn: Callable[[Any, Any], Any]) -> Callable[[bytes, grpc.ServicerContext], bytes]:
-        requests = self.metrics.requests
-        ok = requests.labels(method, "OK")  # bound once: labels() costs microseconds per call
-        latency = self.metrics.latency.labels(method)
-        inflight = self.metrics.inflight
+        calls = self.metrics.calls
 
         def handler(data: bytes, context: grpc.ServicerContext) -> bytes:
             t0 = time.perf_counter()
-            inflight.inc()
-            counter = ok
+            calls.started()
+            code = "OK"
             try:
                 try:
                     request = req_type.FromString(data)
@@ -148,7 +144,7 @@ class InferenceServicer:
                 return fn(request, context).SerializeToString()
             except Exception as exc:
                 status, details = to_status(exc, method=method)
-                counter = requests.labels(method, status.name)
+                code = status.name
                 if status is not grpc.StatusCode.INTERNAL and log.isEnabledFor(logging.DEBUG):
                     log.debug("request refused", extra={
                         "event": "request_error", "method": method, "code": status.name,
@@ -156,9 +152,7 @@ class InferenceServicer:
                 context.abort(status, details)  # raises: ends the RPC with this status
                 raise AssertionError("unreachable") from None
             finally:
-                inflight.dec()
-                counter.inc()
-                latency.observe(time.perf_counter() - t0)
+                calls.finished(method, code, time.perf_counter() - t0)
 
         return handler
 
@@ -224,36 +218,22 @@ class InferenceServicer:
     # --- inference ----------------------------------------------------------------------------
     def model_infer(self, req: Any, context: Any) -> Any:
         t0 = time.perf_counter_ns()
+        calls = self.metrics.calls
         try:
             lv = self.repository.resolve(req.model_name, req.model_version)
         except Exception as exc:
-            self.metrics.infer.labels("", "", to_status_name(exc)).inc()
+            calls.infer_failed("", "", to_status_name(exc))
             raise
         try:
             resp, rows, t1, t2, executions = self._infer(lv, req)
         except Exception as exc:
             lv.stats.failure(time.perf_counter_ns() - t0)
-            self.metrics.infer.labels(lv.name, lv.version, to_status_name(exc)).inc()
+            calls.infer_failed(lv.name, lv.version, to_status_name(exc))
             raise
         t3 = time.perf_counter_ns()
         lv.stats.success(rows, t3 - t0, t1 - t0, t2 - t1, t3 - t2, executions=executions)
-        ok, scored, latency = self._version_metrics(lv)
-        ok.inc()
-        scored.inc(rows)
-        latency.observe((t3 - t0) / 1e9)
+        calls.inferred(lv.name, lv.version, rows, (t3 - t0) / 1e9)
         return resp
-
-    def _version_metrics(self, lv: LoadedVersion) -> tuple[Any, Any, Any]:
-        """The success series of one version, bound once (labels() is not free)."""
-        key = (lv.name, lv.version)
-        children = self._children.get(key)
-        if children is None:
-            m = self.metrics
-            children = (m.infer.labels(lv.name, lv.version, "OK"),
-                        m.rows.labels(lv.name, lv.version),
-                        m.infer_latency.labels(lv.name, lv.version))
-            self._children[key] = children
-        return children
 
     def _infer(self, lv: LoadedVersion, req: Any) -> tuple[Any, int, int, int, int]:
         batcher = self._batcher(lv) if self.config.batching else None
