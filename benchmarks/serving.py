@@ -323,7 +323,9 @@ def _summarise(runs: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
     if ok:
         for k in ("p50_us", "p99_us", "mean_us", "calls_per_s"):
             row[k] = float(statistics.median(r[k] for r in ok))
-            row[f"{k}_runs"] = [r[k] for r in ok]
+            # one entry per window, None for a failed one: window i of every server ran side
+            # by side, and benchmarks.targets pairs them by position
+            row[f"{k}_runs"] = [r[k] if r in ok else None for r in runs]
         row["calls"] = sum(r["calls"] for r in ok)
     errs = [r for r in runs if r.get("errors")]
     if errs:

@@ -104,16 +104,18 @@ def _paired(ours: Sequence[float], theirs: Sequence[float], goal: float, *,
 
     ``higher_is_better``: the figures are rates (ratio = ours / theirs), else times
     (ratio = theirs / ours)."""
-    n = min(len(ours), len(theirs))
-    if n == 0:
+    # Lists of different lengths lost a failed repeat somewhere: which ones ran side by side
+    # is then unknown, so nothing is paired.
+    if not ours or len(ours) != len(theirs):
         return None
-    met = 0
-    for a, b in zip(ours[:n], theirs[:n], strict=True):
-        if not a or not b:
+    met = n = 0
+    for a, b in zip(ours, theirs, strict=True):
+        if not a or not b:  # a repeat without a figure is not a repeat
             continue
+        n += 1
         ratio = a / b if higher_is_better else b / a
         met += ratio >= goal if at_least else ratio <= goal
-    return met, n
+    return (met, n) if n else None
 
 
 # --- the checks ------------------------------------------------------------------------------
@@ -126,11 +128,16 @@ def _family_checks(fam: str, fr: dict[str, Any], big: int, most: int) -> list[Ch
                       note=f"not measured: {str(why)[:120]}")]
     out: list[Check] = []
     lat = ours.get("latency") or {}
+    if not lat.get("p50_us"):
+        lat = {}
     for rival, goal, target in (
             ("onnxruntime", 1.0, "single-row p50 faster than ONNX Runtime"),
             ("native", SINGLE_ROW_VS_NATIVE,
              f"single-row p50 ≥ {SINGLE_ROW_VS_NATIVE:g}× faster than the original library")):
         other = engines.get(rival)
+        if not lat:
+            out.append(Check(6, target, fam, None, goal, note="tablescore latency missing"))
+            continue
         if not _ok(other) or not (other.get("latency") or {}).get("p50_us"):
             out.append(Check(6, target, fam, None, goal,
                              note=f"{rival} {(other or {}).get('status', 'absent')}"))
@@ -144,18 +151,21 @@ def _family_checks(fam: str, fr: dict[str, Any], big: int, most: int) -> list[Ch
     # batch: the best other engine at the largest size, all cores
     mine = _throughput(ours, big, most)
     rivals = {n: _throughput(engines[n], big, most) for n in BATCH_RIVALS if _ok(engines.get(n))}
-    rivals = {n: r for n, r in rivals.items() if r}
+    rivals = {n: r for n, r in rivals.items() if r and r.get("rows_per_s")}
+    if mine is not None and not mine.get("rows_per_s"):
+        mine = None
     target = f"{big:,} rows, {most} threads: ≥ {BATCH_VS_BEST:g}× the best other engine"
     if mine is None or not rivals:
         out.append(Check(6, target, fam, None, BATCH_VS_BEST, note="not measured"))
     else:
         best = max(rivals, key=lambda n: rivals[n]["rows_per_s"])
-        runs = [r["rows_per_s_runs"] for r in rivals.values()]
-        n = min(len(r) for r in [mine["rows_per_s_runs"], *runs])
-        best_each = [max(r[i] for r in runs) for i in range(n)]
+        runs = [r.get("rows_per_s_runs", []) for r in rivals.values()]
+        n = len(mine.get("rows_per_s_runs", []))
+        best_each = ([max(r[i] for r in runs) for i in range(n)]
+                     if all(len(r) == n for r in runs) else [])
         out.append(Check(
             6, target, fam, mine["rows_per_s"] / rivals[best]["rows_per_s"], BATCH_VS_BEST,
-            repeats_met=_paired(mine["rows_per_s_runs"], best_each, BATCH_VS_BEST,
+            repeats_met=_paired(mine.get("rows_per_s_runs", []), best_each, BATCH_VS_BEST,
                                 higher_is_better=True),
             note=f"best other: {best}"))
     # faithfulness of both tablescore routes, where the original computes in float64
@@ -166,16 +176,25 @@ def _family_checks(fam: str, fr: dict[str, Any], big: int, most: int) -> list[Ch
         eng = engines.get(name)
         if not _ok(eng):
             continue
-        diff = eng.get("faithfulness", {}).get("max_abs_diff")
+        faith = eng.get("faithfulness", {})
+        diff = faith.get("max_abs_diff")
         target = f"{name}: max abs difference from the original ≤ {FAITHFUL_ABS:g}"
         if native_dtype == "float32":
-            onnx = (engines.get("onnxruntime") or {}).get("faithfulness", {})
+            onnx = (engines.get("onnxruntime") or {}).get("faithfulness", {}).get(
+                "max_abs_diff")
             out.append(Check(6, target, fam, None, FAITHFUL_ABS, at_least=False,
-                             note=f"does not apply: the original computes in float32 (ours "
-                                  f"{diff:.1e}; ONNX Runtime {onnx.get('max_abs_diff', 0):.1e})"
-                             if diff is not None else "does not apply: float32 original"))
+                             note="does not apply: the original computes in float32 (ours "
+                                  f"{_fmt_diff(diff)}; ONNX Runtime {_fmt_diff(onnx)})"))
             continue
-        out.append(Check(6, target, fam, diff, FAITHFUL_ABS, at_least=False))
+        nan_rows = faith.get("nan_mismatch") or 0
+        if diff is None:
+            out.append(Check(6, target, fam, None, FAITHFUL_ABS, at_least=False,
+                             note=str(faith.get("note", "not measured"))))
+        elif nan_rows or diff != diff:  # a NaN where the original has a number, or back
+            out.append(Check(6, target, fam, float("inf"), FAITHFUL_ABS, at_least=False,
+                             note=f"{nan_rows} rows NaN in one output and not the other"))
+        else:
+            out.append(Check(6, target, fam, diff, FAITHFUL_ABS, at_least=False))
     return out
 
 
@@ -214,13 +233,13 @@ def _grpc_checks(g: dict[str, Any], server: str = "tablescore") -> list[Check]:
                      f"gRPC p50 ≥ {GRPC_LATENCY_VS_MLSERVER:g}× lower than MLServer's", False),
                     ("calls_per_s", GRPC_THROUGHPUT_VS_MLSERVER,
                      f"gRPC calls/s ≥ {GRPC_THROUGHPUT_VS_MLSERVER:g}× MLServer's", True)):
-                if not (ours and mls):
+                if not (ours and mls and ours.get(key) and mls.get(key)):
                     out.append(Check(4, target, scope, None, goal, note="not measured"))
                     continue
                 a, b = ours[key], mls[key]
                 value = a / b if better else b / a
                 note = ""
-                if echo:  # what a server that does no work at all reaches against MLServer
+                if echo and echo.get(key):  # what a server doing no work at all reaches
                     floor = echo[key] / b if better else b / echo[key]
                     note = f"bare echo server: {floor:.1f}×" + (
                         " (the bare server itself misses the goal)" if floor < goal else "")
@@ -245,6 +264,10 @@ def evaluate(results: dict[str, Any]) -> list[Check]:
 
 
 # --- rendering -------------------------------------------------------------------------------
+def _fmt_diff(x: float | None) -> str:
+    return "–" if x is None else "0" if x == 0 else f"{x:.1e}"
+
+
 def _fmt_value(c: Check) -> str:
     if c.value is None:
         return "–"
@@ -263,6 +286,8 @@ def _verdict(c: Check) -> str:
         return "n/a"
     if c.met:
         return "met"
+    if c.value == float("inf"):
+        return "**missed**"
     # how far the value is from the goal, relative to the goal
     short = (c.goal - c.value) / c.goal if c.at_least else (c.value - c.goal) / c.goal
     return f"**missed** by {short * 100:.0f} %"

@@ -127,3 +127,19 @@ def test_the_smoke_run_records_output_dtypes_and_evaluates():
     assert fam["tablescore"]["faithfulness"]["output_dtype"] == "float64"
     checks = evaluate(res)
     assert _by(checks, "tablescore: max abs difference", "logreg").met
+
+
+def test_nan_mismatches_unpaired_repeats_and_missing_figures():
+    fam = _family()
+    fam["engines"]["tablescore"]["faithfulness"]["nan_mismatch"] = 2  # NaN where native is not
+    fam["engines"]["onnxruntime"]["latency"]["p50_us_runs"] = [10.0, 10.0]  # a repeat lost
+    checks = evaluate(_results({"gbm": fam}))
+    faith = _by(checks, "tablescore: max abs difference", "gbm")
+    assert faith.met is False and "2 rows NaN" in faith.note
+    assert _by(checks, "single-row p50 faster than ONNX", "gbm").repeats_met is None
+    # a float32 original whose ONNX figure is missing: noted, not judged, no error
+    f32 = _family(native_dtype="float32")
+    f32["engines"]["onnxruntime"]["faithfulness"]["max_abs_diff"] = None
+    note = _by(evaluate(_results({"x": f32})), "tablescore: max abs", "x").note
+    assert "ONNX Runtime –" in note
+    assert "**missed**" in "\n".join(render_targets(_results({"gbm": fam})))
