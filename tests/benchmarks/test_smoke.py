@@ -34,3 +34,15 @@ def test_step_profile_lists_every_step(tmp_path):
     assert names[0].startswith("encode") and names[-1] == "whole call"
     assert any(n.startswith("step ") for n in names)
     assert all(ns > 0 for _, ns in rows)
+
+
+def test_handler_profile_times_the_request_path(tmp_path):
+    from benchmarks.handler import measure
+
+    res = measure(["logreg"], calls=20, repeats=1, workdir=tmp_path, n_train=300)
+    parts = res["logreg"]
+    assert set(parts) == {"ModelInfer handler (bytes in, bytes out)", "score_arrays, one row",
+                          "predict_proba, one row"}
+    assert all(us > 0 for us in parts.values())
+    # the handler does the scoring and more
+    assert parts["ModelInfer handler (bytes in, bytes out)"] > parts["predict_proba, one row"]
