@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .targets import render_targets
-
 ENGINE_ORDER = ("native", "onnxruntime", "tl2cgen", "pypmml", "tablescore", "tablescore-pmml")
 #: Engines whose batches were capped to fewer rows than the batch size (see ``rows_scored``).
 CAP_MARK = "†"
@@ -180,6 +178,8 @@ def render_markdown(results: dict[str, Any], charts: Sequence[str] = ()) -> str:
         cells += [fmt_ratio(_speedup(fr["ratios"].get(o, {}), big, most)) for o in others]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    from .targets import render_targets  # (targets uses this module's formatters)
+
     lines += render_targets(results)
     for c in charts:
         lines += [f"![{c}]({c})", ""]

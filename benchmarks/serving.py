@@ -317,7 +317,8 @@ def _measure(pool: ProcessPoolExecutor, server: _Server, family: str, concurrenc
 
 
 def _summarise(runs: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
-    ok = [r for r in runs if r.get("calls") and not r.get("errors")]
+    good = [bool(r.get("calls")) and not r.get("errors") for r in runs]
+    ok = [r for r, g in zip(runs, good, strict=True) if g]
     row: dict[str, Any] = {"concurrency": concurrency, "repeats": len(ok),
                            "client_processes": runs[0]["client_processes"] if runs else None}
     if ok:
@@ -325,7 +326,7 @@ def _summarise(runs: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
             row[k] = float(statistics.median(r[k] for r in ok))
             # one entry per window, None for a failed one: window i of every server ran side
             # by side, and benchmarks.targets pairs them by position
-            row[f"{k}_runs"] = [r[k] if r in ok else None for r in runs]
+            row[f"{k}_runs"] = [r[k] if g else None for r, g in zip(runs, good, strict=True)]
         row["calls"] = sum(r["calls"] for r in ok)
     errs = [r for r in runs if r.get("errors")]
     if errs:

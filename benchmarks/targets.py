@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .report import fmt_diff, fmt_ratio
+from .serving import _level
+
 #: engines a batch of tablescore's is compared with ("the best other engine")
 BATCH_RIVALS = ("native", "onnxruntime", "tl2cgen")
 SINGLE_ROW_VS_NATIVE = 50.0
@@ -184,7 +187,7 @@ def _family_checks(fam: str, fr: dict[str, Any], big: int, most: int) -> list[Ch
                 "max_abs_diff")
             out.append(Check(6, target, fam, None, FAITHFUL_ABS, at_least=False,
                              note="does not apply: the original computes in float32 (ours "
-                                  f"{_fmt_diff(diff)}; ONNX Runtime {_fmt_diff(onnx)})"))
+                                  f"{fmt_diff(diff)}; ONNX Runtime {fmt_diff(onnx)})"))
             continue
         nan_rows = faith.get("nan_mismatch") or 0
         if diff is None:
@@ -196,15 +199,6 @@ def _family_checks(fam: str, fr: dict[str, Any], big: int, most: int) -> list[Ch
         else:
             out.append(Check(6, target, fam, diff, FAITHFUL_ABS, at_least=False))
     return out
-
-
-def _level(server: dict[str, Any], fam: str, c: int) -> dict[str, Any] | None:
-    if not server or server.get("status") != "ok":
-        return None
-    for r in server.get("families", {}).get(fam, {}).get("levels", []):
-        if r["concurrency"] == c and r.get("p50_us"):
-            return r
-    return None
 
 
 def _grpc_checks(g: dict[str, Any], server: str = "tablescore") -> list[Check]:
@@ -264,16 +258,10 @@ def evaluate(results: dict[str, Any]) -> list[Check]:
 
 
 # --- rendering -------------------------------------------------------------------------------
-def _fmt_diff(x: float | None) -> str:
-    return "–" if x is None else "0" if x == 0 else f"{x:.1e}"
-
-
 def _fmt_value(c: Check) -> str:
-    if c.value is None:
-        return "–"
     if not c.at_least and c.goal < 1e-6:  # an absolute difference
-        return "0" if c.value == 0 else f"{c.value:.1e}"
-    return f"{c.value:.2f}×"
+        return fmt_diff(c.value)
+    return fmt_ratio(c.value)
 
 
 def _fmt_goal(c: Check) -> str:

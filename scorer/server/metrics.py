@@ -119,11 +119,7 @@ class RequestSeries(Collector):
         with self._lock:
             self._inflight -= 1
             self._requests[key] = self._requests.get(key, 0) + 1
-            h = self._latency.get(method)
-            if h is None:
-                h = self._latency[method] = [[0] * (len(self._bounds) + 1), 0.0]
-            h[0][i] += 1
-            h[1] += seconds
+            self._observe(self._latency, method, i, seconds)
 
     def inferred(self, model: str, version: str, rows: int, seconds: float) -> None:
         """A ModelInfer call scored ``rows`` rows of ``model`` / ``version``."""
@@ -133,11 +129,16 @@ class RequestSeries(Collector):
         with self._lock:
             self._infer[ok] = self._infer.get(ok, 0) + 1
             self._rows[key] = self._rows.get(key, 0) + rows
-            h = self._infer_latency.get(key)
-            if h is None:
-                h = self._infer_latency[key] = [[0] * (len(self._bounds) + 1), 0.0]
-            h[0][i] += 1
-            h[1] += seconds
+            self._observe(self._infer_latency, key, i, seconds)
+
+    def _observe(self, table: dict[Any, list[Any]], key: Any, bucket: int,
+                 seconds: float) -> None:
+        """Add one observation to the histogram ``table[key]``; the caller holds the lock."""
+        h = table.get(key)
+        if h is None:
+            h = table[key] = [[0] * (len(self._bounds) + 1), 0.0]
+        h[0][bucket] += 1
+        h[1] += seconds
 
     def infer_failed(self, model: str, version: str, code: str) -> None:
         """A ModelInfer call for ``model`` / ``version`` ("" when unknown) ended with
@@ -165,12 +166,8 @@ class RequestSeries(Collector):
             infer = dict(self._infer)
             infer_latency = {k: (list(v[0]), v[1]) for k, v in self._infer_latency.items()}
             rows = dict(self._rows)
-        c = CounterMetricFamily("tablescore_grpc_requests",
-                                "gRPC requests by method and status code",
-                                labels=["method", "code"])
-        for key, n in sorted(requests.items()):
-            c.add_metric(list(key), n)
-        yield c
+        yield _counter("tablescore_grpc_requests", "gRPC requests by method and status code",
+                       ["method", "code"], requests)
         yield self._histogram("tablescore_grpc_request_duration_seconds",
                               "Time from receiving a request to its response, by method",
                               ["method"], {(k,): v for k, v in latency.items()})
@@ -178,21 +175,14 @@ class RequestSeries(Collector):
                               "Requests being handled now")
         g.add_metric([], inflight)
         yield g
-        c = CounterMetricFamily("tablescore_infer_requests",
-                                "ModelInfer requests by model, version and status code",
-                                labels=["model", "version", "code"])
-        for key, n in sorted(infer.items()):
-            c.add_metric(list(key), n)
-        yield c
+        yield _counter("tablescore_infer_requests",
+                       "ModelInfer requests by model, version and status code",
+                       ["model", "version", "code"], infer)
         yield self._histogram("tablescore_infer_duration_seconds",
                               "ModelInfer time in the server, by model",
                               ["model", "version"], infer_latency)
-        c = CounterMetricFamily("tablescore_rows_scored",
-                                "Rows scored successfully, by model and version",
-                                labels=["model", "version"])
-        for key, n in sorted(rows.items()):
-            c.add_metric(list(key), n)
-        yield c
+        yield _counter("tablescore_rows_scored", "Rows scored successfully, by model and version",
+                       ["model", "version"], rows)
 
     def _histogram(self, name: str, doc: str, labels: list[str],
                    data: dict[tuple[str, ...], tuple[list[int], float]]) -> Any:
@@ -205,3 +195,12 @@ class RequestSeries(Collector):
                 buckets.append((floatToGoString(bound), cumulative))
             h.add_metric(list(key), buckets, total)
         return h
+
+
+def _counter(name: str, doc: str, labels: list[str],
+             data: dict[tuple[str, ...], int]) -> CounterMetricFamily:
+    """A counter family with one sample per label tuple of ``data``."""
+    c = CounterMetricFamily(name, doc, labels=labels)
+    for key, n in sorted(data.items()):
+        c.add_metric(list(key), n)
+    return c
