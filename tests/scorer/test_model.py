@@ -1,7 +1,11 @@
 """``scorer.Model``'s one-row path (a (1, n_inputs) numeric array): the same answers and the
-same errors as the general path, for every input form that may take it."""
+same errors as the general path, for every input form that may take it; and how a large
+batch's chunks are shared between threads."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -178,3 +182,79 @@ def test_scalar_argmax_is_numpys():
         v = rng.choice([0.0, 0.25, 0.5, -1.0, np.inf, -np.inf, np.nan], size=rng.integers(1, 6))
         want = -1 if np.isnan(v).all() else int(np.argmax(v))
         assert _argmax(v.tolist()) == want, v
+
+
+# --- chunks shared between threads (scorer.model._share) --------------------------------------
+def test_share_runs_every_chunk_once_on_several_threads():
+    from scorer.model import _share
+
+    seen: list[tuple[int, str]] = []
+    lock = threading.Lock()
+    # the first two chunks wait for each other: they can only finish on two threads at once
+    meet = threading.Barrier(2, timeout=10)
+
+    def work(i0: int) -> None:
+        if i0 < 20:
+            meet.wait()
+        with lock:
+            seen.append((i0, threading.current_thread().name))
+
+    _share(work, range(0, 1000, 10), 3)
+    assert sorted(i for i, _ in seen) == list(range(0, 1000, 10))
+    assert len({name for _, name in seen}) >= 2
+
+
+@pytest.mark.parametrize("bad", [0, 10, 490])
+def test_share_reraises_a_chunks_error_after_every_thread_is_done(bad):
+    from scorer.model import _share
+
+    running = 0
+    lock = threading.Lock()
+
+    def work(i0: int) -> None:
+        nonlocal running
+        with lock:
+            running += 1
+        try:
+            if i0 == bad:
+                raise MissingValueError(f"chunk {i0}")
+            time.sleep(0.002)
+        finally:
+            with lock:
+                running -= 1
+
+    with pytest.raises(MissingValueError, match=f"chunk {bad}$"):
+        _share(work, range(0, 500, 10), 2)
+    assert running == 0  # no helper still writes after the caller has its error
+
+
+def test_large_batch_from_several_callers_at_once(tmp_path):
+    """Several threads scoring large batches at once share the helper pool: every caller
+    gets its own rows' answers."""
+    import numba
+
+    est, X = _fit("logreg")
+    exporters.export(est, tmp_path / "m", sample=X)
+    model = scorer.load(tmp_path / "m")
+    rng = np.random.default_rng(5)
+    batches = [rng.normal(size=(5 * model._chunk_rows + 7, X.shape[1])) for _ in range(4)]
+    want = [model.predict_proba(b) for b in batches]
+    before = numba.get_num_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    try:
+        got: list = [None] * len(batches)
+
+        def call(k: int) -> None:
+            for _ in range(3):
+                got[k] = model.predict_proba(batches[k])
+
+        threads = [threading.Thread(target=call, args=(k,)) for k in range(len(batches))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        numba.set_num_threads(before)
+    for g, w, b in zip(got, want, batches, strict=True):
+        np.testing.assert_array_equal(g, w)
+        np.testing.assert_allclose(w, est.predict_proba(b), rtol=1e-12, atol=1e-12)
