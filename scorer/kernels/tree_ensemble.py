@@ -316,19 +316,34 @@ def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
                     curu[i] = root
                 _walk_plain(xf, nf, curu, nb, trees[t, 2], nan_free, thr, featu, childu,
                             missu)
-                for i in range(nb):
-                    leaf = leafu[curu[i]]
-                    for w in range(w_leaf):
-                        acc[i, o + w] += leafv[leaf, w]
+                # one loop per leaf width: an inner loop over the width, per row, cost
+                # 11-15% of the kernel (XGBoost, sklearn GBM and forest, one thread)
+                if w_leaf == 1:
+                    for i in range(nb):
+                        acc[i, o] += leafv[leafu[curu[i]], 0]
+                elif w_leaf == 2:  # a binary classifier's class probabilities
+                    for i in range(nb):
+                        leaf = leafu[curu[i]]
+                        acc[i, o] += leafv[leaf, 0]
+                        acc[i, o + 1] += leafv[leaf, 1]
+                else:
+                    for i in range(nb):
+                        leaf = leafu[curu[i]]
+                        for w in range(w_leaf):
+                            acc[i, o + w] += leafv[leaf, w]
             else:
                 root = trees[t, 0]
                 for i in range(nb):
                     cur[i] = root
                 _walk(xb, cur, nb, trees[t, 2], nan_free, thr, nodes, cat_words, zero_thr)
-                for i in range(nb):
-                    leaf = nodes[cur[i], 2]
-                    for w in range(w_leaf):
-                        acc[i, o + w] += leafv[leaf, w]
+                if w_leaf == 1:
+                    for i in range(nb):
+                        acc[i, o] += leafv[nodes[cur[i], 2], 0]
+                else:
+                    for i in range(nb):
+                        leaf = nodes[cur[i], 2]
+                        for w in range(w_leaf):
+                            acc[i, o + w] += leafv[leaf, w]
     else:
         # A few rows (a single-row request): one lane per tree of a group of trees instead,
         # so the walks still overlap; leaves are added afterwards in table order.

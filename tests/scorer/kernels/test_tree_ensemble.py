@@ -468,6 +468,52 @@ def test_parallel_batch_equals_serial_and_single_rows(cmp):
 
 
 @pytest.mark.parametrize("cmp", ["float64", "float32"])
+@pytest.mark.parametrize("leaf_width", [1, 2, 3])
+def test_blocks_add_leaves_of_every_width(cmp, leaf_width):
+    """The block walk adds one leaf value, two (a binary classifier's probabilities) or a
+    longer vector per tree, each by its own loop: whole blocks with and without NaN, and
+    small blocks of every size around the lane-count switch, equal the spec row by row."""
+    rng = np.random.default_rng(7)
+    trees = [_random_tree(rng, 5, depth=7) for _ in range(12)]
+    chain = leaf(0.0)  # a deep, lopsided tree: the lockstep runs 30 steps
+    for d in range(30):
+        chain = split(d % 5, -1.5 + d * 0.1, leaf(float(d)), chain)
+    trees.append(chain)
+    for t in trees:
+        _widen_leaves(t, leaf_width)
+    k = leaf_width * 2
+    step = make_step(trees, n_inputs=5, n_outputs=k,
+                     outputs=[(i % 2) * leaf_width for i in range(len(trees))],
+                     width=leaf_width, compare_dtype=cmp)
+    b = bind(step)
+    block = te.BLOCK_ROWS
+    # two whole blocks, the second with one NaN; then blocks of 4 .. 19 rows
+    sizes = [block, block, *range(4, 20)]
+    X = np.round(rng.normal(size=(sum(sizes), 5)), 1)
+    X[block + 77, 3] = np.nan
+    got = np.empty((len(X), k))
+    r0 = 0
+    for n in sizes:  # one kernel call per size: each is a block of its own
+        ws = np.full((n, 5 + k), -7.0)
+        ws[:, :5] = X[r0:r0 + n]
+        assert b.kernel(ws, *b.args) == -1
+        got[r0:r0 + n] = ws[:, 5:]
+        r0 += n
+    want = np.array([spec_predict(step, row) for row in X])
+    np.testing.assert_array_equal(got, want)
+
+
+def _widen_leaves(node: dict, width: int) -> None:
+    """Turn every leaf value v of a tree into the vector (v, -2 v, 3 v, ...) of ``width``."""
+    if "leaf" in node:
+        v = node["leaf"][0]
+        node["leaf"] = [v * (j + 1) * (-1) ** j for j in range(width)]
+        return
+    _widen_leaves(node["left"], width)
+    _widen_leaves(node["right"], width)
+
+
+@pytest.mark.parametrize("cmp", ["float64", "float32"])
 @pytest.mark.parametrize("acc", ["float64", "float32"])
 @pytest.mark.parametrize("n_trees", [0, 1, 7, 8, 9, 16, 23])
 @pytest.mark.parametrize("shape", ["one output", "leaf vectors", "outputs per tree"])
