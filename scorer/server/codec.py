@@ -73,6 +73,10 @@ _MAX_DIM = 1 << 40
 # decode_request); on a big-endian host every tensor takes the general path, which swaps bytes
 _RAW_PASS_THROUGH: dict[str, np.dtype] = (
     {dt: RAW_DTYPES[dt] for dt in ("FP64", "FP32", "INT64", "INT32")} if _LITTLE else {})
+# datatype -> dtype of an output column whose bytes are the raw tensor's (the builtin dtypes
+# are singletons: one `is` tells; little-endian hosts only)
+_RAW_AS_IS: dict[str, np.dtype] = (
+    {dt: d for dt, d in RAW_DTYPES.items() if dt != "BOOL"} if _LITTLE else {})
 
 
 @dataclass(slots=True)
@@ -410,6 +414,27 @@ def add_output_tensors(resp: Any, schema: ModelSchema, names: list[str], rows: i
         _add_output(resp, name, dtypes[name], rows)
 
 
+#: ModelInferResponse field numbers (KServe v2 proto) of the parts a raw response is spliced
+#: from (see InferenceServicer._response)
+RESPONSE_ID = 3
+RESPONSE_RAW_OUTPUT = 6
+
+
+def length_delimited(number: int, payload: bytes) -> bytes:
+    """One serialized protobuf field of wire type 2 (bytes, string, message): its tag, the
+    payload's length as a varint, the payload. ``number`` < 16 (a one-byte tag)."""
+    n = len(payload)
+    tag = (number << 3) | 2
+    if n < 0x80:  # (one row's output)
+        return bytes((tag, n)) + payload
+    head = bytearray((tag,))
+    while n >= 0x80:
+        head.append((n & 0x7F) | 0x80)
+        n >>= 7
+    head.append(n)
+    return bytes(head) + payload
+
+
 def raw_outputs(schema: ModelSchema, arrays: dict[str, np.ndarray],
                 names: list[str]) -> list[bytes]:
     """``raw_output_contents`` of ``names``: one entry per name, in order."""
@@ -417,7 +442,11 @@ def raw_outputs(schema: ModelSchema, arrays: dict[str, np.ndarray],
     out: list[bytes] = []
     for name in names:
         dt = dtypes[name]
-        values = _output_values(name, dt, arrays[name])
+        values = arrays[name]
+        if values.dtype is _RAW_AS_IS.get(dt):  # a column as scored: its bytes as they are
+            out.append(values.tobytes())
+            continue
+        values = _output_values(name, dt, values)
         if dt == "BYTES":
             out.append(serialize_bytes(values))
         elif _LITTLE:

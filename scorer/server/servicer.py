@@ -141,7 +141,9 @@ class InferenceServicer:
                 except DecodeError as exc:
                     raise InputError(f"malformed {req_type.DESCRIPTOR.name} message "
                                      f"({exc})") from None
-                return fn(request, context).SerializeToString()
+                out = fn(request, context)
+                # (a raw ModelInfer response comes spliced as bytes already)
+                return out if type(out) is bytes else out.SerializeToString()
             except Exception as exc:
                 status, details = to_status(exc, method=method)
                 code = status.name
@@ -261,9 +263,15 @@ class InferenceServicer:
 
     def _response(self, lv: LoadedVersion, req: Any, dec: codec.DecodedRequest,
                   arrays: dict[str, np.ndarray]) -> Any:
-        """The ModelInferResponse. A raw one starts as a copy of a skeleton kept per output
-        selection and row count (names, datatypes and shapes never change), which costs a
-        fraction of building the tensors field by field; only the data is added."""
+        """The ModelInferResponse: a message, or for a raw request its serialized bytes.
+
+        A raw response is spliced from serialized parts, byte for byte what serializing the
+        message would give: the name and version, the id, the output tensor descriptions
+        (kept per output selection and row count: they never change) and one
+        ``raw_output_contents`` field per output. Building, copying and serializing a message
+        instead touched several times the code and memory; on a server whose caches go cold
+        between requests that was ~50 µs of a request (~3 µs with warm caches).
+        """
         if not dec.raw:
             resp = pb.ModelInferResponse(model_name=lv.name, model_version=lv.version,
                                          id=req.id)
@@ -271,18 +279,19 @@ class InferenceServicer:
             return resp
         data = codec.raw_outputs(lv.schema, arrays, dec.outputs)
         key = (tuple(dec.outputs), dec.rows)
-        skeleton = lv.responses.get(key)
-        if skeleton is None:
-            skeleton = pb.ModelInferResponse(model_name=lv.name, model_version=lv.version)
-            codec.add_output_tensors(skeleton, lv.schema, dec.outputs, dec.rows)
+        parts = lv.responses.get(key)
+        if parts is None:
+            head = pb.ModelInferResponse(model_name=lv.name, model_version=lv.version)
+            tensors = pb.ModelInferResponse()
+            codec.add_output_tensors(tensors, lv.schema, dec.outputs, dec.rows)
+            parts = (head.SerializeToString(), tensors.SerializeToString())
             if len(lv.responses) < _MAX_SKELETONS:  # row counts are the client's: bounded
-                lv.responses[key] = skeleton
-        resp = pb.ModelInferResponse()
-        resp.CopyFrom(skeleton)
-        if req.id:
-            resp.id = req.id
-        resp.raw_output_contents.extend(data)
-        return resp
+                lv.responses[key] = parts
+        rid = req.id
+        field = codec.length_delimited
+        # fields in number order, as protobuf serializes them: 1-2, 3 (id), 5, 6
+        return b"".join([parts[0], field(codec.RESPONSE_ID, rid.encode()) if rid else b"",
+                         parts[1], *[field(codec.RESPONSE_RAW_OUTPUT, d) for d in data]])
 
     def _score(self, lv: LoadedVersion, X: Any) -> dict[str, np.ndarray]:
         rows = X.shape[0] if isinstance(X, np.ndarray) else len(next(iter(X.values()), ()))

@@ -46,3 +46,15 @@ def test_handler_profile_times_the_request_path(tmp_path):
     assert all(us > 0 for us in parts.values())
     # the handler does the scoring and more
     assert parts["ModelInfer handler (bytes in, bytes out)"] > parts["predict_proba, one row"]
+
+
+def test_handler_profile_cold_evicts_the_caches(tmp_path):
+    from benchmarks.handler import measure
+
+    hot = measure(["logreg"], calls=50, repeats=1, workdir=tmp_path / "hot", n_train=300)
+    cold = measure(["logreg"], calls=50, repeats=1, workdir=tmp_path / "cold", n_train=300,
+                   cold=True)
+    assert set(cold["logreg"]) == set(hot["logreg"])
+    key = "ModelInfer handler (bytes in, bytes out)"
+    # a call after the caches were evicted pays for its footprint: several times the hot cost
+    assert cold["logreg"][key] > 2 * hot["logreg"][key]

@@ -178,9 +178,10 @@ def test_missing_labels_on_the_wire():
 
 
 def test_raw_response_equals_the_field_by_field_message(server, bundles) -> None:
-    """A raw response starts from a cached skeleton: its bytes must be those of the message
-    built field by field, for every output selection and row count, first call or cached, with
-    and without a request id; the skeleton itself never takes a request's data."""
+    """A raw response is spliced from cached serialized parts: its bytes must be those of the
+    message built field by field, for every output selection and row count, first call or
+    cached, with and without a request id, with short and long fields; the cached parts never
+    take a request's data."""
     from protos import inference_pb2 as pb
     from scorer.server import codec
     from scorer.server.servicer import InferenceServicer
@@ -190,7 +191,8 @@ def test_raw_response_equals_the_field_by_field_message(server, bundles) -> None
     lv = server.repository.resolve("iris", "")
     X = bundles["iris"].X
     cases = [(1, [], ""), (1, [], "req-1"), (3, ["label", "probability(2)"], ""),
-             (3, ["label", "probability(2)"], "x"), (1, [], "")]
+             (3, ["label", "probability(2)"], "x"), (1, [], ""),
+             (40, [], "r" * 200)]  # lengths of 320 and 200 bytes: two-byte varints
     for rows, outputs, rid in cases:
         req = pb.ModelInferRequest(model_name="iris", id=rid)
         req.inputs.add(name="input", datatype="FP64", shape=[rows, 4])
@@ -210,6 +212,12 @@ def test_raw_response_equals_the_field_by_field_message(server, bundles) -> None
                 np.ascontiguousarray(arrays[name], dtype=codec.RAW_DTYPES[out.datatype])
                 .tobytes())
         got = servicer._response(lv, req, dec, arrays)
-        assert got.SerializeToString() == expected.SerializeToString()
-    for skeleton in lv.responses.values():
-        assert not skeleton.raw_output_contents and not skeleton.id
+        assert isinstance(got, bytes)  # spliced: the same bytes as the serialized message
+        assert got == expected.SerializeToString()
+        assert pb.ModelInferResponse.FromString(got) == expected
+    # what is kept per selection and row count holds no request's id or data
+    for head, tensors in lv.responses.values():
+        assert pb.ModelInferResponse.FromString(head + tensors) == pb.ModelInferResponse(
+            model_name="iris", model_version=lv.version,
+            outputs=pb.ModelInferResponse.FromString(tensors).outputs)
+        assert not pb.ModelInferResponse.FromString(tensors).raw_output_contents
