@@ -36,7 +36,6 @@ import numpy as np
 
 from .models import FAMILIES, fit, make_data
 
-
 _EVICT: list[np.ndarray] = []
 
 
