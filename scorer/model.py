@@ -413,7 +413,7 @@ def _single_steps(plan: list[Bound]) -> list[tuple[Any, tuple[Any, ...]]]:
         b = plan[i]
         nxt = plan[i + 1] if i + 1 < len(plan) else None
         if b.single_then_link is not None and nxt is not None and nxt.link:
-            out.append((b.single_then_link, (*b.single_args, *nxt.args)))
+            out.append((b.single_then_link, (*b.single_args, *nxt.single_args)))
             i += 2
             continue
         out.append((b.single, b.single_args) if b.single is not None else (b.kernel, b.args))

@@ -59,11 +59,11 @@ class Bound:
     #: results as ``kernel`` (e.g. fewer arguments, or a loop only one row can take)
     single: Callable[..., int] | None = None
     single_args: tuple[Any, ...] = ()
-    #: a link step: ``args`` are :func:`scorer.kernels.linear.link_kernel`'s
-    #: ``(in_cols, out_cols, function)``, so the step before it can apply it
+    #: a link step: ``single_args`` are :func:`scorer.kernels.linear.link_row_kernel`'s
+    #: (its arguments packed in one array), so the step before it can apply it
     link: bool = False
     #: optional one-row kernel that runs ``single`` and then a following link step in one
-    #: call: ``single_then_link(ws, *single_args, *link_step.args)``
+    #: call: ``single_then_link(ws, *single_args, *link_step.single_args)``
     single_then_link: Callable[..., int] | None = None
     #: row index -> exception, for a non-negative kernel status
     error: Callable[[np.ndarray, int], Exception] | None = None

@@ -182,4 +182,20 @@ def bind_link(step: Step, ctx: BindContext) -> Bound:
     if (code == 2 and (n_in, n_out) != (1, 2)) or (code != 2 and n_in != n_out):
         raise ValueError(f"link '{name}' cannot map {n_in} inputs to {n_out} outputs")
     args = (ctx.cols(step.inputs, step=step), ctx.cols(step.outputs, step=step), code)
-    return Bound(link_kernel, link_reference, args, link=True)
+    return Bound(link_kernel, link_reference, args, link=True, single=link_row_kernel,
+                 single_args=(pack_link(*args),))
+
+
+def pack_link(in_cols: np.ndarray, out_cols: np.ndarray, function: int) -> np.ndarray:
+    """``link_kernel``'s arguments as one int64 array ``[function, n_in, in_cols...,
+    out_cols...]``, for the one-row kernels: each array argument costs a call ~40 ns of
+    unboxing, as much as a small step's work."""
+    return np.concatenate([np.array([function, len(in_cols)], dtype=np.int64),
+                           in_cols, out_cols]).astype(np.int64)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def link_row_kernel(ws, link):
+    """:func:`link_kernel` with its arguments packed by :func:`pack_link`."""
+    n_in = link[1]
+    return link_kernel(ws, link[2 : 2 + n_in], link[2 + n_in :], link[0])

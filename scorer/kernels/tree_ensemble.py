@@ -94,7 +94,7 @@ from ..errors import FieldTypeError
 from ..ir import Step
 from ..ops import BindContext, Bound, register_op
 from ._common import table
-from .linear import link_kernel
+from .linear import link_row_kernel
 
 #: rows that walk one tree together (the block's features and accumulators stay in L1)
 BLOCK_ROWS = 128
@@ -426,17 +426,21 @@ def tree_ensemble_kernel(ws, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
 
 
 @njit(cache=True, nogil=True)
-def tree_ensemble_row_kernel(ws, in_cols, out_cols, thr, leafv, trees, consts,
-                             refuse_overflow, plain):
+def tree_ensemble_row_kernel(ws, io, thr, leafv, trees, consts, plain):
     """Single-row kernel for ensembles whose trees are all plain (numeric splits where NaN
     is the only missing value): results equal :func:`tree_ensemble_kernel`'s.
 
-    ``ws`` float64[1, n_columns]. ``consts`` is the base score (k,) followed, for
-    "average", by the divisor; ``plain`` stacks the plain walk's ``featu, childu, missu,
-    leafu`` (4, n_slots): each argument costs the caller ~45 ns of unboxing, a fifth of the
-    walk of a small model. A NaN-free row walks eight trees at a time in registers
-    (:func:`_row_plain`). Returns -1, or 0 when the row is refused (``refuse_overflow``).
+    ``ws`` float64[1, n_columns]. Each array argument costs the caller ~40 ns of unboxing
+    (a fifth of the walk of a small model), so the small ones are packed: ``io`` int64
+    ``[refuse_overflow, n_in, in_cols..., out_cols...]`` (:func:`pack_io`); ``consts`` is
+    the base score (k,) followed, for "average", by the divisor; ``plain`` stacks the plain
+    walk's ``featu, childu, missu, leafu`` (4, n_slots). A NaN-free row walks eight trees at
+    a time in registers (:func:`_row_plain`). Returns -1, or 0 when the row is refused
+    (``refuse_overflow``).
     """
+    refuse_overflow = io[0] != 0
+    in_cols = io[2 : 2 + io[1]]
+    out_cols = io[2 + io[1] :]
     featu = plain[0]
     childu = plain[1]
     missu = plain[2]
@@ -470,18 +474,23 @@ def tree_ensemble_row_kernel(ws, in_cols, out_cols, thr, leafv, trees, consts,
 
 
 @njit(cache=True, nogil=True)
-def tree_ensemble_row_link_kernel(ws, in_cols, out_cols, thr, leafv, trees, consts,
-                                  refuse_overflow, plain, link_in, link_out, function):
+def tree_ensemble_row_link_kernel(ws, io, thr, leafv, trees, consts, plain, link):
     """:func:`tree_ensemble_row_kernel`, then the following link step
-    (:func:`scorer.kernels.linear.link_kernel` with ``link_in, link_out, function``) in the
-    same call: a boosted classifier's one row then costs one call instead of two (the
-    second call and its arguments' unboxing were ~0.4 µs of ~4.5). Same results, same
-    statuses: -1, or 0 when the row is refused (the link then does not run)."""
-    status = tree_ensemble_row_kernel(ws, in_cols, out_cols, thr, leafv, trees, consts,
-                                      refuse_overflow, plain)
+    (:func:`scorer.kernels.linear.link_row_kernel` with its packed ``link``) in the same
+    call: a boosted classifier's one row then costs one call instead of two (the second
+    call and its arguments' unboxing were ~0.4 µs of ~4.5). Same results, same statuses:
+    -1, or 0 when the row is refused (the link then does not run)."""
+    status = tree_ensemble_row_kernel(ws, io, thr, leafv, trees, consts, plain)
     if status >= 0:
         return status
-    return link_kernel(ws, link_in, link_out, function)
+    return link_row_kernel(ws, link)
+
+
+def pack_io(in_cols: np.ndarray, out_cols: np.ndarray, refuse_overflow: bool) -> np.ndarray:
+    """The ``io`` argument of :func:`tree_ensemble_row_kernel`: int64 ``[refuse_overflow,
+    n_in, in_cols..., out_cols...]``."""
+    return np.concatenate([np.array([int(refuse_overflow), len(in_cols)], dtype=np.int64),
+                           in_cols, out_cols]).astype(np.int64)
 
 
 @njit(cache=True, nogil=True)
@@ -1020,8 +1029,8 @@ def bind_tree_ensemble(step: Step, ctx: BindContext) -> Bound:
         # the batch kernels take rows of the same stack (views: the arrays are held once)
         args = (*args[:12], plain[0], plain[1], plain[2], plain[3])
         single = tree_ensemble_row_kernel
-        single_args = (in_c, out_c, thr, leafv, trees, np.concatenate([base, divisor]), refuse,
-                       plain)
+        single_args = (pack_io(in_c, out_c, refuse), thr, leafv, trees,
+                       np.concatenate([base, divisor]), plain)
     return Bound(tree_ensemble_kernel, reference, args, parallel=tree_ensemble_parallel,
                  parallel_min_rows=min_rows, error=_overflow_error(step, in_cols),
                  single=single, single_args=single_args,

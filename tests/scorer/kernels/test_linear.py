@@ -14,6 +14,8 @@ from scorer.kernels.linear import (
     linear_reference,
     link_kernel,
     link_reference,
+    link_row_kernel,
+    pack_link,
 )
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, width=64)
@@ -59,6 +61,24 @@ def test_links_match_reference_including_extremes(name):
         sums = np.delete(sums, [1, 4])
     if name in ("softmax", "logistic_ovr", "logistic2"):
         np.testing.assert_allclose(sums, 1.0, rtol=1e-14)
+
+
+@pytest.mark.parametrize("name", sorted(LINKS))
+def test_link_row_kernel_equals_link_kernel(name):
+    """The one-row link (arguments packed in one array) writes what the batch kernel writes,
+    also with scattered, unordered columns."""
+    rng = np.random.default_rng(1)
+    k = 1 if name == "logistic2" else 3
+    k_out = 2 if name == "logistic2" else k
+    cin = np.array([4, 0, 2][:k], dtype=np.int64)
+    cout = np.array([5, 1, 6][:k_out], dtype=np.int64)
+    for _ in range(20):
+        row = rng.normal(scale=5, size=(1, 7))
+        a, b = row.copy(), row.copy()
+        assert link_kernel(a, cin, cout, LINKS[name]) == -1
+        assert link_row_kernel(b, pack_link(cin, cout, LINKS[name])) == -1
+        np.testing.assert_array_equal(b, a)
+        assert not np.array_equal(a, row)  # the link wrote something
 
 
 def test_linear_scattered_and_consecutive_columns_agree():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scorer.errors import BundleFormatError, FieldTypeError
 from scorer.ir import Bundle, Field, Output, Step
 from scorer.kernels import tree_ensemble as te
-from scorer.kernels.linear import link_kernel
+from scorer.kernels.linear import link_kernel, pack_link
 from scorer.model import Model
 from scorer.ops import BindContext, get_op
 
@@ -146,7 +146,8 @@ def check_single_then_link(b, x: np.ndarray, k: int) -> None:
         one = two.copy()
         assert b.single(two, *b.single_args) == -1
         assert link_kernel(two, out_cols, link_out, function) == -1
-        assert b.single_then_link(one, *b.single_args, out_cols, link_out, function) == -1
+        link = pack_link(out_cols, link_out, function)
+        assert b.single_then_link(one, *b.single_args, link) == -1
         np.testing.assert_array_equal(one, two, err_msg=f"fused link {function} differs")
 
 
