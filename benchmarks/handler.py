@@ -96,7 +96,7 @@ def measure(families: list[str], *, calls: int, repeats: int, workdir: Path,
     with serve(repo, port=0, poll_interval=0) as server:
         servicer = InferenceServicer(server.repository, server.config, server.metrics,
                                      server._state)
-        handler = servicer._wrap("ModelInfer", pb.ModelInferRequest, servicer.model_infer)
+        handler = servicer.handlers()["ModelInfer"]
         ctx = _Context()
         for fam in families:
             X = rows[fam]

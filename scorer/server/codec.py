@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..ir import Output
 from ..model import Model
+from .wire import PlainRequest
 
 #: KServe datatype -> numpy dtype of its raw (little-endian) encoding
 RAW_DTYPES: dict[str, np.dtype] = {
@@ -313,6 +314,22 @@ def _raw_matrix(req: Any, t: Any, raw: bytes, schema: ModelSchema,
     # warmed input-copy specialisation); one constructor call instead of frombuffer + reshape
     arr = np.ndarray((rows, cols), dtype, raw)
     return DecodedRequest(arr, rows, True, outputs)
+
+
+def decode_plain(req: PlainRequest, schema: ModelSchema, *,
+                 max_rows: int) -> DecodedRequest | None:
+    """:func:`decode_request` of a request :mod:`.wire` found plain: the same rules as its
+    fast path (:func:`_raw_matrix`); None when a rule is broken, and the general path then
+    decodes the request or names the problem."""
+    dtype = _RAW_PASS_THROUGH.get(req.datatype)
+    rows, cols = req.rows, req.cols
+    if (dtype is None or cols != schema.n_inputs or schema.string_fields
+            or not rows <= min(max_rows, _MAX_DIM)
+            or len(req.raw) != rows * cols * dtype.itemsize
+            or (cols != 1 and req.tensor in schema.index)):
+        return None
+    return DecodedRequest(np.ndarray((rows, cols), dtype, req.raw), rows, True,
+                          schema.output_names)
 
 
 def _columns(tensors: Any, raw_parts: Any, schema: ModelSchema,

@@ -119,7 +119,12 @@ def test_invalid_raw_payloads(server) -> None:
 def test_malformed_protobuf(server, client) -> None:
     with grpc.insecure_channel(server.address) as ch:
         raw = ch.unary_unary(INFER)  # no serializers: bytes go out as they are
-        for garbage in (b"\xff\xff\xff\xff\x0f", b"\x0a\x05ab", bytes(range(256)) * 4):
+        plain = service_pb2.ModelInferRequest(id="r")
+        plain.inputs.add(name="input", datatype="FP64", shape=[1, 4])
+        plain.raw_input_contents.append(b"\0" * 32)
+        bad_utf8 = b"\x0a\x02\xc3\x28" + plain.SerializeToString()  # model name: not UTF-8
+        for garbage in (b"\xff\xff\xff\xff\x0f", b"\x0a\x05ab", bytes(range(256)) * 4,
+                        bad_utf8, plain.SerializeToString()[:-1]):
             with pytest.raises(grpc.RpcError) as err:
                 raw(garbage, timeout=5)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -221,3 +221,52 @@ def test_raw_response_equals_the_field_by_field_message(server, bundles) -> None
             model_name="iris", model_version=lv.version,
             outputs=pb.ModelInferResponse.FromString(tensors).outputs)
         assert not pb.ModelInferResponse.FromString(tensors).raw_output_contents
+
+
+def test_plain_requests_take_the_scan_and_answer_as_the_general_path(server, bundles,
+                                                                     monkeypatch) -> None:
+    """A plain request (one raw tensor, no requested outputs) is read by the compiled scan,
+    not by protobuf; its answer is byte for byte the general path's (the same request with
+    every output requested in order goes the general way), for every datatype and row count.
+    A plain request that breaks a rule of the model's is parsed again and answered with the
+    general path's error."""
+    from protos import inference_pb2 as pb
+    from scorer.server import codec
+    from scorer.server.servicer import InferenceServicer
+
+    servicer = InferenceServicer(server.repository, server.config, server.metrics,
+                                 server._state)
+
+    class Ctx:
+        def abort(self, code, details):
+            raise RuntimeError(f"{code.name}: {details}")
+
+    handler = servicer.handlers()["ModelInfer"]
+    general = []
+    real = codec.decode_request
+    monkeypatch.setattr(codec, "decode_request",
+                        lambda *a, **k: general.append(1) or real(*a, **k))
+    lv = server.repository.resolve("iris", "")
+    X = bundles["iris"].X
+    for datatype, dtype in (("FP64", np.float64), ("FP32", np.float32), ("INT32", np.int32)):
+        for rows in (1, 5):
+            req = pb.ModelInferRequest(model_name="iris", id=f"q{rows}")
+            req.inputs.add(name="input", datatype=datatype, shape=[rows, 4])
+            req.raw_input_contents.append(X[:rows].astype(dtype).tobytes())
+            n = len(general)
+            fast = handler(req.SerializeToString(), Ctx())
+            assert len(general) == n  # the scan read it
+            for name in lv.schema.output_names:
+                req.outputs.add(name=name)
+            slow = handler(req.SerializeToString(), Ctx())
+            assert len(general) == n + 1
+            assert fast == slow
+            resp = pb.ModelInferResponse.FromString(fast)
+            assert resp.id == f"q{rows}" and len(resp.raw_output_contents) == len(
+                lv.schema.output_names)
+    req = pb.ModelInferRequest(model_name="iris")
+    req.inputs.add(name="input", datatype="FP64", shape=[2, 3])
+    req.raw_input_contents.append(np.zeros((2, 3)).tobytes())
+    with pytest.raises(RuntimeError, match=r"INVALID_ARGUMENT: input 'input': expected shape "
+                                           r"\[rows, 4\]"):
+        handler(req.SerializeToString(), Ctx())
