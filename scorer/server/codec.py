@@ -300,14 +300,11 @@ def _raw_matrix(req: Any, t: Any, raw: bytes, schema: ModelSchema,
     else or breaks a rule: the general path then decodes it or names the problem, so errors
     and their precedence stay those of the general path."""
     shape = t.shape
-    if len(shape) != 2:
+    if len(shape) != 2 or type(raw) is not bytes or t.HasField("contents"):
         return None
     rows, cols = shape
-    dtype = _RAW_PASS_THROUGH.get(t.datatype)
-    if (dtype is None or cols != schema.n_inputs or schema.string_fields
-            or not 0 <= rows <= min(max_rows, _MAX_DIM) or type(raw) is not bytes
-            or len(raw) != rows * cols * dtype.itemsize
-            or (cols != 1 and t.name in schema.index) or t.HasField("contents")):
+    dtype = _plain_dtype(t.datatype, rows, cols, t.name, len(raw), schema, max_rows)
+    if dtype is None:
         return None
     outputs = requested_outputs(req, schema)
     # a view of the immutable bytes, hence read-only, as _matrix makes every matrix (the
@@ -316,17 +313,27 @@ def _raw_matrix(req: Any, t: Any, raw: bytes, schema: ModelSchema,
     return DecodedRequest(arr, rows, True, outputs)
 
 
+def _plain_dtype(datatype: str, rows: int, cols: int, name: str, n_bytes: int,
+                 schema: ModelSchema, max_rows: int) -> np.dtype | None:
+    """The dtype in which a raw [rows, cols] tensor of ``n_bytes`` goes to the scorer as it
+    is, or None when it breaks a rule of that fast path (the general path then decodes it or
+    names the problem). The one rule set of :func:`_raw_matrix` and :func:`decode_plain`."""
+    dtype = _RAW_PASS_THROUGH.get(datatype)
+    if (dtype is None or cols != schema.n_inputs or schema.string_fields
+            or not 0 <= rows <= min(max_rows, _MAX_DIM)
+            or n_bytes != rows * cols * dtype.itemsize
+            or (cols != 1 and name in schema.index)):
+        return None
+    return dtype
+
+
 def decode_plain(req: PlainRequest, schema: ModelSchema, *,
                  max_rows: int) -> DecodedRequest | None:
-    """:func:`decode_request` of a request :mod:`.wire` found plain: the same rules as its
-    fast path (:func:`_raw_matrix`); None when a rule is broken, and the general path then
-    decodes the request or names the problem."""
-    dtype = _RAW_PASS_THROUGH.get(req.datatype)
+    """:func:`decode_request` of a request :mod:`.wire` found plain (one raw 2-D tensor, no
+    contents, no requested outputs): the rules of its fast path; None when one is broken."""
     rows, cols = req.rows, req.cols
-    if (dtype is None or cols != schema.n_inputs or schema.string_fields
-            or not rows <= min(max_rows, _MAX_DIM)
-            or len(req.raw) != rows * cols * dtype.itemsize
-            or (cols != 1 and req.tensor in schema.index)):
+    dtype = _plain_dtype(req.datatype, rows, cols, req.tensor, len(req.raw), schema, max_rows)
+    if dtype is None:
         return None
     return DecodedRequest(np.ndarray((rows, cols), dtype, req.raw), rows, True,
                           schema.output_names)

@@ -116,7 +116,8 @@ class InferenceServicer:
 
     def handlers(self) -> dict[str, Callable[[bytes, grpc.ServicerContext], bytes]]:
         """Method name -> the handler the server calls: request bytes in, response bytes
-        out (also for measuring the request path without a network)."""
+        out (also for measuring the request path without a network). Each call builds new
+        handlers: keep the result."""
         methods: dict[str, tuple[type, Callable[[Any, Any], Any]]] = {
             "ServerLive": (pb.ServerLiveRequest, self.server_live),
             "ServerReady": (pb.ServerReadyRequest, self.server_ready),

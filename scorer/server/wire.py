@@ -9,9 +9,11 @@ then builds the scorer's input from those slices.
 
 It only recognises; it never judges. Anything else (requested outputs, data in ``contents``,
 ``parameters``, several inputs, a field given twice, a wire type that does not match the
-field, a truncated or malformed message) is "not plain", and the request takes the general
-path, which parses it with protobuf and words any error. Unknown fields are skipped unread,
-as protobuf keeps them. Field numbers are the KServe v2 proto's.
+field, a truncated or malformed message: a key or a length prefix of more than 5 bytes, field
+number 0, a group) is "not plain", and the request takes the general path, which parses it
+with protobuf and words any error. A request the scan calls plain is one protobuf parses to
+the same fields. Unknown fields are skipped unread, as protobuf keeps them. Field numbers are
+the KServe v2 proto's.
 """
 
 from __future__ import annotations
@@ -29,18 +31,21 @@ _NAME, _VERSION, _ID, _TENSOR, _DATATYPE, _RAW, _ROWS, _COLS = 0, 2, 4, 6, 8, 10
 _SLOTS = 14
 _MAX_VALUE = 1 << 62
 _MAX_FIELD = (1 << 29) - 1
+#: protobuf refuses a field key or a length prefix of more bytes than this
+_MAX_KEY_BYTES = 5
 
 
 @njit(cache=True, nogil=True)
-def _varint(buf, i, end):
+def _varint(buf, i, end, max_bytes):
     """The varint at ``buf[i:]`` as (value, next index); next index -1 when it runs past
-    ``end`` or is longer than ten bytes."""
+    ``end`` or takes more than ``max_bytes`` bytes."""
     v = np.uint64(0)
     shift = np.uint64(0)
-    while i < end and shift < 70:
+    stop = min(end, i + max_bytes)
+    while i < stop:
         b = buf[i]
         i += 1
-        if shift == 63 and b > 1:  # beyond 64 bits: protobuf refuses it too
+        if shift == 63 and b > 1:  # beyond 64 bits (protobuf truncates it; we pass)
             return v, -1
         v |= np.uint64(b & 0x7F) << shift
         if b < 0x80:
@@ -50,79 +55,85 @@ def _varint(buf, i, end):
 
 
 @njit(cache=True, nogil=True)
+def _key(buf, i, end):
+    """A field's key at ``buf[i:]``: (field number, wire type, next index); next index -1
+    when malformed. Protobuf refuses a key of more than 5 bytes or field number 0 or above
+    2^29 - 1."""
+    key, i = _varint(buf, i, end, _MAX_KEY_BYTES)
+    field = np.int64(key >> np.uint64(3))
+    if i >= 0 and (field == 0 or field > _MAX_FIELD):
+        i = -1
+    return field, np.int64(key & np.uint64(7)), i
+
+
+@njit(cache=True, nogil=True)
+def _length(buf, i, end):
+    """A length prefix at ``buf[i:]``: (length, next index); next index -1 when malformed
+    (more than 5 bytes, as protobuf refuses) or longer than what is left."""
+    ln, i = _varint(buf, i, end, _MAX_KEY_BYTES)
+    if i < 0 or ln > np.uint64(end - i):
+        return 0, -1
+    return np.int64(ln), i
+
+
+@njit(cache=True, nogil=True)
 def _skip(buf, i, end, wt):
     """Index after a field of wire type ``wt`` whose value starts at ``i``; -1 if malformed."""
     if wt == 0:
-        _, i = _varint(buf, i, end)
+        _, i = _varint(buf, i, end, 10)
         return i
     if wt == 1:
         return i + 8 if i + 8 <= end else -1
     if wt == 5:
         return i + 4 if i + 4 <= end else -1
     if wt == 2:
-        ln, i = _varint(buf, i, end)
-        if i < 0 or ln > np.uint64(end - i):
-            return -1
-        return i + np.int64(ln)
+        n, i = _length(buf, i, end)
+        return i + n if i >= 0 else -1
     return -1  # groups (3, 4) and invalid wire types
 
 
 @njit(cache=True, nogil=True)
-def _dims(buf, i, end, wt, out, n_dims):
-    """Read shape values (one unpacked, or a packed run) into ``out``; returns (next index,
-    dims so far), next index -1 when malformed or not a plain [rows, cols] shape."""
-    if wt == 0:
-        v, i = _varint(buf, i, end)
-        if i < 0 or v >= np.uint64(_MAX_VALUE) or n_dims >= 2:
-            return -1, n_dims
-        out[_ROWS + n_dims] = np.int64(v)
-        return i, n_dims + 1
-    ln, i = _varint(buf, i, end)
-    if i < 0 or ln > np.uint64(end - i):
+def _dim(buf, i, end, out, n_dims):
+    """One shape value at ``buf[i:]`` into ``out``: (next index, dims so far); next index -1
+    when malformed or not a plain [rows, cols] shape."""
+    v, i = _varint(buf, i, end, 10)
+    if i < 0 or v >= np.uint64(_MAX_VALUE) or n_dims >= 2:
         return -1, n_dims
-    stop = i + np.int64(ln)
-    while i < stop:
-        v, i = _varint(buf, i, stop)
-        if i < 0 or v >= np.uint64(_MAX_VALUE) or n_dims >= 2:
-            return -1, n_dims
-        out[_ROWS + n_dims] = np.int64(v)
-        n_dims += 1
-    return i, n_dims
+    out[_ROWS + n_dims] = np.int64(v)
+    return i, n_dims + 1
 
 
 @njit(cache=True, nogil=True)
 def _tensor(buf, i, end, out):
     """Scan one InferInputTensor in ``buf[i:end]``; 1 when plain (name, datatype, a 2-D shape,
-    no contents), else 0."""
+    no contents, no parameters), else 0."""
     seen = 0
     n_dims = 0
     while i < end:
-        key, i = _varint(buf, i, end)
+        field, wt, i = _key(buf, i, end)
         if i < 0:
             return 0
-        field = key >> np.uint64(3)
-        wt = np.int64(key & np.uint64(7))
-        if field == 3 and (wt == 2 or wt == 0):
-            i, n_dims = _dims(buf, i, end, wt, out, n_dims)
-            if i < 0:
-                return 0
-            continue
-        if field == 1 or field == 2:
-            bit = 1 << np.int64(field)
+        if field == 3 and wt == 0:  # one unpacked shape value
+            i, n_dims = _dim(buf, i, end, out, n_dims)
+        elif field == 3 and wt == 2:  # a packed run of shape values
+            n, i = _length(buf, i, end)
+            stop = i + n
+            while 0 <= i < stop:
+                i, n_dims = _dim(buf, i, stop, out, n_dims)
+        elif field == 1 or field == 2:
+            bit = 1 << field
             if wt != 2 or seen & bit:
                 return 0
             seen |= bit
-            ln, i = _varint(buf, i, end)
-            if i < 0 or ln > np.uint64(end - i):
-                return 0
+            n, i = _length(buf, i, end)
             slot = _TENSOR if field == 1 else _DATATYPE
             out[slot] = i
-            out[slot + 1] = np.int64(ln)
-            i += np.int64(ln)
-            continue
-        if not 6 <= field <= _MAX_FIELD:  # contents, parameters; a wrong type; no field
+            out[slot + 1] = n
+            i += n
+        elif field <= 5:  # contents, parameters; a shape of a wrong type
             return 0
-        i = _skip(buf, i, end, wt)  # unknown fields (protobuf keeps their bytes unread)
+        else:
+            i = _skip(buf, i, end, wt)  # unknown fields (protobuf keeps their bytes unread)
         if i < 0:
             return 0
     return 1 if n_dims == 2 else 0
@@ -141,43 +152,38 @@ def scan_request(buf, out):
     n_inputs = 0
     n_raw = 0
     while i < end:
-        key, i = _varint(buf, i, end)
+        field, wt, i = _key(buf, i, end)
         if i < 0:
             return 0
-        field = key >> np.uint64(3)
-        wt = np.int64(key & np.uint64(7))
-        if field == 0 or field > _MAX_FIELD:
-            return 0
-        if field <= 7:
-            if wt != 2 or field == 4 or field == 6:  # a wrong type; parameters, outputs
+        if field > 7:
+            i = _skip(buf, i, end, wt)  # unknown fields
+            if i < 0:
                 return 0
-            ln, i = _varint(buf, i, end)
-            if i < 0 or ln > np.uint64(end - i):
-                return 0
-            n = np.int64(ln)
-            if field <= 3:
-                bit = 1 << np.int64(field)
-                if seen & bit:
-                    return 0
-                seen |= bit
-                slot = (np.int64(field) - 1) * 2
-                out[slot] = i
-                out[slot + 1] = n
-            elif field == 5:
-                n_inputs += 1
-                if n_inputs > 1 or not _tensor(buf, i, i + n, out):
-                    return 0
-            else:
-                n_raw += 1
-                if n_raw > 1:
-                    return 0
-                out[_RAW] = i
-                out[_RAW + 1] = n
-            i += n
             continue
-        i = _skip(buf, i, end, wt)
+        if wt != 2 or field == 4 or field == 6:  # a wrong type; parameters, outputs
+            return 0
+        n, i = _length(buf, i, end)
         if i < 0:
             return 0
+        if field <= 3:  # model name, version, id
+            bit = 1 << field
+            if seen & bit:
+                return 0
+            seen |= bit
+            slot = _NAME + (field - 1) * 2
+            out[slot] = i
+            out[slot + 1] = n
+        elif field == 5:
+            n_inputs += 1
+            if n_inputs > 1 or not _tensor(buf, i, i + n, out):
+                return 0
+        else:
+            n_raw += 1
+            if n_raw > 1:
+                return 0
+            out[_RAW] = i
+            out[_RAW + 1] = n
+        i += n
     return 1 if n_inputs == 1 and n_raw == 1 else 0
 
 
@@ -218,13 +224,16 @@ def parse_plain(data: bytes) -> PlainRequest | None:
     if not plain:
         return None
     o = out.tolist()
-    try:
-        return PlainRequest(
-            data[o[0]:o[0] + o[1]].decode(), data[o[2]:o[2] + o[3]].decode(),
-            data[o[4]:o[4] + o[5]].decode(), data[o[6]:o[6] + o[7]].decode(),
-            data[o[8]:o[8] + o[9]].decode(), o[12], o[13], data[o[10]:o[10] + o[11]], data)
+    try:  # (written out: a loop over the slots costs a generator per request)
+        name = data[o[_NAME]:o[_NAME] + o[_NAME + 1]].decode()
+        version = data[o[_VERSION]:o[_VERSION] + o[_VERSION + 1]].decode()
+        rid = data[o[_ID]:o[_ID] + o[_ID + 1]].decode()
+        tensor = data[o[_TENSOR]:o[_TENSOR] + o[_TENSOR + 1]].decode()
+        datatype = data[o[_DATATYPE]:o[_DATATYPE] + o[_DATATYPE + 1]].decode()
     except UnicodeDecodeError:
         return None
+    return PlainRequest(name, version, rid, tensor, datatype, o[_ROWS], o[_COLS],
+                        data[o[_RAW]:o[_RAW] + o[_RAW + 1]], data)
 
 
 def warm() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -147,7 +148,62 @@ def test_many_rows_of_a_real_request_decode_to_the_sent_matrix() -> None:
 
 
 def test_warm_reads_its_own_request() -> None:
+    from numba.core import config
+
     from scorer.server import wire
 
     wire.warm()
-    assert wire._ENTRY and wire._ENTRY[0] is not wire.scan_request  # the compiled entry
+    assert wire._ENTRY
+    if not config.DISABLE_JIT:
+        assert wire._ENTRY[0] is not wire.scan_request  # the compiled entry point
+
+
+def _varint(v: int, n: int) -> bytes:
+    """``v`` as a varint of exactly ``n`` bytes (non-minimal: padded with continuation)."""
+    out = []
+    for k in range(n):
+        b = (v >> (7 * k)) & 0x7F
+        out.append(b | (0x80 if k < n - 1 else 0))
+    return bytes(out)
+
+
+def _field(num: int, payload: bytes, *, key: int = 1, length: int = 1) -> bytes:
+    return _varint((num << 3) | 2, key) + _varint(len(payload), length) + payload
+
+
+def _request(wide: str, n: int) -> bytes:
+    """A plain request with the key or the length prefix ``wide`` written in ``n`` bytes."""
+    def f(where: str, num: int, payload: bytes) -> bytes:
+        return _field(num, payload, key=n if wide == f"{where} key" else 1,
+                      length=n if wide == f"{where} length" else 1)
+
+    tensor = f("tensor name", 1, b"input") + f("datatype", 2, b"FP64") + \
+        f("shape", 3, bytes([1, 3]))
+    return f("model name", 1, b"m") + f("inputs", 5, tensor) + f("unknown", 99, b"xy") + \
+        f("raw", 7, bytes(24))
+
+
+@pytest.mark.parametrize("where", ["model name", "inputs", "tensor name", "datatype",
+                                   "shape", "unknown", "raw"])
+@pytest.mark.parametrize("part", ["key", "length"])
+def test_keys_and_lengths_of_up_to_five_bytes_only(where: str, part: str) -> None:
+    """Protobuf reads a field key or a length prefix written in up to 5 bytes, and refuses a
+    longer one: so must the scan (else a request protobuf calls malformed would be scored)."""
+    five = _request(f"{where} {part}", 5)
+    got = parse_plain(five)
+    assert got is not None
+    assert_same(got, pb.ModelInferRequest.FromString(five))
+    assert (got.model_name, got.tensor, got.rows, got.cols) == ("m", "input", 1, 3)
+    six = _request(f"{where} {part}", 6)
+    with pytest.raises(DecodeError):
+        pb.ModelInferRequest.FromString(six)
+    assert parse_plain(six) is None
+
+
+def test_shape_values_may_take_ten_bytes() -> None:
+    shape = _varint(2, 10) + _varint(3, 10)
+    tensor = _field(1, b"input") + _field(2, b"FP64") + _field(3, shape)
+    data = _field(1, b"m") + _field(5, tensor) + _field(7, bytes(48))
+    got = parse_plain(data)
+    assert got is not None and (got.rows, got.cols) == (2, 3)
+    assert_same(got, pb.ModelInferRequest.FromString(data))
