@@ -28,7 +28,7 @@ from numba import njit
 
 from ..ir import Step
 from ..ops import BindContext, Bound, register_op
-from ._common import f64, table
+from ._common import f64, pack_cols, table, unpack_cols
 from .preprocessing import _consecutive
 
 LINKS = {"identity": 0, "logistic": 1, "logistic2": 2, "softmax": 3, "logistic_ovr": 4, "exp": 5}
@@ -187,15 +187,13 @@ def bind_link(step: Step, ctx: BindContext) -> Bound:
 
 
 def pack_link(in_cols: np.ndarray, out_cols: np.ndarray, function: int) -> np.ndarray:
-    """``link_kernel``'s arguments as one int64 array ``[function, n_in, in_cols...,
-    out_cols...]``, for the one-row kernels: each array argument costs a call ~40 ns of
-    unboxing, as much as a small step's work."""
-    return np.concatenate([np.array([function, len(in_cols)], dtype=np.int64),
-                           in_cols, out_cols]).astype(np.int64)
+    """``link_kernel``'s arguments for :func:`link_row_kernel`: ``[function, n_in,
+    in_cols..., out_cols...]`` (:func:`~._common.pack_cols`)."""
+    return pack_cols(function, in_cols, out_cols)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def link_row_kernel(ws, link):
     """:func:`link_kernel` with its arguments packed by :func:`pack_link`."""
-    n_in = link[1]
-    return link_kernel(ws, link[2 : 2 + n_in], link[2 + n_in :], link[0])
+    function, in_cols, out_cols = unpack_cols(link)
+    return link_kernel(ws, in_cols, out_cols, function)

@@ -93,7 +93,7 @@ from numba import njit, prange
 from ..errors import FieldTypeError
 from ..ir import Step
 from ..ops import BindContext, Bound, register_op
-from ._common import table
+from ._common import pack_cols, table, unpack_cols
 from .linear import link_row_kernel
 
 #: rows that walk one tree together (the block's features and accumulators stay in L1)
@@ -431,16 +431,15 @@ def tree_ensemble_row_kernel(ws, io, thr, leafv, trees, consts, plain):
     is the only missing value): results equal :func:`tree_ensemble_kernel`'s.
 
     ``ws`` float64[1, n_columns]. Each array argument costs the caller ~40 ns of unboxing
-    (a fifth of the walk of a small model), so the small ones are packed: ``io`` int64
-    ``[refuse_overflow, n_in, in_cols..., out_cols...]`` (:func:`pack_io`); ``consts`` is
-    the base score (k,) followed, for "average", by the divisor; ``plain`` stacks the plain
-    walk's ``featu, childu, missu, leafu`` (4, n_slots). A NaN-free row walks eight trees at
-    a time in registers (:func:`_row_plain`). Returns -1, or 0 when the row is refused
-    (``refuse_overflow``).
+    (a fifth of the walk of a small model), so the small ones are packed: ``io`` is
+    ``[refuse_overflow, n_in, in_cols..., out_cols...]`` (:func:`._common.pack_cols`);
+    ``consts`` is the base score (k,) followed, for "average", by the divisor; ``plain``
+    stacks the plain walk's ``featu, childu, missu, leafu`` (4, n_slots). A NaN-free row
+    walks eight trees at a time in registers (:func:`_row_plain`). Returns -1, or 0 when the
+    row is refused (``refuse_overflow``).
     """
-    refuse_overflow = io[0] != 0
-    in_cols = io[2 : 2 + io[1]]
-    out_cols = io[2 + io[1] :]
+    refuse, in_cols, out_cols = unpack_cols(io)
+    refuse_overflow = refuse != 0
     featu = plain[0]
     childu = plain[1]
     missu = plain[2]
@@ -485,12 +484,6 @@ def tree_ensemble_row_link_kernel(ws, io, thr, leafv, trees, consts, plain, link
         return status
     return link_row_kernel(ws, link)
 
-
-def pack_io(in_cols: np.ndarray, out_cols: np.ndarray, refuse_overflow: bool) -> np.ndarray:
-    """The ``io`` argument of :func:`tree_ensemble_row_kernel`: int64 ``[refuse_overflow,
-    n_in, in_cols..., out_cols...]``."""
-    return np.concatenate([np.array([int(refuse_overflow), len(in_cols)], dtype=np.int64),
-                           in_cols, out_cols]).astype(np.int64)
 
 
 @njit(cache=True, nogil=True)
@@ -1029,7 +1022,7 @@ def bind_tree_ensemble(step: Step, ctx: BindContext) -> Bound:
         # the batch kernels take rows of the same stack (views: the arrays are held once)
         args = (*args[:12], plain[0], plain[1], plain[2], plain[3])
         single = tree_ensemble_row_kernel
-        single_args = (pack_io(in_c, out_c, refuse), thr, leafv, trees,
+        single_args = (pack_cols(int(refuse), in_c, out_c), thr, leafv, trees,
                        np.concatenate([base, divisor]), plain)
     return Bound(tree_ensemble_kernel, reference, args, parallel=tree_ensemble_parallel,
                  parallel_min_rows=min_rows, error=_overflow_error(step, in_cols),

@@ -432,7 +432,7 @@ def encode_outputs(resp: Any, schema: ModelSchema, arrays: dict[str, np.ndarray]
 def add_output_tensors(resp: Any, schema: ModelSchema, names: list[str], rows: int) -> None:
     """Append the tensor descriptions (name, datatype, shape ``[rows]``) of ``names`` to
     ``resp``, without data: with :func:`raw_outputs`, a raw response; the servicer keeps
-    such skeletons per output selection and row count, since they never change."""
+    them serialized per output selection and row count, since they never change."""
     dtypes = schema.output_dtypes
     for name in names:
         _add_output(resp, name, dtypes[name], rows)

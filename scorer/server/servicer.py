@@ -38,7 +38,7 @@ PLATFORM = "tablescore"
 EXTENSIONS = ("model_repository", "model_configuration", "statistics")
 #: RepositoryModelLoad waits at most this long for the model's versions to load
 LOAD_TIMEOUT_S = 600.0
-#: response skeletons kept per loaded version (distinct output selections x row counts)
+#: serialized response parts kept per loaded version (distinct output selections x rows)
 _MAX_SKELETONS = 256
 
 # Testing hook: ModelInfer sleeps this long before scoring, so tests can hold requests in
