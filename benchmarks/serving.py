@@ -233,7 +233,7 @@ class _Server:
 def _tablescore_cmd(repo: Path, port: int, workers: int, poll: float = 1.0,
                     batch_delay_us: float = 0.0) -> list[str]:
     exe = Path(sys.executable).parent / "tablescore"
-    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "scorer.cli"]
+    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "tablescore"]
     return [*base, "serve", "--repository", str(repo), "--host", "127.0.0.1", "--port",
             str(port), "--workers", str(workers), "--poll-interval", str(poll),
             "--batch-delay-us", str(batch_delay_us), "--log-format", "text"]

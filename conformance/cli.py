@@ -10,7 +10,7 @@ from pathlib import Path
 
 def _check(args: argparse.Namespace) -> int:
     import scorer
-    from scorer.cli import load_pickle, read_table, write_table_atomic
+    from scorer.files import load_pickle, read_table, write_table_atomic
 
     from .check import check
 

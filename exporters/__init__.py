@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from scorer import __version__
+from scorer.build.graph import Graph
 from scorer.bundle import write_bundle
 from scorer.errors import ExportError
 from scorer.ir import Bundle, Field, Verification
 from scorer.tolerances import tolerance_for
 
-from .graph import Graph
 from .outputs import expected_outputs
 from .registry import export_into, supported
 
@@ -137,7 +137,7 @@ def build_bundle(est: Any, *, sample: Any = None, name: str = "model", version: 
     g = Graph(fields)
     cols = export_into(est, g, list(g.order))
     if not g.outputs:
-        from .outputs import set_transform_outputs
+        from scorer.build.outputs import set_transform_outputs
 
         set_transform_outputs(g, cols)
     if named:

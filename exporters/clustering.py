@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from scorer.build.graph import Graph
 from scorer.errors import ExportError
 from scorer.ir import Output
 from scorer.kernels.expression import OPCODES
 
-from .graph import Graph
 from .registry import register
 
 FAMILY = "clustering"

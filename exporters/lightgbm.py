@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from scorer.build.graph import Graph
+from scorer.build.linear import add_link, add_scale
+from scorer.build.outputs import set_classifier_outputs, set_regressor_outputs
 from scorer.errors import ExportError
 
-from .graph import Graph
-from .linear import add_link, add_scale
-from .outputs import set_classifier_outputs, set_regressor_outputs
 from .registry import register
 from .xgboost import MISSING_NAN, MISSING_NONE, MISSING_ZERO, TreeTables, category_codes
 from .xgboost import check_numeric_codes as _check_numeric_codes

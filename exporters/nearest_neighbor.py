@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from scorer.build.graph import Graph
+from scorer.build.outputs import set_classifier_outputs, set_regressor_outputs
 from scorer.errors import ExportError
 
 from .clustering import numeric_inputs, unit_fields
-from .graph import Graph
-from .outputs import set_classifier_outputs, set_regressor_outputs
 from .registry import register
 
 FAMILY = "nearest_neighbor"

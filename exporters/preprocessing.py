@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from scorer.build.graph import Graph
 from scorer.errors import ExportError
 
-from .graph import Graph
 from .registry import register
 
 FAMILY = "preprocessing"

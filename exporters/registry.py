@@ -15,9 +15,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from scorer.build.graph import Graph
 from scorer.errors import UnsupportedEstimatorError
-
-from .graph import Graph
 
 Exporter = Callable[[Any, Graph, list[str]], list[str]]
 

@@ -29,11 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from scorer.build.graph import Graph
+from scorer.build.linear import add_link, add_scale
+from scorer.build.outputs import set_classifier_outputs, set_regressor_outputs
 from scorer.errors import ExportError
 
-from .graph import Graph
-from .linear import add_link, add_scale, regression_link
-from .outputs import set_classifier_outputs, set_regressor_outputs
+from .linear import regression_link
 from .registry import export_into, register
 
 FAMILY = "tree_ensemble"

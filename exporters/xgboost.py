@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from scorer.build.graph import Graph
+from scorer.build.linear import add_link
+from scorer.build.outputs import class_type, set_classifier_outputs, set_regressor_outputs
 from scorer.errors import ExportError
 from scorer.ir import Output, Table
 
-from .graph import Graph
-from .linear import add_link
-from .outputs import class_type, set_classifier_outputs, set_regressor_outputs
 from .registry import register
 
 FAMILY = "xgboost"

@@ -1,97 +1,12 @@
-"""The ``tablescore`` command line.
-
-Exit codes: 0 success, 1 a check failed (verification, conformance), 2 bad usage or input,
-3 an incompatible or corrupt bundle.
-"""
+"""The scorer's subcommands of ``tablescore``: ``import``, ``verify``, ``info``, ``score``,
+``serve``. The command itself is assembled in :mod:`tablescore.cli` (exit codes there)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
-import pickle
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
-
-from . import __version__
-from .errors import (
-    BundleError,
-    ExportError,
-    InputError,
-    TablescoreError,
-    VerificationError,
-)
-
-EXIT_CODES: list[tuple[type[BaseException], int]] = [
-    (VerificationError, 1),
-    (BundleError, 3),
-    (ExportError, 2),
-    (InputError, 2),
-    (TablescoreError, 2),
-]
-
-
-def read_table(path: str | os.PathLike[str]):
-    """CSV (``N/A``, ``NA`` and empty cells are missing) or Parquet, as a DataFrame."""
-    import pandas as pd
-
-    p = Path(path)
-    if p.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(p)
-    with open(p, encoding="utf-8") as fh:
-        header = fh.readline()
-    sep = "\t" if header.count("\t") > header.count(",") else ","
-    return pd.read_csv(p, sep=sep, na_values=["N/A", "NA", ""], keep_default_na=False)
-
-
-def write_table_atomic(df, path: str | os.PathLike[str]) -> None:
-    """Write a DataFrame as CSV or Parquet via a temporary file and an atomic rename."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    os.close(fd)
-    try:
-        if p.suffix.lower() in (".parquet", ".pq"):
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_pickle(path: str) -> Any:
-    # Unpickling runs code from the file: only for models the user trained themselves.
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    est = load_pickle(args.model)
-    sample = read_table(args.sample) if args.sample else None
-    if sample is not None and getattr(est, "feature_names_in_", None) is None:
-        sample = sample.to_numpy()
-    if args.format == "pmml":
-        try:
-            from exporters import to_pmml  # type: ignore[attr-defined]
-        except ImportError:
-            print("tablescore: PMML export is not available in this version", file=sys.stderr)
-            return 2
-        to_pmml(est, args.out, sample=sample)
-    else:
-        from exporters import export
-
-        b = export(est, args.out, sample=sample, name=args.name, version=args.version,
-                   overwrite=args.overwrite)
-        print(f"wrote bundle {args.out} (model {b.name} version {b.version}, "
-              f"{len(b.steps)} steps, fingerprint {b.fingerprint[:16]})")
-    return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -100,7 +15,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     pmml = Path(args.path).suffix.lower() in (".pmml", ".xml")
     if pmml:
-        from exporters.pmml import read_pmml
+        from scorer.pmml import read_pmml
 
         b = read_pmml(args.path)
         print(f"document    {args.path} (PMML, read natively into bundle IR "
@@ -148,7 +63,7 @@ def _version_drift(libraries: dict[str, str]) -> list[str]:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from exporters.pmml import read_pmml
+    from scorer.pmml import read_pmml
 
     from .bundle import write_bundle
     from .model import Model
@@ -179,6 +94,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from .files import read_table, write_table_atomic
     from .model import load
 
     model = load(args.model)
@@ -194,12 +110,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from exporters.demo import main as demo_main
-
-    return demo_main(out=args.out)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server.main import run_from_args
 
@@ -210,22 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tablescore", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"tablescore {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    e = sub.add_parser("export", help="export a pickled fitted model")
-    e.add_argument("model", help="pickle of a fitted estimator / pipeline")
-    e.add_argument("--format", choices=["bundle", "pmml"], default="bundle")
-    e.add_argument("--out", required=True)
-    e.add_argument("--sample", help="CSV/Parquet of representative inputs (verification rows)")
-    e.add_argument("--name")
-    e.add_argument("--version", default="1")
-    e.add_argument("--overwrite", action="store_true")
-    e.set_defaults(fn=cmd_export)
-
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add the scorer's subcommands to the ``tablescore`` parser."""
     im = sub.add_parser("import", help="read a PMML document into a bundle (no JVM)")
     im.add_argument("pmml")
     im.add_argument("--out", required=True)
@@ -251,37 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk-rows", type=int, default=100_000)
     s.set_defaults(fn=cmd_score)
 
-    from conformance.cli import add_commands as add_conformance
-
-    add_conformance(sub)
-
     from .server.main import add_arguments as add_serve_arguments
 
     sv = sub.add_parser("serve", help="serve a model repository over gRPC (Open Inference "
                         "Protocol v2); see docs/operations.md")
     add_serve_arguments(sv)
     sv.set_defaults(fn=cmd_serve)
-
-    d = sub.add_parser("demo", help="train, export, load and score the demo models")
-    d.add_argument("--out", default="demo-out")
-    d.set_defaults(fn=cmd_demo)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        return int(args.fn(args) or 0)
-    except TablescoreError as exc:
-        code = next(c for cls, c in EXIT_CODES if isinstance(exc, cls))
-        print(f"tablescore: {exc}", file=sys.stderr)
-        return code
-    except (FileNotFoundError, FileExistsError) as exc:
-        print(f"tablescore: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

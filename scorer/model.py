@@ -528,7 +528,7 @@ def load(path: str | os.PathLike[str], *, verify: bool = True,
     """
     p = Path(path)
     if p.suffix.lower() in (".pmml", ".xml") and p.is_file():
-        from exporters.pmml import read_pmml
+        from scorer.pmml import read_pmml
 
         model = Model(read_pmml(p), verify=verify)
     else:

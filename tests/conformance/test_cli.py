@@ -8,7 +8,7 @@ import pickle
 import pandas as pd
 
 import exporters
-from scorer.cli import main
+from tablescore.cli import main
 
 
 def test_check_command_passes_then_fails_on_drift(tmp_path, iris_logreg, capsys):

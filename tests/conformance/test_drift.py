@@ -11,7 +11,7 @@ import exporters
 import scorer
 from conformance import check
 from scorer.bundle import read_bundle, write_bundle
-from scorer.cli import main
+from tablescore.cli import main
 from tests.datasets import sklearn_dataset
 
 

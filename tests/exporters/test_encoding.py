@@ -27,8 +27,8 @@ from sklearn.preprocessing import (
 import exporters
 import scorer
 from exporters.encoding import export_kbins_discretizer, export_ordinal_encoder
-from exporters.graph import Graph
 from exporters.outputs import expected_outputs
+from scorer.build.graph import Graph
 from scorer.bundle import read_bundle, write_bundle
 from scorer.errors import ExportError, MissingValueError, UnknownCategoryError
 from scorer.ir import Field, Verification

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scorer.cli import main
+from tablescore.cli import main
 
 
 @pytest.fixture()

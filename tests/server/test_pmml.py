@@ -15,7 +15,7 @@ from tests.datasets import shared_data
 
 
 def test_serves_a_pmml_version(tmp_path: Path) -> None:
-    pytest.importorskip("exporters.pmml")
+    pytest.importorskip("scorer.pmml")
     try:
         src = shared_data() / "pmml" / "cases" / "jpmml-sklearn" / "sklearn" / \
             "LogisticRegressionIris" / "model.pmml"

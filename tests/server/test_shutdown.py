@@ -25,11 +25,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ServerProcess:
-    """``python -m scorer.cli serve ...`` with its JSON log lines collected."""
+    """``python -m tablescore serve ...`` with its JSON log lines collected."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scorer.cli", "serve", *args], cwd=REPO_ROOT,
+            [sys.executable, "-m", "tablescore", "serve", *args], cwd=REPO_ROOT,
             env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True)
         self.events: list[dict] = []
@@ -151,7 +151,7 @@ def test_workers_share_the_port(repo: Path, spawn) -> None:
 
 
 def test_serve_refuses_a_missing_repository(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "scorer.cli", "serve", "--repository",
+    proc = subprocess.run([sys.executable, "-m", "tablescore", "serve", "--repository",
                            str(tmp_path / "nope"), "--port", "0"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from exporters.pmml import PMMLError, read_pmml_bytes
 from scorer.errors import InputError, UnknownCategoryError, VerificationError
 from scorer.model import Model
+from scorer.pmml import PMMLError, read_pmml_bytes
 
 DD = """<DataDictionary>
   <DataField name="x" optype="continuous" dataType="double"/>
@@ -522,7 +522,7 @@ def _linear_tree_expected(x: np.ndarray, z: np.ndarray, w: float = 1.0) -> np.nd
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_linear_tree_leaves(fast, monkeypatch):
-    from exporters.pmml import trees
+    from scorer.pmml import trees
 
     monkeypatch.setattr(trees, "FAST_PATH", fast)
     from scorer.kernels.expression import OPCODES
@@ -693,7 +693,7 @@ def _int_set_tree(treatment: str) -> bytes:
 
 @pytest.mark.parametrize("treatment", ["", ' invalidValueTreatment="asMissing"'])
 def test_integer_set_splits_use_tree_ensemble(treatment, monkeypatch):
-    from exporters.pmml import trees
+    from scorer.pmml import trees
 
     doc = _int_set_tree(treatment)
     fast = Model(read_pmml_bytes(doc))
@@ -749,7 +749,7 @@ def test_date_time_inputs_are_refused_with_the_reason():
 def test_no_prediction_is_a_missing_label_not_the_first_class(fast, monkeypatch):
     """nullPrediction: a missing value at a split leaves the row without a prediction; its
     probabilities are NaN and its label is missing (None), never the first class."""
-    from exporters.pmml import trees as trees_mod
+    from scorer.pmml import trees as trees_mod
 
     monkeypatch.setattr(trees_mod, "FAST_PATH", fast)
     m = f"""<TreeModel functionName="classification" missingValueStrategy="nullPrediction">

@@ -35,9 +35,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from exporters.neural_network import add_network
-from scorer.kernels.neural_network import ACTIVATIONS, NORMALIZATIONS
-
+from ..build.neural_network import add_network
+from ..kernels.neural_network import ACTIVATIONS, NORMALIZATIONS
 from .expressions import expression, resolve
 from .fields import Pending, Scope, attr_number, children, fail, same_class
 from .program import Program

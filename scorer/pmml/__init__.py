@@ -1,10 +1,10 @@
 """Native PMML reader: a PMML document -> the tablescore bundle IR (no JVM).
 
->>> from exporters.pmml import read_pmml
+>>> from scorer.pmml import read_pmml
 >>> bundle = read_pmml("model.pmml")          # doctest: +SKIP
 >>> scorer.load("model.pmml").score(df)        # doctest: +SKIP
 
-The document is untrusted input: it is parsed by :mod:`exporters.pmml.safexml` (DTDs and
+The document is untrusted input: it is parsed by :mod:`scorer.pmml.safexml` (DTDs and
 entities refused, size and depth capped) and only ever interpreted as data. See docs/pmml.md
 for what is supported.
 """
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from scorer.ir import Bundle
+from ..ir import Bundle
 
 # PMML model families beyond the built-in ones (RegressionModel, TreeModel, MiningModel,
 # GeneralRegressionModel, in .reader): each module registers itself with ``register_model``.

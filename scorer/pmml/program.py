@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from scorer.ir import Table
-from scorer.kernels.expression import OPCODES
+from ..ir import Table
+from ..kernels.expression import OPCODES
 
 #: instructions one document may emit in all (a document whose expressions expand beyond
 #: this, e.g. deeply nested string functions over large vocabularies, is refused)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from scorer.errors import ExportError
-from scorer.ir import Bundle, Field, Output, Step, Table
+from ..errors import ExportError
+from ..ir import Bundle, Field, Output, Step, Table
 
 
 class Graph:

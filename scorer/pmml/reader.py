@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from exporters.graph import Graph
-from scorer import __version__
-from scorer.ir import Bundle, Field, Output, Verification
-
+from .. import __version__
+from ..build.graph import Graph
+from ..ir import Bundle, Field, Output, Verification
 from . import fastpath
 from .expressions import expression, number_to_codes, predicate, resolve
 from .fastpath import add_affine, affine_terms, fuse
@@ -120,7 +119,7 @@ class Result:
 
 
 class Reader:
-    """Compiles one PMML document (see :func:`exporters.pmml.read_pmml`)."""
+    """Compiles one PMML document (see :func:`scorer.pmml.read_pmml`)."""
 
     def __init__(self, root: Element) -> None:
         if root.tag != "PMML":
@@ -1520,7 +1519,7 @@ def build(root: Element, *, name: str) -> Bundle:
     _drop_dead_steps(g)
     fuse(g)
     app = root.find("Header").find("Application") if root.find("Header") is not None else None
-    producer = {"library": "tablescore", "version": __version__, "exporter": "exporters.pmml",
+    producer = {"library": "tablescore", "version": __version__, "exporter": "scorer.pmml",
                 "estimator": f"pmml.{m.tag}",
                 "libraries": {"pmml": root.get("version", "?")}}
     if app is not None:

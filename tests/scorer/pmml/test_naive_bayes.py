@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from exporters.pmml import PMMLError, read_pmml_bytes
 from scorer.model import Model
+from scorer.pmml import PMMLError, read_pmml_bytes
 
 DD = """<DataDictionary>
   <DataField name="t" optype="categorical" dataType="string">

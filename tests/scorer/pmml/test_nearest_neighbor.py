@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from exporters.pmml import PMMLError
-from tests.exporters.pmml.test_reader import load, schema, score
+from scorer.pmml import PMMLError
+from tests.scorer.pmml.test_reader import load, schema, score
 
 #            x    z    y     k
 ROWS = [(0.0, 0.0, 1.0, "no"), (1.0, 0.0, 2.0, "yes"), (0.0, 2.0, 4.0, "yes"),

@@ -6,8 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from scorer.errors import ExportError
-
+from ..errors import ExportError
 from .program import f32
 from .safexml import Element
 

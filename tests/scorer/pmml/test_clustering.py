@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from exporters.pmml import PMMLError
-from tests.exporters.pmml.test_reader import load, score
+from scorer.pmml import PMMLError
+from tests.scorer.pmml.test_reader import load, score
 
 CLUSTERS = """<Cluster name="low" id="a"><Array n="2" type="real">0 0</Array></Cluster>
   <Cluster name="high"><Array n="2" type="real">4 3</Array></Cluster>"""

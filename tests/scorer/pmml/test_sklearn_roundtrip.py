@@ -16,7 +16,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import scorer
 from exporters import to_pmml
-from scorer.cli import main
+from tablescore.cli import main
 from tests.datasets import shared_csv, sklearn_dataset
 
 

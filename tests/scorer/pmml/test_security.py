@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporters.pmml import PMMLSecurityError, read_pmml, read_pmml_bytes, safexml
 from scorer.errors import BundleFormatError
+from scorer.pmml import PMMLSecurityError, read_pmml, read_pmml_bytes, safexml
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;">]>
@@ -63,7 +63,7 @@ def test_elements_keep_their_line_and_namespaces_are_dropped():
 
 
 def test_deeply_nested_documents_compile_or_fail_cleanly():
-    from exporters.pmml import PMMLError
+    from scorer.pmml import PMMLError
 
     dd = ('<DataDictionary><DataField name="x" optype="continuous" dataType="double"/>'
           '<DataField name="y" optype="continuous" dataType="double"/></DataDictionary>')
@@ -96,7 +96,7 @@ def test_deeply_nested_documents_compile_or_fail_cleanly():
 def test_expression_blowup_is_bounded():
     import time
 
-    from exporters.pmml import PMMLError
+    from scorer.pmml import PMMLError
 
     cats = "".join(f'<Value value="c{i:03d}"/>' for i in range(100))
     dd = ('<DataDictionary><DataField name="x" optype="continuous" dataType="double"/>'

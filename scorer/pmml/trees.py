@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scorer.ir import Table
-
+from ..ir import Table
 from .expressions import predicate, resolve, split_constant
 from .fields import Scope, array_values, constant_for, fail
 from .program import Program

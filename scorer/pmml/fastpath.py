@@ -17,9 +17,8 @@ import math
 
 import numpy as np
 
-from exporters.graph import Graph
-from scorer.kernels.expression import OPCODES
-
+from ..build.graph import Graph
+from ..kernels.expression import OPCODES
 from .program import Program
 
 #: compile to the fast ops (False: the ``expression`` / general forms everywhere; the tests use

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporters.pmml import PMMLError, read_pmml_bytes
 from scorer.errors import InputError
-from tests.exporters.pmml.test_ruleset import (
+from scorer.pmml import PMMLError, read_pmml_bytes
+from tests.scorer.pmml.test_ruleset import (
     _LEAVES,
     document,
     load,

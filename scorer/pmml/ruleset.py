@@ -31,8 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scorer.ir import Table
-
+from ..ir import Table
 from .expressions import predicate
 from .fields import Col, Scope, attr_number, fail, same_class
 from .program import Program

@@ -3,7 +3,7 @@
 Supported: ``functionName`` regression (``continuousScoringMethod`` average, median,
 weightedAverage), classification (``categoricalScoringMethod`` majorityVote,
 weightedMajorityVote) and clustering (neighbours only); one target field; the distance
-measures of :mod:`exporters.pmml.clustering`; TrainingInstances as an InlineTable.
+measures of :mod:`scorer.pmml.clustering`; TrainingInstances as an InlineTable.
 ``entityId`` OutputFields (``rank`` = 1 .. numberOfNeighbors) give the neighbours' ids: the
 ``instanceIdVariable`` column's values, else the instance's 1-based row number (as JPMML).
 

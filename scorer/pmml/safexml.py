@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
 
-from scorer.errors import BundleFormatError
+from ..errors import BundleFormatError
 
 #: largest accepted document (bytes)
 MAX_BYTES = 64 * 1024 * 1024

@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from exporters.pmml import PMMLError, read_pmml_bytes
 from scorer.model import Model
+from scorer.pmml import PMMLError, read_pmml_bytes
 from scorer.tolerances import TOLERANCES, close_mask
 
 TOL = TOLERANCES["neural_network"]

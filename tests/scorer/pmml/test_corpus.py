@@ -47,7 +47,7 @@ def test_xfail_list_names_real_cases():
 
 def _tree_cases(limit: int = 60):
     """Corpus cases whose forests compile to the fast ``tree_ensemble`` kernel."""
-    from exporters.pmml import read_pmml
+    from scorer.pmml import read_pmml
 
     out = []
     for c in _CASES:
@@ -72,7 +72,7 @@ def test_fast_tree_path_agrees_with_predicate_tree(case, monkeypatch):
 
     import scorer
     from conformance.pmml_corpus import inputs_for
-    from exporters.pmml import trees
+    from scorer.pmml import trees
 
     fast = scorer.load(case.dir / "model.pmml", verify=False)
     X = inputs_for(fast, case)

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import scorer
-from exporters.pmml import fastpath, read_pmml, read_pmml_bytes
-from exporters.pmml.program import Program
 from scorer.model import Model
+from scorer.pmml import fastpath, read_pmml, read_pmml_bytes
+from scorer.pmml.program import Program
 
 
 def _data(n: int = 400, d: int = 6, seed: int = 0):
@@ -73,7 +73,7 @@ def _rows(n: int = 3000, d: int = 6) -> dict[str, np.ndarray]:
 
 
 def _assert_same_as_general(path, monkeypatch, *, trees: bool = False) -> None:
-    from exporters.pmml import trees as trees_mod
+    from scorer.pmml import trees as trees_mod
 
     monkeypatch.setattr(fastpath, "ENABLED", True)
     monkeypatch.setattr(trees_mod, "FAST_PATH", True)

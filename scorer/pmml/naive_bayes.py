@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from exporters.naive_bayes import add_naive_bayes
-
+from ..build.naive_bayes import add_naive_bayes
 from .expressions import resolve
 from .fields import (
     NUMERIC_TYPES,

@@ -18,8 +18,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporters.pmml import read_pmml_bytes
 from scorer.model import Model
+from scorer.pmml import read_pmml_bytes
 
 DD = """<DataDictionary>
   <DataField name="x" optype="continuous" dataType="double"/>
@@ -342,7 +342,7 @@ def test_no_output_element_gives_class_probabilities_from_the_winning_rule():
 def _refused(model: str, match: str) -> None:
     import pytest
 
-    from exporters.pmml import PMMLError
+    from scorer.pmml import PMMLError
 
     with pytest.raises(PMMLError, match=match):
         read_pmml_bytes(document(model))
