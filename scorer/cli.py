@@ -96,13 +96,16 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     from .files import read_table, write_table_atomic
     from .model import load
+    from .pipeline import ModelResolver, Pipeline
 
     model = load(args.model)
+    # the same request pipeline the server runs (resolve -> ... -> score), one chunk a request
+    pipeline = Pipeline(ModelResolver({model.name: model}))
     df = read_table(args.data)
-    parts = []
-    for start in range(0, len(df), args.chunk_rows):
-        parts.append(model.score(df.iloc[start : start + args.chunk_rows]))
-    out = pd.concat(parts, ignore_index=True) if parts else model.score(df.iloc[:0])
+    parts = [pd.DataFrame(pipeline(model.name, df.iloc[start : start + args.chunk_rows])[1])
+             for start in range(0, len(df), args.chunk_rows)]
+    out = (pd.concat(parts, ignore_index=True) if parts
+           else pd.DataFrame(pipeline(model.name, df.iloc[:0])[1]))
     if args.keep:
         out = pd.concat([df[args.keep].reset_index(drop=True), out], axis=1)
     write_table_atomic(out, args.out)

@@ -76,5 +76,10 @@ class NotReadyError(TablescoreError):
     """The server or model is not ready to score."""
 
 
+class UnavailableError(TablescoreError):
+    """A backend a pipeline stage needs (feature store, registry) cannot be reached; retrying
+    later may succeed."""
+
+
 class ResourceLimitError(TablescoreError):
     """A request is over a configured limit (message size, rows per request)."""

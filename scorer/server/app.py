@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import replace
@@ -21,6 +22,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from protos import POOL
 
 from .. import __version__
+from ..pipeline import Cache, Features, Pipeline, Recorder
 from .config import ServerConfig
 from .logs import configure_logging
 from .metrics import Metrics
@@ -139,8 +141,12 @@ class ServerHandle:
 
 
 def start(config: ServerConfig, *, wait_ready: bool = True,
-          ready_timeout: float | None = None) -> ServerHandle:
+          ready_timeout: float | None = None, features: Features | None = None,
+          cache: Cache | None = None, recorders: Sequence[Recorder] = ()) -> ServerHandle:
     """Start a server as configured and return its handle.
+
+    ``features``, ``cache`` and ``recorders`` are the optional stages of the request pipeline
+    (:mod:`scorer.pipeline`); left out, they cost nothing per request.
 
     The port is bound and the health RPCs answer at once; models load in the background and
     the server reports ready (ServerReady, health SERVING) once the initial scan is loaded.
@@ -159,7 +165,8 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
                       load_threads=config.load_threads, metrics=metrics)
     if not repo.root.is_dir():
         raise FileNotFoundError(f"model repository '{repo.root}' is not a directory")
-    servicer = InferenceServicer(repo, config, metrics, state)
+    pipeline = Pipeline(repo, features=features, cache=cache, recorders=recorders)
+    servicer = InferenceServicer(repo, config, metrics, state, pipeline=pipeline)
     executor = ThreadPoolExecutor(config.threads, thread_name_prefix="tablescore-rpc")
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -238,7 +245,8 @@ def serve(repository: str | os.PathLike[str], *, port: int = 0, host: str = "127
         Longest wait for that.
     **options
         Any other :class:`ServerConfig` field (``threads``, ``poll_interval``, ``max_rows``,
-        ``max_message_bytes``, ``grace``, ``load_threads``).
+        ``max_message_bytes``, ``grace``, ``load_threads``), or a pipeline stage
+        (``features``, ``cache``, ``recorders``: see :func:`start`).
 
     Returns
     -------
@@ -250,9 +258,10 @@ def serve(repository: str | os.PathLike[str], *, port: int = 0, host: str = "127
     >>> with serve("models", port=0) as server:          # doctest: +SKIP
     ...     client = tritonclient.grpc.InferenceServerClient(server.address)
     """
+    stages = {k: options.pop(k) for k in ("features", "cache", "recorders") if k in options}
     config = ServerConfig(repository=repository, port=port, host=host,
                           metrics_port=metrics_port, **options)
-    return start(config, wait_ready=wait_ready, ready_timeout=ready_timeout)
+    return start(config, wait_ready=wait_ready, ready_timeout=ready_timeout, **stages)
 
 
 # --- running as a program --------------------------------------------------------------------

@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..ir import Output
 from ..model import Model
+from ..pipeline.request import Request
 from .wire import PlainRequest
 
 #: KServe datatype -> numpy dtype of its raw (little-endian) encoding
@@ -81,16 +82,16 @@ _RAW_AS_IS: dict[str, np.dtype] = (
 
 
 @dataclass(slots=True)
-class DecodedRequest:
-    """A ModelInferRequest in scorer terms."""
+class DecodedRequest(Request):
+    """A ModelInferRequest as the pipeline's :class:`~scorer.pipeline.Request`, plus what the
+    gRPC transport itself needs back (stages never read these)."""
 
-    #: what :meth:`scorer.Model.score_arrays` gets
-    X: np.ndarray | dict[str, np.ndarray]
-    rows: int
     #: the request used raw_input_contents (the response then uses raw_output_contents)
-    raw: bool
-    #: names of the outputs to return, in order
-    outputs: list[str]
+    raw: bool = False
+    #: announced to the version's batcher and not yet submitted (withdrawn if never scored)
+    announced: bool = False
+    #: kernel executions this request counts for (0 when it shared a batched call)
+    executions: int = 1
 
 
 # --- metadata --------------------------------------------------------------------------------
@@ -289,8 +290,8 @@ def decode_request(req: Any, schema: ModelSchema, *, max_rows: int) -> DecodedRe
     if len(tensors) == 1 and len(first.shape) == 2 and (first.name not in schema.index
                                                          or len(names) == 1):
         arr = tensor_array(first, raw_parts[0] if raw else None)
-        return DecodedRequest(_matrix(first, arr, schema), arr.shape[0], raw, outputs)
-    return DecodedRequest(*_columns(tensors, raw_parts if raw else None, schema), raw, outputs)
+        return DecodedRequest(_matrix(first, arr, schema), arr.shape[0], outputs, raw)
+    return DecodedRequest(*_columns(tensors, raw_parts if raw else None, schema), outputs, raw)
 
 
 def _raw_matrix(req: Any, t: Any, raw: bytes, schema: ModelSchema,
@@ -310,7 +311,7 @@ def _raw_matrix(req: Any, t: Any, raw: bytes, schema: ModelSchema,
     # a view of the immutable bytes, hence read-only, as _matrix makes every matrix (the
     # warmed input-copy specialisation); one constructor call instead of frombuffer + reshape
     arr = np.ndarray((rows, cols), dtype, raw)
-    return DecodedRequest(arr, rows, True, outputs)
+    return DecodedRequest(arr, rows, outputs, True)
 
 
 def _plain_dtype(datatype: str, rows: int, cols: int, name: str, n_bytes: int,
@@ -335,8 +336,8 @@ def decode_plain(req: PlainRequest, schema: ModelSchema, *,
     dtype = _plain_dtype(req.datatype, rows, cols, req.tensor, len(req.raw), schema, max_rows)
     if dtype is None:
         return None
-    return DecodedRequest(np.ndarray((rows, cols), dtype, req.raw), rows, True,
-                          schema.output_names)
+    return DecodedRequest(np.ndarray((rows, cols), dtype, req.raw), rows, schema.output_names,
+                          True)
 
 
 def _columns(tensors: Any, raw_parts: Any, schema: ModelSchema,

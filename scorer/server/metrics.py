@@ -55,6 +55,9 @@ class Metrics:
         #: the per-request series (requests, latencies, in flight, rows scored)
         self.calls = RequestSeries()
         r.register(self.calls)
+        #: failures the request pipeline's stages absorbed (see :meth:`watch_stage_errors`)
+        self.stage_errors = StageErrorSeries(None)
+        r.register(self.stage_errors)
         self.batched = Counter(
             "tablescore_batched_requests",
             "ModelInfer requests scored in a kernel call shared with other requests (adaptive "
@@ -76,6 +79,10 @@ class Metrics:
         self.ready = Gauge(
             "tablescore_server_ready", "1 once the initial repository scan is loaded, 0 while "
             "starting or shutting down", registry=r)
+
+    def watch_stage_errors(self, errors: Any) -> None:
+        """Export ``errors`` (a pipeline's :class:`~scorer.pipeline.StageErrors`) from now on."""
+        self.stage_errors.errors = errors
 
 
 class RequestSeries(Collector):
@@ -204,3 +211,19 @@ def _counter(name: str, doc: str, labels: list[str],
     for key, n in sorted(data.items()):
         c.add_metric(list(key), n)
     return c
+
+
+class StageErrorSeries(Collector):
+    """``tablescore_pipeline_stage_errors_total{stage, kind}``: failures a pipeline stage
+    absorbed without failing the request (an output cache that could not be read or written,
+    a recorder that raised), read from the pipeline's :class:`~scorer.pipeline.StageErrors`
+    at scrape time."""
+
+    def __init__(self, errors: Any) -> None:
+        self.errors = errors
+
+    def collect(self) -> Iterator[Any]:
+        data = self.errors.snapshot() if self.errors is not None else {}
+        yield _counter("tablescore_pipeline_stage_errors",
+                       "Stage failures absorbed without failing the request (the request was "
+                       "still answered)", ["stage", "kind"], data)

@@ -24,6 +24,7 @@ from protos import inference_pb2 as pb
 
 from .. import __version__
 from ..errors import InputError, ModelNotFoundError
+from ..pipeline import Pipeline, score_model
 from . import codec, wire
 from .batching import Batcher
 from .config import ServerConfig
@@ -91,10 +92,13 @@ class InferenceServicer:
         Where requests are counted.
     state : ServerState
         Readiness flags shared with the server.
+    pipeline : Pipeline, optional
+        The request stages after protobuf decoding (default: resolve from ``repository``,
+        then score). Its default score stage is replaced by the server's (batching).
     """
 
     def __init__(self, repository: Repository, config: ServerConfig, metrics: Metrics,
-                 state: ServerState) -> None:
+                 state: ServerState, *, pipeline: Pipeline | None = None) -> None:
         self.repository = repository
         self.config = config
         self.metrics = metrics
@@ -104,6 +108,17 @@ class InferenceServicer:
         self._batchers: weakref.WeakKeyDictionary[LoadedVersion, Batcher] = \
             weakref.WeakKeyDictionary()
         self._batchers_lock = threading.Lock()
+        #: the transport-neutral stages (scorer.pipeline): this servicer only converts
+        #: protobuf to a Request and the outputs back
+        self.pipeline = pipeline if pipeline is not None else Pipeline(repository)
+        if self.pipeline.score is score_model:  # the server's scorer: batching, parallel guard
+            score = self._score_batched if config.batching else self._score_direct
+            self.pipeline = Pipeline(self.pipeline.resolver, score,
+                                     features=self.pipeline.features,
+                                     cache=self.pipeline.cache,
+                                     recorders=self.pipeline.recorders)
+        self.resolve = self.pipeline.resolve
+        metrics.watch_stage_errors(self.pipeline.errors)
         wire.warm()
 
     # --- plumbing -----------------------------------------------------------------------------
@@ -188,7 +203,7 @@ class InferenceServicer:
                                          extensions=list(EXTENSIONS))
 
     def model_metadata(self, req: Any, context: Any) -> Any:
-        lv = self.repository.resolve(req.name, req.version)
+        lv = self.resolve(req.name, req.version)
         view = self.repository.view(req.name)
         resp = pb.ModelMetadataResponse(name=lv.name, versions=view.ready_versions(),
                                         platform=PLATFORM)
@@ -199,7 +214,7 @@ class InferenceServicer:
         return resp
 
     def model_config(self, req: Any, context: Any) -> Any:
-        lv = self.repository.resolve(req.name, req.version)
+        lv = self.resolve(req.name, req.version)
         view = self.repository.view(req.name)
         b = lv.model.bundle
         cfg = pb.ModelConfig(name=lv.name, platform=PLATFORM, backend=PLATFORM,
@@ -233,7 +248,7 @@ class InferenceServicer:
         t0 = time.perf_counter_ns()
         calls = self.metrics.calls
         try:
-            lv = self.repository.resolve(req.model_name, req.model_version)
+            lv = self.resolve(req.model_name, req.model_version)
         except Exception as exc:
             calls.infer_failed("", "", to_status_name(exc))
             raise
@@ -249,6 +264,7 @@ class InferenceServicer:
         return resp
 
     def _infer(self, lv: LoadedVersion, req: Any) -> tuple[Any, int, int, int, int]:
+        """protobuf -> Request, the pipeline's stages, arrays -> protobuf."""
         batcher = self._batcher(lv) if self.config.batching else None
         if batcher is not None:
             batcher.announce()  # a batch leader may wait for this request while it decodes
@@ -261,16 +277,37 @@ class InferenceServicer:
         t1 = time.perf_counter_ns()
         if _DEBUG_DELAY_S:
             time.sleep(_DEBUG_DELAY_S)
-        executions = 1
-        if batcher is not None:
-            res = batcher.submit(dec.X, dec.rows, announced=True)
-            arrays, executions = res.arrays, int(res.executed)
-            if res.batch_requests > 1:
-                self.metrics.batched.labels(lv.name, lv.version).inc()
+        if batcher is None:
+            arrays = self.pipeline.infer(lv, dec)
         else:
-            arrays = self._score(lv, dec.X)
+            dec.announced = True
+            try:
+                arrays = self.pipeline.infer(lv, dec)
+            finally:
+                if dec.announced:  # answered without scoring (a cache hit) or failed before
+                    batcher.withdraw()
         t2 = time.perf_counter_ns()
-        return self._response(lv, req, dec, arrays), dec.rows, t1, t2, executions
+        return self._response(lv, req, dec, arrays), dec.rows, t1, t2, dec.executions
+
+    def _score_direct(self, lv: LoadedVersion, dec: codec.DecodedRequest,
+                      ) -> dict[str, np.ndarray]:
+        """The server's score stage without batching: parallel kernels are serialised where
+        Numba's threading layer needs it."""
+        if (lv.parallel_rows is not None and dec.rows >= lv.parallel_rows
+                and self._parallel.needed()):
+            with self._parallel.lock:
+                return lv.model.score_arrays(dec.inputs)
+        return lv.model.score_arrays(dec.inputs)
+
+    def _score_batched(self, lv: LoadedVersion, dec: codec.DecodedRequest,
+                       ) -> dict[str, np.ndarray]:
+        """The server's score stage with adaptive batching (``--batch-delay-us``)."""
+        announced, dec.announced = dec.announced, False
+        res = self._batcher(lv).submit(dec.inputs, dec.rows, announced=announced)
+        dec.executions = int(res.executed)
+        if res.batch_requests > 1:
+            self.metrics.batched.labels(lv.name, lv.version).inc()
+        return res.arrays
 
     def _decode(self, lv: LoadedVersion, req: Any) -> codec.DecodedRequest:
         """The request's scorer input; a request that :mod:`.wire` found plain but that breaks

@@ -21,6 +21,7 @@ from ..errors import (
     NotReadyError,
     ResourceLimitError,
     TablescoreError,
+    UnavailableError,
 )
 
 log = logging.getLogger("tablescore.server")
@@ -29,6 +30,7 @@ log = logging.getLogger("tablescore.server")
 STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (ModelNotFoundError, grpc.StatusCode.NOT_FOUND),
     (NotReadyError, grpc.StatusCode.UNAVAILABLE),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
     (ResourceLimitError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (InputError, grpc.StatusCode.INVALID_ARGUMENT),
     # a bundle on disk that does not load (RepositoryModelLoad): not the request's fault, and

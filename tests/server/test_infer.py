@@ -200,9 +200,9 @@ def test_raw_response_equals_the_field_by_field_message(server, bundles) -> None
         for name in outputs:
             req.outputs.add(name=name)
         dec = codec.decode_request(req, lv.schema, max_rows=100)
-        assert dec.raw and dec.rows == rows and not dec.X.flags.writeable
-        np.testing.assert_array_equal(dec.X, X[:rows])
-        arrays = lv.model.score_arrays(dec.X)
+        assert dec.raw and dec.rows == rows and not dec.inputs.flags.writeable
+        np.testing.assert_array_equal(dec.inputs, X[:rows])
+        arrays = lv.model.score_arrays(dec.inputs)
         expected = pb.ModelInferResponse(model_name="iris", model_version=lv.version, id=rid)
         for name in outputs or lv.schema.output_names:
             out = expected.outputs.add(name=name, datatype=lv.schema.output_dtypes[name],

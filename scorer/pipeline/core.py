@@ -1,0 +1,185 @@
+"""The request pipeline: resolve -> features -> cache -> score -> record.
+
+The pipeline is composed once, when it is built: :attr:`Pipeline.infer` is the score stage
+itself when nothing else is configured (no wrapper, no per-request branch), and a closure
+over exactly the configured stages otherwise. An unconfigured stage therefore costs nothing
+on the request path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from .request import Request, Target
+from .stages import Arrays, Cache, Features, Recorder, Resolver, Score, score_model
+
+log = logging.getLogger("tablescore.pipeline")
+
+
+class StageErrors:
+    """Failures a stage absorbed instead of failing the request (cache get/put, recorders),
+    by ``(stage, kind)``; exported on /metrics by the server."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def add(self, stage: str, kind: str) -> None:
+        with self._lock:
+            self.counts[(stage, kind)] = self.counts.get((stage, kind), 0) + 1
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.counts)
+
+
+class Pipeline:
+    """One transport-neutral request path.
+
+    Parameters
+    ----------
+    resolver : Resolver
+        Finds the target of a request (a directory repository, a registry, one model).
+    score : Score, optional
+        The score stage (default :func:`~.stages.score_model`; the server passes its batching
+        scorer).
+    features : Features, optional
+        Completes a request's inputs before the cache and the model see them.
+    cache : Cache, optional
+        Answers a repeated request without scoring; a failing cache is skipped and counted.
+    recorders : sequence of Recorder, optional
+        Observe each scored (or cache-answered) request; a failing recorder is logged and
+        counted, never answered to the caller.
+
+    Attributes
+    ----------
+    resolve : callable
+        ``resolve(name, version="") -> Target``: the resolver's own bound method.
+    infer : callable
+        ``infer(target, request) -> dict[str, ndarray]``: the composed stages after resolve.
+    errors : StageErrors
+        What the cache and recorders absorbed.
+    """
+
+    def __init__(self, resolver: Resolver, score: Score | None = None, *,
+                 features: Features | None = None, cache: Cache | None = None,
+                 recorders: Sequence[Recorder] = ()) -> None:
+        self.resolver = resolver
+        self.resolve: Callable[..., Target] = resolver.resolve
+        self.score: Score = score if score is not None else score_model
+        self.features = features
+        self.cache = cache
+        self.recorders = tuple(recorders)
+        self.errors = StageErrors()
+        self.infer: Callable[[Target, Request], Arrays] = self._compose()
+
+    @property
+    def stages(self) -> list[str]:
+        """Names of the configured stages, in request order."""
+        names = ["resolve"]
+        if self.features is not None:
+            names.append("features")
+        if self.cache is not None:
+            names.append("cache")
+        names.append("score")
+        if self.recorders:
+            names.append("record")
+        return names
+
+    def __call__(self, name: str, inputs: Request | object, *, version: str = "",
+                 outputs: list[str] | None = None) -> tuple[Target, Arrays]:
+        """Resolve ``name`` / ``version`` and run the stages on ``inputs`` (a :class:`Request`,
+        or what :meth:`scorer.Model.score_arrays` takes); return the target that answered and
+        its outputs. For in-process callers and batch jobs."""
+        target = self.resolve(name, version)
+        if isinstance(inputs, Request):
+            request = inputs
+        else:
+            rows = _rows(inputs)
+            request = Request(inputs, rows, outputs or target.model.output_names)
+        return target, self.infer(target, request)
+
+    def _compose(self) -> Callable[[Target, Request], Arrays]:
+        score = self.score
+        features, cache, recorders = self.features, self.cache, self.recorders
+        if features is None and cache is None and not recorders:
+            return score  # the whole pipeline after resolve is the score stage
+        errors = self.errors
+
+        def infer(target: Target, request: Request) -> Arrays:
+            if features is not None:
+                request = features.fill(target, request)
+            arrays = None
+            if cache is not None:
+                try:
+                    arrays = cache.get(target, request)
+                except Exception:
+                    errors.add("cache", "get")
+                    log.warning("output cache lookup failed; scoring instead", exc_info=True)
+            if arrays is None:
+                arrays = score(target, request)
+                if cache is not None:
+                    try:
+                        cache.put(target, request, arrays)
+                    except Exception:
+                        errors.add("cache", "put")
+                        log.warning("output cache store failed", exc_info=True)
+            for r in recorders:
+                try:
+                    r.record(target, request, arrays)
+                except Exception:
+                    errors.add("record", type(r).__name__)
+                    log.warning("recorder %s failed", type(r).__name__, exc_info=True)
+            return arrays
+
+        return infer
+
+
+class ModelResolver:
+    """A resolver over models already loaded in this process (batch jobs, in-process callers,
+    tests): ``name -> Model``; every model answers as version ``"1"`` unless its bundle says
+    otherwise.
+
+    Parameters
+    ----------
+    models : dict of str to Model
+        The models by the name requests use.
+    """
+
+    def __init__(self, models: dict) -> None:
+        from ..errors import ModelNotFoundError
+
+        self._missing = ModelNotFoundError
+        self._targets = {name: _Loaded(name, str(m.version or "1"), m)
+                         for name, m in models.items()}
+
+    def resolve(self, name: str, version: str = "") -> Target:
+        t = self._targets.get(name)
+        if t is None:
+            raise self._missing(f"unknown model '{name}'")
+        if version and version != t.version:
+            raise self._missing(f"unknown version '{version}' of model '{name}' "
+                                f"(loaded: {t.version})")
+        return t
+
+
+class _Loaded:
+    __slots__ = ("model", "name", "version")
+
+    def __init__(self, name: str, version: str, model: object) -> None:
+        self.name, self.version, self.model = name, version, model
+
+    @property
+    def fingerprint(self) -> str:
+        return self.model.fingerprint or ""  # type: ignore[attr-defined]
+
+
+def _rows(inputs: object) -> int:
+    shape = getattr(inputs, "shape", None)
+    if shape is not None:
+        return int(shape[0])
+    if isinstance(inputs, dict):
+        return len(next(iter(inputs.values()), ()))
+    return len(inputs)  # type: ignore[arg-type]

@@ -1,0 +1,48 @@
+"""The request every transport converts to, and the target a request resolves to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+
+@dataclass(slots=True)
+class Request:
+    """One scoring request in scorer terms: no protobuf, no DataFrame.
+
+    Attributes
+    ----------
+    inputs : ndarray of shape (rows, n_inputs) or dict of str to ndarray of shape (rows,)
+        What :meth:`scorer.Model.score_arrays` takes: one matrix in the model's input order,
+        or one column per input field (strings as objects).
+    rows : int
+        Number of rows.
+    outputs : list of str
+        Names of the outputs to return, in order (a transport's selection; stages may use it
+        as part of a cache key).
+    """
+
+    inputs: np.ndarray | dict[str, np.ndarray]
+    rows: int
+    outputs: list[str]
+
+
+class Target(Protocol):
+    """A model version ready to score, as a resolver returns it.
+
+    ``name`` and ``version`` are what answered (the served name and the version number, even
+    when the request named an alias or no version); ``fingerprint`` identifies the
+    parameters (a cache key never outlives them).
+    """
+
+    name: str
+    version: str
+    model: Model
+
+    @property
+    def fingerprint(self) -> str: ...
