@@ -52,6 +52,9 @@ UNAVAILABLE = "UNAVAILABLE"
 
 #: a parallel kernel launch threshold above this is not warmed (it would cost memory)
 _MAX_WARM_ROWS = 65_536
+#: config.json holds a version policy: a few hundred bytes. A bigger file is refused unread
+#: (a scan reads it every poll, and a huge or deeply nested one must not stall or crash it)
+MAX_CONFIG_BYTES = 64 * 1024
 
 Stamp = tuple[int, int, int]
 
@@ -209,6 +212,8 @@ class ModelView:
     statuses: tuple[VersionStatus, ...]
     policy: VersionPolicy
     unloaded: bool = False
+    #: why the model's directory or config cannot be used ("" if it can)
+    error: str = ""
 
     def status(self, version: str) -> VersionStatus | None:
         return next((s for s in self.statuses if s.version == version), None)
@@ -218,6 +223,8 @@ class ModelView:
         return sorted(self.ready, key=version_key, reverse=True)
 
     def why_not_ready(self) -> str:
+        if self.error:
+            return self.error
         if self.unloaded:
             return "unloaded by RepositoryModelUnload; RepositoryModelLoad loads it again"
         parts = [f"version {s.version}: {s.state.lower()}" + (f" ({s.reason})" if s.reason else "")
@@ -238,6 +245,12 @@ class _DiskModel:
     pending: set[str]  # version directories without a bundle (yet)
     policy: VersionPolicy | None
     policy_error: str | None
+    #: the model directory itself could not be read (a symlink loop, permissions, ...)
+    error: str | None = None
+
+
+def _unreadable(error: str) -> _DiskModel:
+    return _DiskModel({}, set(), None, None, error)
 
 
 def _stamp(path: Path) -> Stamp:
@@ -247,15 +260,33 @@ def _stamp(path: Path) -> Stamp:
 
 
 def _scan_model(model_dir: Path) -> _DiskModel:
+    """What is on disk for one model. Never raises: a problem with one version directory
+    makes that version pending, one with the model directory or its config is reported in
+    the result, so that one bad model never stops the scan of the others."""
+    try:
+        return _scan_model_dir(model_dir)
+    except Exception as exc:  # whatever it is, it must stay this model's
+        if not isinstance(exc, OSError):
+            log.exception("model directory scan failed", extra={
+                "event": "scan_failed", "model": model_dir.name})
+        return _unreadable(f"cannot read the model directory: {type(exc).__name__}: {exc}")
+
+
+def _scan_model_dir(model_dir: Path) -> _DiskModel:
     versions: dict[str, _DiskVersion] = {}
     pending: set[str] = set()
-    try:
-        entries = list(os.scandir(model_dir))
-    except OSError:
-        entries = []
+    # OSError (not a directory, a symlink loop, no permission) propagates: the caller
+    # reports the model as unreadable instead of treating it as empty (which would unload it)
+    entries = list(os.scandir(model_dir))
     for e in entries:
-        if not _VERSION_RE.fullmatch(e.name) or not e.is_dir():
+        if not _VERSION_RE.fullmatch(e.name):
             continue  # hidden temp dirs of atomic writers, files, anything else
+        try:
+            if not e.is_dir():
+                continue
+        except OSError:  # a symlink loop or the like: a version that cannot be read
+            pending.add(e.name)
+            continue
         vdir = Path(e.path)
         try:
             manifest = vdir / MANIFEST
@@ -273,16 +304,26 @@ def _scan_model(model_dir: Path) -> _DiskModel:
     cfg = model_dir / CONFIG
     if cfg.is_file():
         try:
-            data = json.loads(cfg.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("config.json must hold a JSON object")
-            if "version_policy" in data:
-                policy = VersionPolicy.from_json(data["version_policy"])
-            else:
-                policy = VersionPolicy()
+            policy = _read_config(cfg)
+        except RecursionError:  # json's decoder recurses once per nesting level
+            error = f"{CONFIG}: nested too deeply"
         except (OSError, ValueError) as exc:
-            error = f"{cfg}: {exc}"
+            error = f"{CONFIG}: {exc}"
     return _DiskModel(versions, pending, policy, error)
+
+
+def _read_config(cfg: Path) -> VersionPolicy:
+    """The version policy in ``config.json``; ValueError (or RecursionError) if invalid."""
+    with open(cfg, "rb") as f:
+        raw = f.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ValueError(f"larger than {MAX_CONFIG_BYTES} bytes; refused unread")
+    data = json.loads(raw.decode("utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("config.json must hold a JSON object")
+    if "version_policy" in data:
+        return VersionPolicy.from_json(data["version_policy"])
+    return VersionPolicy()
 
 
 @dataclass
@@ -295,6 +336,18 @@ class _ModelState:
     failed: dict[str, tuple[Stamp, str]] = field(default_factory=dict)
     unloaded: bool = False
     policy_error: str | None = None
+    #: a valid config.json (or none) has been read: until then an invalid one blocks loading
+    has_policy: bool = False
+    #: the model directory could not be read at the last scan (the previous scan stands)
+    error: str | None = None
+
+    def blocked(self) -> str | None:
+        """Why nothing of this model can be loaded now, if that is so."""
+        if self.error and not self.loaded:
+            return self.error
+        if not self.has_policy and self.policy_error:
+            return f"invalid {self.policy_error}; nothing loads until it is fixed"
+        return None
 
 
 # --- warm-up ---------------------------------------------------------------------------------
@@ -456,13 +509,24 @@ class Repository:
         """Scan the repository once and reconcile every model; returns loads started."""
         with self._scan_lock:
             try:
-                names = sorted(e.name for e in os.scandir(self.root)
-                               if e.is_dir() and not e.name.startswith("."))
+                entries = list(os.scandir(self.root))
             except OSError as exc:
                 log.warning("cannot list the repository", extra={
                     "event": "scan_failed", "repository": str(self.root), "error": str(exc)})
                 return []
-            disk = {n: _scan_model(self.root / n) for n in names}
+            disk: dict[str, _DiskModel] = {}
+            for e in sorted(entries, key=lambda e: e.name):
+                if e.name.startswith("."):
+                    continue
+                try:
+                    is_dir = e.is_dir()
+                except OSError as exc:
+                    # a symlink loop or an unreadable entry: that model is unreadable, the
+                    # others are scanned as usual
+                    disk[e.name] = _unreadable(f"cannot read the model directory: {exc}")
+                    continue
+                if is_dir:
+                    disk[e.name] = _scan_model(self.root / e.name)
             with self._lock:
                 for gone in set(self._models) - set(disk):
                     st = self._models.pop(gone)
@@ -473,6 +537,14 @@ class Repository:
                     st = self._models.get(name)
                     if st is None:
                         st = self._models[name] = _ModelState(name, dm)
+                    if dm.error is not None:
+                        if dm.error != st.error:
+                            log.warning("model directory unreadable; what it served goes on "
+                                        "serving", extra={"event": "scan_failed", "model": name,
+                                                         "error": dm.error})
+                        st.error = dm.error
+                        continue  # the previous scan of it stands
+                    st.error = None
                     st.disk = dm
                     self._apply_policy(st, dm)
                     futures += self._reconcile(st)
@@ -482,11 +554,14 @@ class Repository:
     def _apply_policy(self, st: _ModelState, dm: _DiskModel) -> None:
         if dm.policy_error:
             if dm.policy_error != st.policy_error:
-                log.warning("bad model config; keeping the previous version policy", extra={
+                log.warning("bad model config; " + (
+                    "keeping the previous version policy" if st.has_policy else
+                    "the model does not load until it is fixed"), extra={
                     "event": "config_invalid", "model": st.name, "error": dm.policy_error})
             st.policy_error = dm.policy_error
             return
         st.policy_error = None
+        st.has_policy = True
         st.policy = dm.policy or VersionPolicy()
 
     def _reconcile(self, st: _ModelState) -> list[Future[None]]:
@@ -495,7 +570,7 @@ class Repository:
         Call with ``self._lock`` held, then :meth:`_publish`.
         """
         cands = st.disk.versions
-        target = [] if st.unloaded else st.policy.select(cands)
+        target = [] if st.unloaded or st.blocked() else st.policy.select(cands)
         started = []
         for v in target:
             d = cands[v]
@@ -513,7 +588,7 @@ class Repository:
                 "event": "model_loading", "model": st.name, "version": v, "path": str(d.path)})
         keep = {v for v in target if v in st.loaded}
         current = [v for v in target if v in st.loaded and st.loaded[v].stamp == cands[v].stamp]
-        if len(current) < len(target) and not st.unloaded:
+        if (len(current) < len(target) and not st.unloaded) or st.blocked():
             # a wanted version is still loading or failed: whatever serves now goes on serving
             # (even if its directory is gone: the model is in memory) until it is replaced
             keep |= set(st.loaded)
@@ -542,12 +617,15 @@ class Repository:
         views = {}
         for name, st in self._models.items():
             statuses = []
-            target = set([] if st.unloaded else st.policy.select(st.disk.versions))
+            blocked = st.blocked()
+            target = set([] if st.unloaded or blocked else st.policy.select(st.disk.versions))
             for v in sorted(set(st.disk.versions) | st.disk.pending | set(st.loaded),
                             key=version_key):
                 if v in st.loaded:
                     reason = ""
-                    if v in st.loading:
+                    if st.error:
+                        reason = f"serving; {st.error}"
+                    elif v in st.loading:
                         reason = "serving; a changed bundle is loading"
                     elif v in st.failed:
                         reason = f"serving the previous files; reload failed: {st.failed[v][1]}"
@@ -564,6 +642,8 @@ class Repository:
                         v, UNAVAILABLE, f"no {MANIFEST} yet (bundle not complete)"))
                 elif st.unloaded:
                     statuses.append(VersionStatus(v, UNAVAILABLE, "unloaded"))
+                elif blocked:
+                    statuses.append(VersionStatus(v, UNAVAILABLE, blocked))
                 else:
                     statuses.append(VersionStatus(
                         v, UNAVAILABLE, f"not in version policy '{st.policy.describe()}'",
@@ -571,7 +651,7 @@ class Repository:
             ready = dict(st.loaded)
             default = ready[max(ready, key=version_key)] if ready else None
             views[name] = ModelView(name, ready, default, tuple(statuses), st.policy,
-                                    st.unloaded)
+                                    st.unloaded, blocked or "")
         self._views = views  # the atomic swap
 
     # --- loading ------------------------------------------------------------------------------
