@@ -58,6 +58,36 @@ MAX_CONFIG_BYTES = 64 * 1024
 
 Stamp = tuple[int, int, int]
 
+#: client-supplied strings longer than this are shortened where error messages echo them
+ECHO_CHARS = 200
+#: longest file name (bytes) the usual filesystems accept: no model directory is longer
+_MAX_NAME_BYTES = 255
+
+
+def shorten(text: str, limit: int = ECHO_CHARS) -> str:
+    """``text`` as an error message should echo it: at most ``limit`` characters.
+
+    Error details travel back in gRPC trailers, which clients cap (tritonclient / grpc-core:
+    8 KiB by default); echoing a 100 KB model name in full made the client see
+    RESOURCE_EXHAUSTED instead of the error. A shortened string keeps its start and says how
+    long the original was.
+
+    Parameters
+    ----------
+    text : str
+        A string the client sent (model name, version, ...).
+    limit : int
+        Characters kept.
+
+    Returns
+    -------
+    str
+        ``text`` itself, or its first ``limit`` characters, an ellipsis and the length.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
 
 def version_key(version: str) -> tuple[int, str]:
     """Sort key of a version directory name: numeric, then textual ("01" after "1")."""
@@ -465,7 +495,7 @@ class Repository:
         """The model's view; ModelNotFoundError if the repository has no such model."""
         v = self._views.get(name)
         if v is None:
-            raise ModelNotFoundError(f"unknown model '{name}'")
+            raise ModelNotFoundError(f"unknown model '{shorten(name)}'")
         return v
 
     def resolve(self, name: str, version: str = "") -> LoadedVersion:
@@ -478,7 +508,7 @@ class Repository:
         NotReadyError
             The version (or, for the default, every version) is loading or failed to load.
         """
-        view = self.view(name)
+        view = self.view(name)  # the name is a model's from here on: short enough to echo
         if not version:
             if view.default is None:
                 raise NotReadyError(f"model '{name}' is not ready: {view.why_not_ready()}")
@@ -489,8 +519,8 @@ class Repository:
         st = view.status(version)
         if st is None:
             ready = ", ".join(view.ready_versions()) or "none"
-            raise ModelNotFoundError(
-                f"unknown version '{version}' of model '{name}' (ready versions: {ready})")
+            raise ModelNotFoundError(f"unknown version '{shorten(version)}' of model '{name}' "
+                                     f"(ready versions: {ready})")
         if not st.servable:
             raise ModelNotFoundError(f"model '{name}' version {version} is not served: "
                                      f"{st.reason}")
@@ -710,9 +740,9 @@ class Repository:
             No version of the model could be loaded; the message gives each reason.
         """
         with self._scan_lock:
-            if not _valid_name(name) or not (self.root / name).is_dir():
-                raise ModelNotFoundError(f"unknown model '{name}' (no directory '{name}' in the "
-                                         f"repository)")
+            if not self._is_model_dir(name):
+                raise ModelNotFoundError(f"unknown model '{shorten(name)}' (no such directory "
+                                         f"in the repository)")
             with self._lock:
                 st = self._models.get(name)
                 if st is not None:
@@ -735,10 +765,18 @@ class Repository:
         with self._lock:
             st = self._models.get(name)
             if st is None:
-                raise ModelNotFoundError(f"unknown model '{name}'")
+                raise ModelNotFoundError(f"unknown model '{shorten(name)}'")
             st.unloaded = True
             self._reconcile(st)
             self._publish()
+
+    def _is_model_dir(self, name: str) -> bool:
+        if not _valid_name(name):
+            return False
+        try:
+            return (self.root / name).is_dir()
+        except (OSError, ValueError):  # whatever the filesystem says, it is not a model
+            return False
 
     def wait_loading(self, timeout: float | None = None) -> bool:
         """Wait until no load is in progress; True if none is left."""
@@ -755,5 +793,8 @@ class Repository:
 
 
 def _valid_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name \
-        and not name.startswith(".")
+    """Could ``name`` be a model directory? (Anything else must not reach the filesystem: a
+    name over 255 bytes made ``stat`` fail with ENAMETOOLONG, answered as INTERNAL.)"""
+    return (bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
+            and "\0" not in name and not name.startswith(".")
+            and len(name.encode("utf-8", "surrogatepass")) <= _MAX_NAME_BYTES)

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as tc
+from tritonclient.utils import InferenceServerException
 
 from scorer.server import serve
-from scorer.server.repository import MAX_CONFIG_BYTES
+from scorer.server.repository import ECHO_CHARS, MAX_CONFIG_BYTES, shorten
 from tests.server.conftest import infer_matrix, publish
 from tests.server.test_reload import POLL, states, wait_for
 
@@ -110,3 +111,42 @@ def test_deep_config_while_running_keeps_the_policy(repo: Path, live, bundles) -
     publish(bundles["ridge"].path, repo, "ridge", 1)  # the scans go on
     wait_for(lambda: client.is_model_ready("ridge"), what="ridge loaded")
     assert client.is_model_ready("iris", "1")
+
+
+# --- #19: client strings in errors ------------------------------------------------------------
+def _status(call) -> tuple[str, str]:
+    with pytest.raises(InferenceServerException) as err:
+        call()
+    return err.value.status(), err.value.message()
+
+
+def test_overlong_model_name_in_load_is_not_found(live) -> None:
+    _, client = live
+    for name in ("m" * 256, "é" * 128):  # over 255 bytes: ENAMETOOLONG was INTERNAL
+        status, message = _status(lambda n=name: client.load_model(n))
+        assert status == "StatusCode.NOT_FOUND", (status, message)
+        assert "unknown model" in message
+
+
+def test_huge_client_strings_are_shortened_in_errors(live) -> None:
+    _, client = live
+    huge = "n" * 100_000
+    calls = {
+        "RepositoryModelLoad": lambda: client.load_model(huge),
+        "RepositoryModelUnload": lambda: client.unload_model(huge),
+        "ModelMetadata": lambda: client.get_model_metadata(huge),
+        "ModelInfer": lambda: infer_matrix(client, huge, np.zeros((1, 4))),
+        "ModelInfer version": lambda: infer_matrix(client, "iris", np.zeros((1, 4)),
+                                                   version=huge),
+    }
+    for what, call in calls.items():
+        status, message = _status(call)
+        # before: the 100 KB echo overflowed the client's metadata limit (RESOURCE_EXHAUSTED)
+        assert status == "StatusCode.NOT_FOUND", (what, status, message[:300])
+        assert len(message) < 600 and "(100000 characters)" in message, (what, message)
+
+
+def test_shorten() -> None:
+    assert shorten("abc") == "abc"
+    assert shorten("x" * ECHO_CHARS) == "x" * ECHO_CHARS
+    assert shorten("x" * 1000, 10) == "x" * 10 + "... (1000 characters)"
