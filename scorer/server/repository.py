@@ -56,7 +56,11 @@ _MAX_WARM_ROWS = 65_536
 #: (a scan reads it every poll, and a huge or deeply nested one must not stall or crash it)
 MAX_CONFIG_BYTES = 64 * 1024
 
-Stamp = tuple[int, int, int]
+#: what a version directory looks like on disk: (relative path, inode, mtime ns, size) of
+#: every file in it, sorted; a version is (re)loaded when its stamp changes
+Stamp = tuple[tuple[str, int, int, int], ...]
+#: files stamped per version directory; a bundle has a manifest and a few dozen tables
+_MAX_STAMP_FILES = 10_000
 
 #: client-supplied strings longer than this are shortened where error messages echo them
 ECHO_CHARS = 200
@@ -283,10 +287,37 @@ def _unreadable(error: str) -> _DiskModel:
     return _DiskModel({}, set(), None, None, error)
 
 
-def _stamp(path: Path) -> Stamp:
-    st = path.stat()
-    # a bundle replaced by rename gets a new inode even when mtime and size repeat
-    return st.st_ino, st.st_mtime_ns, st.st_size
+def _stamp(vdir: Path) -> Stamp:
+    """The stamp of every file under the version directory ``vdir``.
+
+    Stamping the manifest alone missed a bundle copied file by file in name order (what an
+    object-store sync does: ``manifest.json`` before ``tables/``): the load failed on a
+    missing table and was never retried when the tables arrived. Names, sizes, mtimes and
+    inodes come from directory listings and one ``stat`` per file: cheap next to a load, and
+    a bundle replaced by rename gets new inodes even when mtimes and sizes repeat.
+
+    Raises
+    ------
+    OSError
+        The directory changed under the scan or cannot be read.
+    """
+    out: list[tuple[str, int, int, int]] = []
+    stack = [(vdir, "")]
+    while stack:
+        d, prefix = stack.pop()
+        with os.scandir(d) as it:
+            for e in it:
+                rel = prefix + e.name
+                if e.is_dir(follow_symlinks=False):
+                    stack.append((Path(e.path), rel + "/"))
+                    continue
+                st = e.stat()
+                out.append((rel, st.st_ino, st.st_mtime_ns, st.st_size))
+                if len(out) > _MAX_STAMP_FILES:
+                    raise OSError(f"more than {_MAX_STAMP_FILES} files in the version "
+                                  "directory")
+    out.sort()
+    return tuple(out)
 
 
 def _scan_model(model_dir: Path) -> _DiskModel:
@@ -321,11 +352,11 @@ def _scan_model_dir(model_dir: Path) -> _DiskModel:
         try:
             manifest = vdir / MANIFEST
             if manifest.is_file():
-                versions[e.name] = _DiskVersion(vdir, _stamp(manifest))
+                versions[e.name] = _DiskVersion(vdir, _stamp(vdir))
                 continue
             pmml = sorted(p for p in vdir.glob("*.pmml") if p.is_file())
             if len(pmml) == 1:
-                versions[e.name] = _DiskVersion(pmml[0], _stamp(pmml[0]))
+                versions[e.name] = _DiskVersion(pmml[0], _stamp(vdir))
                 continue
         except OSError:  # removed while scanning
             pass
@@ -686,6 +717,11 @@ class Repository:
 
     # --- loading ------------------------------------------------------------------------------
     def _load(self, name: str, version: str, d: _DiskVersion) -> None:
+        with self._lock:
+            st = self._models.get(name)
+            if (st is None or st.loading.get(version, (None,))[0] != d.stamp
+                    or self._closed):
+                return  # superseded while queued (files still arriving): skip the work
         t0 = time.perf_counter()
         try:
             # checks hashes and fingerprint, reproduces verification rows; a server needs only

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import tritonclient.grpc as tc
 from tritonclient.utils import InferenceServerException
 
 from scorer.server import serve
-from scorer.server.repository import ECHO_CHARS, MAX_CONFIG_BYTES, shorten
+from scorer.server.repository import ECHO_CHARS, MAX_CONFIG_BYTES, _stamp, shorten
 from tests.server.conftest import infer_matrix, publish
 from tests.server.test_reload import POLL, states, wait_for
 
@@ -150,3 +151,30 @@ def test_shorten() -> None:
     assert shorten("abc") == "abc"
     assert shorten("x" * ECHO_CHARS) == "x" * ECHO_CHARS
     assert shorten("x" * 1000, 10) == "x" * 10 + "... (1000 characters)"
+
+
+# --- #18: bundles copied file by file -----------------------------------------------------------
+def test_bundle_copied_manifest_first_loads_when_complete(repo: Path, live, bundles) -> None:
+    # an alphabetical object-store sync: manifest.json first, tables/ seconds later
+    _, client = live
+    src = bundles["iris_v2"].path
+    vdir = repo / "iris" / "2"
+    vdir.mkdir()
+    shutil.copy2(src / "manifest.json", vdir / "manifest.json")
+    wait_for(lambda: states(client, "iris").get("2", ("",))[0] == "UNAVAILABLE"
+             and "failed to load" in states(client, "iris")["2"][1], timeout=10,
+             what="the incomplete bundle refused")
+    assert infer_matrix(client, "iris", np.zeros((1, 4))).get_response().model_version == "1"
+    shutil.copytree(src / "tables", vdir / "tables")  # manifest.json is not touched
+    wait_for(lambda: client.is_model_ready("iris", "2"), timeout=10,
+             what="version 2 loaded once complete")
+    assert infer_matrix(client, "iris", np.zeros((1, 4))).get_response().model_version == "2"
+
+
+def test_version_stamp_covers_every_file(tmp_path: Path) -> None:
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "manifest.json").write_text("{}")
+    before = _stamp(tmp_path)
+    (tmp_path / "tables" / "0.parquet").write_bytes(b"x")
+    after = _stamp(tmp_path)
+    assert before != after and [f[0] for f in after] == ["manifest.json", "tables/0.parquet"]
