@@ -162,12 +162,17 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
     metrics = Metrics()
     state = ServerState()
     repo = Repository(config.repository, poll_interval=config.poll_interval,
-                      load_threads=config.load_threads, metrics=metrics)
+                      load_threads=config.load_threads, metrics=metrics,
+                      load_waiters=config.load_waiters)
     if not repo.root.is_dir():
         raise FileNotFoundError(f"model repository '{repo.root}' is not a directory")
     pipeline = Pipeline(repo, features=features, cache=cache, recorders=recorders)
     servicer = InferenceServicer(repo, config, metrics, state, pipeline=pipeline)
-    executor = ThreadPoolExecutor(config.threads, thread_name_prefix="tablescore-rpc")
+    # RepositoryModelLoad waits for its load in a request thread, and at most load_waiters do
+    # (the repository refuses more): reserving that many threads keeps `threads` of them for
+    # inference and health checks whatever loads are in progress
+    executor = ThreadPoolExecutor(config.threads + config.load_waiters,
+                                  thread_name_prefix="tablescore-rpc")
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", -1),
@@ -245,8 +250,8 @@ def serve(repository: str | os.PathLike[str], *, port: int = 0, host: str = "127
         Longest wait for that.
     **options
         Any other :class:`ServerConfig` field (``threads``, ``poll_interval``, ``max_rows``,
-        ``max_message_bytes``, ``grace``, ``load_threads``), or a pipeline stage
-        (``features``, ``cache``, ``recorders``: see :func:`start`).
+        ``max_message_bytes``, ``grace``, ``load_threads``, ``load_waiters``), or a
+        pipeline stage (``features``, ``cache``, ``recorders``: see :func:`start`).
 
     Returns
     -------

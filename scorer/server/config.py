@@ -42,6 +42,10 @@ class ServerConfig:
         then only re-read on RepositoryModelLoad).
     load_threads : int
         Background threads loading, verifying and warming new versions.
+    load_waiters : int
+        RepositoryModelLoad calls that may wait for their loads at once; more are answered
+        UNAVAILABLE at once. The request thread pool holds ``threads + load_waiters`` threads,
+        so loads, however slow, always leave ``threads`` threads to inference and health.
     max_rows : int
         Rows per ModelInfer request; more is refused with RESOURCE_EXHAUSTED.
     max_message_bytes : int
@@ -66,6 +70,7 @@ class ServerConfig:
     threads: int = 0
     poll_interval: float = 1.0
     load_threads: int = 2
+    load_waiters: int = 2
     max_rows: int = 1_000_000
     max_message_bytes: int = 64 * 1024 * 1024
     grace: float = 10.0
@@ -86,6 +91,8 @@ class ServerConfig:
             raise ValueError("max_rows must be positive")
         if self.load_threads <= 0:
             raise ValueError("load_threads must be positive")
+        if self.load_waiters <= 0:
+            raise ValueError("load_waiters must be positive")
 
     @property
     def batching(self) -> bool:

@@ -24,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="processes sharing the port through SO_REUSEPORT (default 1)")
     p.add_argument("--threads", type=int, default=0,
                    help="request threads per process (default: one per core)")
+    p.add_argument("--load-waiters", type=int, default=2,
+                   help="RepositoryModelLoad calls that may wait for loads at once; more get "
+                        "UNAVAILABLE (retry). This many request threads are reserved for them "
+                        "(default 2)")
     p.add_argument("--poll-interval", type=float, default=1.0,
                    help="seconds between repository scans (0: no watching; default 1)")
     p.add_argument("--max-rows", type=int, default=1_000_000,
@@ -52,7 +56,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     config = ServerConfig(
         repository=args.repository, host=args.host, port=args.port,
         metrics_port=args.metrics_port, threads=args.threads,
-        poll_interval=args.poll_interval, max_rows=args.max_rows,
+        poll_interval=args.poll_interval, load_waiters=args.load_waiters, max_rows=args.max_rows,
         max_message_bytes=int(args.max_message_mb * 1024 * 1024), grace=args.grace,
         batch_delay_us=args.batch_delay_us, batch_max_rows=args.batch_max_rows)
     return run(config, workers=args.workers, log_format=args.log_format, log_level=level)

@@ -59,6 +59,10 @@ MAX_CONFIG_BYTES = 64 * 1024
 #: what a version directory looks like on disk: (relative path, inode, mtime ns, size) of
 #: every file in it, sorted; a version is (re)loaded when its stamp changes
 Stamp = tuple[tuple[str, int, int, int], ...]
+# Testing hook: every load sleeps this long before reading the bundle, so tests can hold a load
+# in progress (load concurrency, shutdown). Read once at import; never set in production.
+_DEBUG_LOAD_DELAY_S = float(os.environ.get("TABLESCORE_SERVE_DEBUG_LOAD_DELAY_S", "0") or 0)
+
 #: files stamped per version directory; a bundle has a manifest and a few dozen tables
 _MAX_STAMP_FILES = 10_000
 
@@ -473,10 +477,15 @@ class Repository:
         Threads that load new versions.
     metrics : Metrics, optional
         Where to count loads, failures and ready versions.
+    load_waiters : int
+        Callers that :meth:`load_model` lets wait for loads at once; more are refused with
+        NotReadyError at once. The server reserves this many request threads on top of its
+        ``threads``, so waiting loads never take the threads inference and health need.
     """
 
     def __init__(self, root: str | os.PathLike[str], *, poll_interval: float = 1.0,
-                 load_threads: int = 2, metrics: Metrics | None = None) -> None:
+                 load_threads: int = 2, metrics: Metrics | None = None,
+                 load_waiters: int = 2) -> None:
         self.root = Path(root)
         self.poll_interval = poll_interval
         self.metrics = metrics or Metrics()
@@ -488,6 +497,8 @@ class Repository:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._closed = False
+        self.load_waiters = load_waiters
+        self._waiters = threading.BoundedSemaphore(load_waiters)
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> list[Future[None]]:
@@ -723,6 +734,8 @@ class Repository:
                     or self._closed):
                 return  # superseded while queued (files still arriving): skip the work
         t0 = time.perf_counter()
+        if _DEBUG_LOAD_DELAY_S:
+            time.sleep(_DEBUG_LOAD_DELAY_S)
         try:
             # checks hashes and fingerprint, reproduces verification rows; a server needs only
             # what the kernels hold, not the parameter tables as read
@@ -768,13 +781,31 @@ class Repository:
     def load_model(self, name: str, *, timeout: float | None = None) -> ModelView:
         """Load ``name`` now (also after an unload, or to retry failed versions) and wait.
 
+        The load runs on the repository's load threads; the caller only waits for it, and
+        callers asking for a model whose load is in progress wait for that same load. At most
+        ``load_waiters`` callers wait at once: a caller's thread is a request thread, and
+        request threads waiting on slow loads must not starve inference and health checks.
+
         Raises
         ------
         ModelNotFoundError
             No directory ``name`` in the repository.
+        NotReadyError
+            ``load_waiters`` callers are waiting already (retry later), or the repository
+            closed while waiting.
         BundleError
             No version of the model could be loaded; the message gives each reason.
         """
+        if not self._waiters.acquire(blocking=False):
+            raise NotReadyError(
+                f"{self.load_waiters} model loads are in progress already; retry "
+                f"RepositoryModelLoad of '{shorten(name)}' when they have finished")
+        try:
+            return self._load_model(name, timeout)
+        finally:
+            self._waiters.release()
+
+    def _load_model(self, name: str, timeout: float | None) -> ModelView:
         with self._scan_lock:
             if not self._is_model_dir(name):
                 raise ModelNotFoundError(f"unknown model '{shorten(name)}' (no such directory "
@@ -790,6 +821,8 @@ class Repository:
             pending = [f for _, f in st.loading.values()] if st else []
         if pending:
             wait_futures(pending, timeout=timeout)
+        if self._closed:
+            raise NotReadyError("the server is shutting down; the load was abandoned")
         view = self.view(name)
         if view.default is None:
             raise BundleError(f"model '{name}' failed to load: {view.why_not_ready()}")
