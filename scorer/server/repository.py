@@ -19,14 +19,16 @@ service (state UNAVAILABLE, with the reason) and is retried only when its files 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import queue
 import re
 import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -463,6 +465,90 @@ def warm(model: Model) -> None:
         pass  # the model refuses all-zero rows: the kernels were dispatched all the same
 
 
+# --- load threads ----------------------------------------------------------------------------
+class RepositoryClosedError(NotReadyError):
+    """A load was abandoned because the repository closed (the server is shutting down)."""
+
+
+class _LoadWorkers:
+    """A small pool of daemon threads that run loads and settle their futures.
+
+    Not a ThreadPoolExecutor: its workers are joined at interpreter exit, so a SIGTERM
+    during a 20 s load made the process exit only when the load was done, whatever
+    ``--grace`` said. These threads never hold up the exit, and :meth:`shutdown` settles the
+    futures of loads still queued or running, so whoever waits for them returns at once.
+
+    Parameters
+    ----------
+    threads : int
+        Loads run at once.
+    name : str
+        Thread name prefix.
+    """
+
+    def __init__(self, threads: int, name: str) -> None:
+        self._size = threads
+        self._name = name
+        self._queue: queue.SimpleQueue[tuple[Future[None], Callable[[], None]] | None] = \
+            queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._pending: set[Future[None]] = set()  # queued or running
+        self._closed = False
+
+    def submit(self, fn: Callable[[], None]) -> Future[None]:
+        """Run ``fn`` on a load thread; its future settles when it returns or raises."""
+        fut: Future[None] = Future()
+        with self._lock:
+            if self._closed:
+                fut.set_exception(RepositoryClosedError("the repository is closed"))
+                return fut
+            self._pending.add(fut)
+            if len(self._threads) < self._size:  # threads start on first use
+                t = threading.Thread(target=self._run, daemon=True,
+                                     name=f"{self._name}-{len(self._threads)}")
+                self._threads.append(t)
+                t.start()
+        self._queue.put((fut, fn))
+        return fut
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fut, fn = item
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fn()
+                except BaseException as exc:  # handed to the waiter
+                    _settle(fut, exc)
+                else:
+                    _settle(fut, None)
+            with self._lock:
+                self._pending.discard(fut)
+
+    def shutdown(self) -> None:
+        """Fail every queued or running load's future; end the threads once idle."""
+        with self._lock:
+            self._closed = True
+            pending, self._pending = self._pending, set()
+            threads = len(self._threads)
+        for fut in pending:
+            _settle(fut, RepositoryClosedError("the server is shutting down; the load was "
+                                               "abandoned"))
+        for _ in range(threads):
+            self._queue.put(None)
+
+
+def _settle(fut: Future[None], exc: BaseException | None) -> None:
+    """Complete ``fut`` unless shutdown has already."""
+    try:
+        if exc is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(exc)
+    except InvalidStateError:
+        pass
+
+
 # --- the repository --------------------------------------------------------------------------
 class Repository:
     """Watches a repository directory and keeps the served versions in step with it.
@@ -493,7 +579,7 @@ class Repository:
         self._scan_lock = threading.Lock()  # one scan at a time (watcher vs RPC)
         self._models: dict[str, _ModelState] = {}
         self._views: dict[str, ModelView] = {}
-        self._loader = ThreadPoolExecutor(load_threads, thread_name_prefix="tablescore-load")
+        self._loader = _LoadWorkers(load_threads, "tablescore-load")
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._closed = False
@@ -518,7 +604,7 @@ class Repository:
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
-        self._loader.shutdown(wait=False, cancel_futures=True)
+        self._loader.shutdown()  # loads in progress are abandoned; their waiters return
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_interval):
@@ -653,7 +739,7 @@ class Repository:
                 continue
             if v in st.failed and st.failed[v][0] == d.stamp:
                 continue  # retried only when its files change (or on RepositoryModelLoad)
-            fut = self._loader.submit(self._load, st.name, v, d)
+            fut = self._loader.submit(functools.partial(self._load, st.name, v, d))
             st.loading[v] = (d.stamp, fut)
             started.append(fut)
             log.info("loading model version", extra={
@@ -822,7 +908,7 @@ class Repository:
         if pending:
             wait_futures(pending, timeout=timeout)
         if self._closed:
-            raise NotReadyError("the server is shutting down; the load was abandoned")
+            raise RepositoryClosedError("the server is shutting down; the load was abandoned")
         view = self.view(name)
         if view.default is None:
             raise BundleError(f"model '{name}' failed to load: {view.why_not_ready()}")

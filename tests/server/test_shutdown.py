@@ -156,3 +156,41 @@ def test_serve_refuses_a_missing_repository(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "is not a directory" in proc.stderr
+
+
+def test_sigterm_during_a_load_exits_within_grace(repo: Path, spawn) -> None:
+    # a 30 s load (the initial one) and a RepositoryModelLoad waiting for it: neither may hold
+    # the process past --grace (it used to exit only when the load had finished)
+    grace = 1.0
+    srv = spawn(["--repository", str(repo), "--host", "127.0.0.1", "--port", "0",
+                 "--grace", str(grace), "--poll-interval", "0"],
+                env={"TABLESCORE_SERVE_DEBUG_LOAD_DELAY_S": "30"})
+    port = srv.wait_event("serving")[0]["port"]
+    srv.wait_event("model_loading")
+    waiting: list[object] = []
+
+    def load() -> None:
+        c = tc.InferenceServerClient(f"127.0.0.1:{port}")
+        try:
+            c.load_model("iris", client_timeout=60)
+            waiting.append("ok")
+        except InferenceServerException as exc:
+            waiting.append(exc.status())
+        finally:
+            c.close()
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    time.sleep(0.5)  # the call is in the server, waiting for the load
+    t0 = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+    try:
+        code = srv.proc.wait(grace + 4)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still running {grace + 4} s after SIGTERM (grace {grace} s)") \
+            from None
+    took = time.monotonic() - t0
+    assert code == 0
+    assert took < grace + 3, took
+    t.join(5)
+    assert waiting and waiting[0] != "ok", waiting  # the waiting call ended with an error
