@@ -3,6 +3,7 @@ the repository watcher, the metrics endpoint, graceful shutdown, worker processe
 
 from __future__ import annotations
 
+import hmac
 import logging
 import multiprocessing
 import os
@@ -30,6 +31,84 @@ from .repository import Repository
 from .servicer import SERVICE, InferenceServicer, ServerState
 
 log = logging.getLogger("tablescore.server")
+
+
+#: RPCs answered without a token: health probes (a Kubernetes gRPC probe cannot send
+#: metadata) that say only live / ready
+AUTH_EXEMPT = frozenset({
+    f"/{SERVICE}/ServerLive", f"/{SERVICE}/ServerReady",
+    "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
+})
+
+
+def read_token(path: str | os.PathLike[str]) -> str:
+    """The bearer token in ``path`` (surrounding whitespace removed); ValueError if empty."""
+    with open(path, encoding="utf-8") as f:
+        token = f.read().strip()
+    if not token:
+        raise ValueError(f"auth token file '{path}' is empty")
+    return token
+
+
+class TokenInterceptor(grpc.ServerInterceptor):
+    """Refuses RPCs without metadata ``authorization: Bearer <token>`` (UNAUTHENTICATED).
+
+    Parameters
+    ----------
+    token : str
+        The token clients must send.
+    exempt : frozenset of str
+        Full method names (``/package.Service/Method``) answered without a token.
+    """
+
+    def __init__(self, token: str, exempt: frozenset[str] = AUTH_EXEMPT) -> None:
+        self._expected = f"Bearer {token}".encode()
+        self._exempt = exempt
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        if details.method in self._exempt:
+            return continuation(details)
+        for key, value in details.invocation_metadata or ():
+            if key == "authorization":
+                got = value.encode() if isinstance(value, str) else value
+                # constant time: the comparison must not tell how much of a guess was right
+                if hmac.compare_digest(got, self._expected):
+                    return continuation(details)
+                break
+        handler = continuation(details)
+        return None if handler is None else _refusing(handler)
+
+
+def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of ``handler``'s kind that ends the call with UNAUTHENTICATED."""
+    def refuse(request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                      "missing or wrong bearer token (send metadata "
+                      "'authorization: Bearer <token>')")
+
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(refuse)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(refuse)
+    return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+def _server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS credentials as configured; None for plaintext."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    with open(config.tls_key, "rb") as f:
+        key = f.read()
+    with open(config.tls_cert, "rb") as f:
+        cert = f.read()
+    ca = None
+    if config.tls_client_ca is not None:
+        with open(config.tls_client_ca, "rb") as f:
+            ca = f.read()
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
+                                       require_client_auth=ca is not None)
 
 
 def _reflection_pool() -> Any:
@@ -159,6 +238,10 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
     OSError
         The port cannot be bound.
     """
+    # credentials first: a missing file fails before anything starts
+    credentials = _server_credentials(config)
+    interceptors = ([TokenInterceptor(read_token(config.auth_token_file))]
+                    if config.auth_token_file is not None else [])
     metrics = Metrics()
     state = ServerState()
     repo = Repository(config.repository, poll_interval=config.poll_interval,
@@ -179,7 +262,8 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
         # gRPC sets SO_REUSEPORT by default on Linux; only worker processes should share a port
         ("grpc.so_reuseport", 1 if config.reuse_port else 0),
     ]
-    server = grpc.server(executor, handlers=[servicer.generic_handler()], options=options)
+    server = grpc.server(executor, handlers=[servicer.generic_handler()], options=options,
+                         interceptors=interceptors)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     for name in ("", SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -189,7 +273,8 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
         pool=_reflection_pool())
     address = f"{config.host}:{config.port}"
     try:
-        port = server.add_insecure_port(address)
+        port = (server.add_secure_port(address, credentials) if credentials is not None
+                else server.add_insecure_port(address))
     except RuntimeError as exc:
         executor.shutdown(wait=False)
         raise OSError(f"cannot listen on {address}: {exc}") from exc
@@ -210,7 +295,9 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
         log.info("serving", extra={
             "event": "serving", "host": config.host, "port": port,
             "metrics_port": handle.metrics_port, "repository": str(repo.root),
-            "threads": config.threads, "pid": os.getpid(), "version": __version__})
+            "threads": config.threads, "pid": os.getpid(), "version": __version__,
+            "tls": credentials is not None, "client_certificates": config.tls_client_ca
+            is not None, "auth_token": bool(interceptors)})
         futures = repo.start()
     except BaseException:
         server.stop(0)

@@ -60,6 +60,13 @@ class ServerConfig:
         0 (default) scores every request on its own.
     batch_max_rows : int
         Adaptive batching: rows per merged kernel call; a request this large is never delayed.
+    tls_cert, tls_key : Path or None
+        PEM certificate chain and private key: serve gRPC over TLS only (both or neither).
+    tls_client_ca : Path or None
+        PEM CA certificates: clients must present a certificate they signed (mutual TLS).
+    auth_token_file : Path or None
+        File holding a bearer token: every RPC but the health checks must send metadata
+        ``authorization: Bearer <token>``, else UNAUTHENTICATED.
     """
 
     repository: Path
@@ -77,9 +84,17 @@ class ServerConfig:
     reuse_port: bool = False
     batch_delay_us: float = 0.0
     batch_max_rows: int = 4096
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    auth_token_file: Path | None = None
 
     def __post_init__(self) -> None:
         self.repository = Path(self.repository)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
         if self.batch_delay_us < 0 or self.batch_max_rows <= 0:
             raise ValueError("batch_delay_us must be >= 0 and batch_max_rows positive")
         if self.threads <= 0:

@@ -15,7 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``serve`` options to ``p``."""
     p.add_argument("--repository", required=True, type=Path,
                    help="model repository: DIR/<model>/<version>/ bundles")
-    p.add_argument("--host", default="0.0.0.0", help="interface to listen on (default: all)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to listen on (default 127.0.0.1: this machine only; "
+                        "0.0.0.0 or [::] for all)")
     p.add_argument("--port", type=int, default=8001, help="gRPC port (0: a free one; "
                    "default 8001)")
     p.add_argument("--metrics-port", type=int, default=None,
@@ -41,6 +43,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "requests to the same model to share one kernel call (default 0: off)")
     p.add_argument("--batch-max-rows", type=int, default=4096,
                    help="adaptive batching: rows per merged call (default 4096)")
+    p.add_argument("--tls-cert", type=Path, default=None,
+                   help="PEM certificate chain: serve over TLS only (with --tls-key)")
+    p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
+    p.add_argument("--tls-client-ca", type=Path, default=None,
+                   help="PEM CA certificates: require client certificates they signed")
+    p.add_argument("--auth-token-file", type=Path, default=None,
+                   help="file holding a bearer token every RPC but the health checks must "
+                        "send as 'authorization: Bearer <token>'")
     p.add_argument("--log-format", choices=["json", "text"], default="json",
                    help="json lines (default) or key=value lines")
 
@@ -58,7 +68,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port, threads=args.threads,
         poll_interval=args.poll_interval, load_waiters=args.load_waiters, max_rows=args.max_rows,
         max_message_bytes=int(args.max_message_mb * 1024 * 1024), grace=args.grace,
-        batch_delay_us=args.batch_delay_us, batch_max_rows=args.batch_max_rows)
+        batch_delay_us=args.batch_delay_us, batch_max_rows=args.batch_max_rows,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+        auth_token_file=args.auth_token_file)
     return run(config, workers=args.workers, log_format=args.log_format, log_level=level)
 
 
