@@ -23,6 +23,41 @@ def i64(col) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(col, dtype=np.int64))
 
 
+def index_col(col, what: str, dtype: type = np.int32) -> np.ndarray:
+    """An integer table column as a C-contiguous ``dtype`` array.
+
+    Parameters
+    ----------
+    col : array-like
+        The column as read (any integer, bool or float dtype).
+    what : str
+        Names the column in the error, e.g. ``"predicate_tree: trees.output"``.
+    dtype : numpy integer type
+        The kernel's index type.
+
+    Raises
+    ------
+    ValueError
+        A value is not an integer, or does not fit ``dtype``.
+
+    Notes
+    -----
+    The range is checked on the column as stored, before the cast: ``astype`` wraps, so
+    2**32 would otherwise become 0, an index that passes every later bound check.
+    """
+    a = np.asarray(col)
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)) or np.any(a != np.trunc(a)):
+            raise ValueError(f"{what} must hold integers")
+    elif a.dtype.kind not in "iub":
+        raise ValueError(f"{what} must hold integers")
+    info = np.iinfo(dtype)
+    if a.size and (a.min() < info.min or a.max() > info.max):
+        raise ValueError(f"{what} holds {a.max() if a.max() > info.max else a.min()}, "
+                         f"outside the {np.dtype(dtype).name} range")
+    return np.ascontiguousarray(a.astype(dtype))
+
+
 def param_float(step: Step, key: str, default: float | None = None) -> float:
     """Numeric params may be written as "NaN" / "Infinity" / "-Infinity" (JSON has no such)."""
     v = step.params.get(key, default)

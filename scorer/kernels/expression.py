@@ -84,7 +84,7 @@ from numba import njit
 from ..errors import InputError
 from ..ir import Step
 from ..ops import BindContext, Bound, register_op
-from ._common import f64, table
+from ._common import f64, index_col, table
 
 #: opcode name -> number (the table above)
 OPCODES: dict[str, int] = {
@@ -530,7 +530,8 @@ def check_program(opcode: np.ndarray, arg: np.ndarray, value: np.ndarray, n_sets
             raise ValueError(f"{what}: instruction {pc}: input {a} out of range")
         if op in (2, 3) and not 0 <= a < n_outputs:
             raise ValueError(f"{what}: instruction {pc}: output {a} out of range")
-        if op == 70 and not (0 <= a and a + int(value[pc]) <= n_sets and value[pc] >= 0):
+        # (float compare: int() of an infinite or NaN count would raise, not refuse)
+        if op == 70 and not (0 <= a and value[pc] >= 0 and a + float(value[pc]) <= n_sets):
             raise ValueError(f"{what}: instruction {pc}: set out of range")
         pops, pushes = _ARITY[op]
         if pops < 0:  # variadic: -k pops k * arg values
@@ -543,8 +544,9 @@ def check_program(opcode: np.ndarray, arg: np.ndarray, value: np.ndarray, n_sets
 
 
 def program_arrays(t: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (np.ascontiguousarray(np.asarray(t["opcode"], dtype=np.int32)),
-            np.ascontiguousarray(np.asarray(t["arg"], dtype=np.int32)),
+    """``(opcode, arg, value)`` of a ``program`` table; opcode and arg are refused when they
+    do not fit int32 (checked before the cast, which would wrap them)."""
+    return (index_col(t["opcode"], "program.opcode"), index_col(t["arg"], "program.arg"),
             f64(t["value"]))
 
 

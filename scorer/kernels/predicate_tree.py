@@ -45,8 +45,8 @@ from numba import njit, prange
 
 from ..ir import Step
 from ..ops import BindContext, Bound, register_op
-from ._common import f64, table
-from .expression import _binary, check_program, program_arrays, run_program
+from ._common import f64, index_col, table
+from .expression import _ARITY, _binary, check_program, program_arrays, run_program
 
 _AGG = {"none": 0, "sum": 1, "average": 2}
 #: rows per parallel work item, and the batch size from which the parallel kernel is used
@@ -239,15 +239,22 @@ def bind_predicate_tree(step: Step, ctx: BindContext) -> Bound:
     tr = table(step, "trees")
     nd = table(step, "nodes")
 
-    def i32(c) -> np.ndarray:
-        return np.ascontiguousarray(np.asarray(c, dtype=np.int32))
+    def i64(t: dict, role: str, name: str) -> np.ndarray:
+        # int64 for the checks, whatever the stored type (a stored value outside int32 is
+        # refused here rather than wrapped into range by the narrowing below)
+        return index_col(t[name], f"predicate_tree: {role}.{name}", np.int32).astype(np.int64)
 
-    roots, toff = i32(tr["root"]), i32(tr["output"])
-    tmissing, tno_true = i32(tr["missing"]), i32(tr["no_true_child"])
-    ps, pe = i32(nd["pred_start"]), i32(nd["pred_end"])
-    fc, nc, dc = i32(nd["first_child"]), i32(nd["n_children"]), i32(nd["default_child"])
+    roots, toff = i64(tr, "trees", "root"), i64(tr, "trees", "output")
+    tmissing = i64(tr, "trees", "missing")
+    tno_true = i64(tr, "trees", "no_true_child")
+    ps, pe = i64(nd, "nodes", "pred_start"), i64(nd, "nodes", "pred_end")
+    fc, nc = i64(nd, "nodes", "first_child"), i64(nd, "nodes", "n_children")
+    dc = i64(nd, "nodes", "default_child")
     leafv = np.ascontiguousarray(np.column_stack([f64(nd[f"value_{j}"]) for j in range(w)]))
     n_nodes = len(ps)
+    # Every bound below is computed in int64: in int32, output + w and first_child +
+    # n_children wrap to negative numbers for values near 2**31 and pass the checks (an
+    # output of 2**31-1 then wrote far outside the accumulator: SIGSEGV).
     if len(step.outputs) != k or np.any(toff < 0) or np.any(toff + w > k):
         raise ValueError("predicate_tree: tree outputs out of range")
     if np.any((roots < 0) | (roots >= n_nodes)) or np.any((dc < -1) | (dc >= n_nodes)):
@@ -256,16 +263,52 @@ def bind_predicate_tree(step: Step, ctx: BindContext) -> Bound:
         raise ValueError("predicate_tree: children out of range")
     if np.any((ps < 0) | (pe < ps) | (pe > len(opcode))):
         raise ValueError("predicate_tree: predicate range out of range")
-    if np.any(nc[np.maximum(fc, 0)] < 0):
-        raise ValueError("predicate_tree: malformed children")
+    _check_node_programs(opcode, arg, ps, pe)
     rows = np.arange(n_nodes)
     if np.any((dc >= 0) & (dc <= rows)):
         raise ValueError("predicate_tree: a default child must come after its parent")
     _check_acyclic(roots, fc, nc)
+
+    def i32(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a.astype(np.int32))  # in range: checked above
+
     args = (ctx.cols(step.inputs, step=step), ctx.cols(step.outputs, step=step), opcode, arg,
-            value, sets, roots, toff, tmissing, tno_true, ps, pe, fc, nc, dc, leafv, agg, acc32)
+            value, sets, i32(roots), i32(toff), i32(tmissing), i32(tno_true), i32(ps), i32(pe),
+            i32(fc), i32(nc), i32(dc), leafv, agg, acc32)
     return Bound(predicate_tree_kernel, predicate_tree_reference, args,
                  parallel=predicate_tree_parallel, parallel_min_rows=PARALLEL_MIN_ROWS)
+
+
+def _check_node_programs(opcode: np.ndarray, arg: np.ndarray, ps: np.ndarray,
+                         pe: np.ndarray) -> None:
+    """Each node's predicate ``[pred_start, pred_end)`` runs on an empty stack, so it must not
+    pop more than it pushed within its own range (``check_program`` checks the depth of the
+    whole program from its first instruction, which says nothing about a range that starts
+    in the middle: there the kernel's stack pointer went below zero and off the stack).
+
+    With ``D[j]`` the whole program's depth before instruction ``j``, a range starting at
+    ``s`` has depth ``D[j] - D[s]`` before ``j``, which must be at least ``j``'s pops: so
+    ``min(D[j] - pops[j] for j in range) >= D[s]``, one range-minimum per node."""
+    n = len(opcode)
+    pops = np.zeros(n, dtype=np.int64)
+    delta = np.zeros(n, dtype=np.int64)
+    for pc, op in enumerate(opcode.tolist()):  # arity as check_program applies it (no skips)
+        p, q = _ARITY[op]
+        if p < 0:
+            p = -p * int(arg[pc])
+        pops[pc], delta[pc] = p, q - p
+    depth = np.concatenate([[0], np.cumsum(delta)])  # D[0 .. n]
+    need = np.append(depth[:-1] - pops, np.iinfo(np.int64).max)  # sentinel: reduceat at n
+    ranges = np.flatnonzero(pe > ps)
+    if not len(ranges):
+        return
+    bounds = np.empty(2 * len(ranges), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = ps[ranges], pe[ranges]
+    lowest = np.minimum.reduceat(need, bounds)[0::2]  # min over [ps, pe) of each node
+    bad = ranges[lowest < depth[ps[ranges]]]
+    if len(bad):
+        raise ValueError(f"predicate_tree: node {bad[0]}'s predicate (instructions "
+                         f"{ps[bad[0]]}..{pe[bad[0]]}) pops more than it pushes")
 
 
 def _check_acyclic(roots: np.ndarray, fc: np.ndarray, nc: np.ndarray) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +101,47 @@ def test_parallel_kernel_matches_serial():
     ws2[:, -1] = 0.0
     bound.kernel(ws2, *bound.args)
     np.testing.assert_array_equal(ws1, ws2)
+
+
+# Index bounds near 2**31: each case scored in a child process, so that a kernel writing out
+# of bounds (the old int32 check let trees.output = 2**31-1 through: SIGSEGV) fails the test
+# instead of killing pytest.
+_OVERFLOW_CASES = {
+    # output + leaf_width wrapped to -2**31 in int32 and passed "<= n_outputs"
+    "output_near_int32_max": ("trees", "output", 0, 2**31 - 1),
+    # first_child + n_children wrapped negative and passed "<= n_nodes"
+    "first_child_near_int32_max": ("nodes", "first_child", 2, 2**31 - 1),
+    # an int64 root of 2**32 was narrowed to 0, a valid root
+    "root_wraps_to_zero": ("trees", "root", 0, 2**32),
+    # node 1's predicate starting at its LT: pops two values off an empty stack
+    "predicate_underflows": ("nodes", "pred_start", 1, 2),
+}
+
+_CHILD = """
+import json, sys
+import numpy as np
+from scorer.errors import BundleError
+from tests.scorer.kernels.test_predicate_tree import _OVERFLOW_CASES, _score, _step
+role, col, row, value = _OVERFLOW_CASES[sys.argv[1]]
+step = _step(0, 0)
+t = step.tables[role]
+t[col] = t[col].astype(np.int64)
+t[col][row] = value
+try:
+    _score(step, np.linspace(-2, 2, 1000), np.ones(1000))
+    print(json.dumps("scored"))
+except BundleError as exc:
+    print(json.dumps(f"refused: {exc}"))
+"""
+
+
+@pytest.mark.parametrize("case", sorted(_OVERFLOW_CASES))
+def test_index_overflow_is_refused_not_a_crash(case):
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    r = subprocess.run([sys.executable, "-c", _CHILD, case], capture_output=True, text=True,
+                       cwd=root, env=env, timeout=300)
+    assert r.returncode == 0, f"child died with status {r.returncode}: {r.stderr[-2000:]}"
+    assert r.stdout.strip().startswith('"refused: '), r.stdout
+    assert "predicate_tree" in r.stdout
