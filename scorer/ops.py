@@ -98,10 +98,28 @@ def register_op(name: str, *, versions: tuple[int, ...] = (1,), family: str) -> 
     def deco(bind: Binder) -> Binder:
         if name in _OPS:
             raise RuntimeError(f"op '{name}' registered twice")
-        _OPS[name] = OpSpec(name=name, versions=frozenset(versions), bind=bind, family=family)
+        _OPS[name] = OpSpec(name=name, versions=frozenset(versions), bind=_refusing(bind),
+                            family=family)
         return bind
 
     return deco
+
+
+def _refusing(bind: Binder) -> Binder:
+    """``bind``, with arithmetic errors on table values raised as ValueError.
+
+    The loader turns a binder's KeyError / ValueError / IndexError / TypeError into a
+    :class:`BundleFormatError`; ``int(float("inf"))`` in a binder raises OverflowError,
+    which would escape as an internal error instead of a refusal of the bundle.
+    """
+
+    def checked(step: Step, ctx: BindContext) -> Bound:
+        try:
+            return bind(step, ctx)
+        except ArithmeticError as exc:
+            raise ValueError(f"{step.op} step '{step.name}': {exc}") from exc
+
+    return checked
 
 
 def _ensure_loaded() -> None:

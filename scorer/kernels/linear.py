@@ -179,7 +179,9 @@ def bind_link(step: Step, ctx: BindContext) -> Bound:
         raise ValueError(f"link function '{name}' unknown (known: {', '.join(LINKS)})")
     code = LINKS[name]
     n_in, n_out = len(step.inputs), len(step.outputs)
-    if (code == 2 and (n_in, n_out) != (1, 2)) or (code != 2 and n_in != n_out):
+    # (softmax reads input 0 of every row: no inputs would read past in_cols)
+    if ((code == 2 and (n_in, n_out) != (1, 2)) or (code != 2 and n_in != n_out)
+            or n_in == 0):
         raise ValueError(f"link '{name}' cannot map {n_in} inputs to {n_out} outputs")
     args = (ctx.cols(step.inputs, step=step), ctx.cols(step.outputs, step=step), code)
     return Bound(link_kernel, link_reference, args, link=True, single=link_row_kernel,

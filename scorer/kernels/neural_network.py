@@ -59,7 +59,7 @@ from numba import njit, prange
 
 from ..ir import Step
 from ..ops import BindContext, Bound, register_op
-from ._common import f64, table
+from ._common import f64, index_col, table
 
 ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "rectifier": 3, "exponential": 4,
                "reciprocal": 5, "square": 6, "Gauss": 7, "sine": 8, "cosine": 9, "Elliott": 10,
@@ -290,11 +290,15 @@ def bind_neural_network(step: Step, ctx: BindContext) -> Bound:
     lt = table(step, "layers")
     nt = table(step, "neurons")
     w_flat = f64(table(step, "weights")["weight"])
-    counts = np.asarray(lt["neurons"], dtype=np.int64)
+    counts = index_col(lt["neurons"], "neural_network: layers.neurons", np.int64)
     n_layers = len(counts)
     if n_layers == 0 or (counts < 1).any():
         raise ValueError(f"neural_network step '{step.name}': needs at least one layer, each "
                          "with at least one neuron")
+    n_bias = len(nt["bias"])
+    if counts.max() > n_bias:  # also bounds the products below, which are taken in int64
+        raise ValueError(f"neural_network step '{step.name}': a layer of {counts.max()} "
+                         f"neurons, but the neurons table has {n_bias} rows")
     sizes = np.concatenate([[len(step.inputs)], counts]).astype(np.int64)
     if sizes[-1] != len(step.outputs):
         raise ValueError(f"neural_network step '{step.name}': the last layer has {sizes[-1]} "

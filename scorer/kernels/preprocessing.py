@@ -117,6 +117,12 @@ def bind_impute(step: Step, ctx: BindContext) -> Bound:
     emit = np.ascontiguousarray(np.asarray(t["emit"], dtype=np.bool_))
     ind = step.tables.get("indicator", {"input": np.zeros(0, dtype=np.int64)})
     ind_src = i64(ind["input"])
+    if len(emit) != len(step.inputs) or len(t["fill"]) != len(step.inputs):
+        raise ValueError(f"impute: table 'columns' has {len(emit)} rows for "
+                         f"{len(step.inputs)} inputs")
+    # the kernel reads in_cols[ind_src[m]] unchecked
+    if len(ind_src) and (ind_src.min() < 0 or ind_src.max() >= len(step.inputs)):
+        raise ValueError(f"impute: indicator.input out of range 0..{len(step.inputs) - 1}")
     n_emit = int(emit.sum())
     outs = ctx.cols(step.outputs, step=step)
     if len(outs) != n_emit + len(ind_src):
