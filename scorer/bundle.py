@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 
 from .errors import BundleFormatError, IncompatibleBundleError, IntegrityError
 from .ir import Bundle, Field, Output, Step, Table, Verification
+from .schema import validate_manifest
 
 FORMAT = "tablescore-bundle"
 SCHEMA_VERSION = "1.0"
@@ -262,12 +264,21 @@ def write_bundle(bundle: Bundle, path: str | os.PathLike[str], *, overwrite: boo
 
 
 # --- reading ---------------------------------------------------------------------------------
+#: manifest.json larger than this is refused before it is read (64 MiB: a manifest holds
+#: names, vocabularies and scalar params; the tables hold the bulk)
+MAX_MANIFEST_BYTES = 64 << 20
+#: deepest nesting of arrays / objects accepted in manifest.json (schema 1.0 needs 5)
+MAX_MANIFEST_DEPTH = 64
+_SCHEMA_VERSION = re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})")
+
+
 def parse_schema_version(text: Any) -> tuple[int, int]:
-    try:
-        major, minor = str(text).split(".")
-        return int(major), int(minor)
-    except (ValueError, AttributeError) as exc:
-        raise BundleFormatError(f"schema_version '{text}' is not 'major.minor'") from exc
+    """``(major, minor)`` of ``"M.m"``: ASCII digits without sign or leading zeros (``int``
+    alone would take ``"-3"``, ``"01"`` and non-ASCII digits)."""
+    m = _SCHEMA_VERSION.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        raise BundleFormatError(f"schema_version {text!r} is not 'major.minor'")
+    return int(m.group(1)), int(m.group(2))
 
 
 def check_schema_version(text: Any) -> None:
@@ -283,20 +294,65 @@ def check_schema_version(text: Any) -> None:
         )
 
 
+def _read_capped(path: Path, cap: int) -> bytes:
+    """The bytes of ``path``, refused when over ``cap``: checked with stat before reading,
+    and at most ``cap + 1`` bytes are read (the file may grow in between)."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        data = b"" if size > cap else fh.read(cap + 1)
+    if size > cap or len(data) > cap:
+        raise BundleFormatError(f"{path}: {max(size, len(data))} bytes, over the limit of "
+                                f"{cap} bytes for a manifest")
+    return data
+
+
+def _depth_over(obj: Any, limit: int) -> bool:
+    """Whether arrays / objects nest deeper than ``limit`` (iterative: no recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            if d > limit:
+                return True
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return False
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (write it as the string \"{name}\")")
+
+
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate ``manifest.json`` of the bundle at ``path``.
+
+    Refuses (BundleFormatError) a manifest over :data:`MAX_MANIFEST_BYTES` before reading
+    it, one that is not UTF-8 JSON or nests deeper than :data:`MAX_MANIFEST_DEPTH`, and one
+    that breaks the manifest schema (``scorer/schema/manifest.schema.json``); then checks the
+    schema major version (IncompatibleBundleError).
+    """
     root = Path(path)
     mpath = root / MANIFEST
     if not root.is_dir():
         raise BundleFormatError(f"bundle '{root}' is not a directory")
     if not mpath.is_file():
         raise BundleFormatError(f"bundle '{root}' has no {MANIFEST}")
+    data = _read_capped(mpath, MAX_MANIFEST_BYTES)
+    too_deep = False
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # NaN / Infinity literals are not JSON (the format writes them as strings, §2)
+        manifest = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise BundleFormatError(f"{mpath}: not valid JSON ({exc})") from exc
+    except RecursionError:  # nested too deep for the parser
+        too_deep = True
+    if too_deep or _depth_over(manifest, MAX_MANIFEST_DEPTH):
+        raise BundleFormatError(f"{mpath}: arrays / objects nested deeper than "
+                                f"{MAX_MANIFEST_DEPTH} levels")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleFormatError(f"{mpath}: 'format' is not '{FORMAT}'")
+    # the major version first: a newer major may change the schema itself
     check_schema_version(manifest.get("schema_version"))
+    validate_manifest(manifest, where=str(mpath))
     return manifest
 
 
