@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import BundleFormatError, IncompatibleBundleError, IntegrityError
+from .fsutil import apply_umask
 from .ir import Bundle, Field, Output, Step, Table, Verification
 from .schema import validate_manifest
 
@@ -245,6 +246,9 @@ def write_bundle(bundle: Bundle, path: str | os.PathLike[str], *, overwrite: boo
             fh.flush()
             os.fsync(fh.fileno())
         _fsync_dir(tmp / TABLES_DIR)
+        # mkdtemp made it 0700 and the rename keeps that: give it mkdir's mode (the files
+        # inside were created by open and already honour the umask)
+        apply_umask(tmp, directory=True)
         _fsync_dir(tmp)
         if _crash_after == "manifest":
             raise RuntimeError("simulated crash after manifest")
