@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from scorer.errors import ExportError
+from scorer.fsutil import apply_umask
 
 from . import infer_fields
 
@@ -91,6 +92,7 @@ def to_pmml(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
     try:
         with _captured_output() as log:
             sklearn2pmml(pipeline, tmp)
+        apply_umask(tmp, directory=False)  # mkstemp made it 0600: readable as open() would be
         os.replace(tmp, target)
     except Exception as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .fsutil import apply_umask
+
 
 def read_table(path: str | os.PathLike[str]):
     """CSV (``N/A``, ``NA`` and empty cells are missing) or Parquet, as a DataFrame."""
@@ -35,6 +37,7 @@ def write_table_atomic(df, path: str | os.PathLike[str]) -> None:
             df.to_csv(tmp, index=False)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        apply_umask(tmp, directory=False)  # mkstemp made it 0600: readable as open() would be
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -50,3 +50,13 @@ def test_missing_java_is_reported_clearly(tmp_path, monkeypatch, iris_pmml):
     with pytest.raises(ExportError, match=r"PMML export needs Java .* Scoring never needs Java"):
         to_pmml(est, tmp_path / "x.pmml", sample=df)
     assert not (tmp_path / "x.pmml").exists()
+
+
+def test_document_mode_follows_the_umask(iris_pmml):
+    # written through mkstemp (0600) and renamed: it must read as open() would have made it
+    import stat
+
+    from scorer.fsutil import current_umask
+
+    _, _, path = iris_pmml
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()

@@ -46,3 +46,21 @@ def test_apply_umask_and_current_umask(tmp_path: Path) -> None:
         os.umask(old)
     assert stat.S_IMODE(os.stat(name).st_mode) == 0o640
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o750
+
+
+@pytest.mark.parametrize("mask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_score_outputs_follow_the_umask(tmp_path: Path, mask: int, mode: int,
+                                        suffix: str) -> None:
+    import pandas as pd
+
+    from scorer.files import write_table_atomic
+
+    old = os.umask(mask)
+    try:
+        out = tmp_path / f"scores{suffix}"
+        write_table_atomic(pd.DataFrame({"a": [1.0, 2.0]}), out)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == mode
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary left behind
