@@ -40,6 +40,10 @@ STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
 )
 
 
+#: longest error detail sent back (characters); see :func:`to_status`
+MAX_DETAILS = 2000
+
+
 def code_for(exc: BaseException) -> grpc.StatusCode:
     """The status code for a deliberate error; INTERNAL for anything else."""
     for cls, code in STATUS_CODES:
@@ -59,4 +63,10 @@ def to_status(exc: BaseException, *, method: str) -> tuple[grpc.StatusCode, str]
         log.error("internal error", exc_info=exc,
                   extra={"event": "internal_error", "method": method, "ref": ref})
         return code, f"internal error in {method} (reference {ref}; details in the server log)"
-    return code, str(exc)
+    details = str(exc)
+    if len(details) > MAX_DETAILS:
+        # every message may echo client strings (tensor names, parameter keys); clients cap
+        # the trailers that carry details (8 KiB in grpc-core) and would report
+        # RESOURCE_EXHAUSTED instead of the real error
+        details = details[:MAX_DETAILS] + f"... ({len(details)} characters)"
+    return code, details

@@ -92,6 +92,23 @@ def test_invalid_matrix(client) -> None:
         infer_matrix(client, "iris", np.zeros((1, 4, 1)), name="x9")
 
 
+@pytest.mark.parametrize("where", ["input", "output", "version"])
+def test_huge_client_strings_leave_the_error_readable(client, where: str) -> None:
+    # a 100 KB name echoed in full would exceed the client's trailer limit: the client would
+    # see RESOURCE_EXHAUSTED instead of the real error
+    huge = "x" * 100_000
+    with pytest.raises(InferenceServerException) as err:
+        if where == "input":
+            infer_matrix(client, "iris", np.zeros((1, 4, 1)), name=huge)
+        elif where == "output":
+            infer_matrix(client, "iris", np.zeros((1, 4)), outputs=[huge])
+        else:
+            client.get_inference_statistics("iris", model_version=huge)
+    expected = "NOT_FOUND" if where == "version" else "INVALID_ARGUMENT"
+    assert _code(err) == expected
+    assert len(err.value.message()) < 2200
+
+
 def test_invalid_raw_payloads(server) -> None:
     def call(req):
         with grpc.insecure_channel(server.address) as ch:
