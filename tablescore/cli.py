@@ -27,7 +27,7 @@ from scorer.errors import (
 )
 
 #: modules contributing subcommands, in help order
-CONTRIBUTORS = ("exporters.cli", "scorer.cli", "conformance.cli")
+CONTRIBUTORS = ("exporters.cli", "scorer.cli", "scorer.registry.cli", "conformance.cli")
 
 _OURS = frozenset({"scorer", "exporters", "conformance", "protos", "tablescore"})
 

@@ -24,3 +24,15 @@ def iris_logreg():
     X, y = sklearn_dataset("iris")
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
     return model, X
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A registry URL on an empty store: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    from tests.services import fresh_database
+
+    with fresh_database() as url:
+        yield url

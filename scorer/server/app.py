@@ -244,11 +244,14 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
                     if config.auth_token_file is not None else [])
     metrics = Metrics()
     state = ServerState()
-    repo = Repository(config.repository, poll_interval=config.poll_interval,
-                      load_threads=config.load_threads, metrics=metrics,
-                      load_waiters=config.load_waiters)
-    if not repo.root.is_dir():
-        raise FileNotFoundError(f"model repository '{repo.root}' is not a directory")
+    if config.store:
+        repo: Any = _registry_replica(config, metrics)
+    else:
+        repo = Repository(config.repository, poll_interval=config.poll_interval,
+                          load_threads=config.load_threads, metrics=metrics,
+                          load_waiters=config.load_waiters)
+        if not repo.root.is_dir():
+            raise FileNotFoundError(f"model repository '{repo.root}' is not a directory")
     pipeline = Pipeline(repo, features=features, cache=cache, recorders=recorders)
     servicer = InferenceServicer(repo, config, metrics, state, pipeline=pipeline)
     # RepositoryModelLoad waits for its load in a request thread, and at most load_waiters do
@@ -314,6 +317,21 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
     if wait_ready:
         handle.wait_ready(ready_timeout)
     return handle
+
+
+def _registry_replica(config: ServerConfig, metrics: Metrics) -> Any:
+    """A repository over ``config.repository`` kept in step with the registry at
+    ``config.store``; UnavailableError (naming the URL, not its password) if unreachable."""
+    from ..registry import open_store
+    from ..registry.replica import RegistryReplica
+
+    config.repository.mkdir(parents=True, exist_ok=True)
+    # no watcher: the replica scans the directory itself right after changing it
+    repo = Repository(config.repository, poll_interval=0, load_threads=config.load_threads,
+                      metrics=metrics, load_waiters=config.load_waiters)
+    replica = RegistryReplica(open_store(config.store), repo, replica_id=config.replica_id)
+    metrics.registry.register(replica.collector())
+    return replica
 
 
 def serve(repository: str | os.PathLike[str], *, port: int = 0, host: str = "127.0.0.1",

@@ -26,7 +26,8 @@ class ServerConfig:
     Parameters
     ----------
     repository : Path
-        Model repository root: ``<repository>/<model>/<version>/`` holds a bundle.
+        Model repository root: ``<repository>/<model>/<version>/`` holds a bundle. With
+        ``store``, the local directory the replica keeps the registry's bundles in.
     host : str
         Interface to listen on (``"0.0.0.0"`` / ``"[::]"`` for all).
     port : int
@@ -67,6 +68,11 @@ class ServerConfig:
     auth_token_file : Path or None
         File holding a bearer token: every RPC but the health checks must send metadata
         ``authorization: Bearer <token>``, else UNAUTHENTICATED.
+    store : str or None
+        A model registry URL (``sqlite:///PATH``, ``postgresql://...``): serve what the
+        registry says instead of what an operator puts in ``repository``.
+    replica_id : str or None
+        How this replica reports to the registry (default ``host:pid``).
     """
 
     repository: Path
@@ -88,6 +94,8 @@ class ServerConfig:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     auth_token_file: Path | None = None
+    store: str | None = None
+    replica_id: str | None = None
 
     def __post_init__(self) -> None:
         self.repository = Path(self.repository)

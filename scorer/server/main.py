@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``serve`` options to ``p``."""
-    p.add_argument("--repository", required=True, type=Path,
-                   help="model repository: DIR/<model>/<version>/ bundles")
+    p.add_argument("--repository", type=Path, default=None,
+                   help="model repository: DIR/<model>/<version>/ bundles (with --store: "
+                        "where this replica keeps the registry's bundles; default a "
+                        "temporary directory)")
+    p.add_argument("--store", default=os.environ.get("TABLESCORE_STORE"),
+                   help="serve what a model registry says (sqlite:///PATH or "
+                        "postgresql://USER@HOST:PORT/DB; default $TABLESCORE_STORE)")
+    p.add_argument("--replica-id", default=None,
+                   help="how this replica reports to the registry (default host:pid)")
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to listen on (default 127.0.0.1: this machine only; "
                         "0.0.0.0 or [::] for all)")
@@ -63,8 +71,17 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
     configure_logging(args.log_format, level)
+    repository = args.repository
+    if repository is None:
+        if not args.store:
+            raise ValueError("give --repository DIR (a model repository) or --store URL "
+                             "(a model registry)")
+        import tempfile
+
+        repository = Path(tempfile.mkdtemp(prefix="tablescore-replica-"))
     config = ServerConfig(
-        repository=args.repository, host=args.host, port=args.port,
+        repository=repository, store=args.store or None, replica_id=args.replica_id,
+        host=args.host, port=args.port,
         metrics_port=args.metrics_port, threads=args.threads,
         poll_interval=args.poll_interval, load_waiters=args.load_waiters, max_rows=args.max_rows,
         max_message_bytes=int(args.max_message_mb * 1024 * 1024), grace=args.grace,

@@ -1,0 +1,243 @@
+"""A server replica that serves what the registry says.
+
+The replica keeps a local directory repository (``<root>/<model>/<version>/`` bundles and a
+``config.json`` version policy per model) in step with the registry, and the server's
+:class:`~scorer.server.repository.Repository` does what it does for any directory: load,
+verify, warm, swap atomically, keep serving the old version while the new one loads or if it
+fails. So the registry adds no second loading path; it only decides what is on disk.
+
+On every new event (a PostgreSQL notification, or a changed event-log head where the store is
+polled) the replica reads the registry's whole state in one transaction and makes the
+directory match it: fetching bundles it has not got (content-addressed by fingerprint),
+writing each version directory aside and renaming it into place, rewriting the version policy
+(the newest ``latest`` versions plus every aliased one), and removing what is no longer
+served. It never relies on having seen every notification: after a lost connection it
+reconnects with backoff and compares the event-log head with the last event it applied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelNotFoundError, NotReadyError
+from .store import Snapshot, SQLStore, redact, write_bundle_files
+
+log = logging.getLogger("tablescore.registry")
+
+
+class RegistryReplica:
+    """Serves a registry through a directory repository.
+
+    Parameters
+    ----------
+    store : SQLStore
+        The registry (see :func:`scorer.registry.open_store`).
+    repository : Repository
+        The server's repository over the local directory this replica writes (its own
+        watcher should be off: the replica polls it after every change).
+    replica_id : str, optional
+        How this replica reports in (default ``host:pid``).
+    heartbeat_s : float
+        Seconds between heartbeats (what it serves, in the registry's ``ts_replicas``).
+    max_backoff_s : float
+        Longest wait between reconnection attempts.
+    """
+
+    def __init__(self, store: SQLStore, repository: Any, *, replica_id: str | None = None,
+                 heartbeat_s: float = 2.0, max_backoff_s: float = 5.0) -> None:
+        self.store = store
+        self.repository = repository
+        self.root = Path(repository.root)
+        self.replica_id = replica_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.heartbeat_s = heartbeat_s
+        self.max_backoff_s = max_backoff_s
+        #: model -> alias -> version, as of the last applied event
+        self.aliases: dict[str, dict[str, str]] = {}
+        self.last_event = 0
+        self.connected = False
+        self.sync_failures = 0
+        self.started_at = time.time()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> list[Future[None]]:
+        """Apply the registry's state once (raises ``UnavailableError`` when the store cannot
+        be reached: a replica that starts without it would serve nothing), start the
+        repository and the follower thread; return the initial loads."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._apply(self.store.snapshot(), poll=False)  # the repository's start scans
+        self.connected = True
+        futures = self.repository.start()
+        self._thread = threading.Thread(target=self._follow, name="tablescore-registry",
+                                        daemon=True)
+        self._thread.start()
+        return futures
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.store.close()
+        self.repository.close()
+
+    # --- request path -------------------------------------------------------------------------
+    def resolve(self, name: str, version: str = "") -> Any:
+        """The loaded version for ``name`` / ``version``, where ``version`` may also be an
+        alias (the answer names the version number)."""
+        if version and not version.isdigit():
+            v = self.aliases.get(name, {}).get(version)
+            if v is None:
+                self.repository.view(name)  # unknown model: its own NOT_FOUND
+                raise ModelNotFoundError(f"model '{name}' has no version or alias "
+                                         f"'{version[:200]}'")
+            version = v
+        return self.repository.resolve(name, version)
+
+    def is_ready(self, name: str, version: str = "") -> bool:
+        try:
+            self.resolve(name, version)
+        except (ModelNotFoundError, NotReadyError):
+            return False
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        # views(), view(), load_model(), ...: the repository's own
+        return getattr(self.repository, name)
+
+    # --- following the registry ---------------------------------------------------------------
+    def _follow(self) -> None:
+        backoff = 0.1
+        next_beat = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= next_beat:
+                    self._heartbeat()
+                    next_beat = time.monotonic() + self.heartbeat_s
+                if self.store.last_event() != self.last_event:
+                    self._apply(self.store.snapshot())
+                if not self.connected:
+                    log.info("registry reachable again", extra={
+                        "event": "registry_connected", "store": redact(self.store.url),
+                        "last_event": self.last_event})
+                self.connected = True
+                backoff = 0.1
+                self.store.wait(max(0.0, min(1.0, next_beat - time.monotonic())))
+            except Exception as exc:
+                self.sync_failures += 1
+                if self.connected:
+                    log.warning("registry unreachable; serving what is loaded and retrying",
+                                extra={"event": "registry_disconnected",
+                                       "store": redact(self.store.url), "error": str(exc)})
+                self.connected = False
+                self._stop.wait(backoff)
+                backoff = min(self.max_backoff_s, backoff * 2)
+
+    def sync(self) -> list[Future[None]]:
+        """Apply the registry's current state now (also what the follower thread does)."""
+        return self._apply(self.store.snapshot())
+
+    def _apply(self, snap: Snapshot, *, poll: bool = True) -> list[Future[None]]:
+        wanted = {name: m for name, m in snap.models.items() if _safe_dir(name)}
+        for name, m in wanted.items():
+            model_dir = self.root / name
+            serve = m.served()
+            for v in serve:
+                target = model_dir / str(v)
+                if not (target / "manifest.json").is_file():
+                    write_bundle_files(target, self.store.fetch(m.versions[v]))
+            _write_if_changed(model_dir / "config.json", {
+                "version_policy": {"specific": {"versions": serve}}})
+            for entry in _entries(model_dir):
+                if entry.is_dir() and entry.name.isdigit() and int(entry.name) not in serve:
+                    # the repository keeps a loaded version in memory until its successor
+                    # is ready: removing the directory never interrupts requests
+                    shutil.rmtree(entry, ignore_errors=True)
+        for entry in _entries(self.root):
+            if entry.is_dir() and not entry.name.startswith(".") and entry.name not in wanted:
+                shutil.rmtree(entry, ignore_errors=True)
+        self.aliases = {name: {a: str(v) for a, v in m.aliases.items()}
+                        for name, m in wanted.items()}
+        previous, self.last_event = self.last_event, snap.last_event
+        futures = self.repository.poll() if poll else []
+        if previous != snap.last_event:
+            log.info("registry state applied", extra={
+                "event": "registry_applied", "last_event": snap.last_event,
+                "models": {n: m.served() for n, m in wanted.items()}})
+        return futures
+
+    def _heartbeat(self) -> None:
+        serving: dict[str, Any] = {}
+        for name, view in self.repository.views().items():
+            serving[name] = {
+                "ready": view.ready_versions(),
+                "states": {s.version: s.state for s in view.statuses},
+                "reasons": {s.version: s.reason for s in view.statuses
+                            if s.reason and s.state != "READY"},
+            }
+        self.store.heartbeat(self.replica_id, serving, self.last_event,
+                             started_at=self.started_at)
+
+    def collector(self) -> Any:
+        """A Prometheus collector of this replica's registry series."""
+        return _RegistrySeries(self)
+
+
+def _entries(path: Path) -> Iterator[Path]:
+    try:
+        yield from path.iterdir()
+    except OSError:
+        return
+
+
+def _safe_dir(name: str) -> bool:
+    # model names were checked at publish; a name that cannot be a directory is skipped
+    return bool(name) and not name.startswith(".") and "/" not in name and len(name) < 200
+
+
+def _write_if_changed(path: Path, obj: Any) -> None:
+    data = json.dumps(obj, sort_keys=True)
+    try:
+        if path.read_text() == data:
+            return
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(data)
+    os.replace(tmp, path)
+
+
+class _RegistrySeries:
+    """``tablescore_registry_connected``, ``tablescore_registry_last_event_id`` and
+    ``tablescore_registry_sync_failures_total``, read at scrape time."""
+
+    def __init__(self, replica: RegistryReplica) -> None:
+        self.replica = replica
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        r = self.replica
+        yield GaugeMetricFamily("tablescore_registry_connected",
+                                "1 while the registry store answers, 0 while the replica "
+                                "retries (it keeps serving what is loaded)",
+                                value=1.0 if r.connected else 0.0)
+        yield GaugeMetricFamily("tablescore_registry_last_event_id",
+                                "The last registry event this replica applied",
+                                value=float(r.last_event))
+        yield CounterMetricFamily("tablescore_registry_sync_failures",
+                                  "Failed attempts to read or apply the registry",
+                                  value=float(r.sync_failures))
+
+
