@@ -58,15 +58,77 @@ def _field_type(values: Any) -> str:
     return "string"
 
 
+def _library_spellings(label: Any) -> set[str]:
+    """The names the supported libraries give a DataFrame column ``label``.
+
+    scikit-learn and XGBoost keep ``str(label)`` (XGBoost joins a MultiIndex label's parts
+    with spaces); LightGBM replaces every space with ``_`` (``"fixed acidity"`` ->
+    ``"fixed_acidity"``, in its C++ ``Dataset::set_feature_names``).
+    """
+    s = str(label)
+    out = {s, s.replace(" ", "_")}
+    if isinstance(label, tuple):
+        out.add(" ".join(str(p) for p in label))
+    return out
+
+
+def _caller_names(names: list[str], sample: Any) -> list[str]:
+    """Map the estimator's input names back to the columns of the caller's ``sample`` frame.
+
+    A library may have rewritten the caller's column names when it was fitted (LightGBM:
+    spaces become ``_``), so ``names`` need not be columns of ``sample``. The original model
+    reads the frame by position then (LightGBM and XGBoost refuse another width), so column
+    ``j`` of the sample is input ``j`` when every column's library spelling is ``names[j]``:
+    the bundle is then named, and scored, by the caller's columns. Matching is positional and
+    exact, never by a looser lookup, so names that collide after a rewrite cannot be swapped.
+    """
+    labels = list(sample.columns)
+    as_str = [str(c) for c in labels]
+    if all(n in as_str for n in names):
+        return names  # the caller's own names (the sample may hold more columns)
+    if len(labels) == len(names) and all(
+            n in _library_spellings(c) for c, n in zip(labels, names, strict=True)):
+        if len(set(as_str)) != len(as_str):
+            raise ExportError(f"the sample's column names are not unique as strings: "
+                              f"{as_str}")
+        return as_str
+    missing = [n for n in names if n not in as_str]
+    raise ExportError(
+        f"the model's inputs {missing} are not columns of the sample, and the sample's "
+        f"columns {as_str} are not the model's {names} in the model's order under any "
+        "renaming its library does (LightGBM: spaces -> '_'): pass the frame the model was "
+        "fitted on, or feature_names=")
+
+
 def infer_fields(est: Any, sample: Any = None, *,
                  feature_names: list[str] | None = None) -> tuple[list[Field], bool]:
-    """Input schema from the estimator and the sample. Returns ``(fields, named)``."""
+    """Input schema from the estimator and the sample.
+
+    Parameters
+    ----------
+    est : fitted estimator
+        Its ``feature_names_in_`` (or ``n_features_in_``) gives the inputs.
+    sample : DataFrame or array, optional
+        A frame names the inputs when the estimator does not, and its columns are the names
+        the bundle uses when the estimator's library renamed them (:func:`_caller_names`).
+    feature_names : list of str, optional
+        Explicit names (win over everything else).
+
+    Returns
+    -------
+    fields : list of Field
+        One per input, in the estimator's order.
+    named : bool
+        Whether the names are real (not the ``x0, x1, ..`` placeholders).
+    """
     named = False
     if feature_names is not None:
         names = list(feature_names)
         named = True
     elif getattr(est, "feature_names_in_", None) is not None:
         names = [str(n) for n in est.feature_names_in_]
+        if sample is not None and _is_frame(sample):
+            names = _caller_names(names, sample)
         named = True
     elif sample is not None and _is_frame(sample):
         names = [str(c) for c in sample.columns]
@@ -77,21 +139,29 @@ def infer_fields(est: Any, sample: Any = None, *,
         names = [f"x{i}" for i in range(np.asarray(sample).shape[1])]
     else:
         raise ExportError("cannot tell the input fields: pass sample= or feature_names=")
+    if len(set(names)) != len(names):
+        raise ExportError(f"input names are not unique: {names}")
     arr = None
     if sample is not None and not _is_frame(sample):
         arr = np.asarray(sample)
         if arr.ndim != 2 or arr.shape[1] != len(names):
             raise ExportError(f"sample has shape {arr.shape}; the model expects "
                               f"{len(names)} features")
+    columns = _frame_columns(sample) if sample is not None and _is_frame(sample) else {}
     fields = []
     for j, n in enumerate(names):
         ftype = "double"
         if arr is not None:
             ftype = "double" if arr.dtype.kind in "fiub" else _field_type(arr[:, j])
-        elif sample is not None and n in sample.columns:
-            ftype = _field_type(sample[n])
+        elif n in columns:
+            ftype = _field_type(sample[columns[n]])
         fields.append(Field(name=n, type=ftype))
     return fields, named
+
+
+def _frame_columns(frame: Any) -> dict[str, Any]:
+    """Field name -> the frame's column label (labels need not be strings: ``0`` is ``"0"``)."""
+    return {str(c): c for c in frame.columns}
 
 
 def _producer(est: Any) -> dict[str, Any]:
@@ -112,7 +182,8 @@ def _producer(est: Any) -> dict[str, Any]:
 def _verification_inputs(sample: Any, fields: list[Field], rows: int) -> tuple[dict, Any]:
     if _is_frame(sample):
         part = sample.iloc[:rows]
-        cols = {f.name: part[f.name].to_numpy() for f in fields}
+        labels = _frame_columns(part)
+        cols = {f.name: part[labels[f.name]].to_numpy() for f in fields}
     else:
         arr = np.asarray(sample)
         part = arr[:rows]
@@ -173,6 +244,10 @@ def export(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
         Representative inputs. The first ``verification_rows`` rows and the original model's
         outputs on them are stored in the bundle and re-checked whenever it is loaded.
         Strongly recommended: without it nothing proves the bundle reproduces the model.
+        A frame's columns name the bundle's inputs, also where the model's library renamed
+        them when it was fitted (LightGBM's ``fixed_acidity`` for ``fixed acidity``): the
+        columns are matched to the model's inputs by position and must be the model's, in
+        its order; labels that are not strings are named ``str(label)``.
     name, version : str
         Model name (default: the directory name) and version recorded in the manifest.
     feature_names : list of str, optional
