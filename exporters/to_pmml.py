@@ -20,10 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from scorer.errors import ExportError
+from scorer.build.graph import Graph
+from scorer.errors import ExportError, UnsupportedEstimatorError
 from scorer.fsutil import apply_umask
+from scorer.ir import Field
+from scorer.tolerances import Tolerance, tolerance_for
 
 from . import infer_fields
+from .registry import export_into
 
 DEFAULT_VERIFICATION_ROWS = 32
 
@@ -84,7 +88,12 @@ def to_pmml(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
     if sample is not None and verification_rows > 0:
         rows = sample.iloc[:verification_rows] if hasattr(sample, "iloc") else pd.DataFrame(
             np.asarray(sample)[:verification_rows], columns=names)
-        pipeline.verify(rows)
+        tol = verification_tolerance(est, fields)
+        # sklearn2pmml writes these as each output VerificationField's precision (relative)
+        # and zeroThreshold (absolute), which is what a reader checks the rows against; its
+        # default 1e-13 cannot hold for float32 outputs (XGBoost), whose recorded values are
+        # float32 numbers and whose margins are float32 sums
+        pipeline.verify(rows, precision=tol.rel, zeroThreshold=tol.abs)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".pmml", dir=target.parent)
@@ -101,6 +110,22 @@ def to_pmml(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
         raise ExportError(f"sklearn2pmml could not convert {type(est).__name__}: {exc}\n"
                           f"{log.read()[-2000:]}") from exc
     return target
+
+
+def verification_tolerance(est: Any, fields: list[Field]) -> Tolerance:
+    """The tolerance a PMML document's verification rows are written with.
+
+    The same as a bundle of ``est`` records (:func:`scorer.tolerances.tolerance_for` of the
+    families its IR uses): the document describes the same arithmetic (XGBoost's float32
+    accumulation, ``x-mathContext="float"``), so it reproduces the original model to the same
+    precision. An estimator tablescore cannot export itself gets the float64 default.
+    """
+    g = Graph([Field(name=f.name, type=f.type) for f in fields])  # fresh: Graph mutates them
+    try:
+        export_into(est, g, list(g.order))
+    except (UnsupportedEstimatorError, ExportError):
+        return tolerance_for([])
+    return tolerance_for(sorted(g.families))
 
 
 @contextlib.contextmanager
