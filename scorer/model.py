@@ -498,9 +498,30 @@ def check_close(got: np.ndarray, expected: np.ndarray, *, abs_tol: float, rel_to
         ok = close_mask(g, e, abs_tol, rel_tol)
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
+            gi, ei = float(g[i]), float(e[i])
+            diff = abs(gi - ei)
+            rel = diff / abs(ei) if ei != 0 else np.inf
+            # a recorded value that is a float32 (XGBoost's outputs) has float32 precision:
+            # say how far off in its ulps, and whether ours rounds to it
+            f32 = bool(np.isfinite(ei)) and float(np.float32(ei)) == ei
+            if f32:
+                ulps = diff / float(np.spacing(np.float32(abs(ei))))
+                own = bool(np.float32(gi) == np.float32(ei))
+                precision = f"{ulps:.3g} float32 ulps; "
+                verdict = ("within the value's own float32 precision (it rounds to the "
+                           "expected float32): the recorded tolerance is tighter than the "
+                           "output's precision" if own else
+                           "beyond the value's own float32 precision (it does not round to "
+                           "the expected float32)")
+            else:
+                ulps = diff / float(np.spacing(abs(ei))) if bool(np.isfinite(ei)) else np.inf
+                precision = f"{ulps:.3g} float64 ulps; "
+                verdict = "beyond float64 rounding" if ulps > 1 else "within one float64 ulp"
             raise VerificationError(
-                f"{what}: row {i}, column '{column}': got {g[i]!r}, expected {e[i]!r} "
-                f"(tolerance {abs_tol:g} + {rel_tol:g}*|expected|); the parameters no longer "
+                f"{what}: row {i}, column '{column}': got {gi!r}, expected {ei!r}: differs by "
+                f"{diff:.3g} (relative {rel:.3g}; {precision}"
+                f"tolerance {abs_tol:g} + {rel_tol:g}*|expected| = "
+                f"{abs_tol + rel_tol * abs(ei):.3g}), {verdict}; the parameters no longer "
                 "reproduce the original model"
             )
         return
