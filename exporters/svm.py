@@ -4,9 +4,11 @@ Supported: ``SVC`` / ``NuSVC`` (decision function in ``ovr`` shape, ``predict`` 
 without ``break_ties``), ``SVR`` / ``NuSVR``, ``OneClassSVM``; kernels ``linear``, ``poly``,
 ``rbf``, ``sigmoid``. Refused: ``kernel='precomputed'`` and callable kernels.
 
-Not exported: ``predict_proba`` of ``probability=True`` models (libsvm's Platt scaling plus
-iterative pairwise coupling is not reproduced; the bundle has the label and decision
-outputs only), and the decision columns of multiclass ``decision_function_shape='ovo'`` models
+``probability=True`` models also export ``predict_proba``: an ``svm_probability`` step applies
+libsvm's pairwise Platt sigmoids (``probA_`` / ``probB_``) to the machines' decisions and
+couples them into class probabilities as libsvm does (for two classes too).
+
+Not exported: the decision columns of multiclass ``decision_function_shape='ovo'`` models
 (one per class pair, which the output schema has no naming for yet: the label is exported).
 
 The machines keep libsvm's layout: for the pair of classes ``(i, j)``, ``i < j``, the sum runs
@@ -131,7 +133,10 @@ def export_svc(est: Any, g: Graph, cols: list[str]) -> list[str]:
         entries = [(0, v, float(c)) for v, c in enumerate(coef)]
         dec = add_svm_step(g, cols, vectors, entries, _dense(est.intercept_), params, name)
         votes = add_vote_step(g, dec, [(0, 1)], 2, compare="lt", scores="count")
-        set_classifier_outputs(g, classes, decision=dec, label="decision")
+        ab = _prob_ab(est)
+        # libsvm's own decision is -dec: x * A == (-x) * (-A) exactly, so negate A
+        proba = add_probability_step(g, dec, [(0, 1)], -ab[0], ab[1], 2) if ab else None
+        set_classifier_outputs(g, classes, proba=proba, decision=dec, label="decision")
         _label_from(g, votes[:2])
         return dec
     dual = _dense(est._dual_coef_)  # (nc - 1, n_sv), libsvm's sv_coef
@@ -146,17 +151,47 @@ def export_svc(est: Any, g: Graph, cols: list[str]) -> list[str]:
             pairs.append((i, j))
     dec = add_svm_step(g, cols, vectors, entries, _dense(est._intercept_), params, name)
     votes = add_vote_step(g, dec, pairs, nc, compare="gt", scores="count")
+    ab = _prob_ab(est)
+    proba = add_probability_step(g, dec, pairs, ab[0], ab[1], nc) if ab else None
     if est.decision_function_shape == "ovr":
         # _ovr_decision_function(dec < 0, -dec): dec < 0 votes j, otherwise i
         ovr = add_vote_step(g, dec, [(j, i) for i, j in pairs], nc, compare="lt",
                             scores="ovr_confidence", name="svm_ovr")
-        set_classifier_outputs(g, classes, decision=ovr[:nc], label="decision")
+        set_classifier_outputs(g, classes, proba=proba, decision=ovr[:nc], label="decision")
         if not est.break_ties:
             _label_from(g, votes[:nc])
         return ovr[:nc]
-    set_classifier_outputs(g, classes, label="decision", decision=None)
+    set_classifier_outputs(g, classes, proba=proba, label="decision", decision=None)
     _label_from(g, votes[:nc])
     return dec
+
+
+def _prob_ab(est: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """libsvm's pairwise sigmoid parameters, or None for a model without probabilities."""
+    if not getattr(est, "probability", False):
+        return None
+    # the private arrays: the public probA_ / probB_ warn (deprecated in scikit-learn 1.9)
+    a = getattr(est, "_probA", None)
+    b = getattr(est, "_probB", None)
+    if a is None or b is None or np.size(a) == 0:
+        return None
+    return np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+
+
+def add_probability_step(g: Graph, decisions: list[str], pairs: list[tuple[int, int]],
+                         a: np.ndarray, b: np.ndarray, n_classes: int,
+                         name: str = "svm_probability") -> list[str]:
+    """Append an ``svm_probability`` step: machine ``m``'s decision ``x`` gives
+    ``P(first beats second) = sigmoid(x * a[m] + b[m])`` (libsvm's sign: ``x > 0`` votes
+    ``first``). Returns the ``n_classes`` probability columns."""
+    outs = g.new_columns(name, n_classes)
+    g.add_step("svm_probability", name=name, inputs=decisions, outputs=outs, family=FAMILY,
+               params={"min_prob": 1e-7},
+               tables={"machines": {
+                   "first": np.array([p[0] for p in pairs], dtype=np.int64),
+                   "second": np.array([p[1] for p in pairs], dtype=np.int64),
+                   "a": np.asarray(a, dtype=np.float64), "b": np.asarray(b, dtype=np.float64)}})
+    return outs
 
 
 def _label_from(g: Graph, vote_columns: list[str]) -> None:

@@ -282,3 +282,182 @@ def bind_svm_vote(step: Step, ctx: BindContext) -> Bound:
             thr, param_choice(step, "compare", COMPARES), param_choice(step, "tie", TIES, "lowest"),
             param_choice(step, "scores", SCORES, "count"))
     return Bound(svm_vote_kernel, svm_vote_reference, args)
+
+
+# --- svm_probability -------------------------------------------------------------------------
+# libsvm's svm_predict_probability (scikit-learn's SVC / NuSVC ``predict_proba``): Platt
+# sigmoids of the pairwise decisions, clipped, then coupled into class probabilities by
+# multiclass_probability (Wu, Lin & Weng 2004, method 2), for two classes too (scikit-learn's
+# libsvm has no two-class shortcut). Every operation follows svm.cpp's order, so results are
+# those of libsvm up to libm's exp.
+MIN_PROB = 1e-7
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sigmoid_predict(x, a, b):
+    # libsvm's sigmoid_predict, the form that avoids cancellation in 1 - p
+    f = x * a + b
+    if f >= 0:
+        return math.exp(-f) / (1.0 + math.exp(-f))
+    return 1.0 / (1.0 + math.exp(f))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _couple(r, p, q, qp):
+    """libsvm's multiclass_probability: ``r`` (k, k) pairwise probabilities -> ``p`` (k,)."""
+    k = np.int64(p.shape[0])
+    max_iter = max(np.int64(100), k)
+    eps = 0.005 / k
+    for t in range(k):
+        p[t] = 1.0 / k
+        q[t, t] = 0.0
+        for j in range(t):
+            q[t, t] += r[j, t] * r[j, t]
+            q[t, j] = q[j, t]
+        for j in range(t + 1, k):
+            q[t, t] += r[j, t] * r[j, t]
+            q[t, j] = -r[j, t] * r[t, j]
+    for _ in range(max_iter):
+        # stopping condition, with Qp and pQp recomputed (libsvm: for numerical accuracy)
+        pqp = 0.0
+        for t in range(k):
+            qp[t] = 0.0
+            for j in range(k):
+                qp[t] += q[t, j] * p[j]
+            pqp += p[t] * qp[t]
+        max_error = 0.0
+        for t in range(k):
+            error = abs(qp[t] - pqp)
+            if error > max_error:
+                max_error = error
+        if max_error < eps:
+            break
+        for t in range(k):
+            diff = (-qp[t] + pqp) / q[t, t]
+            p[t] += diff
+            pqp = (pqp + diff * (diff * q[t, t] + 2.0 * qp[t])) / (1.0 + diff) / (1.0 + diff)
+            for j in range(k):
+                qp[j] = (qp[j] + diff * q[t, j]) / (1.0 + diff)
+                p[j] /= 1.0 + diff
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def svm_probability_kernel(ws, in_cols, out_cols, first, second, a, b, min_prob):
+    n = np.int64(ws.shape[0])
+    m_count = np.int64(in_cols.shape[0])
+    k = np.int64(out_cols.shape[0])
+    r = np.zeros((k, k))
+    q = np.zeros((k, k))
+    p = np.empty(k)
+    qp = np.empty(k)
+    hi = 1.0 - min_prob
+    for i in range(n):
+        bad = False
+        for m in range(m_count):
+            x = ws[i, in_cols[m]]
+            if x != x:
+                bad = True
+                break
+            s = _sigmoid_predict(x, a[m], b[m])
+            s = s if s > min_prob else min_prob  # libsvm: min(max(s, min_prob), 1 - min_prob)
+            s = s if s < hi else hi
+            r[first[m], second[m]] = s
+            r[second[m], first[m]] = 1.0 - s
+        if bad:
+            for c in range(k):
+                ws[i, out_cols[c]] = np.nan
+            continue
+        _couple(r, p, q, qp)
+        for c in range(k):
+            ws[i, out_cols[c]] = p[c]
+    return -1
+
+
+_libm_exp = np.vectorize(math.exp, otypes=[np.float64])
+
+
+def svm_probability_reference(ws, in_cols, out_cols, first, second, a, b, min_prob):
+    """NumPy version of :func:`svm_probability_kernel`, vectorised over rows: the same
+    operations in the same order per row, a row leaving the iteration once it meets libsvm's
+    stopping condition. ``first`` / ``second`` / ``a`` / ``b`` (m,); ``out_cols`` (k,)."""
+    X = ws[:, in_cols]
+    n, k = X.shape[0], out_cols.shape[0]
+    f = X * a[None, :] + b[None, :]
+    # libm's exp (as libsvm and the kernel call it), not NumPy's SIMD exp, which differs in
+    # the last ulp; only the branch libsvm takes is evaluated (no overflow in the other)
+    e = _libm_exp(np.where(f >= 0, -f, f))
+    s = np.where(f >= 0, e / (1.0 + e), 1.0 / (1.0 + e))
+    s = np.where(s > min_prob, s, min_prob)
+    s = np.where(s < 1.0 - min_prob, s, 1.0 - min_prob)
+    r = np.zeros((n, k, k))
+    r[:, first, second] = s
+    r[:, second, first] = 1.0 - s
+    q = np.zeros((n, k, k))
+    for t in range(k):
+        for j in range(t):
+            q[:, t, t] += r[:, j, t] * r[:, j, t]
+            q[:, t, j] = q[:, j, t]
+        for j in range(t + 1, k):
+            q[:, t, t] += r[:, j, t] * r[:, j, t]
+            q[:, t, j] = -r[:, j, t] * r[:, t, j]
+    p = np.full((n, k), 1.0 / k)
+    active = ~np.isnan(X).any(axis=1)
+    eps = 0.005 / k
+    for _ in range(max(100, k)):
+        qp = np.zeros((n, k))
+        pqp = np.zeros(n)
+        for t in range(k):
+            for j in range(k):
+                qp[:, t] += q[:, t, j] * p[:, j]
+            pqp += p[:, t] * qp[:, t]
+        max_error = np.zeros(n)
+        for t in range(k):
+            max_error = np.maximum(max_error, np.abs(qp[:, t] - pqp))
+        active &= ~(max_error < eps)
+        if not active.any():
+            break
+        for t in range(k):
+            with np.errstate(divide="ignore", invalid="ignore"):  # rows that have stopped
+                diff = np.where(active, (-qp[:, t] + pqp) / q[:, t, t], 0.0)
+            p[:, t] = np.where(active, p[:, t] + diff, p[:, t])
+            new_pqp = (pqp + diff * (diff * q[:, t, t] + 2.0 * qp[:, t])) / (1.0 + diff) / (
+                1.0 + diff)
+            pqp = np.where(active, new_pqp, pqp)
+            for j in range(k):
+                qp[:, j] = np.where(active, (qp[:, j] + diff * q[:, t, j]) / (1.0 + diff),
+                                    qp[:, j])
+                p[:, j] = np.where(active, p[:, j] / (1.0 + diff), p[:, j])
+    p[np.isnan(X).any(axis=1)] = np.nan
+    ws[:, out_cols] = p
+    return -1
+
+
+@register_op("svm_probability", family="svm")
+def bind_svm_probability(step: Step, ctx: BindContext) -> Bound:
+    """``svm_probability`` v1: class probabilities from one-vs-one machine values.
+
+    Table ``machines`` (one row per input): int64 ``first``, int64 ``second`` (class indices),
+    float64 ``a``, ``b``. Every unordered pair of the ``len(outputs)`` classes appears exactly
+    once. Param ``min_prob`` (default 1e-7). See docs/bundle-format.md §6.9c.
+    """
+    t = table(step, "machines")
+    first, second = i64(t["first"]), i64(t["second"])
+    a, b = f64(t["a"]), f64(t["b"])
+    m, k = len(step.inputs), len(step.outputs)
+    if k < 2 or not (first.shape[0] == second.shape[0] == a.shape[0] == b.shape[0] == m):
+        raise ValueError(f"svm_probability step '{step.name}': {first.shape[0]} machines for "
+                         f"{m} inputs and {k} classes")
+    if m and (min(first.min(), second.min()) < 0 or max(first.max(), second.max()) >= k):
+        raise ValueError(f"svm_probability step '{step.name}': class index out of range")
+    # int64 pair keys: k*k cannot overflow for any k an int64 index table can hold rows for
+    pairs = np.minimum(first, second) * np.int64(k) + np.maximum(first, second)
+    if (first == second).any() or np.unique(pairs).shape[0] != m or m != k * (k - 1) // 2:
+        raise ValueError(f"svm_probability step '{step.name}': the machines must pair every "
+                         f"two of the {k} classes exactly once")
+    min_prob = param_float(step, "min_prob", MIN_PROB)
+    if not 0.0 <= min_prob < 0.5:
+        raise ValueError(f"svm_probability step '{step.name}': min_prob={min_prob} outside "
+                         "[0, 0.5)")
+    args = (ctx.cols(step.inputs, step=step), ctx.cols(step.outputs, step=step), first, second,
+            a, b, min_prob)
+    return Bound(svm_probability_kernel, svm_probability_reference, args)

@@ -54,12 +54,48 @@ def test_ovo_shape_exports_the_label(tmp_path):
     assert [o.kind for o in model.bundle.outputs] == ["label"]
 
 
+PROBA_CASES = [
+    ("breast_cancer", SVC, {}),                                   # binary
+    ("breast_cancer", NuSVC, {"kernel": "sigmoid", "gamma": 0.05, "nu": 0.3}),
+    ("iris", SVC, {}),                                            # 3 classes, ovr
+    ("iris", SVC, {"kernel": "poly", "decision_function_shape": "ovo"}),
+    ("wine", NuSVC, {"kernel": "linear"}),
+    ("digits", SVC, {"kernel": "rbf"}),                           # 10 classes, 45 machines
+]
+
+
 @pytest.mark.filterwarnings("ignore:The `probability` parameter was deprecated")
-def test_probability_models_export_label_and_decision_only(tmp_path):
+@pytest.mark.parametrize(("dataset", "cls", "kw"), PROBA_CASES,
+                         ids=[f"{d}-{c.__name__}-{kw.get('kernel', 'rbf')}"
+                              for d, c, kw in PROBA_CASES])
+def test_probability_models_export_predict_proba(dataset, cls, kw, tmp_path):
+    """libsvm's Platt sigmoids + pairwise coupling: predict_proba within 1e-12 of the
+    original (rounding of the decisions only), labels identical, and the bundle's own
+    verification rows hold the probabilities."""
+    X, y = _data(dataset)
+    if dataset == "digits":
+        X, y = X[:600], y[:600]
+    est = cls(probability=True, random_state=0, **kw).fit(X, y)
+    exporters.export(est, tmp_path / "m", sample=X)
+    import scorer
+
+    model = scorer.load(tmp_path / "m")
+    probs = [o for o in model.bundle.outputs if o.kind == "probability"]
+    assert [o.class_label for o in probs] == est.classes_.tolist()
+    assert set(model.bundle.verification.expected) >= {o.name for o in probs}
+    want = est.predict_proba(X)
+    for reference in (False, True):
+        got = model.predict_proba(X, reference=reference)
+        assert np.abs(got - want).max() <= 1e-12
+    np.testing.assert_array_equal(model.predict(X), est.predict(X))
+
+
+@pytest.mark.filterwarnings("ignore:The `probability` parameter was deprecated")
+def test_models_without_probability_have_no_probability_outputs(tmp_path):
     X, y = _data("iris")
-    est = SVC(probability=True, random_state=0).fit(X, y)
-    model = assert_parity(est, X, tmp_path / "m")
+    model = assert_parity(SVC().fit(X, y), X, tmp_path / "m")
     assert not [o for o in model.bundle.outputs if o.kind == "probability"]
+    assert not [s for s in model.bundle.steps if s.op == "svm_probability"]
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -237,3 +237,126 @@ def test_vote_ovr_confidence_is_scikit_learns_formula(scores):
         np.testing.assert_array_equal(got[:, :nc], votes)
     else:
         np.testing.assert_array_equal(got[:, :nc], votes / len(pairs))
+
+
+# --- svm_probability -------------------------------------------------------------------------
+from scorer.kernels.svm import (  # noqa: E402
+    MIN_PROB,
+    svm_probability_kernel,
+    svm_probability_reference,
+)
+
+
+def _run_prob(D, first, second, a, b, nc, min_prob=MIN_PROB, fn=svm_probability_kernel):
+    n, m = D.shape
+    ws = np.zeros((n, m + nc))
+    ws[:, :m] = D
+    assert fn(ws, np.arange(m), np.arange(m, m + nc), first, second, a, b, min_prob) == -1
+    return ws[:, m:]
+
+
+def _naive_prob(D, first, second, a, b, nc, min_prob=MIN_PROB):
+    """libsvm's svm_predict_probability transcribed line by line in Python floats."""
+    out = np.zeros((D.shape[0], nc))
+    for i, row in enumerate(D):
+        r = [[0.0] * nc for _ in range(nc)]
+        for m, x in enumerate(row):
+            f = x * a[m] + b[m]
+            s = (math.exp(-f) / (1.0 + math.exp(-f)) if f >= 0
+                 else 1.0 / (1 + math.exp(f)))
+            s = min(max(s, min_prob), 1 - min_prob)
+            r[first[m]][second[m]] = s
+            r[second[m]][first[m]] = 1 - s
+        k = nc
+        p = [1.0 / k] * k
+        Q = [[0.0] * k for _ in range(k)]
+        for t in range(k):
+            for j in range(t):
+                Q[t][t] += r[j][t] * r[j][t]
+                Q[t][j] = Q[j][t]
+            for j in range(t + 1, k):
+                Q[t][t] += r[j][t] * r[j][t]
+                Q[t][j] = -r[j][t] * r[t][j]
+        Qp = [0.0] * k
+        for _ in range(max(100, k)):
+            pQp = 0.0
+            for t in range(k):
+                Qp[t] = 0.0
+                for j in range(k):
+                    Qp[t] += Q[t][j] * p[j]
+                pQp += p[t] * Qp[t]
+            if max(abs(Qp[t] - pQp) for t in range(k)) < 0.005 / k:
+                break
+            for t in range(k):
+                diff = (-Qp[t] + pQp) / Q[t][t]
+                p[t] += diff
+                pQp = (pQp + diff * (diff * Q[t][t] + 2 * Qp[t])) / (1 + diff) / (1 + diff)
+                for j in range(k):
+                    Qp[j] = (Qp[j] + diff * Q[t][j]) / (1 + diff)
+                    p[j] /= 1 + diff
+        out[i] = p
+    return out
+
+
+def _pairs(nc: int, flip: list[bool]) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [(i, j) for i in range(nc) for j in range(i + 1, nc)]
+    pairs = [(j, i) if f else (i, j) for (i, j), f in zip(pairs, flip, strict=False)]
+    return (np.array([p[0] for p in pairs], dtype=np.int64),
+            np.array([p[1] for p in pairs], dtype=np.int64))
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 12), nc=st.integers(2, 7), data=st.data())
+def test_svm_probability_matches_reference_and_libsvm_transcription(n, nc, data):
+    m = nc * (nc - 1) // 2
+    first, second = _pairs(nc, data.draw(st.lists(st.booleans(), min_size=m, max_size=m)))
+    # decisions from saturating (|f| up to ~1e3: exp overflows one branch) to exactly 0
+    D = data.draw(arrays(np.float64, (n, m), elements=st.one_of(
+        st.floats(-50, 50, allow_nan=False), st.sampled_from([0.0, -0.0, 1e-300, 700.0]))))
+    a = data.draw(arrays(np.float64, (m,), elements=st.floats(-20, 20, allow_nan=False)))
+    b = data.draw(arrays(np.float64, (m,), elements=st.floats(-5, 5, allow_nan=False)))
+    args = (D, first, second, a, b, nc)
+    got = _run_prob(*args)
+    np.testing.assert_array_equal(got, _run_prob(*args, fn=svm_probability_reference))
+    np.testing.assert_array_equal(got, _naive_prob(*args))
+    assert np.all(np.isfinite(got))
+
+
+def test_svm_probability_nan_decision_gives_nan_row_and_clips():
+    first, second = _pairs(3, [False] * 3)
+    a, b = np.array([-1.0, -2.0, 1.0]), np.zeros(3)
+    D = np.array([[np.nan, 0.0, 1.0], [1e3, -1e3, 1e3], [0.0, 0.0, 0.0]])
+    for fn in (svm_probability_kernel, svm_probability_reference):
+        out = _run_prob(D, first, second, a, b, 3, fn=fn)
+        assert np.isnan(out[0]).all() and np.isfinite(out[1:]).all()
+        np.testing.assert_array_equal(out[2], [1 / 3, 1 / 3, 1 / 3])  # p = 1/k converged
+    # two classes: the coupling of the clipped sigmoid (libsvm iterates for k = 2 as well)
+    out = _run_prob(np.array([[-1e3], [1e3]]), np.array([0]), np.array([1]), np.array([-1.0]),
+                    np.array([0.0]), 2)
+    np.testing.assert_array_equal(out, _naive_prob(np.array([[-1e3], [1e3]]), [0], [1],
+                                                   [-1.0], [0.0], 2))
+    assert out[0, 0] < 1e-6 and out[1, 0] > 1 - 1e-6
+
+
+@pytest.mark.parametrize(("first", "second", "nc", "match"), [
+    ([0, 0], [1, 2], 3, "every two"),          # a pair missing
+    ([0, 1, 0], [1, 0, 2], 3, "every two"),    # a pair twice, in both orders
+    ([0, 1, 2], [1, 2, 2], 3, "every two"),    # a class against itself
+    ([0, 0, 1], [1, 3, 2], 3, "out of range"),
+])
+def test_svm_probability_binder_refuses_bad_pairings(first, second, nc, match):
+    from scorer.ir import Step
+    from scorer.ops import get_op
+
+    step = Step(op="svm_probability", op_version=1, name="p",
+                inputs=[f"d{m}" for m in range(len(first))],
+                outputs=[f"p{c}" for c in range(nc)], params={},
+                tables={"machines": {"first": np.array(first), "second": np.array(second),
+                                     "a": np.ones(len(first)), "b": np.zeros(len(first))}})
+
+    class Ctx:
+        def cols(self, names, step=None):
+            return np.arange(len(names), dtype=np.int64)
+
+    with pytest.raises(ValueError, match=match):
+        get_op("svm_probability", 1).bind(step, Ctx())
