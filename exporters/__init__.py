@@ -11,6 +11,7 @@ atomically.
 
 from __future__ import annotations
 
+import heapq
 import os
 import sys
 from pathlib import Path
@@ -28,9 +29,14 @@ from scorer.tolerances import tolerance_for
 from .outputs import expected_outputs
 from .registry import export_into, supported
 
-__all__ = ["build_bundle", "export", "supported", "to_pmml"]
+__all__ = ["build_bundle", "choose_verification_rows", "export", "supported", "to_pmml"]
 
-DEFAULT_VERIFICATION_ROWS = 64
+#: most verification rows chosen from the sample (bundle size and load-time check stay small)
+DEFAULT_VERIFICATION_ROWS = 256
+#: fewest rows kept when the sample has them: coverage rows are topped up in sample order
+MIN_VERIFICATION_ROWS = 64
+#: rows of the sample the selection looks at (the original's apply is run on them)
+SELECTION_POOL_ROWS = 50_000
 
 
 def _is_frame(X: Any) -> bool:
@@ -179,14 +185,16 @@ def _producer(est: Any) -> dict[str, Any]:
     }
 
 
-def _verification_inputs(sample: Any, fields: list[Field], rows: int) -> tuple[dict, Any]:
+def _rows(sample: Any, idx: np.ndarray) -> Any:
+    return sample.iloc[idx] if _is_frame(sample) else np.asarray(sample)[idx]
+
+
+def _verification_inputs(sample: Any, fields: list[Field], idx: np.ndarray) -> tuple[dict, Any]:
+    part = _rows(sample, idx)
     if _is_frame(sample):
-        part = sample.iloc[:rows]
         labels = _frame_columns(part)
         cols = {f.name: part[labels[f.name]].to_numpy() for f in fields}
     else:
-        arr = np.asarray(sample)
-        part = arr[:rows]
         cols = {f.name: part[:, j] for j, f in enumerate(fields)}
     table = {}
     for f in fields:
@@ -198,6 +206,137 @@ def _verification_inputs(sample: Any, fields: list[Field], rows: int) -> tuple[d
         else:
             table[f.name] = np.asarray(col, dtype=np.float64)
     return table, part
+
+
+def _leaf_ids(est: Any, X: Any) -> np.ndarray | None:
+    """``(n_rows, n_trees)`` leaf index of every row in every tree, from the original model
+    (``apply`` / ``pred_leaf``), or None when it is not a tree ensemble that can say."""
+    final, Xt = est, X
+    if type(est).__name__ == "Pipeline" and hasattr(est, "steps"):
+        final = est.steps[-1][1]
+        try:
+            Xt = est[:-1].transform(X) if len(est.steps) > 1 else X
+        except Exception:  # any failure: fall back to spanning rows
+            return None
+    lib, cls = type(final).__module__.split(".")[0], type(final).__name__
+    try:
+        if lib == "lightgbm":
+            leaves = final.predict(Xt, pred_leaf=True)
+        elif lib == "xgboost" and cls == "Booster":
+            import xgboost
+
+            leaves = final.predict(xgboost.DMatrix(Xt), pred_leaf=True)
+        elif lib in ("xgboost", "sklearn") and hasattr(final, "apply") and (
+                hasattr(final, "estimators_") or hasattr(final, "tree_") or lib == "xgboost"):
+            leaves = final.apply(Xt)
+        else:
+            return None
+    except Exception:  # best effort: the verification still runs on spanning rows
+        return None
+    leaves = np.asarray(leaves)
+    return leaves.reshape(leaves.shape[0], -1).astype(np.int64)
+
+
+def _greedy_cover(leaves: np.ndarray, budget: int) -> tuple[list[int], int, int]:
+    """Rows that together reach as many distinct (tree, leaf) pairs as possible.
+
+    Greedy max coverage (each pick adds the most leaves not yet covered; ties to the earlier
+    row), evaluated lazily: a row's gain only shrinks, so a stale gain is an upper bound.
+    Returns ``(rows in pick order, leaves covered, distinct leaves the rows reach)``.
+    """
+    n, n_trees = leaves.shape
+    # one global id per (tree, leaf): leaf ids are renumbered per tree
+    gid = np.empty_like(leaves)
+    total = 0
+    for t in range(n_trees):
+        uniq, inv = np.unique(leaves[:, t], return_inverse=True)
+        gid[:, t] = inv.ravel() + total
+        total += len(uniq)
+    covered = np.zeros(total, dtype=bool)
+    heap = [(-n_trees, i) for i in range(n)]
+    chosen: list[int] = []
+    while heap and len(chosen) < budget:
+        _, i = heapq.heappop(heap)
+        gain = int(np.count_nonzero(~covered[gid[i]]))
+        if gain == 0:
+            continue
+        if heap and gain < -heap[0][0]:
+            heapq.heappush(heap, (-gain, i))
+            continue
+        chosen.append(i)
+        covered[gid[i]] = True
+    return chosen, int(covered.sum()), total
+
+
+def _spanning_rows(table: dict[str, np.ndarray], fields: list[Field], budget: int) -> list[int]:
+    """Rows holding each numeric input's minimum and maximum (and a missing value, if any)
+    and each category of each string input, in field order, up to ``budget``."""
+    rows: list[int] = []
+    for f in fields:
+        col = table[f.name]
+        if f.type == "string":
+            seen: dict[Any, int] = {}
+            for i, v in enumerate(col.tolist()):
+                seen.setdefault(v, i)
+            rows += list(seen.values())
+        else:
+            finite = np.isfinite(col)
+            if finite.any():
+                where = np.flatnonzero(finite)
+                rows += [int(where[np.argmin(col[finite])]), int(where[np.argmax(col[finite])])]
+            for mask in (np.isnan(col), np.isinf(col)):
+                if mask.any():
+                    rows.append(int(np.flatnonzero(mask)[0]))
+    return list(dict.fromkeys(rows))[:budget]
+
+
+def _model_leaves(bundle: Bundle) -> int:
+    """Leaves of the bundle's tree ensembles (nodes without children)."""
+    return sum(int(np.count_nonzero(np.asarray(s.tables["nodes"]["left"]) < 0))
+               for s in bundle.steps if s.op == "tree_ensemble" and "nodes" in s.tables)
+
+
+def choose_verification_rows(est: Any, sample: Any, bundle: Bundle,
+                             max_rows: int = DEFAULT_VERIFICATION_ROWS
+                             ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Sample rows that exercise as much of the model as possible, and what they cover.
+
+    Tree ensembles: greedy max coverage of the leaves the original model's ``apply`` says
+    each row reaches (so an edited leaf that the sample reaches is caught at load). Other
+    models: rows at each input's minimum and maximum and one per category. Both are topped up
+    with rows in sample order to :data:`MIN_VERIFICATION_ROWS`; at most ``max_rows``.
+
+    Returns
+    -------
+    rows : ndarray of int
+        Row positions in ``sample``, ascending.
+    coverage : dict
+        ``method`` (``"leaves"`` or ``"span"``), ``rows``, and for ``"leaves"``:
+        ``leaves_covered``, ``leaves_reached`` (distinct leaves the sample pool reaches),
+        ``leaves_total`` (leaves of the bundle's trees), ``share`` (covered / total).
+    """
+    n = len(sample) if _is_frame(sample) else np.asarray(sample).shape[0]
+    pool = min(n, SELECTION_POOL_ROWS)
+    head = _rows(sample, np.arange(pool))
+    leaves = _leaf_ids(est, head) if _model_leaves(bundle) else None
+    coverage: dict[str, Any]
+    if leaves is not None and leaves.shape[0] == pool:
+        picked, covered, reached = _greedy_cover(leaves, max_rows)
+        total = _model_leaves(bundle)
+        coverage = {"method": "leaves", "leaves_covered": covered, "leaves_reached": reached,
+                    "leaves_total": total, "share": covered / total if total else 1.0}
+    else:
+        table, _ = _verification_inputs(sample, bundle.inputs, np.arange(pool))
+        picked = _spanning_rows(table, bundle.inputs, max_rows)
+        coverage = {"method": "span"}
+    chosen = dict.fromkeys(picked)
+    for i in range(n):  # top up in sample order
+        if len(chosen) >= min(max_rows, MIN_VERIFICATION_ROWS, n):
+            break
+        chosen.setdefault(i)
+    rows = np.array(sorted(chosen), dtype=np.int64)
+    coverage["rows"] = len(rows)
+    return rows, coverage
 
 
 def build_bundle(est: Any, *, sample: Any = None, name: str = "model", version: str = "1",
@@ -218,7 +357,11 @@ def build_bundle(est: Any, *, sample: Any = None, name: str = "model", version: 
     bundle = g.build(name=name, version=version, producer=_producer(est))
     if sample is not None and verification_rows > 0:
         tol = tolerance_for(sorted(g.families))
-        vin, part = _verification_inputs(sample, bundle.inputs, verification_rows)
+        idx, coverage = choose_verification_rows(est, sample, bundle, verification_rows)
+        # interim home of the coverage: the manifest's verification section is written by
+        # scorer.bundle from Verification's fields, which have no place for it yet
+        bundle.producer["verification_coverage"] = coverage
+        vin, part = _verification_inputs(sample, bundle.inputs, idx)
         if not named and len(bundle.inputs) != np.asarray(part).shape[1]:
             raise ExportError(f"sample has {np.asarray(part).shape[1]} columns, the model "
                               f"expects {len(bundle.inputs)}")
@@ -241,8 +384,10 @@ def export(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
     path : path-like
         Bundle directory to create (atomically).
     sample : DataFrame or array of shape (n_rows, n_features), optional
-        Representative inputs. The first ``verification_rows`` rows and the original model's
-        outputs on them are stored in the bundle and re-checked whenever it is loaded.
+        Representative inputs. Up to ``verification_rows`` of its rows, chosen to cover the
+        model (:func:`choose_verification_rows`: for tree ensembles the rows reaching the most
+        distinct leaves), and the original model's outputs on them are stored in the bundle
+        and re-checked whenever it is loaded.
         Strongly recommended: without it nothing proves the bundle reproduces the model.
         A frame's columns name the bundle's inputs, also where the model's library renamed
         them when it was fitted (LightGBM's ``fixed_acidity`` for ``fixed acidity``): the
