@@ -150,7 +150,8 @@ def _builders() -> dict[str, Callable[[Path], None]]:
         "kmeans": _sklearn(lambda: KMeans(n_clusters=3, n_init=1, random_state=0)),
         "mlp": _sklearn(lambda: MLPClassifier(hidden_layer_sizes=(4,), max_iter=50,
                                               random_state=0)),
-        "svc": _sklearn(lambda: SVC(kernel="rbf", C=1.0)),
+        # probability=True: its bundle also holds the svm_probability step
+        "svc": _sklearn(lambda: SVC(kernel="rbf", C=1.0, probability=True, random_state=0)),
         "pmml_tree": _pmml,
     }
     assert list(builders) == BUNDLES
