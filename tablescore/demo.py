@@ -142,4 +142,74 @@ def main(*, out: str | Path = "demo-out") -> int:
     from scorer.server.demo import serve_and_score
 
     failures += serve_and_score(out, [r[0] for r in rows])
+    # the registry: publish once, a replica serves it, promote and roll back by alias
+    if rows:
+        first = rows[0][0]
+        dataset, factory = next((d, f) for n, d, f in demo_models() if n == first)
+        failures += registry_demo(out, first, data[dataset], factory)
     return 1 if failures else 0
+
+
+def registry_demo(out: Path, name: str, data: tuple[Any, Any],
+                  factory: Callable[[], Any]) -> int:
+    """Publish ``out/<name>`` to an embedded (SQLite) registry, serve it from a replica,
+    publish a retrained version and roll back by moving an alias; return failures."""
+    try:
+        import tritonclient.grpc as tc
+    except ImportError:
+        return 0
+    import exporters
+    from scorer.registry import open_store
+    from scorer.server import serve
+
+    reg = out / "registry"
+    shutil.rmtree(reg, ignore_errors=True)
+    url = f"sqlite:///{reg / 'registry.db'}"
+    store = open_store(url)
+    v1 = store.publish(out / name, name, alias="production")
+    print(f"\nregistry {url}: published {name} as version {v1}, alias production -> {v1}")
+    X, y = data
+    failures = 0
+    with serve(reg / "replica", port=0, store=url) as server:
+        client = tc.InferenceServerClient(server.address)
+
+        def answered(version: str = "") -> str:
+            inp = _first_row(tc, X)
+            return client.infer(name, inp, model_version=version).get_response().model_version
+
+        print(f"replica on {server.address} serves version {answered()} "
+              f"(production -> {answered('production')})")
+        # a retrained model (on 80% of the rows): a new fingerprint, so a new version
+        retrained = factory().fit(X.iloc[: int(len(X) * 0.8)], y.iloc[: int(len(y) * 0.8)])
+        exporters.export(retrained, out / f"{name}_v2", sample=X, name=name, overwrite=True)
+        t0 = time.perf_counter()
+        v2 = store.publish(out / f"{name}_v2", name)
+        store.set_alias(name, "production", v2)
+        while answered("production") != str(v2) and time.perf_counter() - t0 < 30:
+            time.sleep(0.01)
+        ms = (time.perf_counter() - t0) * 1e3
+        ok = answered("production") == str(v2)
+        failures += 0 if ok else 1
+        print(f"published version {v2} and promoted it: the replica answered with it after "
+              f"{ms:.0f} ms")
+        store.set_alias(name, "production", v1)
+        t0 = time.perf_counter()
+        while answered("production") != str(v1) and time.perf_counter() - t0 < 30:
+            time.sleep(0.01)
+        ok = answered("production") == str(v1)
+        failures += 0 if ok else 1
+        print(f"rolled back: production -> {answered('production')} "
+              f"({(time.perf_counter() - t0) * 1e3:.0f} ms); default (newest) still "
+              f"{answered()}")
+        client.close()
+    store.close()
+    print(f"(tablescore registry list --store {url})")
+    return failures
+
+
+def _first_row(tc: Any, X: Any) -> list[Any]:
+    """The first row of an all-numeric frame as one FP64 tensor."""
+    arr = np.ascontiguousarray(X.iloc[:1].to_numpy(dtype=np.float64))
+    inp = tc.InferInput("input", list(arr.shape), "FP64")
+    inp.set_data_from_numpy(arr)
+    return [inp]

@@ -63,6 +63,9 @@ class RegistryReplica:
         self.max_backoff_s = max_backoff_s
         #: model -> alias -> version, as of the last applied event
         self.aliases: dict[str, dict[str, str]] = {}
+        #: model -> alias -> the version it named before it last moved: it answers for the
+        #: alias until the new version is ready here (an alias move never fails a request)
+        self.previous: dict[str, dict[str, str]] = {}
         self.last_event = 0
         self.connected = False
         self.sync_failures = 0
@@ -101,7 +104,13 @@ class RegistryReplica:
                 self.repository.view(name)  # unknown model: its own NOT_FOUND
                 raise ModelNotFoundError(f"model '{name}' has no version or alias "
                                          f"'{version[:200]}'")
-            version = v
+            try:
+                return self.repository.resolve(name, v)
+            except NotReadyError:
+                before = self.previous.get(name, {}).get(version)
+                if before is None:
+                    raise
+                return self.repository.resolve(name, before)
         return self.repository.resolve(name, version)
 
     def is_ready(self, name: str, version: str = "") -> bool:
@@ -166,8 +175,17 @@ class RegistryReplica:
         for entry in _entries(self.root):
             if entry.is_dir() and not entry.name.startswith(".") and entry.name not in wanted:
                 shutil.rmtree(entry, ignore_errors=True)
-        self.aliases = {name: {a: str(v) for a, v in m.aliases.items()}
-                        for name, m in wanted.items()}
+        aliases = {name: {a: str(v) for a, v in m.aliases.items()}
+                   for name, m in wanted.items()}
+        previous = {name: dict(p) for name, p in self.previous.items() if name in aliases}
+        for name, now in aliases.items():
+            for a, v in now.items():
+                old = self.aliases.get(name, {}).get(a)
+                if old is not None and old != v:
+                    # the repository keeps the old target loaded until every version it
+                    # should serve is ready (or the new one failed): it answers meanwhile
+                    previous.setdefault(name, {})[a] = old
+        self.aliases, self.previous = aliases, previous
         previous, self.last_event = self.last_event, snap.last_event
         futures = self.repository.poll() if poll else []
         if previous != snap.last_event:

@@ -50,7 +50,7 @@ class Load:
         try:
             while not self._stop.is_set():
                 try:
-                    _answered(c)
+                    _answered(c, "production" if self.done % 2 else "")
                     self.done += 1
                 except InferenceServerException as exc:
                     self.failures.append(f"{port}: {exc}")
@@ -87,6 +87,14 @@ def _kill_sessions(url: str) -> int:
 
 def test_three_replicas_follow_the_registry(store_url: str, bundles: dict[str, Exported],
                                             tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    import exporters
+
+    third = tmp_path / "third"
+    exporters.export(LogisticRegression(C=0.3, max_iter=1000).fit(
+        bundles["iris"].X, bundles["iris"].est.predict(bundles["iris"].X)), third,
+        sample=bundles["iris"].X, name="iris")
     v1 = _cli("publish", str(bundles["iris"].path), "--model", "iris", "--alias",
               "production", store=store_url)
     assert v1.returncode == 0, v1.stderr
@@ -116,6 +124,13 @@ def test_three_replicas_follow_the_registry(store_url: str, bundles: dict[str, E
             refused = _cli("publish", str(bad), "--model", "iris", store=store_url)
             assert refused.returncode != 0 and "sha256" in refused.stderr
             assert refused.stdout.strip() == ""
+
+            # publishing a version and pointing the alias at it in one step: requests for
+            # the alias are answered by the old version until the new one is ready
+            v3 = _cli("publish", str(third), "--model", "iris", "--alias", "production",
+                      store=store_url)
+            assert v3.returncode == 0, v3.stderr
+            _wait_all(clients, "3", version="production")
 
             # rollback by moving the alias reaches every replica
             assert _cli("alias", "iris", "production", "2", store=store_url).returncode == 0
@@ -147,7 +162,7 @@ def test_three_replicas_follow_the_registry(store_url: str, bundles: dict[str, E
         rows = {r["replica"]: r for r in json.loads(shown.stdout)}
         assert set(rows) == {"r0", "r1", "r2"}
         deadline = time.monotonic() + 10
-        while not all(set(r["serving"].get("iris", {}).get("ready", [])) == {"1", "2"}
+        while not all(set(r["serving"].get("iris", {}).get("ready", [])) == {"1", "3"}
                       for r in rows.values()):
             assert time.monotonic() < deadline, rows
             time.sleep(0.5)
