@@ -106,7 +106,7 @@ class RegistryReplica:
                                          f"'{version[:200]}'")
             try:
                 return self.repository.resolve(name, v)
-            except NotReadyError:
+            except (NotReadyError, ModelNotFoundError):  # not loaded, or not yet scanned
                 before = self.previous.get(name, {}).get(version)
                 if before is None:
                     raise
@@ -185,10 +185,11 @@ class RegistryReplica:
                     # the repository keeps the old target loaded until every version it
                     # should serve is ready (or the new one failed): it answers meanwhile
                     previous.setdefault(name, {})[a] = old
-        self.aliases, self.previous = aliases, previous
-        previous, self.last_event = self.last_event, snap.last_event
+        # scan first: an alias never names a version the repository has not seen
         futures = self.repository.poll() if poll else []
-        if previous != snap.last_event:
+        self.aliases, self.previous = aliases, previous
+        before, self.last_event = self.last_event, snap.last_event
+        if before != snap.last_event:
             log.info("registry state applied", extra={
                 "event": "registry_applied", "last_event": snap.last_event,
                 "models": {n: m.served() for n, m in wanted.items()}})
