@@ -8,7 +8,6 @@ strings, the vocabulary its codes index.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ from .fields import (
     parse_number,
 )
 from .program import Program, f32
+from .regex import compile_regex
 from .safexml import Element
 
 if TYPE_CHECKING:
@@ -469,20 +469,7 @@ def _apply_body(rd: Reader, el: Element, fn: str, args: list[Element], scope: Sc
 #: string functions evaluated over a vocabulary at load time (arguments: value, constants)
 _STRING_FUNCTIONS = ("substring", "lowercase", "uppercase", "trimBlanks", "concat", "replace",
                      "matches")
-#: regular expressions from the document run at load time on category names only; patterns
-#: that can backtrack exponentially (a quantified group holding a quantifier) are refused
-_NESTED_QUANTIFIER = re.compile(r"\([^)]*[+*}?][^)]*\)\s*[+*{?]")
 _MAX_CATEGORIES = 10_000
-
-
-def _regex(el: Element, pattern: str) -> re.Pattern[str]:
-    if len(pattern) > 200 or _NESTED_QUANTIFIER.search(pattern) or "\\g" in pattern or \
-            re.search(r"\\[1-9]|\(\?[=!<]", pattern):
-        raise fail(el, f"regular expression {pattern!r} refused (too complex)")
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise fail(el, f"regular expression {pattern!r}: {exc}") from None
 
 
 def _string_function(rd: Reader, el: Element, fn: str, args: list[Element], scope: Scope,
@@ -519,7 +506,8 @@ def _string_function(rd: Reader, el: Element, fn: str, args: list[Element], scop
     if fn == "substring" and len(args) != 3:
         raise fail(el, "substring(value, start, length) expected")
     if fn in ("replace", "matches"):
-        rx = _regex(el, consts[1] or "")
+        # RE2: matching time linear in the category's length, whatever the pattern
+        rx = compile_regex(el, consts[1] or "")
         if fn == "replace" and "$" in (consts[2] or ""):
             raise fail(el, "group references in a replacement are not supported")
 
@@ -535,7 +523,8 @@ def _string_function(rd: Reader, el: Element, fn: str, args: list[Element], scop
             start, length = int(float(consts[1])), int(float(consts[2]))
             return v[start - 1:start - 1 + length]
         if fn == "replace":
-            return rx.sub((consts[2] or "").replace("\\", "\\\\"), v)
+            repl = consts[2] or ""
+            return rx.sub(lambda _m: repl, v)  # the replacement is literal text
         if fn == "matches":
             return "true" if rx.search(v) else "false"
         it = iter(vals)  # concat
