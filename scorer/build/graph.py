@@ -33,6 +33,9 @@ class Graph:
         self.task = "transform"
         self._used: set[str] = set(self.order)
         self._step_names: set[str] = set()
+        # name -> next suffix to try for it (see new_columns)
+        self._next_col: dict[str, int] = {}
+        self._next_step: dict[str, int] = {}
         # column -> input fields whose NaN / inf may reach it
         self.nan_src: dict[str, frozenset[str]] = {n: frozenset([n]) for n in self.order}
         self.inf_src: dict[str, frozenset[str]] = {
@@ -51,26 +54,19 @@ class Graph:
     # --- names --------------------------------------------------------------------------------
     def new_columns(self, base: str, n: int | None = None, *,
                     names: Iterable[str] | None = None) -> list[str]:
-        """Fresh, unique workspace column names: ``base.0 ..`` or ``base.<name>``."""
+        """Fresh, unique workspace column names: ``base.0 ..`` or ``base.<name>``.
+
+        A name already taken gets the first free suffix ``~2``, ``~3``, ...; the next suffix
+        to try is remembered per name, so that the thousandth ``seg.value`` costs one probe,
+        not a thousand (a PMML MiningModel of n segments took O(n^2) probes).
+        """
         raw = [f"{base}.{s}" for s in names] if names is not None else [
             f"{base}.{i}" for i in range(n or 0)]
-        out = []
-        for r in raw:
-            c, k = r, 1
-            while c in self._used:
-                k += 1
-                c = f"{r}~{k}"
-            self._used.add(c)
-            out.append(c)
-        return out
+        return [_fresh(r, self._used, self._next_col, "~") for r in raw]
 
     def step_name(self, base: str) -> str:
-        name, k = base, 1
-        while name in self._step_names:
-            k += 1
-            name = f"{base}{k}"
-        self._step_names.add(name)
-        return name
+        """A step name not used yet: ``base``, else ``base2``, ``base3``, ... (first free)."""
+        return _fresh(base, self._step_names, self._next_step, "")
 
     # --- steps --------------------------------------------------------------------------------
     def add_step(self, op: str, *, name: str, inputs: list[str], outputs: list[str],
@@ -153,3 +149,19 @@ class Graph:
         return Bundle(name=name, version=str(version), task=self.task,
                       inputs=[self.fields[n] for n in self.order], steps=self.steps,
                       outputs=self.outputs, producer=producer)
+
+
+def _fresh(name: str, used: set[str], next_suffix: dict[str, int], sep: str) -> str:
+    """``name`` if free, else ``name + sep + k`` for the first free ``k >= 2``; marks it
+    used. ``next_suffix[name]`` remembers where the search for ``name`` stops, so the
+    suffixes of one name are probed once each over all calls (amortised O(1) per name)."""
+    c = name
+    if c in used:
+        k = next_suffix.get(name, 2)
+        c = f"{name}{sep}{k}"
+        while c in used:  # taken by a name that came from elsewhere (rare)
+            k += 1
+            c = f"{name}{sep}{k}"
+        next_suffix[name] = k + 1
+    used.add(c)
+    return c
