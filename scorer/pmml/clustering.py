@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .expressions import resolve
-from .fields import Col, Scope, array_values, children, fail
+from .fields import Col, Scope, array_values, attr_number, children, fail, number, numbers
 from .program import Program
 from .reader import emit_argmax, register_model
 from .safexml import Element
@@ -55,10 +55,10 @@ def comparison(cm: Element | None, owner: Element) -> tuple[dict, str]:
         raise fail(cm, f"kind='{kind}' not supported with <{m.tag}> (expected 'distance')")
     params: dict = {"measure": m.tag}
     if m.tag == "minkowski":
-        p = m.get("p-parameter")
-        if p is None or not float(p) > 0:
+        p = attr_number(m, "p-parameter")
+        if p is None or not p > 0:
             raise fail(m, "needs a p-parameter > 0")
-        params["p"] = float(p)
+        params["p"] = p
     default = cm.get("compareFunction", "absDiff")
     if default not in ("absDiff", "delta", "equal"):
         raise fail(cm, f"compareFunction='{default}' not supported here")
@@ -85,9 +85,9 @@ def field_table(rd: Reader, scope: Scope, specs: list[Element], default: str,
         if cf == "gaussSim" and s is None:
             raise fail(el, "gaussSim needs a similarityScale")
         cols.append(col)
-        weight.append(float(el.get("fieldWeight", "1")))
+        weight.append(attr_number(el, "fieldWeight", "1"))
         compare.append(_COMPARE[cf])
-        scale.append(float(s) if s is not None else math.nan)
+        scale.append(number(s, el, "similarityScale") if s is not None else math.nan)
     qw = missing_weights if missing_weights is not None else [1.0] * len(cols)
     if len(qw) != len(cols):
         raise fail(specs[0] if specs else None,
@@ -100,10 +100,7 @@ def point_value(col: Col, text: str, el: Element) -> float:
     """A center / instance coordinate: the category's code for categorical fields."""
     if col.vocab is not None:
         return col.code(text)
-    try:
-        return float(text)
-    except ValueError:
-        raise fail(el, f"'{text}' is not a number") from None
+    return number(text, el)
 
 
 def select_by_index(rd: Reader, index_col: str, values: list[str], name: str) -> Col:
@@ -132,7 +129,7 @@ def clustering_model(rd: Reader, el: Element, scope: Scope, res: Result) -> None
         arr = mvw.find("Array")
         if arr is None:
             raise fail(mvw, "needs an Array")
-        qw = [float(v) for v in array_values(arr)]
+        qw = numbers(array_values(arr), arr)
     cols, fields = field_table(rd, scope, specs, default, qw)
     clusters = el.findall("Cluster")
     if not clusters:
@@ -226,7 +223,7 @@ def cluster_ensemble(rd: Reader, el: Element, scope: Scope, res: Result) -> None
         if len(kids) != 2 or kids[0].tag != "True" or kids[1].tag != "ClusteringModel":
             raise fail(s, "a clustering ensemble needs <True/> and a ClusteringModel per "
                           "Segment")
-        w = float(s.get("weight", "1")) if method == "weightedMajorityVote" else 1.0
+        w = attr_number(s, "weight", "1") if method == "weightedMajorityVote" else 1.0
         subs.append((rd.model(kids[1], scope), w))
     if not subs:
         raise fail(seg, "has no Segment")

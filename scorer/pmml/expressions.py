@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..xsd import is_number
 from .fields import (
     NUMERIC_TYPES,
     Col,
@@ -18,8 +19,10 @@ from .fields import (
     Pending,
     Scope,
     array_values,
+    attr_number,
     constant_for,
     fail,
+    number,
     parse_number,
 )
 from .program import Program, f32
@@ -122,8 +125,8 @@ def expression(rd: Reader, el: Element, scope: Scope, prog: Program,
         if hint is not None and hint.col is not None:
             prog.const(hint.col.code(text))
             return hint
-        if dtype == "string" or (dtype is None and not _is_number(text)):
-            if hint is not None and hint.dtype in NUMERIC_TYPES and _is_number(text):
+        if dtype == "string" or (dtype is None and not is_number(text)):
+            if hint is not None and hint.dtype in NUMERIC_TYPES and is_number(text):
                 prog.const(parse_number(text, hint.dtype, el))
                 return hint
             raise fail(el, f"string constant '{text}' outside a comparison is not supported")
@@ -166,17 +169,11 @@ def refused_expression(el: Element):
     return fail(el, _REFUSED.get(el.tag, "expression element not supported"))
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
 
 def _norm_continuous(rd: Reader, el: Element, scope: Scope, prog: Program) -> Typ:
     col = resolve(rd, el.get("field"), scope, el)
-    pts = [(float(n.get("orig")), float(n.get("norm"))) for n in el.findall("LinearNorm")]
+    pts = [(attr_number(n, "orig", required=True), attr_number(n, "norm", required=True))
+           for n in el.findall("LinearNorm")]
     if len(pts) < 2:
         raise fail(el, "needs at least two LinearNorm elements")
     outliers = el.get("outliers", "asIs")
@@ -244,7 +241,7 @@ def _discretize(rd: Reader, el: Element, scope: Scope, prog: Program) -> Typ:
     bins = el.findall("DiscretizeBin")
     labels = [b.get("binValue", "") for b in bins]
     extra = [v for v in (el.get("defaultValue"), el.get("mapMissingTo")) if v is not None]
-    dtype = el.get("dataType") or ("double" if all(_is_number(v) for v in labels + extra)
+    dtype = el.get("dataType") or ("double" if all(is_number(v) for v in labels + extra)
                                    else "string")
     out = _result_typ(rd, dtype, labels + extra)
     # IF(missing(x), mapMissingTo, IF(bin_1, v_1, IF(bin_2, v_2, ... defaultValue)))
@@ -260,12 +257,12 @@ def _discretize(rd: Reader, el: Element, scope: Scope, prog: Program) -> Typ:
         conds = 0
         if lo is not None:
             prog.load(col.column)
-            prog.const(float(lo))
+            prog.const(number(lo, iv, "leftMargin", finite=False))
             prog.emit("GE" if closure.startswith("closed") else "GT")
             conds += 1
         if hi is not None:
             prog.load(col.column)
-            prog.const(float(hi))
+            prog.const(number(hi, iv, "rightMargin", finite=False))
             prog.emit("LE" if closure.endswith("Closed") else "LT")
             conds += 1
             if conds == 2:
@@ -293,7 +290,7 @@ def _map_values(rd: Reader, el: Element, scope: Scope, prog: Program) -> Typ:
         rows.append(cells)
     outs = [r.get(out_name) for r in rows if r.get(out_name) is not None]
     extra = [v for v in (el.get("defaultValue"), el.get("mapMissingTo")) if v is not None]
-    dtype = el.get("dataType") or ("double" if all(_is_number(v) for v in outs + extra)
+    dtype = el.get("dataType") or ("double" if all(is_number(v) for v in outs + extra)
                                    else "string")
     out = _result_typ(rd, dtype, outs + extra)
     keys = [(resolve(rd, p.get("field"), scope, p), (p.get("column") or "").rsplit(":", 1)[-1])
@@ -405,7 +402,7 @@ def _apply_body(rd: Reader, el: Element, fn: str, args: list[Element], scope: Sc
         _arity(el, fn, args, 2, 3)
         then_else = args[1:]
         strings = [a for a in then_else if a.tag == "Constant"
-                   and (a.get("dataType") == "string" or not _is_number(a.text.strip()))]
+                   and (a.get("dataType") == "string" or not is_number(a.text.strip()))]
         expression(rd, args[0], scope, prog)
         if strings:
             others = [a for a in then_else if a not in strings]
@@ -472,6 +469,14 @@ _STRING_FUNCTIONS = ("substring", "lowercase", "uppercase", "trimBlanks", "conca
 _MAX_CATEGORIES = 10_000
 
 
+def _whole(el: Element, text: str | None) -> int:
+    """An integer-valued constant argument ("3" or "3.0")."""
+    v = number(text, el)
+    if not v.is_integer():
+        raise fail(el, f"'{text}' is not an integer")
+    return int(v)
+
+
 def _string_function(rd: Reader, el: Element, fn: str, args: list[Element], scope: Scope,
                      prog: Program) -> Typ:
     """A string function of one category-code argument, applied to every category.
@@ -520,7 +525,7 @@ def _string_function(rd: Reader, el: Element, fn: str, args: list[Element], scop
         if fn == "trimBlanks":
             return v.strip()
         if fn == "substring":  # 1-based start, length
-            start, length = int(float(consts[1])), int(float(consts[2]))
+            start, length = _whole(args[1], consts[1]), _whole(args[2], consts[2])
             return v[start - 1:start - 1 + length]
         if fn == "replace":
             repl = consts[2] or ""
@@ -650,7 +655,7 @@ def _date_days_since_year(rd: Reader, el: Element, args: list[Element], scope: S
     if typ.col is None or args[1].tag != "Constant":
         raise fail(el, "dateDaysSinceYear needs a date built from declared categories and a "
                        "constant year")
-    year = int(float(args[1].text))
+    year = _whole(args[1], args[1].text)
     days = []
     for v in typ.vocab:
         try:

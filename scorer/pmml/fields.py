@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import ExportError
+from ..xsd import xs_double, xs_integer
 from .program import f32
 from .safexml import Element
 
@@ -88,6 +89,36 @@ class Scope:
         return Scope(dict(self.names), self.math32)
 
 
+def number(text: str | None, el: Element | None, what: str | None = None, *,
+           finite: bool = True) -> float:
+    """``text`` as a number, or a :class:`PMMLError` naming ``el``'s line and ``what``.
+
+    ``finite``: refuse infinities and NaN. A model parameter (coefficient, weight, score,
+    vector entry, ...) that is not finite can only make every row score NaN or inf.
+    """
+    if text is None:
+        raise fail(el, f"has no '{what or 'value'}' attribute")
+    shown = f"{what}='{text}'" if what else f"'{text}'"
+    try:
+        v = xs_double(text)
+    except ValueError:
+        raise fail(el, f"{shown} is not a number") from None
+    if finite and not math.isfinite(v):
+        raise fail(el, f"{shown} is not a finite number")
+    return v
+
+
+def integer(text: str | None, el: Element | None, what: str | None = None) -> int:
+    """``text`` as an ``xs:integer``, or a :class:`PMMLError` naming ``el`` and ``what``."""
+    if text is None:
+        raise fail(el, f"has no '{what or 'value'}' attribute")
+    try:
+        return xs_integer(text)
+    except ValueError:
+        shown = f"{what}='{text}'" if what else f"'{text}'"
+        raise fail(el, f"{shown} is not an integer") from None
+
+
 def parse_number(text: str, dtype: str, el: Element) -> float:
     """A numeric literal of a field of ``dtype`` (float fields hold float32 values)."""
     t = text.strip()
@@ -97,10 +128,7 @@ def parse_number(text: str, dtype: str, el: Element) -> float:
             return 1.0
         if low in ("false", "0"):
             return 0.0
-    try:
-        v = float(t)
-    except ValueError:
-        raise fail(el, f"'{text}' is not a number") from None
+    v = number(text, el, finite=False)  # compared with inputs: INF / NaN are values too
     return f32(v) if dtype == "float" else v
 
 
@@ -122,7 +150,7 @@ def array_values(el: Element) -> list[str]:
     for m in _TOKEN.finditer(el.text):
         out.append(m.group(1).replace('\\"', '"') if m.group(1) is not None else m.group(2))
     n = el.get("n")
-    if n is not None and int(n) != len(out):
+    if n is not None and integer(n, el, "n") != len(out):
         raise fail(el, f"declares n={n} entries but holds {len(out)}")
     return out
 
@@ -131,13 +159,13 @@ def typed_class(value: str, dtype: str) -> object:
     """A class label as the caller sees it (ints for integer targets, ...)."""
     if dtype == "integer":
         try:
-            f = float(value)
+            f = xs_double(value)
             return int(f) if f.is_integer() else f
         except ValueError:
             return value
     if dtype in ("float", "double"):
         try:
-            return float(value)
+            return xs_double(value)
         except ValueError:
             return value
     if dtype == "boolean":
@@ -150,27 +178,32 @@ def same_class(a: str, b: str) -> bool:
     if a == b:
         return True
     try:
-        return float(a) == float(b)
+        return xs_double(a) == xs_double(b)
     except ValueError:
         return False
 
 
 def attr_number(el: Element, attr: str, default: str | None = None, *,
-                missing: float | None = None, required: bool = False) -> float | None:
+                missing: float | None = None, required: bool = False,
+                finite: bool = True) -> float | None:
     """Attribute ``attr`` of ``el`` as a number (``default`` when absent).
 
     Absent with no default: an error naming the element if ``required``, else ``missing``.
-    A value that is not a number is always an error naming the element and the attribute.
+    A value that is not an ``xs:double`` (or, with ``finite``, not finite) is always an error
+    naming the element and the attribute.
     """
     text = el.get(attr, default)
     if text is None:
         if required:
             raise fail(el, f"has no '{attr}' attribute")
         return missing
-    try:
-        return float(text)
-    except ValueError:
-        raise fail(el, f"{attr}='{text}' is not a number") from None
+    return number(text, el, attr, finite=finite)
+
+
+def numbers(texts: list[str], el: Element, what: str | None = None, *,
+            finite: bool = True) -> list[float]:
+    """Each of ``texts`` (an Array's entries) as a number; see :func:`number`."""
+    return [number(t, el, what, finite=finite) for t in texts]
 
 
 def children(el: Element, tag: str, *, where: str) -> list[Element]:

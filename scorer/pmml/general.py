@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .expressions import resolve
-from .fields import Scope, constant_for, fail, same_class
+from .fields import Scope, attr_number, constant_for, fail, same_class
 from .program import Program
 from .safexml import Element
 
@@ -35,7 +35,7 @@ def general_regression(rd: Reader, el: Element, scope: Scope, res: Result) -> No
     for attr in ("offsetVariable", "trialsVariable", "trialsValue"):
         if el.get(attr) is not None:
             raise fail(el, f"{attr} not supported")
-    offset = float(el.get("offsetValue", "0"))
+    offset = attr_number(el, "offsetValue", "0")
     factors = {p.get("name") for p in _list(el, "FactorList")}
     covariates = {p.get("name") for p in _list(el, "CovariateList")}
     params = [p.get("name") for p in _list(el, "ParameterList")]
@@ -51,7 +51,7 @@ def general_regression(rd: Reader, el: Element, scope: Scope, res: Result) -> No
         raise fail(el, "has no ParamMatrix")
     for c in pm.findall("PCell"):
         betas.setdefault(c.get("targetCategory"), {})[c.get("parameterName")] = \
-            float(c.get("beta"))
+            attr_number(c, "beta", required=True)
 
     def eta(prog: Program, beta: dict[str, float]) -> None:
         prog.const(offset)
@@ -65,7 +65,7 @@ def general_regression(rd: Reader, el: Element, scope: Scope, res: Result) -> No
                     prog.const(constant_for(col.dtype, col, c.get("value", ""), c))
                     prog.emit("EQ")
                 elif name in covariates:
-                    e = float(c.get("value", "1"))
+                    e = attr_number(c, "value", "1")
                     if e != 1.0:
                         prog.const(e)
                         prog.emit("POW")
@@ -137,7 +137,7 @@ def _inverse_link(el: Element, prog: Program, mtype: str) -> None:
     if link == "identity":
         return
     if link == "power":
-        a = float(el.get("linkParameter", "1"))
+        a = attr_number(el, "linkParameter", "1")
         if a == 0.0:
             prog.emit("EXP")
         elif a != 1.0:

@@ -20,7 +20,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .clustering import comparison, field_table, point_value
-from .fields import NUMERIC_TYPES, Col, Scope, fail, same_class, typed_class
+from .fields import (
+    NUMERIC_TYPES,
+    Col,
+    Scope,
+    attr_number,
+    fail,
+    integer,
+    same_class,
+    typed_class,
+    xs_double,
+)
 from .program import Program
 from .reader import Result, register_model
 from .safexml import Element
@@ -62,9 +72,9 @@ def _targets(el: Element) -> list[str]:
                 functions=("regression", "classification", "clustering"))
 def nearest_neighbor_model(rd: Reader, el: Element, scope: Scope, res: Result) -> None:
     k_text = el.get("numberOfNeighbors")
-    if k_text is None or int(k_text) < 1:
+    k = integer(k_text, el, "numberOfNeighbors") if k_text is not None else 0
+    if k < 1:
         raise fail(el, "needs numberOfNeighbors >= 1")
-    k = int(k_text)
     params, default = comparison(el.find("ComparisonMeasure"), el)
     knn = el.find("KNNInputs")
     specs = knn.findall("KNNInput") if knn is not None else []
@@ -99,8 +109,8 @@ def nearest_neighbor_model(rd: Reader, el: Element, scope: Scope, res: Result) -
     else:
         raw = column(id_var, el)
         try:
-            inst["id"] = np.array([float(v) for v in raw])
-            if not all(float(v).is_integer() for v in raw):
+            inst["id"] = np.array([xs_double(v) for v in raw])
+            if not all(v.is_integer() for v in inst["id"]):
                 raise ValueError
         except ValueError:  # text ids: codes into their vocabulary
             id_vocab = list(dict.fromkeys(raw))
@@ -136,7 +146,7 @@ def nearest_neighbor_model(rd: Reader, el: Element, scope: Scope, res: Result) -
         rank = {c: r for r, c in enumerate(priority)}
         inst["y_0"] = np.array([float(rank[i]) for i in idx])
         n_classes = len(res.classes)
-    threshold = float(el.get("threshold", "0.001"))
+    threshold = attr_number(el, "threshold", "0.001")
     n_targets = len(targets) if res.function == "regression" else 1 if method else 0
     n_out = k + (0 if res.function == "clustering" else
                  n_targets if res.function == "regression" else n_classes + 1)
@@ -168,7 +178,7 @@ def nearest_neighbor_model(rd: Reader, el: Element, scope: Scope, res: Result) -
 def _features(rd: Reader, el: Element, res: Result, neighbors: list[str],
               id_vocab: list[str] | None) -> None:
     def entity(of: Element) -> Col:
-        r = int(of.get("rank", "1"))
+        r = integer(of.get("rank", "1"), of, "rank")
         if not 1 <= r <= len(neighbors):
             raise fail(of, f"rank={r} outside 1..numberOfNeighbors ({len(neighbors)})")
         col = neighbors[r - 1]
@@ -184,9 +194,12 @@ def _number(v: str, el: Element) -> float:
     if v.strip() == "":
         return math.nan
     try:
-        return float(v)
+        t = xs_double(v)
     except ValueError:
-        raise fail(el, f"training instance target '{v}' is not a number") from None
+        t = math.nan  # flagged below
+    if not math.isfinite(t):
+        raise fail(el, f"training instance target '{v}' is not a finite number")
+    return t
 
 
 def _sort_key(v: object) -> tuple:

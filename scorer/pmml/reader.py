@@ -18,6 +18,7 @@ import numpy as np
 from .. import __version__
 from ..build.graph import Graph
 from ..ir import Bundle, Field, Output, Verification
+from ..xsd import is_number
 from . import fastpath
 from .expressions import expression, number_to_codes, predicate, resolve
 from .fastpath import add_affine, affine_terms, fuse
@@ -27,12 +28,15 @@ from .fields import (
     Col,
     Pending,
     Scope,
+    attr_number,
     children,
     constant_for,
     fail,
+    number,
     parse_number,
     same_class,
     typed_class,
+    xs_double,
 )
 from .program import Budget, Program, f32
 from .safexml import Element
@@ -133,6 +137,8 @@ class Reader:
         self.general_trees = 0
         self.data_fields: dict[str, Element] = {}
         self._compiled: dict[int, Col] = {}
+        #: DerivedFields being compiled (id of the element -> name), outermost first
+        self._active: dict[int, str] = {}
         #: label columns that are the argmax (first on ties) of these probability columns
         self.argmax_of: dict[str, list[str]] = {}
         self._ones_col: str | None = None
@@ -222,7 +228,19 @@ class Reader:
         key = id(p.el)
         if key in self._compiled:
             return self._compiled[key]
-        self._compiled[key] = None  # type: ignore[assignment]  # cycle guard
+        el = p.el
+        if key in self._active:  # a DerivedField needed (directly or not) by its own value
+            keys = list(self._active)
+            names = [self._active[k] for k in keys[keys.index(key):]]
+            raise fail(el, "derived fields refer to each other in a cycle: "
+                           + " -> ".join(f"'{n}'" for n in [*names, name]))
+        self._active[key] = name
+        try:
+            return self._materialize(name, p, key)
+        finally:
+            del self._active[key]
+
+    def _materialize(self, name: str, p: Pending, key: int) -> Col:
         el = p.el
         exprs = [c for c in el.children if c.tag not in ("Extension", "Value")]
         if len(exprs) != 1:
@@ -654,12 +672,12 @@ class Reader:
             for p in t.children:
                 if p.tag == "Extension":
                     continue
-                if p.tag != "NumericPredictor" or float(p.get("exponent", "1")) != 1.0:
+                if p.tag != "NumericPredictor" or attr_number(p, "exponent", "1") != 1.0:
                     return False
                 col = resolve(self, p.get("name"), scope, p)
                 if col.vocab is not None or self.g.is_codes(col.column):
                     return False
-                row.append((col.column, float(p.get("coefficient"))))
+                row.append((col.column, attr_number(p, "coefficient", required=True)))
             if len({c for c, _ in row}) != len(row):
                 return False
             rows.append(row)
@@ -675,7 +693,8 @@ class Reader:
             cols.extend(c for c, _ in row if c not in cols)
         coef = {f"coef_{j}": np.array([dict(row).get(c, 0.0) for c in cols], dtype=np.float64)
                 for j, row in enumerate(rows)}
-        intercept = np.array([float(t.get("intercept", "0")) for t in used], dtype=np.float64)
+        intercept = np.array([attr_number(t, "intercept", "0") for t in used],
+                             dtype=np.float64)
         if len(cols) > 1 and intercept.any():
             # the document adds the intercept first: a leading input of 1.0 carrying it keeps
             # the sum's order (0 + 1 * b + x0 * c0 + ...), so the margin is bit-identical
@@ -764,23 +783,23 @@ class Reader:
         return order
 
     def _regression_table(self, t: Element, scope: Scope, prog: Program) -> None:
-        prog.const(float(t.get("intercept", "0")))
+        prog.const(attr_number(t, "intercept", "0"))
         for p in t.children:
             if p.tag == "NumericPredictor":
                 col = resolve(self, p.get("name"), scope, p)
                 prog.load(col.column)
-                e = float(p.get("exponent", "1"))
+                e = attr_number(p, "exponent", "1")
                 if e != 1.0:
                     prog.const(e)
                     prog.emit("POW")
-                prog.const(float(p.get("coefficient")))
+                prog.const(attr_number(p, "coefficient", required=True))
                 prog.emit("MUL")
             elif p.tag == "CategoricalPredictor":
                 col = resolve(self, p.get("name"), scope, p)
                 prog.load(col.column)
                 prog.const(constant_for(col.dtype, col, p.get("value", ""), p))
                 prog.emit("EQ")
-                prog.const(float(p.get("coefficient")))
+                prog.const(attr_number(p, "coefficient", required=True))
                 prog.emit("MUL")
             elif p.tag == "PredictorTerm":
                 refs = p.findall("FieldRef")
@@ -790,7 +809,7 @@ class Reader:
                     expression(self, r, scope, prog)
                     if i:
                         prog.emit("MUL")
-                prog.const(float(p.get("coefficient")))
+                prog.const(attr_number(p, "coefficient", required=True))
                 prog.emit("MUL")
             elif p.tag == "Extension":
                 continue
@@ -813,7 +832,7 @@ class Reader:
                 s = node.get("score")
                 if s is None:
                     return [math.nan]
-                v = float(s)
+                v = number(s, node, "score")
                 v = f32(v) if math32 else v
                 return [v * weight if weight != 1.0 else v]
             return reg
@@ -843,12 +862,13 @@ class Reader:
             probs = [0.0] * len(classes)
             sds = node.findall("ScoreDistribution")
             total = node.get("recordCount")
-            counts = [float(sd.get("recordCount", "0")) for sd in sds]
-            denom = float(total) if total is not None else sum(counts)
+            counts = [attr_number(sd, "recordCount", "0") for sd in sds]
+            denom = number(total, node, "recordCount") if total is not None else sum(counts)
             for sd, cnt in zip(sds, counts, strict=True):
                 i = int(index_of(sd.get("value"), sd))
                 p = sd.get("probability")
-                probs[i] = float(p) if p is not None else (cnt / denom if denom else 0.0)
+                probs[i] = number(p, sd, "probability") if p is not None else (
+                    cnt / denom if denom else 0.0)
             if not sds:
                 probs = [math.nan] * len(classes)
             if weight != 1.0:
@@ -869,7 +889,7 @@ class Reader:
             def values(node: Element) -> list[float]:
                 nid = node.get("id")
                 try:
-                    v = float(nid) if nid is not None else math.nan
+                    v = xs_double(nid) if nid is not None else math.nan
                 except ValueError:
                     raise fail(node, f"entityId: node id '{nid}' is not a number") from None
                 return [*inner(node), v]
@@ -905,7 +925,7 @@ class Reader:
                 raise fail(others[0], "model element not supported in a Segment")
             if len(preds) != 1 or len(models) != 1:
                 raise fail(s, "needs one predicate and one model")
-            segs.append((preds[0], models[0], float(s.get("weight", "1"))))
+            segs.append((preds[0], models[0], attr_number(s, "weight", "1")))
         if not segs:
             raise fail(seg, "has no Segment")
         if res.function == "mixed" and method != "modelChain":
@@ -1216,8 +1236,8 @@ class Reader:
                     continue
                 out = self.g.new_columns("target", 1)
                 add_affine(self.g, "target", res.value,
-                           (0.0, 1.0, 1.0 if factor is None else float(factor),
-                            -0.0 if const is None else float(const)), out)
+                           (0.0, 1.0, 1.0 if factor is None else number(factor, t, "rescaleFactor"),
+                            -0.0 if const is None else number(const, t, "rescaleConstant")), out)
                 res.value = out[0]
                 continue
             prog = Program(self.budget)
@@ -1226,18 +1246,20 @@ class Reader:
             const = t.get("rescaleConstant")
             mn, mx = t.get("min"), t.get("max")
             if mn is not None:
-                prog.const(float(mn))
+                prog.const(number(mn, t, "min", finite=False))
                 prog.emit("MAX")
             if mx is not None:
-                prog.const(float(mx))
+                prog.const(number(mx, t, "max", finite=False))
                 prog.emit("MIN")
             if factor is not None:
-                prog.const(f32(float(factor)) if scope.math32 else float(factor))
+                f = number(factor, t, "rescaleFactor")
+                prog.const(f32(f) if scope.math32 else f)
                 prog.emit("MUL")
                 if scope.math32:
                     prog.emit("F32")
             if const is not None:
-                prog.const(f32(float(const)) if scope.math32 else float(const))
+                c = number(const, t, "rescaleConstant")
+                prog.const(f32(c) if scope.math32 else c)
                 prog.emit("ADD")
                 if scope.math32:
                     prog.emit("F32")
@@ -1336,7 +1358,7 @@ class Reader:
         def node_id(node: Element) -> list[float]:
             nid = node.get("id")
             try:
-                return [float(nid) if nid is not None else math.nan]
+                return [xs_double(nid) if nid is not None else math.nan]
             except ValueError:
                 raise fail(node, f"entityId: node id '{nid}' is not a number") from None
         tree = parse_tree(m, node_id, 0, s)
@@ -1347,7 +1369,7 @@ class Reader:
     def _predicted(self, of: Element, res: Result) -> Col:
         if res.function == "regression":
             return Col(res.value, "double")
-        if res.target_dtype in NUMERIC_TYPES and all(_is_number(c) for c in res.classes):
+        if res.target_dtype in NUMERIC_TYPES and all(is_number(c) for c in res.classes):
             # numeric classes: the predicted value is the class's number (others compare it
             # with numbers), IF(label == 0, c0, IF(label == 1, c1, ...))
             prog = Program(self.budget)
@@ -1403,13 +1425,6 @@ def emit_argmax(prog: Program, cols: list[int], label: int, scratch: int) -> Non
     prog.emit("IF")
     prog.emit("STORE", label)
 
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
 
 
 def _iter(el: Element):
@@ -1537,7 +1552,7 @@ def _cell_number(v: str | None, el: Element) -> float:
     if low in ("true", "false"):
         return 1.0 if low == "true" else 0.0
     try:
-        return float(v)
+        return xs_double(v)  # an expected output may be infinite
     except ValueError:
         raise fail(el, f"verification value '{v}' is not a number") from None
 
@@ -1566,8 +1581,8 @@ def _verification(rd: Reader, m: Element, bundle: Bundle) -> Verification | None
     prec, zero = 1e-6, 1e-16
     for vf in vfs.findall("VerificationField"):
         cols[vf.get("field")] = (vf.get("column") or vf.get("field")).rsplit(":", 1)[-1]
-        prec = max(prec, float(vf.get("precision", "1E-6")))
-        zero = max(zero, float(vf.get("zeroThreshold", "1E-16")))
+        prec = max(prec, attr_number(vf, "precision", "1E-6"))
+        zero = max(zero, attr_number(vf, "zeroThreshold", "1E-16"))
     rows = [{c.tag: c.text for c in r.children} for r in table.findall("row")]
     inputs: dict[str, np.ndarray] = {}
     for f in bundle.inputs:

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..ir import Table
 from .expressions import predicate
-from .fields import Col, Scope, attr_number, fail, same_class
+from .fields import Col, Scope, attr_number, fail, same_class, xs_double
 from .program import Program
 from .reader import emit_argmax, register_model
 from .safexml import Element
@@ -119,7 +119,7 @@ def _flatten(rules: list[Element], outer: list[Element], cls: _Classes,
             continue
         rid = r.get("id")
         try:
-            entity = float(rid) if rid is not None else float(len(out) + 1)
+            entity = xs_double(rid) if rid is not None else float(len(out) + 1)
         except ValueError:
             entity = math.nan  # refused only if an entityId output asks for it
         weight = _number(r, "weight", "1")

@@ -25,7 +25,7 @@ import math
 from typing import TYPE_CHECKING
 
 from .expressions import EXPRESSIONS, expression, predicate
-from .fields import Col, Scope, attr_number, children, fail
+from .fields import Col, Scope, attr_number, children, fail, integer
 from .program import Program
 from .reader import register_model
 from .safexml import Element
@@ -124,10 +124,7 @@ def scorecard(rd: Reader, el: Element, scope: Scope, res: Result) -> None:
     def reason_code(of: Element) -> Col:
         if not use_codes_b:
             raise fail(of, "reasonCode output of a Scorecard with useReasonCodes='false'")
-        try:
-            rank = int(of.get("rank", "1"))
-        except ValueError:
-            raise fail(of, f"rank='{of.get('rank')}' is not an integer") from None
+        rank = integer(of.get("rank", "1"), of, "rank")
         if rank < 1:
             raise fail(of, f"rank='{rank}' must be at least 1")
         return Col(_rank_step(rd, res.value, points, firsts, rank), "string", list(codes))

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .expressions import resolve
-from .fields import Col, Scope, attr_number, constant_for, fail, same_class
+from .fields import Col, Scope, attr_number, constant_for, fail, integer, numbers, same_class
 from .program import Program
 from .reader import emit_argmax, register_model
 from .safexml import Element
@@ -88,7 +88,7 @@ def _vector_fields(rd: Reader, vf: Element, scope: Scope) -> list[str]:
         for (pos, _, _), out in zip(preds, outs, strict=True):
             cols[pos] = out
     n = vf.get("numberOfFields")
-    if n is not None and int(n) != len(cols):
+    if n is not None and integer(n, vf, "numberOfFields") != len(cols):
         raise fail(vf, f"numberOfFields={n} but it lists {len(cols)} fields")
     return [c for c in cols if c is not None]
 
@@ -101,20 +101,17 @@ def _instance(vi: Element, nf: int) -> np.ndarray:
     if a.tag == "Array":
         if a.get("type", "real") not in ("real", "int"):
             raise fail(a, f"Array type='{a.get('type')}' is not numeric")
-        try:
-            v = np.array([float(t) for t in a.text.split()], dtype=np.float64)
-        except ValueError:
-            raise fail(a, "holds a value that is not a number") from None
+        v = np.array(numbers(a.text.split(), a), dtype=np.float64)
         n = a.get("n")
-        if n is not None and int(n) != v.size:
+        if n is not None and integer(n, a, "n") != v.size:
             raise fail(a, f"declares n={n} entries but holds {v.size}")
     elif a.tag in ("REAL-SparseArray", "INT-SparseArray"):
-        n = int(a.get("n", str(nf)))
+        n = integer(a.get("n", str(nf)), a, "n")
         v = np.full(n, _number(a, "defaultValue", "0"))
         idx_el = a.find("Indices")
         ent_el = a.find("REAL-Entries" if a.tag == "REAL-SparseArray" else "INT-Entries")
-        idx = [int(t) for t in idx_el.text.split()] if idx_el is not None else []
-        ent = [float(t) for t in ent_el.text.split()] if ent_el is not None else []
+        idx = [integer(t, idx_el) for t in idx_el.text.split()] if idx_el is not None else []
+        ent = numbers(ent_el.text.split(), ent_el) if ent_el is not None else []
         if len(idx) != len(ent):
             raise fail(a, f"has {len(idx)} indices but {len(ent)} entries")
         for i, e in zip(idx, ent, strict=True):
@@ -160,7 +157,7 @@ def support_vector_machine(rd: Reader, el: Element, scope: Scope, res: Result) -
     # vectors used by some machine, in order of first use
     dictionary = {vi.get("id"): vi for vi in vd.findall("VectorInstance")}
     nv = vd.get("numberOfVectors")
-    if nv is not None and int(nv) != len(dictionary):
+    if nv is not None and integer(nv, vd, "numberOfVectors") != len(dictionary):
         raise fail(vd, f"numberOfVectors={nv} but it holds {len(dictionary)} VectorInstances")
     rows: dict[str, int] = {}
     vectors: list[np.ndarray] = []
@@ -172,7 +169,7 @@ def support_vector_machine(rd: Reader, el: Element, scope: Scope, res: Result) -
             raise fail(svm, "has no Coefficients")
         coefs = [_number(c, "value", "0") for c in co.findall("Coefficient")]
         n = co.get("numberOfCoefficients")
-        if n is not None and int(n) != len(coefs):
+        if n is not None and integer(n, co, "numberOfCoefficients") != len(coefs):
             raise fail(co, f"numberOfCoefficients={n} but it holds {len(coefs)}")
         intercepts.append(_number(co, "absoluteValue", "0"))
         if rep == "Coefficients":
