@@ -21,8 +21,24 @@ from .errors import (
     UnknownCategoryError,
 )
 from .ir import Field
+from .xsd import xs_double
 
 _MISSING_STRINGS = frozenset({"", "NA", "N/A", "NaN", "nan"})
+
+
+def _category_text(v: Any, vocab: Mapping[str, int]) -> str:
+    """The category a non-string value names in a string field: its text, or for a number
+    that is exactly an integer, the integer's text when the vocabulary has it (pandas turns an
+    integer column holding a missing value into floats: 8.0 is category "8", as PMML's type
+    conversion reads it)."""
+    s = str(v)
+    if s in vocab or isinstance(v, bool | np.bool_):
+        return s
+    if isinstance(v, float | np.floating) and np.isfinite(v) and float(v).is_integer():
+        i = str(int(v))
+        if i in vocab:
+            return i
+    return s
 
 
 def _rows_list(mask: np.ndarray, limit: int = 5) -> str:
@@ -197,15 +213,15 @@ class InputEncoder:
         if isinstance(v, int | float | np.integer | np.floating):
             return float(v)
         if isinstance(v, str):
-            s = v.strip()
+            s = v.strip(" \t\n\r")  # XML whitespace only (str.strip also drops NBSP)
             if s in _MISSING_STRINGS:
                 return np.nan
             if s in ("TRUE", "true", "True"):
                 return 1.0
             if s in ("FALSE", "false", "False"):
                 return 0.0
-            try:
-                return float(s)
+            try:  # the PMML reader's number syntax: not Python's ('1_000', '\u0661', 'inf')
+                return xs_double(s)
             except ValueError:
                 pass
         try:  # pandas NA / NaT and similar
@@ -213,7 +229,8 @@ class InputEncoder:
                 return np.nan
         except (TypeError, ValueError):
             pass
-        raise FieldTypeError(f"field '{f.name}' expects numbers ({f.type}), got {v!r}")
+        raise FieldTypeError(f"field '{f.name}' expects numbers ({f.type}), got {v!r} (numbers "
+                             "as text are read as XML Schema's xs:double)")
 
     def _encode_strings(self, f: Field, values: Any) -> np.ndarray:
         vocab = self.vocab[f.name]
@@ -229,7 +246,7 @@ class InputEncoder:
                         continue
                 except (TypeError, ValueError):
                     pass
-                v = str(v)
+                v = _category_text(v, vocab)
             code = vocab.get(v)
             if code is None:
                 if f.unknown == "error":
