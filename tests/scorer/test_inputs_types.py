@@ -124,7 +124,7 @@ def test_a_bytes_matrix_over_grpc_follows_the_same_rule():
         t = req.inputs.add(name="rows", datatype="BYTES", shape=[len(rows), 2])
         t.contents.bytes_contents.extend(v.encode() for r in rows for v in r)
         dec = decode_request(req, schema, max_rows=100)
-        return list(model.score_arrays(dec.X)["y"])
+        return list(model.score_arrays(dec.inputs)["y"])
 
     assert score([["8", "1000"], ["4", "0"]]) == [10001.0, 2.0]
     with pytest.raises(FieldTypeError, match="'1_000'"):
