@@ -10,15 +10,28 @@ import numpy as np
 from scorer.build.graph import Graph
 from scorer.errors import ExportError
 
-from .registry import export_into, register
+from .registry import export_into, export_transform, register, register_transform
+
+
+def _is(step: Any, word: str) -> bool:
+    return isinstance(step, str) and step == word
 
 
 @register("sklearn.Pipeline")
 def export_pipeline(est: Any, g: Graph, cols: list[str]) -> list[str]:
+    steps = [s for _, s in est.steps if s is not None and not _is(s, "passthrough")]
+    for i, step in enumerate(steps):
+        # the steps before the last are transformers (an RFE there only selects)
+        cols = (export_into if i == len(steps) - 1 else export_transform)(step, g, cols)
+    return cols
+
+
+@register_transform("sklearn.Pipeline")
+def export_pipeline_transform(est: Any, g: Graph, cols: list[str]) -> list[str]:
     for _, step in est.steps:
-        if step is None or (isinstance(step, str) and step == "passthrough"):
+        if step is None or _is(step, "passthrough"):
             continue
-        cols = export_into(step, g, cols)
+        cols = export_transform(step, g, cols)
     return cols
 
 
@@ -51,7 +64,31 @@ def export_column_transformer(est: Any, g: Graph, cols: list[str]) -> list[str]:
         if isinstance(trans, str) and trans == "passthrough":
             outputs += selected
             continue
-        outputs += export_into(trans, g, selected)
+        outputs += export_transform(trans, g, selected)
+    return outputs
+
+
+@register("sklearn.FeatureUnion")
+def export_feature_union(est: Any, g: Graph, cols: list[str]) -> list[str]:
+    """``np.hstack`` of each member's ``transform`` (times its ``transformer_weights`` entry:
+    ``res * weight``, one exact product per value, as an ``affine`` step with ``mul``);
+    ``'drop'`` members are skipped, ``'passthrough'`` ones repeat the input columns."""
+    from .preprocessing import _affine
+
+    weights = est.transformer_weights or {}
+    outputs: list[str] = []
+    for name, trans in est.transformer_list:
+        if _is(trans, "drop"):
+            continue
+        out = list(cols) if _is(trans, "passthrough") else export_transform(trans, g, cols)
+        w = weights.get(name)
+        if w is not None and out:
+            for c in out:
+                if g.is_codes(c):
+                    raise ExportError(f"FeatureUnion weight {w!r} on '{name}' would multiply "
+                                      f"string column '{c}'")
+            out = _affine(g, out, f"union_weight.{name}", mul=np.full(len(out), float(w)))
+        outputs += out
     return outputs
 
 

@@ -21,6 +21,10 @@ from scorer.errors import UnsupportedEstimatorError
 Exporter = Callable[[Any, Graph, list[str]], list[str]]
 
 _EXPORTERS: dict[tuple[str, str], Exporter] = {}
+# Exporters used where the estimator is a transformer inside a composition (a pipeline step
+# before the last, a ColumnTransformer / FeatureUnion member): e.g. RFE, which as the last
+# step also predicts, selects columns only there.
+_TRANSFORMS: dict[tuple[str, str], Exporter] = {}
 
 # Family modules, imported on first use. A module whose library is absent is skipped.
 _FAMILY_MODULES = (
@@ -36,6 +40,11 @@ _FAMILY_MODULES = (
     "exporters.neural_network",
     "exporters.clustering",
     "exporters.nearest_neighbor",
+    "exporters.feature_selection",
+    "exporters.decomposition",
+    "exporters.rowwise",
+    "exporters.ensemble",
+    "exporters.calibration",
 )
 _loaded = False
 
@@ -47,6 +56,19 @@ def register(*names: str) -> Callable[[Exporter], Exporter]:
         for full in names:
             pkg, _, cls = full.rpartition(".")
             _EXPORTERS[(pkg, cls)] = fn
+        return fn
+
+    return deco
+
+
+def register_transform(*names: str) -> Callable[[Exporter], Exporter]:
+    """Register the exporter used when the class appears as a transformer (see
+    :func:`export_transform`); without one, its :func:`register` exporter is used."""
+
+    def deco(fn: Exporter) -> Exporter:
+        for full in names:
+            pkg, _, cls = full.rpartition(".")
+            _TRANSFORMS[(pkg, cls)] = fn
         return fn
 
     return deco
@@ -95,3 +117,15 @@ def supported() -> list[str]:
 def export_into(est: Any, g: Graph, columns: list[str]) -> list[str]:
     """Emit ``est``'s steps reading ``columns``; return its output columns."""
     return exporter_for(est)(est, g, columns)
+
+
+def export_transform(est: Any, g: Graph, columns: list[str]) -> list[str]:
+    """Emit ``est``'s steps as a transformer (its ``transform`` output), reading ``columns``."""
+    _load()
+    for cls in type(est).__mro__:
+        fn = _TRANSFORMS.get(_key(cls))
+        if fn is not None:
+            return fn(est, g, columns)
+        if _key(cls) in _EXPORTERS:
+            break
+    return export_into(est, g, columns)
