@@ -135,3 +135,67 @@ def _zero(g: Graph, cols: list[str], name: str) -> str:
 
 def class_values(classes: Any) -> list[Any]:
     return [c.item() if isinstance(c, np.generic) else c for c in np.asarray(classes).tolist()]
+
+
+def relabel_classifier_outputs(g: Graph, classes: Any) -> None:
+    """Rename a final estimator's class outputs from encoded indices (``0 .. k-1``: what
+    the members of a meta-estimator were fitted on) to the meta-estimator's ``classes_``."""
+    from scorer.build.outputs import class_type
+
+    values = class_values(classes)
+    for o in g.outputs:
+        if o.kind in ("probability", "decision") and o.class_label is not None:
+            o.class_label = values[int(o.class_label)]
+            o.name = f"{o.kind}({o.class_label})"
+        elif o.kind == "label":
+            o.classes = [values[int(c)] for c in (o.classes or [])]
+            o.type = class_type(o.classes)
+
+
+def require_encoded(sub: Any, what: str) -> list[int]:
+    """The member's ``classes_`` as integers (members of scikit-learn's meta-estimators are
+    fitted on label-encoded targets)."""
+    vals = class_values(sub.classes_)
+    if not all(isinstance(v, int | float) and float(v).is_integer() for v in vals):
+        raise ExportError(f"{what}: member {type(sub).__name__} has classes {vals[:5]}, "
+                          "expected encoded class indices")
+    return [int(v) for v in vals]
+
+
+def pairwise_sum(p: Program, slots: list[int]) -> None:
+    """Push the sum of output ``slots`` in NumPy's pairwise order (``pairwise_sum``): under
+    8 values a running sum from 0.0; up to 128 eight strided accumulators combined as
+    ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the remainder one by one;
+    beyond 128, the two halves (the first a multiple of 8) summed recursively and added."""
+    n = len(slots)
+    if n < 8:
+        p.const(0.0)
+        for s in slots:
+            p.loadout(s).emit("ADD")
+        return
+    if n <= 128:
+        body = n - n % 8
+
+        def acc(j: int) -> None:
+            p.loadout(slots[j])
+            for i in range(8 + j, body, 8):
+                p.loadout(slots[i]).emit("ADD")
+
+        # ADD pushes b + a (b below): build each pair left operand first
+        for quad in ((0, 1, 2, 3), (4, 5, 6, 7)):
+            acc(quad[0])
+            acc(quad[1])
+            p.emit("ADD")
+            acc(quad[2])
+            acc(quad[3])
+            p.emit("ADD")
+            p.emit("ADD")
+        p.emit("ADD")
+        for i in range(body, n):
+            p.loadout(slots[i]).emit("ADD")
+        return
+    n2 = n // 2
+    n2 -= n2 % 8
+    pairwise_sum(p, slots[:n2])
+    pairwise_sum(p, slots[n2:])
+    p.emit("ADD")

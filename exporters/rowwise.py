@@ -24,7 +24,7 @@ import numpy as np
 from scorer.build.graph import Graph
 from scorer.errors import ExportError
 
-from .programs import Program, add_program
+from .programs import Program, add_program, pairwise_sum
 from .registry import register
 
 
@@ -67,7 +67,7 @@ def export_normalizer(est: Any, g: Graph, cols: list[str]) -> list[str]:
     elif est.norm == "l1":
         for j in range(n):
             p.load(j).emit("ABS").store(n + 1 + j)
-        _pairwise_tree(p, list(range(n + 1, 2 * n + 1)))
+        pairwise_sum(p, list(range(n + 1, 2 * n + 1)))
         p.store(norm)
         n_out = 2 * n + 1
     else:
@@ -79,45 +79,6 @@ def export_normalizer(est: Any, g: Graph, cols: list[str]) -> list[str]:
         p.load(j).loadout(norm).emit("DIV").store(j)
     outs = add_program(g, "normalizer", cols, n_out, p)
     return outs[:n]
-
-
-def _pairwise_tree(p: Program, slots: list[int]) -> None:
-    """Push the sum of output ``slots`` in NumPy's pairwise order (``pairwise_sum``): under
-    8 values a running sum from 0.0; up to 128 eight strided accumulators combined as
-    ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the remainder one by one;
-    beyond 128, the two halves (the first a multiple of 8) summed recursively and added."""
-    n = len(slots)
-    if n < 8:
-        p.const(0.0)
-        for s in slots:
-            p.loadout(s).emit("ADD")
-        return
-    if n <= 128:
-        body = n - n % 8
-
-        def acc(j: int) -> None:
-            p.loadout(slots[j])
-            for i in range(8 + j, body, 8):
-                p.loadout(slots[i]).emit("ADD")
-
-        # ADD pushes b + a (b below): build each pair left operand first
-        for quad in ((0, 1, 2, 3), (4, 5, 6, 7)):
-            acc(quad[0])
-            acc(quad[1])
-            p.emit("ADD")
-            acc(quad[2])
-            acc(quad[3])
-            p.emit("ADD")
-            p.emit("ADD")
-        p.emit("ADD")
-        for i in range(body, n):
-            p.loadout(slots[i]).emit("ADD")
-        return
-    n2 = n // 2
-    n2 -= n2 % 8
-    _pairwise_tree(p, slots[:n2])
-    _pairwise_tree(p, slots[n2:])
-    p.emit("ADD")
 
 
 @register("sklearn.PolynomialFeatures")
