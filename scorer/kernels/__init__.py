@@ -7,6 +7,7 @@ a :class:`~scorer.ir.Step` into the kernel's arguments (registered with
 """
 
 from . import (  # noqa: F401  (imported for their registrations)
+    calibration,
     clustering,
     encoding,
     linear,
