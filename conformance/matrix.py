@@ -179,6 +179,7 @@ def model_specs(subset: str) -> list[ModelSpec]:
                       lambda t: (neighbors.KNeighborsRegressor if t == "regression"
                                  else neighbors.KNeighborsClassifier)(n_neighbors=5)),
         ]
+        specs += _meta_specs(n)
     try:
         import xgboost
 
@@ -200,6 +201,73 @@ def model_specs(subset: str) -> list[ModelSpec]:
     except ImportError:
         pass
     return specs
+
+
+def _meta_specs(n: int) -> list[ModelSpec]:
+    """Selection, decomposition, row-wise maps and meta-estimators (#20), each over
+    members / final estimators of supported families."""
+    from sklearn import (
+        calibration,
+        decomposition,
+        ensemble,
+        feature_selection,
+        linear_model,
+        naive_bayes,
+        preprocessing,
+        svm,
+        tree,
+    )
+    from sklearn.pipeline import make_pipeline
+
+    def linear(t: str) -> Any:
+        return linear_model.Ridge() if t == "regression" else \
+            linear_model.LogisticRegression(max_iter=3000)
+
+    def dtree(t: str) -> Any:
+        return (tree.DecisionTreeRegressor if t == "regression"
+                else tree.DecisionTreeClassifier)(max_depth=4, random_state=0)
+
+    def scaled(est: Any) -> Any:
+        return make_pipeline(preprocessing.StandardScaler(), est)
+
+    def select(t: str) -> Any:
+        score = feature_selection.f_regression if t == "regression" else \
+            feature_selection.f_classif
+        return scaled(make_pipeline(feature_selection.SelectPercentile(score, percentile=50),
+                                    linear(t)))
+
+    def voting(t: str) -> Any:
+        if t == "regression":
+            return ensemble.VotingRegressor([("r", scaled(linear(t))), ("t", dtree(t))])
+        return ensemble.VotingClassifier([("l", scaled(linear(t))), ("t", dtree(t)),
+                                          ("nb", naive_bayes.GaussianNB())], voting="soft")
+
+    def stacking(t: str) -> Any:
+        if t == "regression":
+            return ensemble.StackingRegressor([("r", scaled(linear(t))), ("t", dtree(t))],
+                                              final_estimator=linear(t), cv=3)
+        return ensemble.StackingClassifier([("l", scaled(linear(t))), ("t", dtree(t))],
+                                           final_estimator=linear(t), cv=3)
+
+    def bagging(t: str) -> Any:
+        return (ensemble.BaggingRegressor if t == "regression" else
+                ensemble.BaggingClassifier)(dtree(t), n_estimators=max(n // 4, 5),
+                                            max_features=0.7, random_state=0)
+
+    every = ("binary", "multiclass", "regression")
+    return [
+        ModelSpec("feature_selection", "SelectPercentile", every, select),
+        ModelSpec("decomposition", "PCA", every, lambda t: scaled(make_pipeline(
+            decomposition.PCA(0.9, svd_solver="full"), linear(t)))),
+        ModelSpec("rowwise", "Normalizer", every, lambda t: make_pipeline(
+            preprocessing.Normalizer(), linear(t))),
+        ModelSpec("ensemble", "Voting", every, voting),
+        ModelSpec("ensemble", "Stacking", every, stacking),
+        ModelSpec("ensemble", "Bagging", every, bagging),
+        ModelSpec("calibration", "CalibratedClassifierCV", ("binary", "multiclass"),
+                  lambda t: calibration.CalibratedClassifierCV(
+                      scaled(svm.LinearSVC()), method="isotonic", cv=3)),
+    ]
 
 
 def _wrap(spec: ModelSpec, ds: Dataset, est: Any) -> Any:

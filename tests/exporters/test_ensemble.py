@@ -141,3 +141,13 @@ def test_member_without_probabilities_is_refused_by_name():
                              final_estimator=LogisticRegression()).fit(X, y)
     with pytest.raises(ExportError, match="member SVC exports no predict_proba"):
         exporters.build_bundle(est, sample=X)
+
+
+def test_supported_lists_the_new_estimators():
+    names = set(exporters.supported())
+    for n in ("SelectKBest", "SelectPercentile", "SelectFromModel", "VarianceThreshold", "RFE",
+              "FeatureUnion", "PCA", "TruncatedSVD", "Normalizer", "Binarizer",
+              "PolynomialFeatures", "VotingClassifier", "VotingRegressor",
+              "StackingClassifier", "StackingRegressor", "BaggingClassifier",
+              "BaggingRegressor", "CalibratedClassifierCV"):
+        assert f"sklearn.{n}" in names, n
