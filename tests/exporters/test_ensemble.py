@@ -133,13 +133,25 @@ def test_classifier_on_missing_values_behind_imputer(tmp_path):
     _check(est, X, tmp_path)
 
 
-def test_member_without_probabilities_is_refused_by_name():
+def test_svc_probability_members_stack(tmp_path):
+    # SVC(probability=True) exports predict_proba (op svm_probability): a stack over it too
     from sklearn.svm import SVC
 
     X, y = sklearn_dataset("iris")
-    est = StackingClassifier([("svc", SVC(probability=True))], stack_method="predict_proba",
+    est = StackingClassifier([("svc", SVC(probability=True, random_state=0))],
+                             stack_method="predict_proba",
                              final_estimator=LogisticRegression()).fit(X, y)
-    with pytest.raises(ExportError, match="member SVC exports no predict_proba"):
+    assert_parity(est, X, tmp_path / "b")
+
+
+def test_member_without_exported_method_is_refused_by_name():
+    X, y = sklearn_dataset("iris")
+    # LinearSVC has decision_function only: a stack asking for predict_proba cannot be fitted,
+    # but a Voting ensemble's soft vote needs predict_proba of every member
+    est = StackingClassifier([("svc", LinearSVC())], stack_method="decision_function",
+                             final_estimator=LogisticRegression()).fit(X, y)
+    est.stack_method_ = ["predict_proba"]  # as a hand-edited or future estimator might say
+    with pytest.raises(ExportError, match="member LinearSVC exports no predict_proba"):
         exporters.build_bundle(est, sample=X)
 
 

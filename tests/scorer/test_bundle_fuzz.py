@@ -22,7 +22,7 @@ import pytest
 SEED = 19
 #: the bundles fuzzed (see _builders), and mutants per bundle
 BUNDLES = ["logreg", "encoders", "gbm", "forest", "naive_bayes", "knn", "kmeans", "mlp", "svc",
-           "pmml_tree"]
+           "calibrated", "pmml_tree"]
 #: random mutants per bundle, after its edge mutants (4 per integer table column)
 MUTANTS = 20
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,6 +121,7 @@ def _pmml(path: Path) -> None:
 
 
 def _builders() -> dict[str, Callable[[Path], None]]:
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.cluster import KMeans
     from sklearn.ensemble import GradientBoostingClassifier, RandomForestRegressor
     from sklearn.impute import SimpleImputer
@@ -152,6 +153,9 @@ def _builders() -> dict[str, Callable[[Path], None]]:
                                               random_state=0)),
         # probability=True: its bundle also holds the svm_probability step
         "svc": _sklearn(lambda: SVC(kernel="rbf", C=1.0, probability=True, random_state=0)),
+        # isotonic calibration: its bundle holds the interpolate step
+        "calibrated": _sklearn(lambda: CalibratedClassifierCV(GaussianNB(), method="isotonic",
+                                                              cv=2)),
         "pmml_tree": _pmml,
     }
     assert list(builders) == BUNDLES
