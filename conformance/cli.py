@@ -10,10 +10,13 @@ from pathlib import Path
 
 def _check(args: argparse.Namespace) -> int:
     import scorer
-    from scorer.files import load_pickle, read_table, write_table_atomic
+    from scorer.files import check_output, load_pickle, read_table, write_table_atomic, writing
 
     from .check import check
 
+    for out in (args.report, args.write_scores):
+        if out:
+            check_output(out)  # an unwritable output fails now, not after the checks
     original = load_pickle(args.model)
     target = args.bundle or args.pmml
     model = scorer.load(target)
@@ -42,7 +45,8 @@ def _check(args: argparse.Namespace) -> int:
         print(r.to_text())
     if args.report:
         text = json.dumps([json.loads(r.to_json()) for r in reports], indent=2)
-        Path(args.report).write_text(text)
+        with writing(args.report):
+            Path(args.report).write_text(text)
     if args.write_scores:
         import pandas as pd
 

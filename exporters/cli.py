@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from scorer.files import load_pickle, read_table
+from scorer.errors import ExportError, UnsupportedEstimatorError
+from scorer.files import load_pickle, read_table, writing
+
+#: added to an export error when no --sample was given: without one every input field is
+#: typed numeric, and a string column then fails wherever its strings meet a numeric step
+NO_SAMPLE_HINT = ("; without --sample every input field is typed numeric: if the model takes "
+                  "string columns, pass --sample FILE (CSV/Parquet rows of the training data) "
+                  "so that they are typed as strings")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -13,15 +20,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     sample = read_table(args.sample) if args.sample else None
     if sample is not None and getattr(est, "feature_names_in_", None) is None:
         sample = sample.to_numpy()
+    try:
+        return _export(args, est, sample)
+    except ExportError as exc:
+        if sample is not None or isinstance(exc, UnsupportedEstimatorError):
+            raise
+        raise ExportError(f"{exc}{NO_SAMPLE_HINT}") from exc
+
+
+def _export(args: argparse.Namespace, est: object, sample: object) -> int:
     if args.format == "pmml":
         from . import to_pmml
 
-        to_pmml(est, args.out, sample=sample)
+        with writing(args.out):
+            to_pmml(est, args.out, sample=sample)
     else:
         from . import export
 
-        b = export(est, args.out, sample=sample, name=args.name, version=args.version,
-                   overwrite=args.overwrite)
+        with writing(args.out):
+            b = export(est, args.out, sample=sample, name=args.name, version=args.version,
+                       overwrite=args.overwrite)
         print(f"wrote bundle {args.out} (model {b.name} version {b.version}, "
               f"{len(b.steps)} steps, fingerprint {b.fingerprint[:16]})")
     return 0

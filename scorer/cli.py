@@ -66,6 +66,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from scorer.pmml import read_pmml
 
     from .bundle import write_bundle
+    from .files import writing
     from .model import Model
 
     b = read_pmml(args.pmml)
@@ -73,7 +74,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         b.name = args.name
     b.version = args.version
     Model(b, verify=True)  # never write a bundle that does not reproduce its own checks
-    write_bundle(b, args.out, overwrite=args.overwrite)
+    with writing(args.out):
+        write_bundle(b, args.out, overwrite=args.overwrite)
     print(f"wrote bundle {args.out} from {args.pmml} ({len(b.steps)} steps, fingerprint "
           f"{b.fingerprint[:16]})")
     return 0
@@ -83,8 +85,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .bundle import read_manifest
 
     m = read_manifest(args.path)
-    summary = {k: m[k] for k in ("schema_version", "model", "created", "producer", "fingerprint")}
-    summary["inputs"] = [f"{f['name']}:{f['type']}" for f in m["inputs"]]
+    # the manifest schema makes created / producer / fingerprint / an input's type optional:
+    # a summary shows what is there (null where absent) instead of failing on a KeyError
+    summary = {k: m.get(k) for k in ("schema_version", "model", "created", "producer",
+                                     "fingerprint")}
+    summary["inputs"] = [f"{f['name']}:{f.get('type', '?')}" for f in m["inputs"]]
     summary["outputs"] = [o["name"] for o in m["outputs"]]
     summary["steps"] = [f"{s['name']} ({s['op']} v{s['op_version']})" for s in m["steps"]]
     print(json.dumps(summary, indent=2))
@@ -94,14 +99,24 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .files import read_table, write_table_atomic
+    from .errors import InputError
+    from .files import check_output, read_table, write_table_atomic
     from .model import load
     from .pipeline import ModelResolver, Pipeline
 
+    check_output(args.out)  # an unwritable output fails now, not after scoring
     model = load(args.model)
     # the same request pipeline the server runs (resolve -> ... -> score), one chunk a request
     pipeline = Pipeline(ModelResolver({model.name: model}))
     df = read_table(args.data)
+    unknown = [c for c in args.keep if c not in df.columns]
+    if unknown:
+        raise InputError(f"--keep: no column {', '.join(repr(c) for c in unknown)} in "
+                         f"'{args.data}' (its columns: {', '.join(map(str, df.columns))})")
+    clash = [c for c in args.keep if c in model.output_names]
+    if clash:
+        raise InputError(f"--keep: {', '.join(repr(c) for c in clash)} is also an output "
+                         "column of the model")
     parts = [pd.DataFrame(pipeline(model.name, df.iloc[start : start + args.chunk_rows])[1])
              for start in range(0, len(df), args.chunk_rows)]
     out = (pd.concat(parts, ignore_index=True) if parts
@@ -111,6 +126,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     write_table_atomic(out, args.out)
     print(f"scored {len(out)} rows with {model.name} v{model.version} -> {args.out}")
     return 0
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a usage error, exit 2, otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -147,7 +173,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--data", required=True)
     s.add_argument("--out", required=True, help=".csv or .parquet (written atomically)")
     s.add_argument("--keep", nargs="*", default=[], help="input columns to copy to the output")
-    s.add_argument("--chunk-rows", type=int, default=100_000)
+    s.add_argument("--chunk-rows", type=positive_int, default=100_000,
+                   help="rows scored per call (default 100000)")
     s.set_defaults(fn=cmd_score)
 
     from .server.main import add_arguments as add_serve_arguments

@@ -1,37 +1,202 @@
-"""Reading and writing the tables and pickles that the command line takes and gives."""
+"""Reading and writing the tables and pickles that the command line takes and gives.
+
+Every failure leaves as one of three errors, each worded for the person at the command line
+(``tablescore.cli`` gives each its exit code):
+
+- :class:`DataFileError` (an :class:`~scorer.errors.InputError`): an input table cannot be
+  read (missing, empty, not UTF-8, not CSV / Parquet);
+- :class:`ModelFileError`: a pickled model cannot be loaded (truncated, needs a library that
+  is not installed);
+- :class:`OutputError`: an output cannot be written (disk full, a directory in the way, no
+  permission).
+
+Outputs are written under a temporary name and renamed into place. The temporary name
+(``.<name>.tablescore-tmp-<pid>-<random>``) carries the writer's process id, so a writer that
+was killed (SIGKILL cannot be caught) leaves a file the next write to the same output
+recognizes as stale (its process is gone) and removes.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError, TablescoreError
 from .fsutil import apply_umask
+
+#: the infix of a temporary output's name; the writer's pid follows it
+TMP_INFIX = ".tablescore-tmp-"
+
+
+class DataFileError(InputError):
+    """An input table (CSV / Parquet) cannot be read."""
+
+
+class ModelFileError(TablescoreError):
+    """A pickled model cannot be loaded."""
+
+
+class OutputError(TablescoreError):
+    """An output file cannot be written (disk full, not writable, a directory in the way)."""
+
+
+def _is_parquet(p: Path) -> bool:
+    return p.suffix.lower() in (".parquet", ".pq")
 
 
 def read_table(path: str | os.PathLike[str]):
-    """CSV (``N/A``, ``NA`` and empty cells are missing) or Parquet, as a DataFrame."""
+    """CSV (``N/A``, ``NA`` and empty cells are missing) or Parquet, as a DataFrame.
+
+    Raises
+    ------
+    DataFileError
+        The file is missing, empty, not UTF-8 or not a CSV / Parquet file.
+    """
     import pandas as pd
 
     p = Path(path)
-    if p.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(p)
-    with open(p, encoding="utf-8") as fh:
-        header = fh.readline()
-    sep = "\t" if header.count("\t") > header.count(",") else ","
-    return pd.read_csv(p, sep=sep, na_values=["N/A", "NA", ""], keep_default_na=False)
+    try:
+        if _is_parquet(p):
+            return pd.read_parquet(p)
+        with open(p, encoding="utf-8") as fh:
+            header = fh.readline()
+        if not header.strip():
+            raise DataFileError(f"data file '{p}' is empty: a CSV needs a header row naming "
+                                "the columns")
+        sep = "\t" if header.count("\t") > header.count(",") else ","
+        return pd.read_csv(p, sep=sep, na_values=["N/A", "NA", ""], keep_default_na=False,
+                           encoding="utf-8")
+    except DataFileError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"data file '{p}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}"
+                            f" at offset {exc.start}): save it as UTF-8 CSV or Parquet") from None
+    except IsADirectoryError:
+        raise DataFileError(f"data file '{p}' is a directory") from None
+    except FileNotFoundError:
+        raise DataFileError(f"data file '{p}' does not exist") from None
+    except PermissionError:
+        raise DataFileError(f"data file '{p}' is not readable (permission denied)") from None
+    except OSError as exc:
+        raise DataFileError(f"data file '{p}' cannot be read: {exc.strerror or exc}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataFileError(f"data file '{p}' is not a valid CSV file: "
+                            f"{str(exc).strip()}") from None
+    except Exception as exc:  # pyarrow's ArrowInvalid and kin: not a Parquet file
+        if not _is_parquet(p):
+            raise
+        raise DataFileError(f"data file '{p}' is not a valid Parquet file: "
+                            f"{str(exc).strip().splitlines()[0]}") from None
+
+
+def check_output(path: str | os.PathLike[str]) -> Path:
+    """Refuse an output path that cannot be written, before any work is done for it.
+
+    Creates the parent directory if needed. Returns the path.
+
+    Raises
+    ------
+    OutputError
+        ``path`` is a directory, or its directory cannot be created or written.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"output '{p}' is a directory: give a file name (.csv or .parquet)")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _output_error(p, exc) from None
+    if not os.access(p.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write output '{p}': directory '{p.parent}' is not "
+                          "writable")
+    return p
+
+
+def _output_error(p: Path, exc: OSError) -> OutputError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutputError(f"cannot write output '{p}': no space left on the device "
+                           "(nothing was written)")
+    if isinstance(exc, FileExistsError | NotADirectoryError):  # a file where a folder goes
+        return OutputError(f"cannot write output '{p}': a path component of "
+                           f"'{p.parent}' is a file, not a directory")
+    return OutputError(f"cannot write output '{p}': {exc.strerror or exc}")
+
+
+@contextmanager
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn an OSError raised while writing ``path`` (a bundle, a report) into an
+    :class:`OutputError`; a writer's own FileExistsError ("exists, pass overwrite") passes
+    through."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) and exc.filename is None:
+            raise
+        raise _output_error(Path(path), exc) from None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files that killed writers of ``path`` left behind.
+
+    A temporary output whose pid is this process's or a live process's is left alone (a
+    concurrent writer's). Returns the files removed.
+    """
+    p = Path(path)
+    prefix = f".{p.name}{TMP_INFIX}"
+    removed = []
+    try:
+        candidates = [c for c in p.parent.iterdir() if c.name.startswith(prefix)]
+    except OSError:
+        return []
+    for c in candidates:
+        pid_text = c.name[len(prefix):].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        try:
+            c.unlink()
+            removed.append(c)
+        except OSError:
+            pass
+    return removed
 
 
 def write_table_atomic(df, path: str | os.PathLike[str]) -> None:
-    """Write a DataFrame as CSV or Parquet via a temporary file and an atomic rename."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    """Write a DataFrame as CSV or Parquet via a temporary file and an atomic rename.
+
+    The temporary file is removed on any error and on SIGTERM / SIGINT (the CLI turns those
+    into exceptions); one that a SIGKILL left behind is removed by the next write to
+    ``path``.
+
+    Raises
+    ------
+    OutputError
+        The file cannot be written (disk full, permission, a directory in the way).
+    """
+    p = check_output(path)
+    remove_stale_temps(p)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}{TMP_INFIX}{os.getpid()}-", dir=p.parent)
+    except OSError as exc:
+        raise _output_error(p, exc) from None
     os.close(fd)
     try:
-        if p.suffix.lower() in (".parquet", ".pq"):
+        if _is_parquet(p):
             df.to_parquet(tmp, index=False)
         else:
             df.to_csv(tmp, index=False)
@@ -39,12 +204,42 @@ def write_table_atomic(df, path: str | os.PathLike[str]) -> None:
             os.fsync(fh.fileno())
         apply_umask(tmp, directory=False)  # mkstemp made it 0600: readable as open() would be
         os.replace(tmp, p)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _output_error(p, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def load_pickle(path: str) -> Any:
-    # Unpickling runs code from the file: only for models the user trained themselves.
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
+def load_pickle(path: str | os.PathLike[str]) -> Any:
+    """Unpickle the fitted model in ``path``.
+
+    Unpickling runs code from the file: only for models the user trained themselves.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, truncated or not a pickle, or needs a module not installed here.
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            return pickle.load(fh)
+    except FileNotFoundError:
+        raise ModelFileError(f"model file '{p}' does not exist") from None
+    except ModuleNotFoundError as exc:
+        raise ModelFileError(f"model file '{p}' needs module '{exc.name}', which is not "
+                             "installed here (install the library the model was trained "
+                             "with)") from None
+    except (pickle.UnpicklingError, EOFError) as exc:
+        raise ModelFileError(f"model file '{p}' is not a complete pickle "
+                             f"({exc or 'ran out of input'}): truncated or not a pickle") \
+            from None
+    except OSError as exc:
+        raise ModelFileError(f"model file '{p}' cannot be read: {exc.strerror or exc}") \
+            from None
+    except (AttributeError, ImportError, IndexError, TypeError, ValueError) as exc:
+        # a pickle from another library version, or bytes that only look like a pickle
+        raise ModelFileError(f"model file '{p}' cannot be unpickled here "
+                             f"({type(exc).__name__}: {exc})") from None

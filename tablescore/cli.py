@@ -6,8 +6,26 @@ Each package contributes its own subcommands through an ``add_commands(subparser
 not installed (``exporters`` needs the training libraries) contributes nothing, and its
 commands are absent instead of failing at start.
 
-Exit codes: 0 success, 1 a check failed (verification, conformance), 2 bad usage or input,
-3 an incompatible or corrupt bundle.
+Exit codes (also in README's "Command line" section); every failure but an internal error
+prints one line ``tablescore: <message>`` on stderr, no traceback:
+
+====  =====================================================================================
+code  meaning
+====  =====================================================================================
+0     success
+1     a check failed: verification rows or conformance do not reproduce the original model
+2     bad usage or input: an option value, a data file (missing, empty, not UTF-8, a column
+      the model needs or ``--keep`` names), an export the estimator or its inputs do not
+      allow
+3     a model file is corrupt or incompatible: a bundle (manifest, tables, schema version),
+      a PMML document, a pickle (truncated, needs a library that is not installed)
+4     an output cannot be written: disk full, no permission, a directory in the way
+5     the server at ``--endpoint`` cannot be reached or refused the call (UNAVAILABLE,
+      NOT_FOUND, ...)
+70    internal error (a bug: the traceback is printed; please report it)
+130   interrupted (SIGINT); the temporary output, if any, is removed
+143   terminated (SIGTERM); the temporary output, if any, is removed
+====  =====================================================================================
 """
 
 from __future__ import annotations
@@ -15,29 +33,57 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
+import traceback
+from types import FrameType
 
 from scorer import __version__
 from scorer.errors import (
     BundleError,
     ExportError,
     InputError,
+    ModelNotFoundError,
+    NotReadyError,
+    ResourceLimitError,
     TablescoreError,
+    UnavailableError,
     VerificationError,
 )
+from scorer.files import ModelFileError, OutputError
 
 #: modules contributing subcommands, in help order
 CONTRIBUTORS = ("exporters.cli", "scorer.cli", "scorer.registry.cli", "conformance.cli")
 
 _OURS = frozenset({"scorer", "exporters", "conformance", "protos", "tablescore"})
 
+#: exit status of each error class, first match wins (the table in the module docstring)
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (VerificationError, 1),
     (BundleError, 3),
+    (ModelFileError, 3),
+    (OutputError, 4),
+    (ModelNotFoundError, 5),
+    (NotReadyError, 5),
+    (UnavailableError, 5),
+    (ResourceLimitError, 5),
     (ExportError, 2),
     (InputError, 2),
     (TablescoreError, 2),
 ]
+EXIT_INTERNAL = 70
+EXIT_SIGINT = 128 + signal.SIGINT
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that ``finally`` / ``except BaseException``
+    blocks (the temporary output of an atomic write) run as they do for Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -73,15 +119,38 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # (``serve`` installs its own handlers: a graceful drain); only the main thread may
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         return int(args.fn(args) or 0)
     except TablescoreError as exc:
         code = next(c for cls, c in EXIT_CODES if isinstance(exc, cls))
-        print(f"tablescore: {exc}", file=sys.stderr)
+        print(f"tablescore: {_one_line(exc)}", file=sys.stderr)
         return code
-    except (FileNotFoundError, FileExistsError) as exc:
-        print(f"tablescore: {exc}", file=sys.stderr)
+    except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
+        print(f"tablescore: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("tablescore: interrupted", file=sys.stderr)
+        return EXIT_SIGINT
+    except Terminated:
+        print("tablescore: terminated", file=sys.stderr)
+        return EXIT_SIGTERM
+    except Exception:  # a bug: the one case that deserves a traceback
+        traceback.print_exc()
+        print("tablescore: internal error (the traceback above is a bug: please report it)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's message on one line (a multi-line message would look like a traceback)."""
+    text = str(exc) or type(exc).__name__
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 if __name__ == "__main__":
