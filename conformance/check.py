@@ -60,6 +60,11 @@ class Report:
     rows: int
     tolerance: dict[str, float]
     columns: list[ColumnResult]
+    #: over gRPC: the served name, the version asked for and the version that answered
+    served: dict[str, str] | None = None
+    #: what the reader should know beyond the columns (a served version that is not this
+    #: bundle)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -71,7 +76,12 @@ class Report:
         return json.dumps(d, indent=2, default=lambda o: o.item() if hasattr(o, "item") else o)
 
     def to_text(self) -> str:
-        lines = [f"conformance of '{self.model}' ({self.transport}, {self.rows} rows, tolerance "
+        via = self.transport
+        if self.served is not None:
+            asked = self.served.get("requested_version") or "default"
+            via += (f", served as '{self.served['name']}' version "
+                    f"{self.served.get('version') or '?'} (asked: {asked})")
+        lines = [f"conformance of '{self.model}' ({via}, {self.rows} rows, tolerance "
                  f"abs {self.tolerance['abs']:g} rel {self.tolerance['rel']:g}): "
                  f"{'PASS' if self.passed else 'FAIL'}",
                  f"  {'column':32s} {'max |err|':>11s} {'max ulp':>10s} {'mismatch':>9s}  result"]
@@ -83,6 +93,7 @@ class Report:
             for ex in c.examples[:3]:
                 lines.append(f"      row {ex['row']}: tablescore {ex['got']!r}, "
                              f"original {ex['expected']!r}")
+        lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
 

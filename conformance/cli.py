@@ -37,10 +37,7 @@ def _check(args: argparse.Namespace) -> int:
             X = X.to_numpy()
     reports = [check(original, model, X)]
     if args.endpoint:
-        from scorer.server.client import remote_scorer
-
-        reports.append(check(original, model, X, transport=f"grpc {args.endpoint}",
-                             score=remote_scorer(args.endpoint, model.name)))
+        reports.append(_check_endpoint(args, original, model, X))
     for r in reports:
         print(r.to_text())
     if args.report:
@@ -52,6 +49,37 @@ def _check(args: argparse.Namespace) -> int:
 
         write_table_atomic(pd.DataFrame(model.score_arrays(X)), args.write_scores)
     return 0 if all(r.passed for r in reports) else 1
+
+
+def _check_endpoint(args: argparse.Namespace, original: object, model: object, X: object):
+    """The check over gRPC: the model served as ``--name`` (default: the bundle's name),
+    pinned to ``--version`` (default: the bundle's version; "" for the server's default),
+    reporting which version answered and whether it is this bundle (fingerprints)."""
+    from scorer.server.client import RemoteModel
+
+    from .check import check
+
+    name = args.name or model.name
+    version = model.version if args.version is None else args.version
+    remote = RemoteModel(args.endpoint, name, version=version)
+    try:
+        report = check(original, model, X, transport=f"grpc {args.endpoint}",
+                       score=remote.score)
+        report.served = {"name": name, "requested_version": version,
+                         "version": remote.answered_version}
+        try:
+            fingerprint = remote.config().get("fingerprint", "")
+        except Exception:  # ModelConfig is an extension a non-tablescore server may lack
+            fingerprint = ""
+        if fingerprint and model.fingerprint and fingerprint != model.fingerprint:
+            report.served["fingerprint"] = fingerprint
+            report.notes.append(
+                f"the served version {remote.answered_version} is not this bundle "
+                f"(fingerprint {fingerprint[:16]}, the bundle's {model.fingerprint[:16]}): "
+                "pass --version with the version this bundle is served as")
+        return report
+    finally:
+        remote.close()
 
 
 def _matrix(args: argparse.Namespace) -> int:
@@ -105,7 +133,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--bundle")
     g.add_argument("--pmml")
     k.add_argument("--data", help="CSV/Parquet rows (default: the verification rows)")
-    k.add_argument("--endpoint", help="host:port of a running tablescore server")
+    k.add_argument("--endpoint", help="host:port of a running tablescore server: also check "
+                   "the served answers")
+    k.add_argument("--name", help="with --endpoint: the name the model is served under "
+                   "(default: the bundle's model name)")
+    k.add_argument("--version", help="with --endpoint: the served version to check (default: "
+                   "the bundle's version; '' for the server's default version)")
     k.add_argument("--report", help="write the JSON report here")
     k.add_argument("--write-scores", help="also write tablescore's scores here")
     k.set_defaults(fn=_check)
