@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +35,19 @@ class Model:
         The model's IR.
     verify : bool
         Score the bundle's verification rows now and refuse it if they do not reproduce.
+    display_name : str, optional
+        The name the model is known by where it is used (a server's model directory), for
+        errors and logs; default the bundle's own name. ``name`` stays the bundle's.
     """
 
-    def __init__(self, bundle: Bundle, *, verify: bool = True) -> None:
+    def __init__(self, bundle: Bundle, *, verify: bool = True,
+                 display_name: str | None = None) -> None:
         self.bundle = bundle
         self.name = bundle.name
+        #: the name errors and logs use: the served name where a server set it (the bundle's
+        #: internal name, "model" for a PMML document called model.pmml, means nothing to a
+        #: client that asked for "churn")
+        self.display_name = display_name or bundle.name
         self.version = bundle.version
         self.fingerprint = bundle.fingerprint
         index = {f.name: i for i, f in enumerate(bundle.inputs)}
@@ -141,7 +151,7 @@ class Model:
     @property
     def classes_(self) -> np.ndarray:
         if self._label is None:
-            raise AttributeError(f"model '{self.name}' is not a classifier")
+            raise AttributeError(f"model '{self.display_name}' is not a classifier")
         return self._classes
 
     # --- core ---------------------------------------------------------------------------------
@@ -216,7 +226,7 @@ class Model:
         try:
             return ws[:, [self._index[c] for c in names]]
         except KeyError as exc:
-            raise KeyError(f"model '{self.name}' has no workspace column {exc.args[0]!r}") \
+            raise KeyError(f"model '{self.display_name}' has no workspace column {exc.args[0]!r}") \
                 from None
 
     def _run_chunked(self, X: np.ndarray) -> np.ndarray:
@@ -307,7 +317,7 @@ class Model:
             return self._labels(res)
         if self._value is not None:
             return res[:, self._pos[self._value.column]].copy()
-        raise AttributeError(f"model '{self.name}' has no predicted value or label output")
+        raise AttributeError(f"model '{self.display_name}' has no predicted value or label output")
 
     def _predict_proba(self, X: Any, *, reference: bool = False) -> np.ndarray:
         if not reference:
@@ -326,14 +336,14 @@ class Model:
     def predict_proba(self):
         """Class probabilities, shape (n_rows, n_classes), columns in ``classes_`` order."""
         if not self._proba:
-            raise AttributeError(f"model '{self.name}' has no probability outputs")
+            raise AttributeError(f"model '{self.display_name}' has no probability outputs")
         return self._predict_proba
 
     @property
     def decision_function(self):
         """Decision function: shape (n_rows,) for one column, else (n_rows, n_classes)."""
         if not self._decision:
-            raise AttributeError(f"model '{self.name}' has no decision outputs")
+            raise AttributeError(f"model '{self.display_name}' has no decision outputs")
         return self._decision_function
 
     def score(self, X: Any, *, reference: bool = False):
@@ -374,10 +384,10 @@ class Model:
         for name, expected in v.expected.items():
             if name not in got:
                 raise VerificationError(
-                    f"model '{self.name}': verification column '{name}' is not an output")
+                    f"model '{self.display_name}': verification column '{name}' is not an output")
             check_close(got[name], np.asarray(expected), abs_tol=v.abs_tol, rel_tol=v.rel_tol,
-                        what=f"model '{self.name}' verification", column=name)
-        log.info("model %s version %s verified (%d rows, fingerprint %s)", self.name,
+                        what=f"model '{self.display_name}' verification", column=name)
+        log.info("model %s version %s verified (%d rows, fingerprint %s)", self.display_name,
                  self.version, n, (self.fingerprint or "")[:12])
         return n
 
@@ -535,7 +545,7 @@ def check_close(got: np.ndarray, expected: np.ndarray, *, abs_tol: float, rel_to
 
 
 def load(path: str | os.PathLike[str], *, verify: bool = True,
-         keep_tables: bool = True) -> Model:
+         keep_tables: bool = True, name: str | None = None) -> Model:
     """Load a bundle directory or a ``.pmml`` / ``.xml`` PMML document.
 
     Checks the schema version, the fingerprint and every table hash, binds every step to its
@@ -546,14 +556,35 @@ def load(path: str | os.PathLike[str], *, verify: bool = True,
     keeps its manifest data (inputs, outputs, step params, verification) but its steps have
     no tables, so it can no longer be written, and ``reference=True`` scoring of tree
     ensembles (whose reference re-reads the tables) is refused.
+
+    ``name`` is the model's :attr:`Model.display_name` (a server passes the name it serves
+    the model under), used in errors and logs from the verification on.
+
+    A PMML document has no fingerprint or creation time of its own: the model's fingerprint
+    is the sha256 of the document's bytes and its creation time the file's modification time
+    (where the reader found neither).
     """
     p = Path(path)
     if p.suffix.lower() in (".pmml", ".xml") and p.is_file():
         from scorer.pmml import read_pmml
 
-        model = Model(read_pmml(p), verify=verify)
+        b = read_pmml(p)
+        _identify_document(b, p)
+        model = Model(b, verify=verify, display_name=name)
     else:
-        model = Model(read_bundle(p), verify=verify)
+        model = Model(read_bundle(p), verify=verify, display_name=name)
     if not keep_tables:
         model._release_tables()
     return model
+
+
+def _identify_document(b: Bundle, path: Path) -> None:
+    """Give a bundle read from a PMML document the fingerprint (sha256 of the document's
+    bytes, so that equal documents fingerprint equal) and creation time (the file's mtime,
+    UTC) that ModelConfig and logs report, where the reader set none."""
+    if not b.fingerprint:
+        with open(path, "rb") as fh:
+            b.fingerprint = hashlib.file_digest(fh, "sha256").hexdigest()
+    if not b.created:
+        mtime = path.stat().st_mtime
+        b.created = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")

@@ -113,7 +113,7 @@ class ModelSchema:
 
     def __init__(self, model: Model) -> None:
         self.model = model
-        self.name = model.name
+        self.name = model.display_name  # the served name, in every error message
         self.fields = list(model.bundle.inputs)
         self.names = [f.name for f in self.fields]
         self.index = {f.name: i for i, f in enumerate(self.fields)}

@@ -825,7 +825,7 @@ class Repository:
         try:
             # checks hashes and fingerprint, reproduces verification rows; a server needs only
             # what the kernels hold, not the parameter tables as read
-            model = load(d.path, keep_tables=False)
+            model = load(d.path, keep_tables=False, name=name)  # errors name the served name
             warm(model)
             lv = LoadedVersion(name, version, model, d.path, d.stamp, time.time(),
                                parallel_rows(model), ModelSchema(model))
