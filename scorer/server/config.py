@@ -73,6 +73,10 @@ class ServerConfig:
         registry says instead of what an operator puts in ``repository``.
     replica_id : str or None
         How this replica reports to the registry (default ``host:pid``).
+    access_log : str
+        One log record per request (``tablescore.access``): ``off`` (default), ``all``,
+        ``errors`` (status other than OK) or ``sample:RATE`` (every error and a fraction RATE
+        of the rest); see docs/operations.md, Logs.
     """
 
     repository: Path
@@ -96,9 +100,13 @@ class ServerConfig:
     auth_token_file: Path | None = None
     store: str | None = None
     replica_id: str | None = None
+    access_log: str = "off"
 
     def __post_init__(self) -> None:
+        from .logs import parse_access_mode
+
         self.repository = Path(self.repository)
+        parse_access_mode(self.access_log)  # a bad value fails at start (ValueError)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:

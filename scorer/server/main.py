@@ -61,6 +61,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "send as 'authorization: Bearer <token>'")
     p.add_argument("--log-format", choices=["json", "text"], default="json",
                    help="json lines (default) or key=value lines")
+    p.add_argument("--access-log", default="off", metavar="off|all|errors|sample:RATE",
+                   help="one log line per request (event 'access': method, model, version "
+                        "that answered, code, rows, latency_us, peer): all, errors (status "
+                        "not OK) or sample:RATE (every error and a fraction RATE of the "
+                        "rest); default off")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -87,7 +92,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         max_message_bytes=int(args.max_message_mb * 1024 * 1024), grace=args.grace,
         batch_delay_us=args.batch_delay_us, batch_max_rows=args.batch_max_rows,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
-        auth_token_file=args.auth_token_file)
+        auth_token_file=args.auth_token_file, access_log=args.access_log)
     return run(config, workers=args.workers, log_format=args.log_format, log_level=level)
 
 

@@ -28,6 +28,7 @@ from ..pipeline import Pipeline, score_model
 from . import codec, wire
 from .batching import Batcher
 from .config import ServerConfig
+from .logs import AccessLog
 from .metrics import Metrics
 from .repository import LoadedVersion, ModelView, Repository, VersionPolicy
 from .status import code_for, to_status
@@ -118,6 +119,8 @@ class InferenceServicer:
                                      cache=self.pipeline.cache,
                                      recorders=self.pipeline.recorders)
         self.resolve = self.pipeline.resolve
+        #: the access log (--access-log); None when off: the handlers then skip it entirely
+        self.access = AccessLog.create(config.access_log)
         metrics.watch_stage_errors(self.pipeline.errors)
         wire.warm()
 
@@ -158,6 +161,7 @@ class InferenceServicer:
         result, or None for the protobuf message), calls ``fn``, serializes the answer, and
         turns an exception into the call's status."""
         calls = self.metrics.calls
+        access = self.access
 
         def handler(data: bytes, context: grpc.ServicerContext) -> bytes:
             t0 = time.perf_counter()
@@ -181,6 +185,8 @@ class InferenceServicer:
                 raise AssertionError("unreachable") from None
             finally:
                 calls.finished(method, code, time.perf_counter() - t0)
+                if access is not None:
+                    access.log(method, code, t0, context)
 
         return handler
 
@@ -247,20 +253,27 @@ class InferenceServicer:
     def model_infer(self, req: Any, context: Any) -> Any:
         t0 = time.perf_counter_ns()
         calls = self.metrics.calls
+        access = self.access
         try:
             lv = self.resolve(req.model_name, req.model_version)
         except Exception as exc:
             calls.infer_failed("", "", to_status_name(exc))
+            if access is not None:  # the model and version asked for: none answered
+                access.note(req.model_name, req.model_version, 0)
             raise
         try:
             resp, rows, t1, t2, executions = self._infer(lv, req)
         except Exception as exc:
             lv.stats.failure(time.perf_counter_ns() - t0)
             calls.infer_failed(lv.name, lv.version, to_status_name(exc))
+            if access is not None:
+                access.note(lv.name, lv.version, 0)
             raise
         t3 = time.perf_counter_ns()
         lv.stats.success(rows, t3 - t0, t1 - t0, t2 - t1, t3 - t2, executions=executions)
         calls.inferred(lv.name, lv.version, rows, (t3 - t0) / 1e9)
+        if access is not None:
+            access.note(lv.name, lv.version, rows)
         return resp
 
     def _infer(self, lv: LoadedVersion, req: Any) -> tuple[Any, int, int, int, int]:
