@@ -49,6 +49,10 @@ class ColumnResult:
     passed: bool
     max_abs_error: float | None = None
     max_ulp: float | None = None
+    #: the largest ``|got - expected| / (abs_tol + rel_tol * |expected|)``: at most 1 where
+    #: the column passes. Unlike the absolute error it does not grow with the outputs' scale
+    #: (a 1e-16 relative difference on an output of 1e300 is an absolute error of 1e284)
+    max_tol_ratio: float | None = None
     mismatches: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -115,14 +119,17 @@ def compare_columns(got: dict[str, np.ndarray], want: dict[str, np.ndarray],
             continue
         g64, e64 = g.astype(np.float64), e.astype(np.float64)
         ok = close_mask(g64, e64, tol.abs, tol.rel)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             same = (g64 == e64) | (np.isnan(g64) & np.isnan(e64))
             err = np.where(same, 0.0, np.abs(g64 - e64))
+            ratio = err / (tol.abs + tol.rel * np.abs(e64))
+        ratio = np.where(same, 0.0, np.where(np.isnan(ratio), np.inf, ratio))
         rows = np.flatnonzero(~ok)
         results.append(ColumnResult(
             name=name, kind=kind, passed=bool(ok.all()),
             max_abs_error=float(np.nanmax(err)) if len(err) else 0.0,
             max_ulp=float(ulp_distance(g64, e64).max()) if len(err) else 0.0,
+            max_tol_ratio=float(ratio.max()) if len(err) else 0.0,
             mismatches=int((~ok).sum()),
             examples=[{"row": int(r), "got": float(g64[r]), "expected": float(e64[r])}
                       for r in rows[:5]]))

@@ -73,3 +73,28 @@ def test_golden_vectors_round_trip(tmp_path):
     # a fresh reader of the CSVs reproduces the expected values with the original model
     np.testing.assert_allclose(est.predict(inputs[list(X.columns)]), expected["value"],
                                rtol=1e-12, atol=1e-12)
+
+
+def test_error_relative_to_tolerance_does_not_grow_with_scale():
+    """Outputs of ~1e300 (the matrix's datasets hold +-1e300 inputs) that differ in the last
+    bit are an absolute error of ~1e284 but well within a relative tolerance: the matrix
+    reports the error as a fraction of the tolerance (docs/conformance.md showed 5.95e+284
+    for cells that passed)."""
+    from conformance.check import compare_columns
+    from conformance.matrix import Cell, summary
+    from scorer.tolerances import Tolerance
+
+    want = np.array([1e300, -3e299, 1.0, np.inf, np.nan])
+    got = np.array([np.nextafter(1e300, np.inf), -3e299, 1.0 + 1e-15, np.inf, np.nan])
+    [col] = compare_columns({"value": got}, {"value": want}, {"value": "value"},
+                            Tolerance(1e-9, 1e-9, "test"))
+    assert col.passed and col.max_abs_error > 1e283
+    assert 0 < col.max_tol_ratio < 1e-5
+    [off] = compare_columns({"value": np.array([1.0, np.nan])}, {"value": np.array([1.1, 2.0])},
+                            {"value": "value"}, Tolerance(1e-9, 1e-9, "test"))
+    assert not off.passed and off.max_tol_ratio == np.inf
+    cell = Cell(family="neural_network", model="MLP", dataset="synthetic_regression",
+                path="bundle", transport="in-process", status="pass", rows=5,
+                max_abs_error=col.max_abs_error, max_tol_ratio=col.max_tol_ratio)
+    table = summary([cell])
+    assert "max error / tolerance" in table and "e+28" not in table
