@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def _check(args: argparse.Namespace) -> int:
-    import scorer
+    from scorer.cli import load_model
     from scorer.files import check_output, load_pickle, read_table, write_table_atomic, writing
 
     from .check import check
@@ -19,7 +19,7 @@ def _check(args: argparse.Namespace) -> int:
             check_output(out)  # an unwritable output fails now, not after the checks
     original = load_pickle(args.model)
     target = args.bundle or args.pmml
-    model = scorer.load(target)
+    model = load_model(target)
     if args.data:
         X = read_table(args.data)
         if getattr(original, "feature_names_in_", None) is None:

@@ -6,7 +6,37 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import BundleFormatError, TablescoreError
+
+
+@contextmanager
+def pmml_errors(path: str | Path) -> Iterator[None]:
+    """A PMML document the reader trips over (a ValueError on an attribute it did not check,
+    ...) as a one-line BundleFormatError naming the document, not an internal error: the
+    command line reports it like any other bad model file (exit 3). Bundles are left alone:
+    their reader checks everything it reads, so anything else there is a bug."""
+    try:
+        yield
+    except TablescoreError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError,
+            ArithmeticError) as exc:
+        if Path(path).suffix.lower() not in (".pmml", ".xml"):
+            raise
+        raise BundleFormatError(f"PMML document '{path}' cannot be read: "
+                                f"{type(exc).__name__}: {exc}") from exc
+
+
+def load_model(path: str | Path):
+    """:func:`scorer.load` for the command line (see :func:`pmml_errors`)."""
+    from .model import load
+
+    with pmml_errors(path):
+        return load(path)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -17,7 +47,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if pmml:
         from scorer.pmml import read_pmml
 
-        b = read_pmml(args.path)
+        with pmml_errors(args.path):
+            b = read_pmml(args.path)
         print(f"document    {args.path} (PMML, read natively into bundle IR "
               f"{b.schema_version})")
     else:
@@ -69,7 +100,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .files import writing
     from .model import Model
 
-    b = read_pmml(args.pmml)
+    with pmml_errors(args.pmml):
+        b = read_pmml(args.pmml)
     if args.name:
         b.name = args.name
     b.version = args.version
@@ -101,11 +133,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     from .errors import InputError
     from .files import check_output, read_table, write_table_atomic
-    from .model import load
     from .pipeline import ModelResolver, Pipeline
 
     check_output(args.out)  # an unwritable output fails now, not after scoring
-    model = load(args.model)
+    model = load_model(args.model)
     # the same request pipeline the server runs (resolve -> ... -> score), one chunk a request
     pipeline = Pipeline(ModelResolver({model.name: model}))
     df = read_table(args.data)

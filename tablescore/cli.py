@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.fn(args) or 0)
     except TablescoreError as exc:
-        code = next(c for cls, c in EXIT_CODES if isinstance(exc, cls))
+        code = exit_code(exc)
         print(f"tablescore: {_one_line(exc)}", file=sys.stderr)
         return code
     except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
@@ -145,6 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def exit_code(exc: TablescoreError) -> int:
+    """The exit status of ``exc`` (:data:`EXIT_CODES`). A PMML document the reader refuses
+    (``PMMLError``, an ExportError) is a model file it cannot read: 3, like a bad bundle."""
+    if "scorer.pmml" in sys.modules:  # else no PMMLError can have been raised
+        from scorer.pmml import PMMLError
+
+        if isinstance(exc, PMMLError):
+            return 3
+    return next(c for cls, c in EXIT_CODES if isinstance(exc, cls))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -119,14 +119,27 @@ def test_truncated_pickle_is_a_corrupt_model_file(setup, tmp_path, capsys):
     assert not (tmp_path / "b2").exists()
 
 
-@pytest.mark.parametrize("command", ["verify", "import"])
-def test_bad_pmml_is_a_corrupt_model_file(tmp_path, command, capsys):
+BAD_ATTRIBUTE = ('<PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4"><Header/>'
+                 '<DataDictionary><DataField name="x" optype="continuous" dataType="double"/>'
+                 '</DataDictionary><RegressionModel functionName="regression"><MiningSchema>'
+                 '<MiningField name="x"/></MiningSchema><RegressionTable intercept="abc"/>'
+                 '</RegressionModel></PMML>')
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("<PMML", "not well-formed XML"),
+    ("<foo/>", "root element is not <PMML>"),  # refused by the reader (PMMLError)
+    (BAD_ATTRIBUTE, "cannot be read: ValueError"),  # one the reader trips over
+])
+@pytest.mark.parametrize("command", ["verify", "import", "score"])
+def test_bad_pmml_is_a_corrupt_model_file(setup, tmp_path, command, text, expected, capsys):
     doc = tmp_path / "bad.pmml"
-    doc.write_text("<PMML")
-    argv = [command, doc] + (["--out", tmp_path / "b"] if command == "import" else [])
+    doc.write_text(text)
+    argv = {"verify": ["verify", doc], "import": ["import", doc, "--out", tmp_path / "b"],
+            "score": ["score", doc, "--data", setup[1], "--out", tmp_path / "o.csv"]}[command]
     code, err = run(argv, capsys)
     assert code == 3
-    assert "not well-formed XML" in err
+    assert expected in err
 
 
 def test_bad_manifest_is_a_corrupt_bundle(setup, capsys):
