@@ -1,4 +1,4 @@
-"""The request pipeline: resolve -> features -> cache -> score -> record.
+"""The request pipeline: resolve -> route -> features -> cache -> score -> record.
 
 The pipeline is composed once, when it is built: :attr:`Pipeline.infer` is the score stage
 itself when nothing else is configured (no wrapper, no per-request branch), and a closure
@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from .request import Request, Target
-from .stages import Arrays, Cache, Features, Recorder, Resolver, Score, score_model
+from .stages import Arrays, Cache, Features, Recorder, Resolver, Router, Score, score_model
 
 log = logging.getLogger("tablescore.pipeline")
 
@@ -42,6 +42,9 @@ class Pipeline:
     ----------
     resolver : Resolver
         Finds the target of a request (a directory repository, a registry, one model).
+    router : Router, optional
+        Re-targets a decoded request (experiment arms); transports call :meth:`route` only
+        when one is configured (:attr:`routing`).
     score : Score, optional
         The score stage (default :func:`~.stages.score_model`; the server passes its batching
         scorer).
@@ -64,21 +67,32 @@ class Pipeline:
     """
 
     def __init__(self, resolver: Resolver, score: Score | None = None, *,
-                 features: Features | None = None, cache: Cache | None = None,
-                 recorders: Sequence[Recorder] = ()) -> None:
+                 router: Router | None = None, features: Features | None = None,
+                 cache: Cache | None = None, recorders: Sequence[Recorder] = ()) -> None:
         self.resolver = resolver
         self.resolve: Callable[..., Target] = resolver.resolve
+        self.router = router
+        #: True when a router is configured: transports call :meth:`route` after decoding
+        self.routing = router is not None
         self.score: Score = score if score is not None else score_model
         self.features = features
         self.cache = cache
         self.recorders = tuple(recorders)
         self.errors = StageErrors()
         self.infer: Callable[[Target, Request], Arrays] = self._compose()
+        # stages that read request columns the model does not take (see extra_inputs)
+        self._extra_sources = tuple(
+            s for s in (resolver, router, features, cache, *self.recorders)
+            if s is not None and callable(getattr(s, "extra_inputs", None)))
+        #: True when some stage reads request columns the model does not take
+        self.extras = bool(self._extra_sources)
 
     @property
     def stages(self) -> list[str]:
         """Names of the configured stages, in request order."""
         names = ["resolve"]
+        if self.router is not None:
+            names.append("route")
         if self.features is not None:
             names.append("features")
         if self.cache is not None:
@@ -86,6 +100,19 @@ class Pipeline:
         names.append("score")
         if self.recorders:
             names.append("record")
+        return names
+
+    def route(self, target: Target, request: Request) -> Target:
+        """The target that answers ``request`` (the router's choice; ``target`` without a
+        router)."""
+        return target if self.router is None else self.router.route(target, request)
+
+    def extra_inputs(self, target: Target) -> frozenset[str]:
+        """Names of request columns the stages read for ``target`` besides the model's
+        inputs (empty when no stage reads any)."""
+        names: frozenset[str] = frozenset()
+        for s in self._extra_sources:
+            names |= s.extra_inputs(target)
         return names
 
     def __call__(self, name: str, inputs: Request | object, *, version: str = "",
@@ -99,6 +126,8 @@ class Pipeline:
         else:
             rows = _rows(inputs)
             request = Request(inputs, rows, outputs or target.model.output_names)
+        if self.routing:
+            target = self.route(target, request)
         return target, self.infer(target, request)
 
     def _compose(self) -> Callable[[Target, Request], Arrays]:

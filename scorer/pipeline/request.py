@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -25,11 +25,23 @@ class Request:
     outputs : list of str
         Names of the outputs to return, in order (a transport's selection; stages may use it
         as part of a cache key).
+    parameters : dict of str to bool, int, float or str, optional
+        The request's parameters (OIP ``parameters``), e.g. an experiment's unit id.
+    extras : dict of str to ndarray of shape (rows,), optional
+        Named columns sent for the stages, not the model (entity ids, unit ids): the inputs
+        that a stage declared with ``extra_inputs``. ``inputs`` is None when a request sent
+        only these (a features stage then completes it).
+    response : dict of str to str, optional
+        Parameters a stage adds to the answer (an experiment's ``arm``); transports return
+        them with the outputs.
     """
 
-    inputs: np.ndarray | dict[str, np.ndarray]
+    inputs: np.ndarray | dict[str, np.ndarray] | None
     rows: int
     outputs: list[str]
+    parameters: dict[str, Any] | None = None
+    extras: dict[str, np.ndarray] | None = None
+    response: dict[str, str] | None = None
 
 
 class Target(Protocol):

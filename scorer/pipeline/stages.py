@@ -4,6 +4,7 @@
 stage      interface                                                   when unconfigured
 =========  ==========================================================  =====================
 resolve    ``Resolver.resolve(name, version) -> Target``               always configured
+route      ``Router.route(target, request) -> Target``                 skipped
 features   ``Features.fill(target, request) -> Request``               skipped
 cache      ``Cache.get(target, request)`` / ``Cache.put(...)``         skipped
 score      ``Score(target, request) -> dict[str, ndarray]``            ``score_model``
@@ -11,8 +12,10 @@ record     ``Recorder.record(target, request, arrays)``                skipped
 =========  ==========================================================  =====================
 
 A stage never sees protobuf or a DataFrame: transports convert to :class:`~.request.Request`
-and back. Backends are chosen by URL scheme where a stage has several (see
-docs/architecture.md).
+and back. A stage that needs request columns the model does not take (entity ids, unit ids)
+declares them with ``extra_inputs(target) -> frozenset[str]``; transports then hand those
+columns over in ``Request.extras`` instead of refusing them as unknown inputs. Backends are
+chosen by URL scheme where a stage has several (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -34,6 +37,15 @@ class Resolver(Protocol):
 
         Raises ``ModelNotFoundError`` (unknown) or ``NotReadyError`` (loading, failed).
         """
+        ...
+
+
+class Router(Protocol):
+    """Re-targets a decoded request (an experiment's arm: another version of the model, with
+    the same inputs), and may add response parameters (``arm``, ``experiment``)."""
+
+    def route(self, target: Target, request: Request) -> Target:
+        """The target that answers ``request`` (``target`` itself when nothing applies)."""
         ...
 
 

@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from protos import POOL
 
 from .. import __version__
-from ..pipeline import Cache, Features, Pipeline, Recorder
+from ..pipeline import Cache, Features, Pipeline, Recorder, Router
 from .config import ServerConfig
 from .logs import configure_logging
 from .metrics import Metrics
@@ -220,12 +220,13 @@ class ServerHandle:
 
 
 def start(config: ServerConfig, *, wait_ready: bool = True,
-          ready_timeout: float | None = None, features: Features | None = None,
-          cache: Cache | None = None, recorders: Sequence[Recorder] = ()) -> ServerHandle:
+          ready_timeout: float | None = None, router: Router | None = None,
+          features: Features | None = None, cache: Cache | None = None,
+          recorders: Sequence[Recorder] = ()) -> ServerHandle:
     """Start a server as configured and return its handle.
 
-    ``features``, ``cache`` and ``recorders`` are the optional stages of the request pipeline
-    (:mod:`scorer.pipeline`); left out, they cost nothing per request.
+    ``router``, ``features``, ``cache`` and ``recorders`` are the optional stages of the
+    request pipeline (:mod:`scorer.pipeline`); left out, they cost nothing per request.
 
     The port is bound and the health RPCs answer at once; models load in the background and
     the server reports ready (ServerReady, health SERVING) once the initial scan is loaded.
@@ -252,7 +253,8 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
                           load_waiters=config.load_waiters)
         if not repo.root.is_dir():
             raise FileNotFoundError(f"model repository '{repo.root}' is not a directory")
-    pipeline = Pipeline(repo, features=features, cache=cache, recorders=recorders)
+    pipeline = Pipeline(repo, router=router, features=features, cache=cache,
+                        recorders=recorders)
     servicer = InferenceServicer(repo, config, metrics, state, pipeline=pipeline)
     # RepositoryModelLoad waits for its load in a request thread, and at most load_waiters do
     # (the repository refuses more): reserving that many threads keeps `threads` of them for
@@ -356,7 +358,8 @@ def serve(repository: str | os.PathLike[str], *, port: int = 0, host: str = "127
     **options
         Any other :class:`ServerConfig` field (``threads``, ``poll_interval``, ``max_rows``,
         ``max_message_bytes``, ``grace``, ``load_threads``, ``load_waiters``), or a
-        pipeline stage (``features``, ``cache``, ``recorders``: see :func:`start`).
+        pipeline stage (``router``, ``features``, ``cache``, ``recorders``: see
+        :func:`start`).
 
     Returns
     -------
@@ -368,7 +371,8 @@ def serve(repository: str | os.PathLike[str], *, port: int = 0, host: str = "127
     >>> with serve("models", port=0) as server:          # doctest: +SKIP
     ...     client = tritonclient.grpc.InferenceServerClient(server.address)
     """
-    stages = {k: options.pop(k) for k in ("features", "cache", "recorders") if k in options}
+    stages = {k: options.pop(k) for k in ("router", "features", "cache", "recorders")
+              if k in options}
     config = ServerConfig(repository=repository, port=port, host=host,
                           metrics_port=metrics_port, **options)
     return start(config, wait_ready=wait_ready, ready_timeout=ready_timeout, **stages)

@@ -237,6 +237,15 @@ def tensor_array(t: Any, raw: bytes | None) -> np.ndarray:
 
 
 # --- the request -----------------------------------------------------------------------------
+def request_parameters(req: Any) -> dict[str, Any]:
+    """The request's ``parameters`` as Python values (bool, int, float or str)."""
+    out: dict[str, Any] = {}
+    for key, p in req.parameters.items():
+        kind = p.WhichOneof("parameter_choice")
+        out[key] = getattr(p, kind) if kind is not None else None
+    return out
+
+
 def requested_outputs(req: Any, schema: ModelSchema) -> list[str]:
     """Names of the outputs to return: the requested ones in order, or all."""
     if not req.outputs:
@@ -253,8 +262,14 @@ def requested_outputs(req: Any, schema: ModelSchema) -> list[str]:
     return out
 
 
-def decode_request(req: Any, schema: ModelSchema, *, max_rows: int) -> DecodedRequest:
+def decode_request(req: Any, schema: ModelSchema, *, max_rows: int,
+                   extras: frozenset[str] = frozenset()) -> DecodedRequest:
     """Turn a parsed ModelInferRequest into scorer input (see the module docstring).
+
+    ``extras`` names input tensors that pipeline stages read instead of the model (entity ids,
+    unit ids): those come back as 1-D columns in ``extras`` (strings for BYTES), the others
+    are the model's inputs; a request may then leave model inputs out (a features stage
+    completes them), or send no model input at all (``inputs`` is None).
 
     Raises
     ------
@@ -265,6 +280,8 @@ def decode_request(req: Any, schema: ModelSchema, *, max_rows: int) -> DecodedRe
     """
     tensors = req.inputs
     raw_parts = req.raw_input_contents
+    if extras and any(t.name in extras for t in tensors):
+        return _decode_with_extras(req, schema, max_rows, extras)
     if len(tensors) == 1 and len(raw_parts) == 1:
         fast = _raw_matrix(req, tensors[0], raw_parts[0], schema, max_rows)
         if fast is not None:
@@ -290,8 +307,9 @@ def decode_request(req: Any, schema: ModelSchema, *, max_rows: int) -> DecodedRe
     if len(tensors) == 1 and len(first.shape) == 2 and (first.name not in schema.index
                                                          or len(names) == 1):
         arr = tensor_array(first, raw_parts[0] if raw else None)
-        return DecodedRequest(_matrix(first, arr, schema), arr.shape[0], outputs, raw)
-    return DecodedRequest(*_columns(tensors, raw_parts if raw else None, schema), outputs, raw)
+        return DecodedRequest(_matrix(first, arr, schema), arr.shape[0], outputs, raw=raw)
+    return DecodedRequest(*_columns(tensors, raw_parts if raw else None, schema), outputs,
+                          raw=raw)
 
 
 def _raw_matrix(req: Any, t: Any, raw: bytes, schema: ModelSchema,
@@ -311,7 +329,7 @@ def _raw_matrix(req: Any, t: Any, raw: bytes, schema: ModelSchema,
     # a view of the immutable bytes, hence read-only, as _matrix makes every matrix (the
     # warmed input-copy specialisation); one constructor call instead of frombuffer + reshape
     arr = np.ndarray((rows, cols), dtype, raw)
-    return DecodedRequest(arr, rows, outputs, True)
+    return DecodedRequest(arr, rows, outputs, raw=True)
 
 
 def _plain_dtype(datatype: str, rows: int, cols: int, name: str, n_bytes: int,
@@ -337,10 +355,58 @@ def decode_plain(req: PlainRequest, schema: ModelSchema, *,
     if dtype is None:
         return None
     return DecodedRequest(np.ndarray((rows, cols), dtype, req.raw), rows, schema.output_names,
-                          True)
+                          raw=True)
 
 
-def _columns(tensors: Any, raw_parts: Any, schema: ModelSchema,
+def _decode_with_extras(req: Any, schema: ModelSchema, max_rows: int,
+                        extras: frozenset[str]) -> DecodedRequest:
+    raw_parts = req.raw_input_contents
+    raw = len(raw_parts) > 0
+    if raw and len(raw_parts) != len(req.inputs):
+        raise ShapeError(f"raw_input_contents has {len(raw_parts)} entries for "
+                         f"{len(req.inputs)} inputs")
+    model_t, model_raw, found = [], [], {}
+    for i, t in enumerate(req.inputs):
+        part = raw_parts[i] if raw else None
+        if t.name not in extras:
+            model_t.append(t)
+            model_raw.append(part)
+            continue
+        if t.name in found:
+            raise InputError(f"input '{t.name}' is given twice")
+        shape = _shape(t)
+        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+            raise ShapeError(f"input '{t.name}': expected shape [rows] or [rows, 1], got "
+                             f"{list(shape)}")
+        if shape[0] > max_rows:
+            raise ResourceLimitError(f"the request has {shape[0]} rows; this server scores at "
+                                     f"most {max_rows} per request")
+        arr = tensor_array(t, part).reshape(-1)
+        if t.datatype == "BYTES":
+            col = np.empty(len(arr), dtype=object)
+            col[:] = _strings(list(arr), t.name)
+            arr = col
+        found[t.name] = arr
+    rows = len(next(iter(found.values())))
+    if any(len(a) != rows for a in found.values()):
+        raise ShapeError("the request's id columns have different numbers of rows")
+    outputs = requested_outputs(req, schema)
+    inputs: np.ndarray | dict[str, np.ndarray] | None = None
+    first = model_t[0] if model_t else None
+    if (first is not None and len(model_t) == 1 and len(first.shape) == 2
+            and (first.name not in schema.index or len(schema.names) == 1)):
+        inputs = _matrix(first, tensor_array(first, model_raw[0]), schema)  # one 2-D tensor
+        n = inputs.shape[0]
+        if n != rows:
+            raise ShapeError(f"the request's inputs have {n} rows, its id columns {rows}")
+    elif model_t:
+        inputs, n = _columns(model_t, model_raw if raw else None, schema, partial=True)
+        if n != rows:
+            raise ShapeError(f"the request's inputs have {n} rows, its id columns {rows}")
+    return DecodedRequest(inputs, rows, outputs, extras=found, raw=raw)
+
+
+def _columns(tensors: Any, raw_parts: Any, schema: ModelSchema, *, partial: bool = False,
              ) -> tuple[dict[str, np.ndarray], int]:
     cols: dict[str, np.ndarray] = {}
     names = schema.names
@@ -376,7 +442,7 @@ def _columns(tensors: Any, raw_parts: Any, schema: ModelSchema,
             col[:] = [None if (s == "" and not keep_empty) else s for s in strings]
             arr = col
         cols[t.name] = arr
-    if len(cols) != len(names):
+    if len(cols) != len(names) and not partial:
         missing = [n for n in names if n not in cols]
         raise MissingFieldError(
             f"missing input{'s' if len(missing) > 1 else ''} "

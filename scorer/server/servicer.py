@@ -115,10 +115,12 @@ class InferenceServicer:
         if self.pipeline.score is score_model:  # the server's scorer: batching, parallel guard
             score = self._score_batched if config.batching else self._score_direct
             self.pipeline = Pipeline(self.pipeline.resolver, score,
+                                     router=self.pipeline.router,
                                      features=self.pipeline.features,
                                      cache=self.pipeline.cache,
                                      recorders=self.pipeline.recorders)
         self.resolve = self.pipeline.resolve
+        self._routing = self.pipeline.routing
         #: the access log (--access-log); None when off: the handlers then skip it entirely
         self.access = AccessLog.create(config.access_log)
         metrics.watch_stage_errors(self.pipeline.errors)
@@ -150,8 +152,11 @@ class InferenceServicer:
             "RepositoryModelUnload": (pb.RepositoryModelUnloadRequest,
                                       self.repository_model_unload),
         }
+        # the compiled scan finds requests with one model tensor and no parameters: with
+        # stages that read other columns or parameters, every request takes protobuf's path
+        plain = wire.parse_plain if not (self.pipeline.extras or self._routing) else None
         return {name: self._wrap(name, req_type, fn,
-                                 fast=wire.parse_plain if name == "ModelInfer" else None)
+                                 fast=plain if name == "ModelInfer" else None)
                 for name, (req_type, fn) in methods.items()}
 
     def _wrap(self, method: str, req_type: Any, fn: Callable[[Any, Any], Any], *,
@@ -262,7 +267,7 @@ class InferenceServicer:
                 access.note(req.model_name, req.model_version, 0)
             raise
         try:
-            resp, rows, t1, t2, executions = self._infer(lv, req)
+            resp, rows, t1, t2, executions, lv = self._infer(lv, req)
         except Exception as exc:
             lv.stats.failure(time.perf_counter_ns() - t0)
             calls.infer_failed(lv.name, lv.version, to_status_name(exc))
@@ -276,13 +281,22 @@ class InferenceServicer:
             access.note(lv.name, lv.version, rows)
         return resp
 
-    def _infer(self, lv: LoadedVersion, req: Any) -> tuple[Any, int, int, int, int]:
-        """protobuf -> Request, the pipeline's stages, arrays -> protobuf."""
+    def _infer(self, lv: LoadedVersion, req: Any,
+               ) -> tuple[Any, int, int, int, int, LoadedVersion]:
+        """protobuf -> Request, the pipeline's stages, arrays -> protobuf; also returns the
+        version that answered (a router may choose another than ``lv``)."""
         batcher = self._batcher(lv) if self.config.batching else None
         if batcher is not None:
             batcher.announce()  # a batch leader may wait for this request while it decodes
         try:
             dec = self._decode(lv, req)
+            if self._routing:
+                routed = self.pipeline.route(lv, dec)
+                if routed is not lv:
+                    lv = routed
+                    if batcher is not None:  # announced to the other version's batcher
+                        batcher.withdraw()
+                        batcher = None
         except BaseException:
             if batcher is not None:
                 batcher.withdraw()
@@ -300,7 +314,7 @@ class InferenceServicer:
                 if dec.announced:  # answered without scoring (a cache hit) or failed before
                     batcher.withdraw()
         t2 = time.perf_counter_ns()
-        return self._response(lv, req, dec, arrays), dec.rows, t1, t2, dec.executions
+        return self._response(lv, req, dec, arrays), dec.rows, t1, t2, dec.executions, lv
 
     def _score_direct(self, lv: LoadedVersion, dec: codec.DecodedRequest,
                       ) -> dict[str, np.ndarray]:
@@ -331,7 +345,14 @@ class InferenceServicer:
             if dec is not None:
                 return dec
             req = _parse(pb.ModelInferRequest, req.data)
-        return codec.decode_request(req, lv.schema, max_rows=self.config.max_rows)
+        if not self.pipeline.extras:
+            dec = codec.decode_request(req, lv.schema, max_rows=self.config.max_rows)
+        else:
+            dec = codec.decode_request(req, lv.schema, max_rows=self.config.max_rows,
+                                       extras=self.pipeline.extra_inputs(lv))
+        if req.parameters:
+            dec.parameters = codec.request_parameters(req)
+        return dec
 
     def _response(self, lv: LoadedVersion, req: Any, dec: codec.DecodedRequest,
                   arrays: dict[str, np.ndarray]) -> Any:
@@ -344,10 +365,12 @@ class InferenceServicer:
         instead touched several times the code and memory; on a server whose caches go cold
         between requests that was ~50 µs of a request (~3 µs with warm caches).
         """
-        if not dec.raw:
+        if not dec.raw or dec.response is not None:
             resp = pb.ModelInferResponse(model_name=lv.name, model_version=lv.version,
                                          id=req.id)
-            codec.encode_outputs(resp, lv.schema, arrays, dec.outputs, dec.rows, raw=False)
+            codec.encode_outputs(resp, lv.schema, arrays, dec.outputs, dec.rows, raw=dec.raw)
+            for key, value in (dec.response or {}).items():  # a stage's (an experiment arm)
+                resp.parameters[key].string_param = value
             return resp
         data = codec.raw_outputs(lv.schema, arrays, dec.outputs)
         key = (tuple(dec.outputs), dec.rows)

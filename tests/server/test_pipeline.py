@@ -122,3 +122,88 @@ def test_absorbed_stage_errors_are_exported(bundles: dict[str, Exported],
             f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
     assert 'tablescore_pipeline_stage_errors_total{kind="get",stage="cache"} 1.0' in text
     assert 'tablescore_pipeline_stage_errors_total{kind="put",stage="cache"} 1.0' in text
+
+
+class ByUnit:
+    """A router and a features stage for the test: the unit id (a parameter or a BYTES
+    column) picks version 2 for even ids, and an entity-only request gets its rows from a
+    table of stored features."""
+
+    def __init__(self, repository, stored: np.ndarray) -> None:
+        self.repository = repository
+        self.stored = stored
+        self.seen: list[tuple] = []
+
+    def extra_inputs(self, target) -> frozenset[str]:
+        return frozenset({"customer_id"})
+
+    def route(self, target, request: Request):
+        unit = (request.parameters or {}).get("customer_id")
+        if unit is None and request.extras:
+            unit = request.extras["customer_id"][0]
+        self.seen.append((type(request.inputs), unit))
+        if unit is None:
+            return target
+        arm = "candidate" if int(unit) % 2 == 0 else "control"
+        request.response = {"arm": arm, "experiment": "test"}
+        return self.repository.resolve(target.name, "2" if arm == "candidate" else "1")
+
+    def fill(self, target, request: Request) -> Request:
+        if request.inputs is not None:
+            return request
+        ids = request.extras["customer_id"].astype(int)
+        return Request(self.stored[ids], request.rows, request.outputs,
+                       request.parameters, request.extras, request.response)
+
+
+def test_router_extras_parameters_and_response(bundles: dict[str, Exported],
+                                               tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    publish(bundles["iris"].path, repo, "iris", 1)
+    publish(bundles["iris_v2"].path, repo, "iris", 2)
+    (repo / "iris" / "config.json").write_text('{"version_policy": {"all": {}}}')
+    X = np.ascontiguousarray(bundles["iris"].X[:6], dtype=np.float64)
+    with serve(repo, port=0, ready_timeout=60) as server:
+        stage = ByUnit(server.repository, X)
+        pipeline = Pipeline(server.repository, router=stage, features=stage)
+        servicer = InferenceServicer(server.repository, server.config, Metrics(),
+                                     server._state, pipeline=pipeline)
+        handler = servicer.handlers()["ModelInfer"]
+
+        def call(req) -> pb.ModelInferResponse:
+            return pb.ModelInferResponse.FromString(handler(req.SerializeToString(),
+                                                            _Context()))
+
+        # the unit as a request parameter, the inputs as one raw matrix
+        req = pb.ModelInferRequest(model_name="iris")
+        req.inputs.add(name="input", datatype="FP64", shape=[1, 4])
+        req.raw_input_contents.append(X[:1].tobytes())
+        req.parameters["customer_id"].int64_param = 4
+        resp = call(req)
+        assert resp.model_version == "2"
+        assert resp.parameters["arm"].string_param == "candidate"
+        assert resp.parameters["experiment"].string_param == "test"
+        got = np.frombuffer(resp.raw_output_contents[0], dtype=np.float64)
+        np.testing.assert_allclose(got, bundles["iris_v2"].est.predict_proba(X[:1])[:, 0],
+                                   rtol=0, atol=1e-12)
+
+        # the unit as a BYTES column beside the model's inputs
+        req = pb.ModelInferRequest(model_name="iris")
+        req.inputs.add(name="input", datatype="FP64", shape=[1, 4])
+        req.raw_input_contents.append(X[:1].tobytes())
+        req.inputs.add(name="customer_id", datatype="BYTES", shape=[1])
+        req.raw_input_contents.append(len(b"3").to_bytes(4, "little") + b"3")
+        resp = call(req)
+        assert (resp.model_version, resp.parameters["arm"].string_param) == ("1", "control")
+
+        # only the id column: the features stage supplies the rows
+        req = pb.ModelInferRequest(model_name="iris")
+        t = req.inputs.add(name="customer_id", datatype="INT64", shape=[3])
+        t.contents.int64_contents.extend([5, 1, 3])
+        resp = call(req)
+        assert resp.model_version == "1"
+        labels = list(resp.outputs[[o.name for o in resp.outputs].index("label")]
+                      .contents.int64_contents)
+        assert labels == list(bundles["iris"].est.predict(X[[5, 1, 3]]))
+        # protobuf never reached a stage; the id column came as a column
+        assert {kind for kind, _ in stage.seen} <= {np.ndarray, type(None)}
