@@ -152,6 +152,8 @@ class ServerHandle:
         self._health = health_servicer
         self._executor = executor
         self._httpd = metrics_httpd
+        #: stages to close after the last request (they flush: the exposure log)
+        self.closers: list[Any] = []
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
@@ -199,6 +201,11 @@ class ServerHandle:
             log.info("shutting down", extra={"event": "shutdown", "grace_s": grace})
             # new RPCs are refused (UNAVAILABLE) from here; running ones get `grace` seconds
             self._server.stop(grace).wait()
+            for stage in self.closers:
+                try:
+                    stage.close()
+                except Exception:
+                    log.exception("closing a pipeline stage failed")
             self.repository.close()
             if self._httpd is not None:
                 self._httpd.shutdown()
@@ -253,6 +260,21 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
                           load_waiters=config.load_waiters)
         if not repo.root.is_dir():
             raise FileNotFoundError(f"model repository '{repo.root}' is not a directory")
+    closers: list[Any] = []
+    if router is None and config.experiments:
+        from ..experiments.router import ExperimentRouter
+
+        router = ExperimentRouter(repo, control_fraction=config.control_group,
+                                  control_salt=config.control_group_salt)
+        metrics.registry.register(router.collector())
+        closers.append(router)
+        if config.exposures is not None:
+            from ..experiments.exposures import ExposureLog
+
+            exposures = ExposureLog(config.exposures, router)
+            metrics.registry.register(exposures.collector())
+            recorders = [*recorders, exposures]
+            closers.append(exposures)
     pipeline = Pipeline(repo, router=router, features=features, cache=cache,
                         recorders=recorders)
     servicer = InferenceServicer(repo, config, metrics, state, pipeline=pipeline)
@@ -297,6 +319,7 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
                                          registry=metrics.registry)
         handle = ServerHandle(config, server, port, repo, metrics, state, health_servicer,
                               executor, httpd)
+        handle.closers = closers
         log.info("serving", extra={
             "event": "serving", "host": config.host, "port": port,
             "metrics_port": handle.metrics_port, "repository": str(repo.root),

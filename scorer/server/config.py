@@ -73,6 +73,15 @@ class ServerConfig:
         registry says instead of what an operator puts in ``repository``.
     replica_id : str or None
         How this replica reports to the registry (default ``host:pid``).
+    experiments : bool
+        Route requests of models whose ``config.json`` declares an experiment
+        (docs/experiments.md).
+    control_group : float
+        Share of units in the permanent control group (0: none).
+    control_group_salt : str
+        The control group's own salt: the same on every replica.
+    exposures : Path or None
+        Directory of the exposure log (Parquet); None: no log.
     access_log : str
         One log record per request (``tablescore.access``): ``off`` (default), ``all``,
         ``errors`` (status other than OK) or ``sample:RATE`` (every error and a fraction RATE
@@ -100,12 +109,18 @@ class ServerConfig:
     auth_token_file: Path | None = None
     store: str | None = None
     replica_id: str | None = None
+    experiments: bool = True
+    control_group: float = 0.0
+    control_group_salt: str = "tablescore-permanent-control-group"
+    exposures: Path | None = None
     access_log: str = "off"
 
     def __post_init__(self) -> None:
         from .logs import parse_access_mode
 
         self.repository = Path(self.repository)
+        if not 0.0 <= self.control_group < 1.0:
+            raise ValueError("--control-group must be a fraction in [0, 1)")
         parse_access_mode(self.access_log)  # a bad value fails at start (ValueError)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")

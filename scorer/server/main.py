@@ -59,6 +59,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--auth-token-file", type=Path, default=None,
                    help="file holding a bearer token every RPC but the health checks must "
                         "send as 'authorization: Bearer <token>'")
+    p.add_argument("--control-group", type=float, default=0.0, metavar="FRACTION",
+                   help="share of units in the permanent control group: they get the arm "
+                        "named control of every experiment, whatever experiments come and go")
+    p.add_argument("--control-group-salt", default="tablescore-permanent-control-group",
+                   help="the control group's salt (the same on every replica)")
+    p.add_argument("--exposures", type=Path, default=None, metavar="DIR",
+                   help="write an exposure log of experiment requests as Parquet files")
+    p.add_argument("--no-experiments", action="store_true",
+                   help="do not route requests by the experiments in config.json")
     p.add_argument("--log-format", choices=["json", "text"], default="json",
                    help="json lines (default) or key=value lines")
     p.add_argument("--access-log", default="off", metavar="off|all|errors|sample:RATE",
@@ -86,6 +95,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         repository = Path(tempfile.mkdtemp(prefix="tablescore-replica-"))
     config = ServerConfig(
         repository=repository, store=args.store or None, replica_id=args.replica_id,
+        experiments=not args.no_experiments, control_group=args.control_group,
+        control_group_salt=args.control_group_salt, exposures=args.exposures,
         host=args.host, port=args.port,
         metrics_port=args.metrics_port, threads=args.threads,
         poll_interval=args.poll_interval, load_waiters=args.load_waiters, max_rows=args.max_rows,

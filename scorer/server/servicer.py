@@ -152,11 +152,8 @@ class InferenceServicer:
             "RepositoryModelUnload": (pb.RepositoryModelUnloadRequest,
                                       self.repository_model_unload),
         }
-        # the compiled scan finds requests with one model tensor and no parameters: with
-        # stages that read other columns or parameters, every request takes protobuf's path
-        plain = wire.parse_plain if not (self.pipeline.extras or self._routing) else None
         return {name: self._wrap(name, req_type, fn,
-                                 fast=plain if name == "ModelInfer" else None)
+                                 fast=wire.parse_plain if name == "ModelInfer" else None)
                 for name, (req_type, fn) in methods.items()}
 
     def _wrap(self, method: str, req_type: Any, fn: Callable[[Any, Any], Any], *,
@@ -290,7 +287,7 @@ class InferenceServicer:
             batcher.announce()  # a batch leader may wait for this request while it decodes
         try:
             dec = self._decode(lv, req)
-            if self._routing:
+            if self._routing and not req.model_version:  # a pinned version is not routed
                 routed = self.pipeline.route(lv, dec)
                 if routed is not lv:
                     lv = routed
@@ -341,9 +338,12 @@ class InferenceServicer:
         a rule of this model's is parsed again by protobuf, and the general path words the
         error (or decodes it, as it would have)."""
         if type(req) is wire.PlainRequest:
-            dec = codec.decode_plain(req, lv.schema, max_rows=self.config.max_rows)
-            if dec is not None:
-                return dec
+            # (a plain request has no parameters and one tensor: unless a stage reads that
+            # tensor, e.g. an entity id, it is the model's)
+            if not self.pipeline.extras or req.tensor not in self.pipeline.extra_inputs(lv):
+                dec = codec.decode_plain(req, lv.schema, max_rows=self.config.max_rows)
+                if dec is not None:
+                    return dec
             req = _parse(pb.ModelInferRequest, req.data)
         if not self.pipeline.extras:
             dec = codec.decode_request(req, lv.schema, max_rows=self.config.max_rows)

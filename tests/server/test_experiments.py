@@ -1,0 +1,100 @@
+"""Experiments over gRPC: a unit's arm picks the version, the answer names arm and version,
+the permanent control group, requests without a unit, pinned versions, hot edits, and the
+exposure log written and flushed on shutdown."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as ds
+import tritonclient.grpc as tc
+
+from scorer.experiments.assign import arm_index, bounds, bucket, in_control_group
+from scorer.server import serve
+
+from .conftest import Exported, publish
+
+SALT, CG_SALT, CG = "churn-test", "tablescore-permanent-control-group", 0.2
+
+
+def _config(control: float) -> str:
+    return json.dumps({"version_policy": {"all": {}}, "experiment": {
+        "name": "churn-test", "unit": "customer_id", "salt": SALT, "shadow": None, "arms": [
+            {"name": "control", "version": "1", "weight": control},
+            {"name": "candidate", "version": "2", "weight": round(1 - control, 6)}]}})
+
+
+def _expected(unit: int, control: float) -> tuple[str, str, bool]:
+    if in_control_group(CG_SALT, unit, CG):
+        return "control", "1", True
+    arm = arm_index(bucket(SALT, unit), bounds([control, 1 - control]))
+    return ("control", "1", False) if arm == 0 else ("candidate", "2", False)
+
+
+def _infer(client, X, *, unit=None, as_tensor=False, version=""):
+    inp = tc.InferInput("input", list(X.shape), "FP64")
+    inp.set_data_from_numpy(np.ascontiguousarray(X, dtype=np.float64))
+    inputs, params = [inp], {}
+    if unit is not None and as_tensor:
+        u = tc.InferInput("customer_id", [X.shape[0]], "INT64")
+        u.set_data_from_numpy(np.full(X.shape[0], unit, dtype=np.int64))
+        inputs.append(u)
+    elif unit is not None:
+        params = {"customer_id": unit}
+    r = client.infer("iris", inputs, model_version=version, parameters=params or None)
+    resp = r.get_response()
+    p = {k: v.string_param for k, v in resp.parameters.items()}
+    return resp.model_version, p, r
+
+
+def test_experiment_routing_and_exposures(bundles: dict[str, Exported], tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    publish(bundles["iris"].path, repo, "iris", 1)
+    publish(bundles["iris_v2"].path, repo, "iris", 2)
+    (repo / "iris" / "config.json").write_text(_config(0.5))
+    X = bundles["iris"].X[:1]
+    exposures = tmp_path / "exposures"
+    sent: list[tuple[int, str, bool]] = []
+    with serve(repo, port=0, ready_timeout=60, poll_interval=0.2, control_group=CG,
+               exposures=exposures) as server:
+        client = tc.InferenceServerClient(server.address)
+        try:
+            for unit in range(120):
+                version, params, r = _infer(client, X, unit=unit, as_tensor=unit % 3 == 0)
+                arm, want_version, holdout = _expected(unit, 0.5)
+                assert (version, params["arm"], params["experiment"]) == (
+                    want_version, arm, "churn-test")
+                assert (params.get("holdout") == "true") == holdout
+                est = bundles["iris" if version == "1" else "iris_v2"].est
+                np.testing.assert_allclose(r.as_numpy("probability(0)"),
+                                           est.predict_proba(X)[:, 0], rtol=0, atol=1e-12)
+                sent.append((unit, arm, holdout))
+            assert any(h for _, _, h in sent) and {a for _, a, _ in sent} == {"control",
+                                                                              "candidate"}
+            # no unit: the default (newest) version, no arm
+            version, params, _ = _infer(client, X)
+            assert version == "2" and "arm" not in params
+            # a pinned version is answered by that version, not routed
+            unit = next(u for u, a, _ in sent if a == "candidate")
+            version, params, _ = _infer(client, X, unit=unit, version="1")
+            assert version == "1" and "arm" not in params
+
+            # re-weighted while serving: everyone outside the group moves to control
+            (repo / "iris" / "config.json").write_text(_config(1.0))
+            deadline = time.monotonic() + 10
+            while _infer(client, X, unit=unit)[1]["arm"] != "control":
+                assert time.monotonic() < deadline, "the new weights were not picked up"
+                time.sleep(0.1)
+        finally:
+            client.close()
+    # the exposure log was flushed on shutdown
+    table = ds.dataset(exposures / "churn-test", format="parquet").to_table().to_pandas()
+    first = table.iloc[: len(sent)]
+    assert first["unit"].tolist() == [str(u) for u, _, _ in sent]
+    assert first["arm"].tolist() == [a for _, a, _ in sent]
+    assert first["holdout"].tolist() == [h for _, _, h in sent]
+    assert set(first["version"]) == {"1", "2"} and (first["rows"] == 1).all()
+    assert "out.probability(0)" in table.columns
