@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from .assign import bounds
 
 _KEYS = {"name", "unit", "salt", "arms", "shadow"}
@@ -39,8 +37,9 @@ class Experiment:
     salt: str
     arms: tuple[Arm, ...]
     shadow: str | None
-    #: upper bucket bound of each arm
-    upper: np.ndarray
+    #: upper bucket bound of each arm (Python ints: ``bisect`` on them is cheaper than NumPy
+    #: per request, and the dataclass compares by value)
+    upper: tuple[int, ...]
 
     def arm_named(self, name: str) -> Arm | None:
         return next((a for a in self.arms if a.name == name), None)
@@ -90,4 +89,4 @@ def parse_experiment(d: Any) -> Experiment:
         raise ValueError("experiment.shadow must be null or a version")
     return Experiment(d["name"], d["unit"], d["salt"], tuple(arms),
                       None if shadow is None else str(shadow),
-                      bounds([a.weight for a in arms]))
+                      tuple(int(x) for x in bounds([a.weight for a in arms])))

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from bisect import bisect_right
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, TablescoreError
-from .assign import arm_index, bucket, in_control_group, unit_text
+from .assign import bucket, in_control_group, unit_text
 from .config import Arm, Experiment, parse_experiment
 
 log = logging.getLogger("tablescore.experiments")
@@ -57,6 +58,7 @@ class ExperimentRouter:
         #: model -> why its experiment config was refused
         self.errors: dict[str, str] = {}
         self._stamps: dict[str, tuple[int, int]] = {}
+        self._compatible: dict[tuple[str, str], bool] = {}
         self._lock = threading.Lock()
         self.counts: dict[tuple[str, str, str], int] = defaultdict(int)
         self._stop = threading.Event()
@@ -159,7 +161,7 @@ class ExperimentRouter:
             arm = exp.arm_named("control")
             assert arm is not None  # parse_experiment requires it
             return arm, True
-        return exp.arms[arm_index(bucket(exp.salt, unit), exp.upper)], False
+        return exp.arms[bisect_right(exp.upper, bucket(exp.salt, unit))], False
 
     def route(self, target: Any, request: Any) -> Any:
         exp = self.experiments.get(target.name)
@@ -171,7 +173,7 @@ class ExperimentRouter:
             return target
         arm, holdout = self.assign(exp, unit)
         routed = self.repository.resolve(target.name, arm.version)
-        if routed is not target and routed.model.input_names != target.model.input_names:
+        if routed is not target and not self._same_inputs(target, routed):
             raise TablescoreError(  # FAILED_PRECONDITION: the configuration is wrong
                 f"experiment '{exp.name}': arm '{arm.name}' (version {routed.version}) takes "
                 f"other inputs than version {target.version}; arms must share their inputs")
@@ -180,6 +182,16 @@ class ExperimentRouter:
             request.response["holdout"] = "true"
         self._count(target.name, exp.name, arm.name)
         return routed
+
+    def _same_inputs(self, a: Any, b: Any) -> bool:
+        key = (a.fingerprint, b.fingerprint)  # stable per version, unlike an object's id
+        same = self._compatible.get(key)
+        if same is None:
+            same = a.model.input_names == b.model.input_names
+            if len(self._compatible) > 4096:
+                self._compatible.clear()
+            self._compatible[key] = same
+        return same
 
     def _count(self, model: str, experiment: str, arm: str) -> None:
         with self._lock:

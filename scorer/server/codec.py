@@ -508,7 +508,28 @@ def add_output_tensors(resp: Any, schema: ModelSchema, names: list[str], rows: i
 #: ModelInferResponse field numbers (KServe v2 proto) of the parts a raw response is spliced
 #: from (see InferenceServicer._response)
 RESPONSE_ID = 3
+RESPONSE_PARAMETERS = 4
 RESPONSE_RAW_OUTPUT = 6
+
+
+_PARAMS: dict[tuple[tuple[str, str], ...], bytes] = {}
+
+
+def response_parameters(params: dict[str, str]) -> bytes:
+    """The serialized ``parameters`` map of a ModelInferResponse holding ``params`` as string
+    parameters (map entries: key = field 1, value = InferParameter, string_param = field 3).
+    The few distinct maps a server answers with (experiment arms) are kept."""
+    key = tuple(sorted(params.items()))
+    out = _PARAMS.get(key)
+    if out is None:
+        out = b"".join(
+            length_delimited(RESPONSE_PARAMETERS,
+                             length_delimited(1, k.encode()) + length_delimited(
+                                 2, length_delimited(3, v.encode())))
+            for k, v in key)
+        if len(_PARAMS) < 4096:  # bounded: arms are few, but values come from configs
+            _PARAMS[key] = out
+    return out
 
 
 def length_delimited(number: int, payload: bytes) -> bytes:

@@ -365,10 +365,10 @@ class InferenceServicer:
         instead touched several times the code and memory; on a server whose caches go cold
         between requests that was ~50 µs of a request (~3 µs with warm caches).
         """
-        if not dec.raw or dec.response is not None:
+        if not dec.raw:
             resp = pb.ModelInferResponse(model_name=lv.name, model_version=lv.version,
                                          id=req.id)
-            codec.encode_outputs(resp, lv.schema, arrays, dec.outputs, dec.rows, raw=dec.raw)
+            codec.encode_outputs(resp, lv.schema, arrays, dec.outputs, dec.rows, raw=False)
             for key, value in (dec.response or {}).items():  # a stage's (an experiment arm)
                 resp.parameters[key].string_param = value
             return resp
@@ -384,9 +384,12 @@ class InferenceServicer:
                 lv.responses[key] = parts
         rid = req.id
         field = codec.length_delimited
-        # fields in number order, as protobuf serializes them: 1-2, 3 (id), 5, 6
+        # fields in number order, as protobuf serializes them: 1-2, 3 (id), 4 (parameters),
+        # 5, 6
+        params = codec.response_parameters(dec.response) if dec.response is not None else b""
         return b"".join([parts[0], field(codec.RESPONSE_ID, rid.encode()) if rid else b"",
-                         parts[1], *[field(codec.RESPONSE_RAW_OUTPUT, d) for d in data]])
+                         params, parts[1],
+                         *[field(codec.RESPONSE_RAW_OUTPUT, d) for d in data]])
 
     def _score(self, lv: LoadedVersion, X: Any) -> dict[str, np.ndarray]:
         rows = X.shape[0] if isinstance(X, np.ndarray) else len(next(iter(X.values()), ()))

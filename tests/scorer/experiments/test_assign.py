@@ -126,8 +126,8 @@ def test_config_is_checked() -> None:
         {"name": "control", "version": "1", "weight": 0.5},
         {"name": "candidate", "version": "production", "weight": 0.5}]}
     e = parse_experiment(ok)
-    assert [a.version for a in e.arms] == ["1", "production"] and e.upper.tolist() == [5000,
-                                                                                        10000]
+    assert [a.version for a in e.arms] == ["1", "production"] and e.upper == (5000, 10000)
+    assert parse_experiment(dict(ok)) == e  # compared by value: a rewritten file is no change
     for bad, msg in [
         ({**ok, "extra": 1}, "unknown"),
         ({**ok, "arms": [{"name": "control", "version": "1", "weight": 0.7}]}, "sum to 1"),
