@@ -144,6 +144,25 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    if (args.config is None) == (not args.end):
+        raise ValueError("give --config FILE (start or change) or --end")
+    experiment = None
+    if args.config is not None:
+        with open(args.config, encoding="utf-8") as fh:
+            experiment = json.load(fh)
+        if isinstance(experiment, dict) and "experiment" in experiment:
+            experiment = experiment["experiment"]  # a whole config.json is fine too
+    store = _store(args)
+    try:
+        store.set_experiment(args.name, experiment)
+    finally:
+        store.close()
+    print(f"model {args.name}: experiment "
+          + ("ended" if experiment is None else f"'{experiment.get('name')}' set"))
+    return 0
+
+
 def cmd_policy(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
@@ -191,6 +210,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = cmd("delete", cmd_delete, "delete a version (refused while an alias names it)")
     p.add_argument("name")
     p.add_argument("version")
+    p = cmd("experiment", cmd_experiment, "start, change or end a model's A/B experiment "
+            "(docs/experiments.md); replicas apply it")
+    p.add_argument("name")
+    p.add_argument("--config", default=None, help="JSON file: the experiment object")
+    p.add_argument("--end", action="store_true", help="end the experiment")
     p = cmd("policy", cmd_policy, "how many of the newest versions replicas serve")
     p.add_argument("name")
     p.add_argument("--latest", type=int, required=True)

@@ -165,8 +165,10 @@ class RegistryReplica:
                 target = model_dir / str(v)
                 if not (target / "manifest.json").is_file():
                     write_bundle_files(target, self.store.fetch(m.versions[v]))
-            _write_if_changed(model_dir / "config.json", {
-                "version_policy": {"specific": {"versions": serve}}})
+            config: dict[str, Any] = {"version_policy": {"specific": {"versions": serve}}}
+            if m.experiment is not None:
+                config["experiment"] = m.experiment
+            _write_if_changed(model_dir / "config.json", config)
             for entry in _entries(model_dir):
                 if entry.is_dir() and entry.name.isdigit() and int(entry.name) not in serve:
                     # the repository keeps a loaded version in memory until its successor

@@ -62,6 +62,8 @@ class ModelState:
     aliases: dict[str, int] = field(default_factory=dict)
     #: versions served besides the aliased ones: the newest ``latest`` of them
     latest: int = 1
+    #: the model's experiment (docs/experiments.md), as its config.json holds it
+    experiment: dict[str, Any] | None = None
 
     def served(self) -> list[int]:
         """Versions a replica serves: the newest ``latest`` and every aliased one."""
@@ -217,7 +219,8 @@ class SQLStore:
             "CREATE TABLE IF NOT EXISTS ts_bundles (fingerprint TEXT PRIMARY KEY, "
             "bytes BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL)",
             "CREATE TABLE IF NOT EXISTS ts_models (name TEXT PRIMARY KEY, "
-            "next_version INTEGER NOT NULL, latest INTEGER NOT NULL DEFAULT 1)",
+            "next_version INTEGER NOT NULL, latest INTEGER NOT NULL DEFAULT 1, "
+            "experiment TEXT)",
             "CREATE TABLE IF NOT EXISTS ts_versions (model TEXT NOT NULL, version INTEGER NOT "
             "NULL, fingerprint TEXT NOT NULL REFERENCES ts_bundles (fingerprint), "
             "published_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (model, version), "
@@ -338,6 +341,38 @@ class SQLStore:
                 raise ModelNotFoundError(f"unknown model '{model}'")
             self._event(cur, "policy", model)
 
+    def set_experiment(self, model: str, experiment: dict[str, Any] | None) -> None:
+        """Start, change (``experiment``) or end (None) the model's experiment; replicas write
+        it into the model's config.json. Checked as the server checks it, and every arm's
+        version or alias must exist."""
+        from ..experiments.config import parse_experiment
+
+        exp = None
+        if experiment is not None:
+            try:
+                exp = parse_experiment(experiment)
+            except ValueError as exc:
+                raise InputError(f"experiment: {exc}") from None
+        q = self._q
+        with self.transaction(write=True) as cur:
+            cur.execute(q("SELECT 1 FROM ts_models WHERE name = ?"), (model,))
+            if cur.fetchone() is None:
+                raise ModelNotFoundError(f"unknown model '{model}'")
+            for arm in exp.arms if exp is not None else ():
+                if arm.version.isdigit():
+                    cur.execute(q("SELECT 1 FROM ts_versions WHERE model = ? AND version = ?"),
+                                (model, int(arm.version)))
+                else:
+                    cur.execute(q("SELECT 1 FROM ts_aliases WHERE model = ? AND alias = ?"),
+                                (model, arm.version))
+                if cur.fetchone() is None:
+                    raise ModelNotFoundError(f"experiment arm '{arm.name}': model '{model}' "
+                                             f"has no version or alias '{arm.version}'")
+            cur.execute(q("UPDATE ts_models SET experiment = ? WHERE name = ?"),
+                        (None if experiment is None else json.dumps(experiment, sort_keys=True),
+                         model))
+            self._event(cur, "experiment", model)
+
     def delete(self, model: str, version: int | str) -> None:
         """Delete one version; refused while an alias names it. Its bundle goes when no
         version of any model uses it."""
@@ -394,9 +429,10 @@ class SQLStore:
             cur.execute("SELECT COALESCE(MAX(id), 0) FROM ts_events")
             last = int(cur.fetchone()[0])
             models: dict[str, ModelState] = {}
-            cur.execute("SELECT name, latest FROM ts_models")
-            for name, latest in cur.fetchall():
-                models[name] = ModelState(name, latest=int(latest))
+            cur.execute("SELECT name, latest, experiment FROM ts_models")
+            for name, latest, exp in cur.fetchall():
+                models[name] = ModelState(name, latest=int(latest),
+                                          experiment=json.loads(exp) if exp else None)
             cur.execute("SELECT model, version, fingerprint FROM ts_versions")
             for m, v, fp in cur.fetchall():
                 models.setdefault(m, ModelState(m)).versions[int(v)] = fp

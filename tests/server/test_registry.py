@@ -203,3 +203,51 @@ def test_alias_and_unknown_alias_over_grpc(bundles: dict[str, Exported], tmp_pat
                 _answered(c, "nope")
         finally:
             c.close()
+
+
+def test_an_experiment_set_in_the_registry_reaches_the_replica(
+        bundles: dict[str, Exported], tmp_path: Path) -> None:
+    from scorer.errors import InputError, ModelNotFoundError
+    from scorer.experiments.assign import arm_index, bounds, bucket
+    from scorer.registry import open_store
+    from scorer.server import serve
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    s = open_store(url)
+    s.publish(bundles["iris"].path, "iris", alias="champion")
+    s.publish(bundles["iris_v2"].path, "iris")
+    exp = {"name": "reg-exp", "unit": "customer_id", "salt": "r", "shadow": None, "arms": [
+        {"name": "control", "version": "champion", "weight": 0.5},
+        {"name": "candidate", "version": "2", "weight": 0.5}]}
+    with pytest.raises(ModelNotFoundError, match="no version or alias 'nope'"):
+        s.set_experiment("iris", {**exp, "arms": [
+            {"name": "control", "version": "nope", "weight": 1.0}]})
+    with pytest.raises(InputError, match="sum to 1"):
+        s.set_experiment("iris", {**exp, "arms": exp["arms"][:1]})
+    inp = tc.InferInput("input", [1, 4], "FP64")
+    inp.set_data_from_numpy(X1)
+    with serve(tmp_path / "cache", port=0, store=url, ready_timeout=60) as server:
+        c = tc.InferenceServerClient(server.address)
+        try:
+            s.set_experiment("iris", exp)
+            units = list(range(40))
+            want = ["1" if arm_index(bucket("r", u), bounds([0.5, 0.5])) == 0 else "2"
+                    for u in units]
+            deadline = time.monotonic() + 10
+            while True:
+                got = [c.infer("iris", [inp], parameters={"customer_id": u}).get_response()
+                       for u in units]
+                if all("arm" in g.parameters for g in got):
+                    break
+                assert time.monotonic() < deadline, "the experiment never reached the replica"
+                time.sleep(0.1)
+            assert [g.model_version for g in got] == want
+            s.set_experiment("iris", None)
+            deadline = time.monotonic() + 10
+            while "arm" in c.infer("iris", [inp], parameters={"customer_id": 1}) \
+                    .get_response().parameters:
+                assert time.monotonic() < deadline, "the experiment never ended"
+                time.sleep(0.1)
+        finally:
+            c.close()
+    s.close()
