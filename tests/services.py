@@ -31,3 +31,89 @@ def fresh_database() -> Iterator[str]:
             yield f"{PG_HOST}/{name}"
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class TcpProxy:
+    """A TCP proxy on a free 127.0.0.1 port to ``host:port`` that a test can cut (closing every
+    connection and refusing new ones) and restore on the same port: a database or cache
+    server lost and back, without touching the shared service itself."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import socket
+
+        self.target = (host, port)
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._conns: list = []
+        self._server = None
+        self._thread = None
+
+    def start(self) -> TcpProxy:
+        import socket
+        import threading
+
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", self.port))
+        srv.listen(64)
+        self._server = srv
+
+        def pump(a, b) -> None:
+            try:
+                while True:
+                    data = a.recv(65536)
+                    if not data:
+                        break
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (a, b):
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
+
+        def accept() -> None:
+            while True:
+                try:
+                    client, _ = srv.accept()
+                except OSError:
+                    return
+                try:
+                    upstream = socket.create_connection(self.target, timeout=5)
+                except OSError:
+                    client.close()
+                    continue
+                upstream.settimeout(None)
+                self._conns += [client, upstream]
+                threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+                threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+
+        self._thread = threading.Thread(target=accept, daemon=True)
+        self._thread.start()
+        return self
+
+    def cut(self) -> None:
+        """Close the listening socket and every proxied connection."""
+        import socket
+
+        if self._server is not None:
+            try:
+                self._server.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._server.close()
+            self._server = None
+        for s in self._conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                s.close()
+            except OSError:
+                pass
+        self._conns = []

@@ -251,3 +251,50 @@ def test_an_experiment_set_in_the_registry_reaches_the_replica(
         finally:
             c.close()
     s.close()
+
+
+def test_database_lost_while_serving(bundles: dict[str, Exported], tmp_path: Path) -> None:
+    """The replica's database goes away: it keeps serving (ModelReady true), reports
+    tablescore_registry_connected 0, and once the database is back it catches up with a
+    version published meanwhile."""
+    import urllib.request
+
+    from scorer.registry import open_store
+    from scorer.server import serve
+    from tests.services import PG_HOST, TcpProxy, fresh_database
+
+    host, port = PG_HOST.rsplit("@", 1)[1].split(":")
+    with fresh_database() as url:
+        db = url.rsplit("/", 1)[1]
+        direct = open_store(url)
+        direct.publish(bundles["iris"].path, "iris")
+        proxy = TcpProxy(host, int(port)).start()
+        via_proxy = f"postgresql://postgres@127.0.0.1:{proxy.port}/{db}"
+        with serve(tmp_path / "cache", port=0, store=via_proxy, metrics_port=0,
+                   ready_timeout=60) as server:
+            c = tc.InferenceServerClient(server.address)
+
+            def metric(name: str) -> float:
+                text = urllib.request.urlopen(
+                    f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
+                line = next(x for x in text.splitlines() if x.startswith(name + " "))
+                return float(line.split()[-1])
+
+            try:
+                assert metric("tablescore_registry_connected") == 1.0
+                proxy.cut()
+                deadline = time.monotonic() + 20
+                while metric("tablescore_registry_connected") != 0.0:
+                    assert time.monotonic() < deadline, "the lost database was not noticed"
+                    time.sleep(0.2)
+                assert _answered(c) == "1" and c.is_model_ready("iris")  # still serving
+                direct.publish(bundles["iris_v2"].path, "iris")  # published meanwhile
+                time.sleep(0.5)
+                proxy.start()  # the database is back
+                _wait_all([c], "2", timeout=30)
+                assert metric("tablescore_registry_connected") == 1.0
+                assert metric("tablescore_registry_last_event_id") == direct.last_event()
+            finally:
+                c.close()
+                proxy.cut()
+        direct.close()
