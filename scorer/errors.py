@@ -72,6 +72,11 @@ class ModelNotFoundError(TablescoreError):
     """Unknown model name or version."""
 
 
+class EntityNotFoundError(TablescoreError):
+    """A request's entity id has no stored features (or only ones older than the view's
+    ``max_age``), and the model's feature binding refuses such requests."""
+
+
 class NotReadyError(TablescoreError):
     """The server or model is not ready to score."""
 

@@ -54,7 +54,8 @@ from scorer.errors import (
 from scorer.files import ModelFileError, OutputError
 
 #: modules contributing subcommands, in help order
-CONTRIBUTORS = ("exporters.cli", "scorer.cli", "scorer.registry.cli", "conformance.cli")
+CONTRIBUTORS = ("exporters.cli", "scorer.cli", "scorer.registry.cli", "scorer.features.cli",
+                "conformance.cli")
 
 _OURS = frozenset({"scorer", "exporters", "conformance", "protos", "tablescore"})
 

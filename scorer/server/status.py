@@ -16,6 +16,7 @@ import grpc
 
 from ..errors import (
     BundleError,
+    EntityNotFoundError,
     InputError,
     ModelNotFoundError,
     NotReadyError,
@@ -29,6 +30,7 @@ log = logging.getLogger("tablescore.server")
 #: First match wins, so subclasses come before their bases.
 STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (ModelNotFoundError, grpc.StatusCode.NOT_FOUND),
+    (EntityNotFoundError, grpc.StatusCode.NOT_FOUND),
     (NotReadyError, grpc.StatusCode.UNAVAILABLE),
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),
     (ResourceLimitError, grpc.StatusCode.RESOURCE_EXHAUSTED),

@@ -1,0 +1,173 @@
+"""The embedded backend of the feature store (``sqlite:///path`` or a plain path): no server.
+
+One table per view, ``"view:<name>"``, with the entity key (TEXT, primary key), ``_ts``
+(event timestamp, integer microseconds) and one column per feature, ``f0``, ``f1``, ... in
+load order (REAL for numbers, which keeps a double's bits; TEXT for strings; NULL for null);
+the table ``views`` holds each view's metadata as the Redis layout does (docs/features.md).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UnavailableError
+from .store import Rows, ViewMeta, check_view_name, empty_rows
+
+#: SQLite's default limit on host parameters in one statement is 32766
+_MAX_PARAMS = 30_000
+
+
+def path_of(url: str) -> Path:
+    """The database file of ``sqlite:///path`` (or of a plain path)."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):] if url.startswith("sqlite:////")
+                    else url[len("sqlite://"):])
+    return Path(url)
+
+
+class SQLiteStore:
+    """A feature store in one SQLite file (WAL mode; a connection per thread).
+
+    Parameters
+    ----------
+    url : str
+        ``sqlite:///relative/or/absolute/path`` or a path.
+    timeout : float
+        Seconds to wait for a writer's lock before giving up.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.url = url
+        self.path = path_of(url)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._meta: dict[str, ViewMeta] = {}
+        db = self._db()
+        with db:
+            db.execute("CREATE TABLE IF NOT EXISTS views (name TEXT PRIMARY KEY, entity TEXT, "
+                       "features TEXT, types TEXT, max_age REAL)")
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=self.timeout,
+                                     check_same_thread=False, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            except (sqlite3.Error, OSError) as exc:
+                raise UnavailableError(f"feature store {self.url} cannot be opened: {exc}") \
+                    from exc
+            self._local.db = db
+        return db
+
+    @staticmethod
+    def _table(name: str) -> str:
+        return f'"view:{check_view_name(name)}"'
+
+    def view(self, name: str) -> ViewMeta | None:
+        check_view_name(name)
+        row = self._db().execute("SELECT entity, features, types, max_age FROM views "
+                                 "WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        return ViewMeta(name, row[0], tuple(json.loads(row[1])), json.loads(row[2]), row[3])
+
+    def define_view(self, meta: ViewMeta) -> None:
+        from .loader import check_compatible
+
+        db = self._db()
+        old = self.view(meta.name)
+        if old is not None:
+            check_compatible(old, meta)
+        cols = ", ".join(f"f{i} {'TEXT' if meta.types[f] == 'string' else 'REAL'}"
+                         for i, f in enumerate(meta.features))
+        with db:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {self._table(meta.name)} "
+                       f"(entity TEXT PRIMARY KEY, _ts INTEGER NOT NULL, {cols})")
+            db.execute("INSERT INTO views VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE "
+                       "SET max_age = excluded.max_age",
+                       (meta.name, meta.entity, json.dumps(list(meta.features)),
+                        json.dumps(meta.types), meta.max_age))
+
+    def write(self, meta: ViewMeta, keys: list[str], ts_us: np.ndarray,
+              columns: dict[str, np.ndarray]) -> int:
+        feats = list(meta.features)
+        if not keys:
+            return 0
+        cols = []
+        for f in feats:
+            c = columns[f]
+            if meta.types[f] == "string":
+                cols.append(c.tolist())
+            else:
+                a = np.asarray(c, dtype=np.float64)
+                cols.append([None if v != v else v for v in a.tolist()])  # NaN -> NULL
+        names = ", ".join(f"f{i}" for i in range(len(feats)))
+        marks = ", ".join("?" for _ in range(len(feats) + 2))
+        sets = ", ".join(["_ts = excluded._ts"] + [f"f{i} = excluded.f{i}"
+                                                    for i in range(len(feats))])
+        table = self._table(meta.name)
+        sql = (f"INSERT INTO {table} (entity, _ts, {names}) VALUES ({marks}) "
+               f"ON CONFLICT(entity) DO UPDATE SET {sets} WHERE excluded._ts > {table}._ts")
+        db = self._db()
+        before = db.total_changes
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(sql, zip(keys, np.asarray(ts_us).tolist(), *cols, strict=True))
+        return db.total_changes - before
+
+    def read(self, meta: ViewMeta, keys: list[str], features: list[str]) -> Rows:
+        n = len(keys)
+        out = empty_rows(n, meta, features)
+        if n == 0:
+            return out
+        idx = {f: i for i, f in enumerate(meta.features)}
+        sel = ", ".join(f"f{idx[f]}" for f in features)
+        pos: dict[str, list[int]] = {}
+        for i, k in enumerate(keys):
+            pos.setdefault(k, []).append(i)
+        uniq = list(pos)
+        db = self._db()
+        found_rows = []
+        step = _MAX_PARAMS
+        for s in range(0, len(uniq), step):
+            part = uniq[s:s + step]
+            marks = ", ".join("?" for _ in part)
+            found_rows += db.execute(f"SELECT entity, _ts{', ' if sel else ''}{sel} FROM "
+                                     f"{self._table(meta.name)} WHERE entity IN ({marks})",
+                                     part).fetchall()
+        for row in found_rows:
+            for i in pos[row[0]]:
+                out.found[i] = True
+                out.ts_us[i] = row[1]
+                for j, f in enumerate(features):
+                    v = row[2 + j]
+                    if v is None:
+                        out.null[f][i] = True
+                    else:
+                        out.columns[f][i] = v
+        return out
+
+    def delete_view(self, name: str) -> int:
+        """Remove a view and its rows."""
+        db = self._db()
+        with db:
+            db.execute(f"DROP TABLE IF EXISTS {self._table(name)}")
+            return db.execute("DELETE FROM views WHERE name = ?", (name,)).rowcount
+
+    def ping(self) -> bool:
+        self._db().execute("SELECT 1")
+        return True
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None

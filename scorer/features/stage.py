@@ -1,0 +1,263 @@
+"""The features stage of the request pipeline: a request that sends an entity id gets the
+model's inputs from the view bound to the model.
+
+A model is bound by its ``config.json`` (``{"features": {"view": NAME, "mapping": {input:
+column}, "missing": "refuse" | "policy"}}``). A request whose tensors include the view's
+entity column (INT64 or BYTES, shape [N] or [N, 1]) has every model input it did not send
+itself read from the view, for all N ids in one round trip; inputs it sent override the
+stored ones. A request without the entity column (full rows) never touches the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import EntityNotFoundError, MissingFieldError, UnavailableError
+from ..pipeline import Request, Target
+from .metrics import FeatureMetrics
+from .store import FeatureStore, ViewMeta, canonical_keys
+
+log = logging.getLogger("tablescore.features")
+
+#: the statuses a looked-up feature value is counted under (Feast's names)
+PRESENT, NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE = ("PRESENT", "NOT_FOUND", "NULL_VALUE",
+                                                   "OUTSIDE_MAX_AGE")
+#: ids named in a refusal at most
+_NAMED_IDS = 5
+
+
+@dataclass(frozen=True)
+class Binding:
+    """How a model reads a view (the ``features`` object of its ``config.json``).
+
+    Attributes
+    ----------
+    view : str
+        The view's name.
+    mapping : dict of str to str
+        Model input -> view column, where they differ.
+    missing : {"refuse", "policy"}
+        An unknown or stale entity: refused (NOT_FOUND), or scored with its features
+        missing (NaN / None) under the bundle's missing-value policy.
+    entity : str or None
+        The entity column, if the config names it (otherwise the view's): lets the server
+        recognise entity requests even before it has reached the store once.
+    """
+
+    view: str
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    missing: str = "refuse"
+    entity: str | None = None
+
+    @classmethod
+    def from_config(cls, d: Any) -> Binding:
+        """Parse the ``features`` value of a model's ``config.json``; ValueError if invalid."""
+        if not isinstance(d, dict) or not isinstance(d.get("view"), str):
+            raise ValueError('"features" must be an object with a string "view"')
+        unknown = set(d) - {"view", "mapping", "missing", "entity"}
+        if unknown:
+            raise ValueError(f'"features": unknown keys {sorted(unknown)}')
+        mapping = d.get("mapping", {})
+        if not isinstance(mapping, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+            raise ValueError('"features.mapping" must map input names to column names')
+        missing = d.get("missing", "refuse")
+        if missing not in ("refuse", "policy"):
+            raise ValueError('"features.missing" must be "refuse" or "policy"')
+        entity = d.get("entity")
+        if entity is not None and not isinstance(entity, str):
+            raise ValueError('"features.entity" must be a string')
+        return cls(d["view"], dict(mapping), missing, entity)
+
+
+#: model name -> its ``features`` config section (or None): where bindings come from
+BindingSource = Callable[[str], Any]
+
+
+class FeatureStage:
+    """The pipeline's ``features`` stage over one :class:`~.store.FeatureStore`.
+
+    Parameters
+    ----------
+    store : FeatureStore
+        Where the views live.
+    bindings : mapping or callable
+        Model name -> the ``features`` section of its config (a dict, a :class:`Binding`,
+        or None when the model reads no view); the server passes a function reading the
+        repository's ``config.json``.
+    metrics : FeatureMetrics, optional
+        Where lookups are counted (default: a new, unregistered one).
+    meta_ttl : float
+        Seconds a view's metadata is used before it is read again.
+    retry_after : float
+        After the store failed to answer, seconds before :meth:`extra_inputs` tries again to
+        learn a view it has never seen (requests of full rows must not wait on a dead store).
+    """
+
+    def __init__(self, store: FeatureStore, bindings: Mapping[str, Any] | BindingSource, *,
+                 metrics: FeatureMetrics | None = None, meta_ttl: float = 30.0,
+                 retry_after: float = 1.0) -> None:
+        self.store = store
+        self._source: BindingSource = (bindings.get if isinstance(bindings, Mapping)
+                                       else bindings)
+        self.metrics = metrics if metrics is not None else FeatureMetrics()
+        self.meta_ttl = meta_ttl
+        self.retry_after = retry_after
+        self._bindings: dict[str, tuple[Any, Binding | None]] = {}
+        self._meta: dict[str, tuple[ViewMeta, float]] = {}
+        self._failed_at = -1e9
+        self._lock = threading.Lock()
+
+    # --- bindings and views -------------------------------------------------------------------
+    def binding(self, name: str) -> Binding | None:
+        """The binding of model ``name`` (None: unbound); parsed once per config object."""
+        section = self._source(name)
+        cached = self._bindings.get(name)
+        if cached is not None and cached[0] is section:
+            return cached[1]
+        b: Binding | None
+        if section is None or isinstance(section, Binding):
+            b = section
+        else:
+            try:
+                b = Binding.from_config(section)
+            except ValueError as exc:
+                log.warning("model %s: invalid features binding: %s", name, exc)
+                b = None
+        self._bindings[name] = (section, b)
+        return b
+
+    def view(self, name: str, *, block: bool = True) -> ViewMeta | None:
+        """The view's metadata (cached for ``meta_ttl``). With ``block`` False, None instead
+        of asking a store that failed within ``retry_after`` seconds."""
+        now = time.monotonic()
+        got = self._meta.get(name)
+        if got is not None and now - got[1] < self.meta_ttl:
+            return got[0]
+        if not block and now - self._failed_at < self.retry_after:
+            return got[0] if got is not None else None
+        try:
+            meta = self.store.view(name)
+        except UnavailableError:
+            self._failed_at = now
+            if got is not None:  # a store that is down does not forget the view's columns
+                return got[0]
+            raise
+        if meta is not None:
+            self._meta[name] = (meta, now)
+        return meta
+
+    def extra_inputs(self, target: Target) -> frozenset[str]:
+        """The entity column of the view bound to ``target``'s model (empty when unbound)."""
+        b = self.binding(target.name)
+        if b is None:
+            return frozenset()
+        if b.entity is not None:
+            return frozenset((b.entity,))
+        try:
+            meta = self.view(b.view, block=False)
+        except UnavailableError:
+            return frozenset()  # the request then refers to an unknown input
+        return frozenset((meta.entity,)) if meta is not None else frozenset()
+
+    # --- the stage ----------------------------------------------------------------------------
+    def fill(self, target: Target, request: Request) -> Request:
+        """Complete an entity request's inputs from the store (in place; see the module
+        docstring).
+
+        Raises
+        ------
+        EntityNotFoundError
+            An id has no row (or only a stale one) and the binding refuses such requests.
+        UnavailableError
+            The store did not answer within its timeout.
+        MissingFieldError
+            A model input that neither the request nor the view holds.
+        """
+        b = self.binding(target.name)
+        if b is None or not request.extras:
+            return request
+        inputs = request.inputs
+        if isinstance(inputs, np.ndarray):
+            return request  # whole rows sent beside the id: nothing to look up
+        entity = b.entity
+        meta = None
+        if entity is None or entity in request.extras:
+            meta = self.view(b.view)
+            if meta is None:
+                raise MissingFieldError(f"model '{target.name}' reads feature view "
+                                        f"'{b.view}', which the store does not hold")
+            entity = b.entity or meta.entity
+        ids = request.extras.get(entity)
+        if ids is None or meta is None:
+            return request
+        given = inputs or {}
+        names = target.model.input_names
+        need = [n for n in names if n not in given]
+        if not need:
+            return request
+        columns = {n: b.mapping.get(n, n) for n in need}
+        absent = [n for n, c in columns.items() if c not in meta.types]
+        if absent:
+            raise MissingFieldError(
+                f"model '{target.name}' needs input{'s' if len(absent) > 1 else ''} "
+                f"{', '.join(repr(a) for a in absent)}: not sent, and view '{meta.name}' has "
+                f"no such column{'s' if len(absent) > 1 else ''}")
+        keys = canonical_keys(ids)
+        read = list(dict.fromkeys(columns.values()))
+        m = self.metrics
+        t0 = time.perf_counter()
+        try:
+            rows = self.store.read(meta, keys, read)
+        except UnavailableError:
+            m.store_errors.labels(meta.name).inc()
+            raise
+        finally:
+            m.store_seconds.labels(meta.name).observe(time.perf_counter() - t0)
+        n = len(keys)
+        found = rows.found
+        stale = np.zeros(n, dtype=bool)
+        if meta.max_age is not None:
+            stale = found & (time.time() * 1e6 - rows.ts_us > meta.max_age * 1e6)
+        n_missing, n_stale = int(n - found.sum()), int(stale.sum())
+        per = len(read)
+        nulls = sum(int((rows.null[c] & ~stale).sum()) for c in read)
+        m.count(meta.name, {PRESENT: n * per - (n_missing + n_stale) * per - nulls,
+                            NOT_FOUND: n_missing * per, OUTSIDE_MAX_AGE: n_stale * per,
+                            NULL_VALUE: nulls})
+        gone = ~found | stale
+        if n_missing + n_stale and b.missing == "refuse":
+            raise _refusal(meta, keys, found, stale)
+        filled: dict[str, np.ndarray] = {}
+        for n_, c in columns.items():
+            col = rows.columns[c]
+            if n_stale:
+                col = col.copy()
+                col[gone] = None if col.dtype == object else np.nan
+            filled[n_] = col
+        request.inputs = {nm: given[nm] if nm in given else filled[nm] for nm in names}
+        return request
+
+
+def _refusal(meta: ViewMeta, keys: list[str], found: np.ndarray,
+             stale: np.ndarray) -> EntityNotFoundError:
+    unknown = [keys[i] for i in np.flatnonzero(~found)[:_NAMED_IDS]]
+    old = [keys[i] for i in np.flatnonzero(stale)[:_NAMED_IDS]]
+    parts = []
+    if unknown:
+        more = int((~found).sum()) - len(unknown)
+        parts.append(f"unknown {meta.entity} {', '.join(repr(k) for k in unknown)}"
+                     + (f" (and {more} more)" if more > 0 else ""))
+    if old:
+        more = int(stale.sum()) - len(old)
+        parts.append(f"{meta.entity} {', '.join(repr(k) for k in old)} only has features "
+                     f"older than the view's max_age ({meta.max_age:g} s)"
+                     + (f" (and {more} more)" if more > 0 else ""))
+    return EntityNotFoundError(f"feature view '{meta.name}': " + "; ".join(parts))
