@@ -1,0 +1,122 @@
+"""An output cache in Redis, shared by a fleet: ``redis://host:port/db``.
+
+Each entry is one string ``ts:c:<hex of the key's 16-byte BLAKE2b>`` holding the full key
+and the arrays (see :func:`encode`), with a TTL (``?ttl=SECONDS``, default 3600); bound its
+memory with Redis's own ``maxmemory`` and an ``allkeys-lru`` policy.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from ..pipeline import Request, Target
+from .key import digest, request_key
+from .metrics import CacheMetrics
+
+Arrays = dict[str, np.ndarray]
+
+DEFAULT_TTL = 3600
+DEFAULT_TIMEOUT = 0.3
+
+
+def encode(key: bytes, arrays: Arrays) -> bytes:
+    """``u32 len(key) | key | u32 len(header) | header JSON | array bytes...``; object
+    (string) arrays are JSON lists in the header, numeric ones raw little-endian bytes."""
+    head: list[dict[str, Any]] = []
+    blobs = []
+    for name, a in arrays.items():
+        a = np.asarray(a)
+        if a.dtype == object:
+            head.append({"name": name, "values": [None if v is None else str(v)
+                                                  for v in a.tolist()]})
+        else:
+            data = np.ascontiguousarray(a).tobytes()
+            head.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape),
+                         "bytes": len(data)})
+            blobs.append(data)
+    h = json.dumps(head, separators=(",", ":")).encode()
+    return b"".join([struct.pack("<I", len(key)), key, struct.pack("<I", len(h)), h, *blobs])
+
+
+def decode(blob: bytes) -> tuple[bytes, Arrays]:
+    """The key and arrays of an :func:`encode` blob."""
+    (n,) = struct.unpack_from("<I", blob, 0)
+    key = blob[4:4 + n]
+    p = 4 + n
+    (m,) = struct.unpack_from("<I", blob, p)
+    head = json.loads(blob[p + 4:p + 4 + m])
+    p += 4 + m
+    out: Arrays = {}
+    for h in head:
+        if "values" in h:
+            a = np.empty(len(h["values"]), dtype=object)
+            a[:] = h["values"]
+        else:
+            a = np.frombuffer(blob, dtype=np.dtype(h["dtype"]), count=int(np.prod(h["shape"])),
+                              offset=p).reshape(h["shape"]).copy()
+            p += h["bytes"]
+        out[h["name"]] = a
+    return key, out
+
+
+class RedisCache:
+    """The pipeline's ``cache`` stage in Redis.
+
+    Parameters
+    ----------
+    url : str
+        ``redis://host:port/db`` (``?ttl=SECONDS``, ``?timeout=SECONDS``).
+    timeout : float, optional
+        Socket timeout: a cache slower than this is skipped (the request is scored).
+    """
+
+    def __init__(self, url: str, *, timeout: float | None = None,
+                 metrics: CacheMetrics | None = None) -> None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self.url = url
+        q = parse_qs(urlsplit(url).query)
+        self.ttl = int(q["ttl"][0]) if "ttl" in q else DEFAULT_TTL
+        if timeout is None:
+            timeout = float(q["timeout"][0]) if "timeout" in q else DEFAULT_TIMEOUT
+        self.metrics = metrics if metrics is not None else CacheMetrics("redis")
+        self._r = redis.Redis.from_url(url.split("?", 1)[0], socket_timeout=timeout,
+                                       socket_connect_timeout=timeout,
+                                       retry=Retry(NoBackoff(), 0))
+
+    @staticmethod
+    def _name(key: bytes) -> str:
+        return "ts:c:" + digest(key).hex()
+
+    def get(self, target: Target, request: Request) -> Arrays | None:
+        key = request_key(target, request)
+        try:
+            blob = self._r.get(self._name(key))
+        except Exception:
+            self.metrics.error()
+            raise  # the pipeline logs it, counts it and scores the request
+        if blob is not None:
+            stored, arrays = decode(blob)
+            if stored == key:
+                self.metrics.hit()
+                return arrays
+        self.metrics.miss()
+        return None
+
+    def put(self, target: Target, request: Request, arrays: Arrays) -> None:
+        key = request_key(target, request)
+        try:
+            self._r.set(self._name(key), encode(key, arrays), ex=self.ttl)
+        except Exception:
+            self.metrics.error()
+            raise
+
+    def close(self) -> None:
+        self._r.close()
