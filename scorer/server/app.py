@@ -275,6 +275,11 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
             metrics.registry.register(exposures.collector())
             recorders = [*recorders, exposures]
             closers.append(exposures)
+    if features is None and config.features:
+        features = _feature_stage(config, repo)
+    if cache is None and config.cache:
+        cache = _output_cache(config)
+    _register_stage_metrics(metrics, features, cache)
     pipeline = Pipeline(repo, router=router, features=features, cache=cache,
                         recorders=recorders)
     servicer = InferenceServicer(repo, config, metrics, state, pipeline=pipeline)
@@ -357,6 +362,38 @@ def _registry_replica(config: ServerConfig, metrics: Metrics) -> Any:
     replica = RegistryReplica(open_store(config.store), repo, replica_id=config.replica_id)
     metrics.registry.register(replica.collector())
     return replica
+
+
+def _feature_stage(config: ServerConfig, repo: Any) -> Features:
+    """The features stage over ``config.features``, bound by each model's config.json."""
+    from ..features import FeatureStage, open_store
+
+    def binding(name: str) -> Any:
+        view = repo.views().get(name)
+        return None if view is None else view.config.get("features")
+
+    return FeatureStage(open_store(config.features, timeout=config.features_timeout), binding)
+
+
+def _register_stage_metrics(metrics: Metrics, *stages: Any) -> None:
+    """Put the series of stages that keep their own (``stage.metrics``: a collector, or an
+    object with ``collectors()``) on /metrics."""
+    for stage in stages:
+        m = getattr(stage, "metrics", None)
+        if m is None:
+            continue
+        for c in m.collectors() if callable(getattr(m, "collectors", None)) else [m]:
+            try:
+                metrics.registry.register(c)
+            except ValueError:  # already there (a stage shared by two servers in a process)
+                pass
+
+
+def _output_cache(config: ServerConfig) -> Cache:
+    """The output cache ``config.cache`` describes."""
+    from ..cache import open_cache
+
+    return open_cache(config.cache, timeout=config.features_timeout)
 
 
 def serve(repository: str | os.PathLike[str], *, port: int = 0, host: str = "127.0.0.1",

@@ -86,6 +86,14 @@ class ServerConfig:
         One log record per request (``tablescore.access``): ``off`` (default), ``all``,
         ``errors`` (status other than OK) or ``sample:RATE`` (every error and a fraction RATE
         of the rest); see docs/operations.md, Logs.
+    features : str or None
+        A feature store URL (``redis://HOST:PORT/DB``, ``sqlite:///PATH``): requests that send
+        a bound model's entity id are completed from it (docs/features.md).
+    cache : str or None
+        An output cache: ``local:MB`` (in this process) or ``redis://HOST:PORT/DB``.
+    features_timeout : float
+        Seconds a feature store or Redis cache may take to answer before the request gets
+        UNAVAILABLE (store) or is scored anyway (cache).
     """
 
     repository: Path
@@ -114,6 +122,9 @@ class ServerConfig:
     control_group_salt: str = "tablescore-permanent-control-group"
     exposures: Path | None = None
     access_log: str = "off"
+    features: str | None = None
+    cache: str | None = None
+    features_timeout: float = 0.3
 
     def __post_init__(self) -> None:
         from .logs import parse_access_mode

@@ -75,6 +75,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "that answered, code, rows, latency_us, peer): all, errors (status "
                         "not OK) or sample:RATE (every error and a fraction RATE of the "
                         "rest); default off")
+    p.add_argument("--features", default=os.environ.get("TABLESCORE_FEATURES"), metavar="URL",
+                   help="feature store (redis://HOST:PORT/DB or sqlite:///PATH): a request "
+                        "sending a bound model's entity id gets its inputs from it "
+                        "(docs/features.md; default $TABLESCORE_FEATURES)")
+    p.add_argument("--cache", default=None, metavar="SPEC",
+                   help="output cache: local:MB (this process, LRU) or redis://HOST:PORT/DB")
+    p.add_argument("--features-timeout", type=float, default=0.3, metavar="SECONDS",
+                   help="longest wait for the feature store or a Redis cache (default 0.3)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -103,7 +111,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         max_message_bytes=int(args.max_message_mb * 1024 * 1024), grace=args.grace,
         batch_delay_us=args.batch_delay_us, batch_max_rows=args.batch_max_rows,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
-        auth_token_file=args.auth_token_file, access_log=args.access_log)
+        auth_token_file=args.auth_token_file, access_log=args.access_log,
+        features=args.features or None, cache=args.cache,
+        features_timeout=args.features_timeout)
     return run(config, workers=args.workers, log_format=args.log_format, log_level=level)
 
 

@@ -4,7 +4,8 @@ Layout::
 
     <repository>/<model>/<version>/manifest.json   a bundle (version: a non-negative integer)
     <repository>/<model>/<version>/<file>.pmml     or exactly one PMML file
-    <repository>/<model>/config.json               optional: {"version_policy": ...}
+    <repository>/<model>/config.json               optional: {"version_policy": ...,
+                                                              "features": ...}
 
 Serving reads an immutable :class:`ModelView` per model from one dict that is replaced as a
 whole whenever something changes (publishing is a single reference assignment, atomic in
@@ -254,6 +255,9 @@ class ModelView:
     unloaded: bool = False
     #: why the model's directory or config cannot be used ("" if it can)
     error: str = ""
+    #: the model's config.json object as last read validly ({} if none): stages read their
+    #: sections (``features``) from it
+    config: dict[str, Any] = field(default_factory=dict)
 
     def status(self, version: str) -> VersionStatus | None:
         return next((s for s in self.statuses if s.version == version), None)
@@ -287,6 +291,8 @@ class _DiskModel:
     policy_error: str | None
     #: the model directory itself could not be read (a symlink loop, permissions, ...)
     error: str | None = None
+    #: config.json as read (for pipeline stages: the features binding); {} if none
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 def _unreadable(error: str) -> _DiskModel:
@@ -368,19 +374,21 @@ def _scan_model_dir(model_dir: Path) -> _DiskModel:
             pass
         pending.add(e.name)
     policy = error = None
+    config: dict[str, Any] = {}
     cfg = model_dir / CONFIG
     if cfg.is_file():
         try:
-            policy = _read_config(cfg)
+            policy, config = _read_config(cfg)
         except RecursionError:  # json's decoder recurses once per nesting level
             error = f"{CONFIG}: nested too deeply"
         except (OSError, ValueError) as exc:
             error = f"{CONFIG}: {exc}"
-    return _DiskModel(versions, pending, policy, error)
+    return _DiskModel(versions, pending, policy, error, config=config)
 
 
-def _read_config(cfg: Path) -> VersionPolicy:
-    """The version policy in ``config.json``; ValueError (or RecursionError) if invalid."""
+def _read_config(cfg: Path) -> tuple[VersionPolicy, dict[str, Any]]:
+    """The version policy in ``config.json`` and the whole object; ValueError (or
+    RecursionError) if invalid."""
     with open(cfg, "rb") as f:
         raw = f.read(MAX_CONFIG_BYTES + 1)
     if len(raw) > MAX_CONFIG_BYTES:
@@ -389,8 +397,8 @@ def _read_config(cfg: Path) -> VersionPolicy:
     if not isinstance(data, dict):
         raise ValueError("config.json must hold a JSON object")
     if "version_policy" in data:
-        return VersionPolicy.from_json(data["version_policy"])
-    return VersionPolicy()
+        return VersionPolicy.from_json(data["version_policy"]), data
+    return VersionPolicy(), data
 
 
 @dataclass
@@ -407,6 +415,8 @@ class _ModelState:
     has_policy: bool = False
     #: the model directory could not be read at the last scan (the previous scan stands)
     error: str | None = None
+    #: config.json of the last valid read
+    config: dict[str, Any] = field(default_factory=dict)
 
     def blocked(self) -> str | None:
         """Why nothing of this model can be loaded now, if that is so."""
@@ -721,6 +731,8 @@ class Repository:
         st.policy_error = None
         st.has_policy = True
         st.policy = dm.policy or VersionPolicy()
+        if dm.config != st.config:  # a new object only on change: stages cache by identity
+            st.config = dm.config
 
     def _reconcile(self, st: _ModelState) -> list[Future[None]]:
         """Start the loads and do the unloads that bring ``st`` in line with disk and policy.
@@ -809,7 +821,7 @@ class Repository:
             ready = dict(st.loaded)
             default = ready[max(ready, key=version_key)] if ready else None
             views[name] = ModelView(name, ready, default, tuple(statuses), st.policy,
-                                    st.unloaded, blocked or "")
+                                    st.unloaded, blocked or "", st.config)
         self._views = views  # the atomic swap
 
     # --- loading ------------------------------------------------------------------------------
