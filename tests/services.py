@@ -117,3 +117,64 @@ class TcpProxy:
             except OSError:
                 pass
         self._conns = []
+# --- Redis -----------------------------------------------------------------------------------
+REDIS_HOST = os.environ.get("TABLESCORE_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def redis_db() -> str:
+    """A Redis URL with a database number of this test process's own (10 + the xdist worker
+    number, below 16). Tests name their views and cache prefixes uniquely and delete their
+    own keys, never FLUSHDB: others may share the number."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    n = 10 + int(worker[2:] or 0) % 6 if worker.startswith("gw") else 10
+    return f"{REDIS_HOST}/{n}"
+
+
+class RedisServer:
+    """A ``redis-server`` of a test's own on a free port (no persistence): for failure tests
+    that stop, kill and restart it."""
+
+    def __init__(self) -> None:
+        import shutil
+        import socket
+
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server is required on PATH for this test")
+        self.exe = exe
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        import redis
+
+        self.proc = subprocess.Popen(
+            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        for _ in range(100):
+            try:
+                if r.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

@@ -431,8 +431,9 @@ def serve(repository: str | os.PathLike[str], *, port: int = 0, host: str = "127
     >>> with serve("models", port=0) as server:          # doctest: +SKIP
     ...     client = tritonclient.grpc.InferenceServerClient(server.address)
     """
+    # (a string "features" / "cache" is the config's URL or spec, an object the stage itself)
     stages = {k: options.pop(k) for k in ("router", "features", "cache", "recorders")
-              if k in options}
+              if k in options and not isinstance(options[k], str)}
     config = ServerConfig(repository=repository, port=port, host=host,
                           metrics_port=metrics_port, **options)
     return start(config, wait_ready=wait_ready, ready_timeout=ready_timeout, **stages)

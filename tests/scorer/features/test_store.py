@@ -1,0 +1,164 @@
+"""The feature store's backends (Redis in a database of this process's own, embedded SQLite)
+behave alike: exact values, latest timestamp wins, re-loads change nothing, bad files are
+refused before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scorer.errors import FieldTypeError, InputError, MissingFieldError
+from scorer.features import FeatureStore, open_store
+from scorer.features.loader import load
+from tablescore.cli import main as cli
+
+
+def _frame(n: int = 50, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "id": np.arange(100, 100 + n, dtype=np.int64),
+        "x": rng.normal(size=n),
+        "k": rng.integers(-5, 5, n),
+        "flag": rng.random(n) > 0.5,
+        "s": rng.choice(["a", "ü", ""], n).astype(object),
+    })
+    # hard doubles: shortest text must give the same bits back
+    df.loc[0, "x"] = 0.1
+    df.loc[1, "x"] = 1e-300
+    df.loc[2, "x"] = np.inf
+    df.loc[3, "x"] = 1 / 3
+    df.loc[4, "x"] = 2.0 ** 60 + 2 ** 8
+    df.loc[5, "x"] = np.nan   # null
+    df.loc[6, "s"] = None     # null
+    return df
+
+
+def test_values_come_back_bit_for_bit(store: FeatureStore, view_name: str,
+                                      tmp_path: Path) -> None:
+    df = _frame()
+    df.to_parquet(tmp_path / "f.parquet")
+    report = load(store, tmp_path / "f.parquet", view=view_name, entity="id")
+    assert (report.rows, report.written) == (50, 50)
+    meta = store.view(view_name)
+    assert meta is not None and meta.entity == "id"
+    assert meta.types == {"x": "double", "k": "integer", "flag": "boolean", "s": "string"}
+    keys = [str(i) for i in df["id"]] + ["nope"]
+    rows = store.read(meta, keys, ["x", "k", "flag", "s"])
+    assert rows.found.tolist() == [True] * 50 + [False]
+    x = df["x"].to_numpy()
+    got = rows.columns["x"][:50]
+    ok = ~np.isnan(x)
+    assert np.array_equal(got[ok].view(np.int64), x[ok].view(np.int64))
+    assert np.isnan(got[5]) and rows.null["x"][5] and not rows.null["x"][4]
+    assert np.array_equal(rows.columns["k"][:50], df["k"].to_numpy(dtype=float))
+    assert np.array_equal(rows.columns["flag"][:50], df["flag"].to_numpy(dtype=float))
+    expected_s = [None if v is None or v != v else v for v in df["s"].tolist()]
+    assert rows.columns["s"][:50].tolist() == expected_s  # "" stays "", None is null
+    assert rows.null["s"][6] and not rows.null["s"][7]
+    # the unknown entity: no values, not "null"
+    assert np.isnan(rows.columns["x"][50]) and not rows.null["x"][50]
+
+
+def test_latest_timestamp_wins_and_a_reload_changes_nothing(store: FeatureStore,
+                                                            view_name: str,
+                                                            tmp_path: Path) -> None:
+    df = pd.DataFrame({"id": ["a", "b", "c"], "t": [100.0, 100.0, 100.0],
+                       "x": [1.0, 2.0, 3.0]})
+    df.to_csv(tmp_path / "one.csv", index=False)
+    load(store, tmp_path / "one.csv", view=view_name, entity="id", timestamp="t")
+    # b older (ignored), c newer (wins), d new; within one file, a's later row wins too
+    df2 = pd.DataFrame({"id": ["b", "c", "d", "a", "a"], "t": [50.0, 200.0, 1.0, 150.0, 120.0],
+                        "x": [20.0, 30.0, 40.0, 10.0, 11.0]})
+    df2.to_csv(tmp_path / "two.csv", index=False)
+    r = load(store, tmp_path / "two.csv", view=view_name, entity="id", timestamp="t",
+             batch_rows=2)
+    assert r.written == 3  # c, d, a@150 (a@120 is older than a@150)
+    meta = store.view(view_name)
+    assert meta is not None
+    rows = store.read(meta, ["a", "b", "c", "d"], ["x"])
+    assert rows.columns["x"].tolist() == [10.0, 2.0, 30.0, 40.0]
+    assert rows.ts_us.tolist() == [150_000_000, 100_000_000, 200_000_000, 1_000_000]
+    again = load(store, tmp_path / "two.csv", view=view_name, entity="id", timestamp="t")
+    assert again.written == 0
+    assert store.read(meta, ["a", "b", "c", "d"], ["x"]).columns["x"].tolist() == \
+        [10.0, 2.0, 30.0, 40.0]
+
+
+def test_bad_files_are_refused_before_writing(store: FeatureStore, view_name: str,
+                                              tmp_path: Path) -> None:
+    pd.DataFrame({"key": [1, 2], "x": [1.0, 2.0]}).to_parquet(tmp_path / "a.parquet")
+    with pytest.raises(MissingFieldError, match="no entity column 'id'"):
+        load(store, tmp_path / "a.parquet", view=view_name, entity="id")
+    pd.DataFrame({"id": [1, 2, 1], "x": [1.0, 2.0, 3.0]}).to_parquet(tmp_path / "d.parquet")
+    with pytest.raises(InputError, match="1 duplicate keys, e.g. {'id': 1}"):
+        load(store, tmp_path / "d.parquet", view=view_name, entity="id")
+    pd.DataFrame({"id": [1.5, 2.0], "x": [1.0, 2.0]}).to_parquet(tmp_path / "f.parquet")
+    with pytest.raises(FieldTypeError, match="keys must be integers or strings"):
+        load(store, tmp_path / "f.parquet", view=view_name, entity="id")
+    pd.DataFrame({"id": ["a", None], "x": [1.0, 2.0]}).to_parquet(tmp_path / "n.parquet")
+    with pytest.raises(FieldTypeError, match="1 null keys"):
+        load(store, tmp_path / "n.parquet", view=view_name, entity="id")
+    assert store.view(view_name) is None  # nothing was written
+
+
+def test_cli_load_and_get(store_url: str, store: FeatureStore, view_name: str,
+                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pd.DataFrame({"id": [7, 8], "x": [0.5, -1.25], "s": ["p", "q"]}).to_csv(
+        tmp_path / "f.csv", index=False)
+    args = ["features", "load", "--store", store_url, "--view", view_name, "--entity", "id",
+            "--data", str(tmp_path / "f.csv"), "--max-age", "3600"]
+    assert cli(args) == 0
+    assert "2 rows read, 2 written" in capsys.readouterr().err
+    assert cli(args) == 0
+    assert "2 rows read, 0 written" in capsys.readouterr().err
+    meta = store.view(view_name)
+    assert meta is not None and meta.max_age == 3600.0
+    assert cli(["features", "get", "--store", store_url, "--view", view_name, "8", "9"]) == 0
+    out = capsys.readouterr().out
+    assert '"x": -1.25' in out and '"s": "q"' in out and '"_found": false' in out
+    assert cli(["features", "load", "--store", store_url, "--view", view_name, "--entity",
+                "nope", "--data", str(tmp_path / "f.csv")]) == 2
+    assert "no entity column 'nope'" in capsys.readouterr().err
+
+
+def test_a_view_keeps_its_columns(store: FeatureStore, view_name: str, tmp_path: Path) -> None:
+    pd.DataFrame({"id": [1], "x": [1.0]}).to_parquet(tmp_path / "a.parquet")
+    pd.DataFrame({"id": [1], "y": [1.0]}).to_parquet(tmp_path / "b.parquet")
+    load(store, tmp_path / "a.parquet", view=view_name, entity="id")
+    with pytest.raises(ValueError, match="load it into a new view"):
+        load(store, tmp_path / "b.parquet", view=view_name, entity="id")
+
+
+def test_redis_reads_n_ids_in_one_round_trip(view_name: str, tmp_path: Path) -> None:
+    from tests.services import redis_db
+
+    s = open_store(redis_db())
+    try:
+        pd.DataFrame({"id": np.arange(300), "x": np.arange(300.0)}).to_parquet(
+            tmp_path / "a.parquet")
+        load(s, tmp_path / "a.parquet", view=view_name, entity="id")
+        meta = s.view(view_name)
+        assert meta is not None
+        sent: list[int] = []
+        conn = s._r.connection_pool.get_connection()  # type: ignore[attr-defined]
+        cls = type(conn)
+        s._r.connection_pool.release(conn)  # type: ignore[attr-defined]
+        original = cls.send_packed_command
+
+        def counting(self, command, check_health=True):  # type: ignore[no-untyped-def]
+            sent.append(1)
+            return original(self, command, check_health)
+
+        cls.send_packed_command = counting
+        try:
+            rows = s.read(meta, [str(i) for i in range(0, 300, 3)], ["x"])
+        finally:
+            cls.send_packed_command = original
+        assert rows.columns["x"].tolist() == [float(i) for i in range(0, 300, 3)]
+        assert len(sent) == 1  # 100 HMGETs written at once, answers read back together
+    finally:
+        s.delete_view(view_name)  # type: ignore[attr-defined]
+        s.close()
