@@ -1,0 +1,118 @@
+"""The output cache: exact keys, LRU by bytes, a collision never answers, a failing cache
+is skipped and counted by the pipeline."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from scorer.cache import LocalCache, RedisCache, open_cache, request_key
+from scorer.cache import local as local_mod
+from scorer.cache.redis_cache import decode, encode
+from scorer.pipeline import Pipeline, Request
+from tests.services import RedisServer, redis_db
+
+
+class _Target:
+    def __init__(self, fingerprint: str) -> None:
+        self.name, self.version, self.fingerprint = "m", "1", fingerprint
+
+
+class _Model:
+    output_names = ("y",)
+    version = "1"
+    fingerprint = "fp"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score_arrays(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        self.calls += 1
+        return {"y": np.asarray(X, dtype=float).sum(axis=1)}
+
+
+def _req(X: np.ndarray | dict, outputs: tuple[str, ...] = ("y",)) -> Request:
+    rows = len(X) if isinstance(X, np.ndarray) else len(next(iter(X.values())))
+    return Request(X, rows, list(outputs))
+
+
+def test_the_key_covers_fingerprint_outputs_dtype_and_values() -> None:
+    X = np.arange(6.0).reshape(3, 2)
+    k = request_key(_Target("a"), _req(X))
+    assert k == request_key(_Target("a"), _req(X.copy()))
+    assert k != request_key(_Target("b"), _req(X))                 # a new version
+    assert k != request_key(_Target("a"), _req(X, ("y", "z")))     # other outputs
+    assert k != request_key(_Target("a"), _req(X.astype(np.float32)))
+    assert k != request_key(_Target("a"), _req(X.reshape(2, 3)))
+    cols = {"a": np.array(["x", None], dtype=object), "b": np.array([1.0, 2.0])}
+    other = {"a": np.array(["x", ""], dtype=object), "b": np.array([1.0, 2.0])}
+    assert request_key(_Target("a"), _req(cols)) != request_key(_Target("a"), _req(other))
+
+
+def test_local_cache_is_an_lru_bounded_by_bytes() -> None:
+    c = LocalCache(4000)
+    t = _Target("f")
+    reqs = [_req(np.full((10, 2), float(i))) for i in range(10)]
+    for r in reqs:
+        c.put(t, r, {"y": np.zeros(10)})
+        assert c.bytes <= 4000
+    assert 0 < len(c) < 10
+    assert c.get(t, reqs[0]) is None           # the oldest went first
+    assert c.get(t, reqs[-1]) is not None
+    assert c.metrics.counts == {"hit": 1, "miss": 1, "error": 0}
+    big = _req(np.zeros((1000, 2)))
+    c.put(t, big, {"y": np.zeros(1000)})       # larger than the whole cache: not kept
+    assert c.get(t, big) is None
+
+
+def test_a_hash_collision_never_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_mod, "digest", lambda key: b"same")
+    c = LocalCache(1 << 20)
+    t = _Target("f")
+    a, b = _req(np.ones((1, 2))), _req(np.zeros((1, 2)))
+    c.put(t, a, {"y": np.array([2.0])})
+    assert c.get(t, b) is None  # same slot, other key
+    assert c.get(t, a)["y"].tolist() == [2.0]
+
+
+def test_redis_blob_round_trip_and_cache() -> None:
+    arrays = {"p": np.array([0.25, 1e-300]), "label": np.array(["no", "yes"], dtype=object),
+              "k": np.array([1, 2], dtype=np.int64)}
+    key, back = decode(encode(b"key", arrays))
+    assert key == b"key"
+    assert back["p"].tobytes() == arrays["p"].tobytes()
+    assert back["label"].tolist() == ["no", "yes"] and back["k"].dtype == np.int64
+    c = open_cache(redis_db() + "?ttl=60")
+    assert isinstance(c, RedisCache)
+    t = _Target(uuid.uuid4().hex)  # a fingerprint nobody else has: no shared entries
+    r = _req(np.ones((2, 2)))
+    assert c.get(t, r) is None
+    c.put(t, r, arrays)
+    got = c.get(t, r)
+    assert got is not None and got["p"].tobytes() == arrays["p"].tobytes()
+    c._r.delete(c._name(request_key(t, r)))
+    c.close()
+
+
+def test_a_dead_cache_is_skipped_and_counted() -> None:
+    server = RedisServer()
+    url = server.url
+    server.kill()
+    cache = open_cache(url, timeout=0.2)
+    model = _Model()
+    from scorer.pipeline import ModelResolver
+
+    p = Pipeline(ModelResolver({"m": model}), cache=cache)
+    _, out = p("m", np.ones((2, 2)))
+    assert out["y"].tolist() == [2.0, 2.0] and model.calls == 1
+    assert p.errors.snapshot() == {("cache", "get"): 1, ("cache", "put"): 1}
+    assert cache.metrics.counts["error"] == 2
+
+
+def test_open_cache_refuses_unknown_specs() -> None:
+    with pytest.raises(ValueError, match="expected local:MB"):
+        open_cache("local:lots")
+    with pytest.raises(ValueError, match="expected local:MB or redis"):
+        open_cache("memcached://x")
