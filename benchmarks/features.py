@@ -1,0 +1,225 @@
+"""Feature store benchmark (#22): loading, entity lookup + score through gRPC, Feast beside
+it, and the output cache.
+
+    PYTHONPATH=. .venv/bin/python -m benchmarks.features --entities 100000
+
+1. ``--entities`` x ``--features`` doubles into Redis (``--redis``, a database of its own;
+   the view is deleted afterwards) with ``tablescore features load``'s loader; then the
+   same file again (written: 0).
+2. ``tablescore serve --features`` in this process, a 200-tree random forest on the 50
+   features; p50/p99 of ModelInfer with 1 and 100 entity ids per request (tritonclient).
+3. Feast 0.67 ``get_online_features`` on the same Redis and data, in its own venv
+   (benchmarks/.venvs/feast), when it is installed; the same id draws.
+4. Output cache (``local:64``): one full row, a hit (the same row again) versus a miss.
+
+Results: benchmarks/results/features-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+FEAST_PY = HERE / ".venvs" / "feast" / "bin" / "python"
+
+FEAST_SCRIPT = r'''
+import json, sys, time, datetime as dt
+from pathlib import Path
+import numpy as np, pandas as pd
+from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
+from feast.types import Float64
+data, repo, conn, n_feat, draws_path = sys.argv[1:6]
+n_feat = int(n_feat)
+repo = Path(repo); (repo / "data").mkdir(parents=True, exist_ok=True)
+(repo / "feature_store.yaml").write_text(f"""project: tsbench
+registry: {repo}/data/registry.db
+provider: local
+online_store:
+  type: redis
+  connection_string: "{conn}"
+entity_key_serialization_version: 3
+""")
+store = FeatureStore(repo_path=str(repo))
+ent = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
+fv = FeatureView(name="bench", entities=[ent], ttl=dt.timedelta(days=3650), online=True,
+                 schema=[Field(name=f"f{i}", dtype=Float64) for i in range(n_feat)],
+                 source=FileSource(path=data, timestamp_field="event_timestamp"))
+store.apply([ent, fv])
+df = pd.read_parquet(data)
+t0 = time.perf_counter()
+for s in range(0, len(df), 10000):
+    store.write_to_online_store("bench", df.iloc[s:s + 10000])
+load_s = time.perf_counter() - t0
+refs = [f"bench:f{i}" for i in range(n_feat)]
+draws = json.loads(Path(draws_path).read_text())
+out = {"load_s": load_s}
+for size, batches in draws.items():
+    lat = []
+    for ids in [batches[0]] * 5 + batches:  # 5 warm-up calls
+        rows = [{"customer_id": int(i)} for i in ids]
+        t = time.perf_counter()
+        r = store.get_online_features(features=refs, entity_rows=rows).to_dict()
+        lat.append(time.perf_counter() - t)
+        assert len(r["f0"]) == len(ids)
+    out[size] = lat[5:]
+print(json.dumps(out))
+'''
+
+
+def pct(lat: list[float]) -> dict[str, float]:
+    a = np.asarray(lat) * 1e3
+    return {"p50_ms": round(float(np.percentile(a, 50)), 3),
+            "p99_ms": round(float(np.percentile(a, 99)), 3), "n": len(lat)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entities", type=int, default=1_000_000)
+    ap.add_argument("--features", type=int, default=50)
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/9")
+    ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--no-feast", action="store_true")
+    args = ap.parse_args()
+
+    import tritonclient.grpc as tc
+    from sklearn.ensemble import RandomForestClassifier
+
+    import exporters
+    from scorer.features import open_store
+    from scorer.features.loader import load
+    from scorer.server import serve
+
+    rng = np.random.default_rng(0)
+    n, nf = args.entities, args.features
+    names = [f"f{i}" for i in range(nf)]
+    tmp = Path(tempfile.mkdtemp(prefix="ts-featbench-"))
+    df = pd.DataFrame(rng.normal(size=(n, nf)), columns=names)
+    df.insert(0, "customer_id", np.arange(n, dtype=np.int64))
+    df["event_timestamp"] = pd.Timestamp("2026-01-01", tz="UTC")
+    data = tmp / "features.parquet"
+    df.to_parquet(data)
+    result: dict = {"date": dt.date.today().isoformat(), "entities": n, "features": nf,
+                    "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
+                    "redis": args.redis}
+
+    view = f"bench_{uuid.uuid4().hex[:8]}"
+    store = open_store(args.redis, timeout=5.0)
+    try:
+        t0 = time.perf_counter()
+        rep = load(store, data, view=view, entity="customer_id", timestamp="event_timestamp")
+        result["load"] = {"seconds": round(time.perf_counter() - t0, 1), "rows": rep.rows,
+                          "rows_per_s": round(rep.rows / (time.perf_counter() - t0))}
+        t0 = time.perf_counter()
+        again = load(store, data, view=view, entity="customer_id",
+                     timestamp="event_timestamp")
+        result["reload"] = {"seconds": round(time.perf_counter() - t0, 1),
+                            "written": again.written}
+        print("load", result["load"], "reload", result["reload"], file=sys.stderr)
+
+        X = df[names].to_numpy()[:5000]
+        y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+        forest = RandomForestClassifier(n_estimators=200, max_depth=10, random_state=0,
+                                        n_jobs=1).fit(pd.DataFrame(X, columns=names), y)
+        repo = tmp / "repo"
+        exporters.export(forest, repo / "forest" / "1", sample=pd.DataFrame(X, columns=names),
+                         name="forest")
+        (repo / "forest" / "config.json").write_text(json.dumps({"features": {"view": view}}))
+        draws = {str(size): [rng.integers(0, n, size).tolist() for _ in range(args.requests)]
+                 for size in (1, 100)}
+        with serve(repo, port=0, ready_timeout=300, features=args.redis,
+                   features_timeout=1.0) as server:
+            client = tc.InferenceServerClient(server.address)
+            for size, batches in draws.items():
+                lat = []
+                for ids in [batches[0]] * 5 + batches:  # 5 warm-up calls
+                    a = np.asarray(ids, dtype=np.int64)
+                    inp = tc.InferInput("customer_id", [len(a)], "INT64")
+                    inp.set_data_from_numpy(a)
+                    t = time.perf_counter()
+                    client.infer("forest", [inp])
+                    lat.append(time.perf_counter() - t)
+                result[f"grpc_entity_{size}"] = pct(lat[5:])
+                print(size, result[f"grpc_entity_{size}"], file=sys.stderr)
+            client.close()
+        with serve(repo, port=0, ready_timeout=300, cache="local:64") as server:
+            client = tc.InferenceServerClient(server.address)
+
+            def one(row: np.ndarray) -> float:
+                inp = tc.InferInput("input", [1, nf], "FP64")
+                inp.set_data_from_numpy(np.ascontiguousarray(row[None, :]))
+                t = time.perf_counter()
+                client.infer("forest", [inp])
+                return time.perf_counter() - t
+
+            rows = df[names].to_numpy()
+            for _ in range(20):
+                one(rows[0])
+            hit = [one(rows[0]) for _ in range(args.requests)]
+            miss = [one(rows[1000 + i]) for i in range(args.requests)]
+            result["cache_local_hit"] = pct(hit)
+            result["cache_local_miss"] = pct(miss)
+            print("cache", result["cache_local_hit"], result["cache_local_miss"],
+                  file=sys.stderr)
+            client.close()
+
+        if args.no_feast or not FEAST_PY.exists():
+            result["feast"] = "skipped (benchmarks/.venvs/feast not installed)"
+        else:
+            from urllib.parse import urlsplit
+
+            u = urlsplit(args.redis)
+            feast_db = int(u.path.strip("/") or 0) + 1  # beside ours, same server
+            (tmp / "draws.json").write_text(json.dumps(draws))
+            proc = subprocess.run(
+                [str(FEAST_PY), "-c", FEAST_SCRIPT, str(data), str(tmp / "feast"),
+                 f"{u.hostname}:{u.port},db={feast_db}", str(nf), str(tmp / "draws.json")],
+                capture_output=True, text=True, timeout=3600)
+            if proc.returncode != 0:
+                result["feast"] = f"failed: {proc.stderr.strip().splitlines()[-1:]}"
+            else:
+                fr = json.loads(proc.stdout.strip().splitlines()[-1])
+                result["feast"] = {"version": "0.67", "redis_db": feast_db,
+                                   "write_to_online_store_s": round(fr["load_s"], 1),
+                                   **{f"get_online_features_{k}": pct(v)
+                                      for k, v in fr.items() if k != "load_s"}}
+                import redis
+
+                r = redis.Redis(host=u.hostname, port=u.port, db=feast_db)
+                for batch in _chunks(r.scan_iter(match="*", count=5000), 5000):
+                    r.delete(*batch)  # Feast's keys only: its db holds nothing else
+            print("feast", result["feast"], file=sys.stderr)
+    finally:
+        store.delete_view(view)  # type: ignore[attr-defined]
+        store.close()
+    out = HERE / "results" / f"features-{result['date']}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(out)
+    return 0
+
+
+def _chunks(it, size):  # type: ignore[no-untyped-def]
+    batch = []
+    for x in it:
+        batch.append(x)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+if __name__ == "__main__":
+    sys.exit(main())
