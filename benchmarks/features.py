@@ -92,6 +92,9 @@ def main() -> int:
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/9")
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--no-feast", action="store_true")
+    ap.add_argument("--feast-db", type=int, default=15,
+                    help="Feast's database on the same Redis (emptied afterwards: use one that "
+                         "holds nothing else; tests use 10-15 minus this)")
     args = ap.parse_args()
 
     import tritonclient.grpc as tc
@@ -181,7 +184,7 @@ def main() -> int:
             from urllib.parse import urlsplit
 
             u = urlsplit(args.redis)
-            feast_db = int(u.path.strip("/") or 0) + 1  # beside ours, same server
+            feast_db = args.feast_db  # beside ours, same server
             (tmp / "draws.json").write_text(json.dumps(draws))
             proc = subprocess.run(
                 [str(FEAST_PY), "-c", FEAST_SCRIPT, str(data), str(tmp / "feast"),
