@@ -1,0 +1,2 @@
+"""A/B experiments: assignment and serving (the router, the exposure log) and their analysis
+(``tablescore experiment report``)."""
