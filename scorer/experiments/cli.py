@@ -9,6 +9,8 @@ import json
 
 from ..errors import TablescoreError
 
+_EXTRA = "install the 'experiments' extra (pip install -e '.[experiments]' in a clone)"
+
 
 def _alpha(text: str) -> float:
     try:
@@ -35,8 +37,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         from . import report as R
         from . import stats  # noqa: F401  (scipy: fail here, with the remedy, not mid-way)
     except ImportError as exc:
-        raise TablescoreError(f"'experiment report' needs {exc.name or 'scipy and matplotlib'}"
-                              ": pip install 'tablescore[experiments]'") from None
+        raise TablescoreError(f"'experiment report' needs {exc.name or 'scipy'}: {_EXTRA}"
+                              ) from None
     from ..files import check_output
 
     check_output(args.json)  # before the work: a path that cannot be written fails at once
@@ -50,8 +52,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         html = R.render_html(rep)
     except ImportError as exc:
-        raise TablescoreError(f"the HTML report needs {exc.name}: pip install "
-                              "'tablescore[experiments]'") from None
+        raise TablescoreError(f"the HTML report needs {exc.name}: {_EXTRA}") from None
     R.write_text_atomic(json.dumps(rep.data, indent=2, allow_nan=False) + "\n", args.json)
     R.write_text_atomic(html, args.out)
     for w in rep.data["warnings"]:
