@@ -263,8 +263,8 @@ class SequentialResult:
 
 def msprt(difference: np.ndarray | float, se2: np.ndarray | float, tau2: np.ndarray | float,
           alpha: float = 0.05) -> SequentialResult:
-    """The mixture sequential probability ratio test of ``difference == 0`` (Johari, Pekelis,
-    Walsh 2017; Robbins 1970), with a normal mixing distribution ``N(0, tau^2)``.
+    """The mixture sequential probability ratio test of ``difference == 0`` (Johari, Koomen,
+    Pekelis, Walsh 2017; Robbins 1970), with a normal mixing distribution ``N(0, tau^2)``.
 
     With the estimate ``D ~ N(delta, s^2)`` at a look, the likelihood ratio of
     ``delta ~ N(0, tau^2)`` against ``delta = 0`` is::
