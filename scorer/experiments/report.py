@@ -238,7 +238,7 @@ def report(exposures: pd.DataFrame, outcomes: pd.DataFrame, *, metric: str | Non
         ex = ex[ex["experiment"] == experiment]
     rows = len(ex)
     shadow = ex["arm"] == SHADOW_ARM
-    ex = ex.loc[~shadow, list(_EXPOSURE_COLUMNS)].dropna(subset=["unit", "arm"])
+    ex = ex.loc[~shadow, list(_EXPOSURE_COLUMNS)].dropna(subset=["time", "unit", "arm"])
     if ex.empty:
         raise ExperimentDataError("no exposures to analyse" + (
             f" for experiment '{experiment}'" if experiment else ""))

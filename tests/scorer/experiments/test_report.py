@@ -18,7 +18,7 @@ import pytest
 from scipy import stats as st
 from statsmodels.stats.proportion import proportions_ztest
 
-from scorer.experiments.report import ExperimentDataError, report
+from scorer.experiments.report import ExperimentDataError, render_html, report
 from tablescore.cli import main
 
 TOL = 1e-9
@@ -198,8 +198,12 @@ def test_multi_arm_exclude_and_missing_outcome_zero() -> None:
 def test_binary_metric_uses_the_two_proportion_z_test() -> None:
     d = synthetic(2)
     ex = exposure_rows(d, np.arange(N))
-    outcomes = pd.DataFrame({"unit": d["unit"], "converted": d["converted"]})
-    r = report(ex, outcomes).data  # the only numeric column is the metric
+    untimed = exposure_rows(d, np.array([0]), unit="no-time", time=pd.NaT)
+    outcomes = pd.DataFrame({"unit": [*d["unit"], "no-time"], "converted": [*d["converted"], 1]})
+    rep = report(pd.concat([ex, untimed], ignore_index=True), outcomes)
+    r = rep.data  # the only numeric column is the metric
+    assert r["units"]["analysed"] == N and r["units"]["outcomes_without_exposure"] == 1
+    assert render_html(rep).count("data:image/png;base64,") == 3
     assert r["test"] == "proportion" and r["metric"] == "converted"
     base = ~d["holdout"]
     t = d["converted"][base & (d["arm"] == "candidate")]
