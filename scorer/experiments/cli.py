@@ -1,5 +1,5 @@
 """``tablescore experiment report``: the analysis of an experiment's exposure log and outcomes
-(see docs/experiments-analysis.md). Imports nothing heavy until the command runs: the whole
+(see docs/experiments.md (Analysis)). Imports nothing heavy until the command runs: the whole
 ``tablescore`` parser is built on every invocation."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "report", help="per-arm lift, p-values, sample-ratio check, always-valid sequential "
         "test and CUPED from the exposure log and an outcomes table",
         description="Analyse an experiment: DIR/NAME/*.parquet (the exposure log) joined with "
-        "the outcomes table on the unit id. See docs/experiments-analysis.md.")
+        "the outcomes table on the unit id. See docs/experiments.md (Analysis).")
     r.add_argument("name", metavar="NAME", help="the experiment's name")
     r.add_argument("--exposures", required=True, metavar="DIR",
                    help="the exposure log's directory (files under DIR/NAME/)")

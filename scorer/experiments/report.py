@@ -3,10 +3,10 @@ unit's metric) into per-arm comparisons against the control arm, a sample-ratio 
 long-run comparison of the permanent control group, and a daily series of looks.
 
 :func:`report` takes DataFrames and returns a :class:`Report` (its ``data`` is the JSON
-document, keys in docs/experiments-analysis.md); :func:`load_exposures` and
+document, keys in docs/experiments.md (Analysis)); :func:`load_exposures` and
 :func:`load_outcomes` read the files; :func:`render_html` draws the self-contained page.
 
-Choices (each documented in docs/experiments-analysis.md):
+Choices (each documented in docs/experiments.md (Analysis)):
 
 - a unit's arm, holdout flag and exposure day are those of its first exposure (by ``time``);
   units seen in more than one arm are counted and, by default, kept in their first arm

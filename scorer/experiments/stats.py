@@ -20,7 +20,7 @@ sequential probability ratio test, normal mixing distribution) and :func:`always
 
 Variance reduction: :func:`cuped_theta`, :func:`cuped_adjust` (Deng et al. 2013).
 
-The formulas and references are in docs/experiments-analysis.md.
+The formulas and references are in docs/experiments.md (Analysis).
 """
 
 from __future__ import annotations
