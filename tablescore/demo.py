@@ -147,7 +147,79 @@ def main(*, out: str | Path = "demo-out") -> int:
         first = rows[0][0]
         dataset, factory = next((d, f) for n, d, f in demo_models() if n == first)
         failures += registry_demo(out, first, data[dataset], factory)
+        failures += experiment_demo(out, first, data[dataset])
     return 1 if failures else 0
+
+
+def experiment_demo(out: Path, name: str, data: tuple[Any, Any]) -> int:
+    """Features by entity id (an embedded SQLite feature store), an A/B experiment between
+    the two versions of ``name`` with a permanent control group, the exposure log, and the
+    experiment's report; return failures."""
+    try:
+        import tritonclient.grpc as tc
+    except ImportError:
+        return 0
+    import json
+
+    import pandas as pd
+
+    from scorer.server import serve
+
+    from .cli import main as cli
+
+    X, y = data
+    root = out / "experiment"
+    shutil.rmtree(root, ignore_errors=True)
+    repo = root / "repository"
+    shutil.copytree(out / name, repo / name / "1")
+    shutil.copytree(out / f"{name}_v2", repo / name / "2")
+    (repo / name / "config.json").write_text(json.dumps({
+        "version_policy": {"all": {}},
+        "features": {"view": "customers"},
+        "experiment": {"name": "demo-ab", "unit": "customer_id", "salt": "demo", "shadow": None,
+                       "arms": [{"name": "control", "version": "1", "weight": 0.5},
+                                {"name": "candidate", "version": "2", "weight": 0.5}]}}))
+    # the features, keyed by customer id, in an embedded store (no server)
+    table = X.copy()
+    table.insert(0, "customer_id", np.arange(len(X)))
+    table.to_parquet(root / "customers.parquet")
+    store = f"sqlite:///{root / 'features.db'}"
+    print(f"\nfeature store {store}: ", end="", flush=True)
+    if cli(["features", "load", "--store", store, "--view", "customers", "--entity",
+            "customer_id", "--data", str(root / "customers.parquet")]) != 0:
+        return 1
+    arms: dict[str, int] = {}
+    outcomes = []
+    with serve(repo, port=0, features=store, exposures=root / "exposures",
+               control_group=0.1) as server:
+        client = tc.InferenceServerClient(server.address)
+        for cid in range(len(X)):
+            ids = tc.InferInput("customer_id", [1], "INT64")
+            ids.set_data_from_numpy(np.array([cid], dtype=np.int64))
+            r = client.infer(name, [ids], parameters={"customer_id": cid})
+            resp = r.get_response()
+            arm = resp.parameters["arm"].string_param
+            arms[arm] = arms.get(arm, 0) + 1
+            label = r.as_numpy("label")[0]
+            outcomes.append((str(cid), float(str(label) == str(y.iloc[cid]))))
+            if cid == 0:
+                print(f"customer 0 scored by id alone: arm {arm}, version "
+                      f"{resp.model_version}, label {label}")
+        client.close()
+    print(f"{len(X)} customers by arm: {arms} (10% permanent control group)")
+    pd.DataFrame(outcomes, columns=["unit", "correct"]).to_csv(root / "outcomes.csv",
+                                                               index=False)
+    code = cli(["experiment", "report", "demo-ab", "--exposures", str(root / "exposures"),
+                "--outcomes", str(root / "outcomes.csv"), "--metric", "correct", "--json",
+                str(root / "report.json"), "--out", str(root / "report.html")])
+    if code == 0:
+        rep = json.loads((root / "report.json").read_text())
+        comps = rep.get("comparisons", {})
+        for arm, c in (comps.items() if isinstance(comps, dict) else []):
+            print(f"report: {arm} vs control: difference {c.get('difference')}, "
+                  f"p_value {c.get('p_value')}")
+        print(f"report: {root / 'report.html'} ({root / 'report.json'})")
+    return 0 if code == 0 else 1
 
 
 def registry_demo(out: Path, name: str, data: tuple[Any, Any],

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -82,7 +83,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = cmd("load", cmd_load, "load a Parquet or CSV file into a view (latest timestamp "
             "wins; loading it again changes nothing)")
     p.add_argument("--entity", required=True, help="the entity (key) column")
-    p.add_argument("--data", required=True, help="a .parquet or .csv file")
+    p.add_argument("--data", required=True, type=Path, help="a .parquet or .csv file")
     p.add_argument("--timestamp", default=None,
                    help="event-time column (timestamp, or seconds since the epoch; default: "
                         "the file's modification time)")

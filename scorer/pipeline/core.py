@@ -208,7 +208,7 @@ class _Loaded:
 def _rows(inputs: object) -> int:
     shape = getattr(inputs, "shape", None)
     if shape is not None:
-        return int(shape[0])
+        return 1 if len(shape) == 1 else int(shape[0])  # a 1-D array is one row
     if isinstance(inputs, dict):
         return len(next(iter(inputs.values()), ()))
     return len(inputs)  # type: ignore[arg-type]

@@ -105,12 +105,17 @@ def test_bad_files_are_refused_before_writing(store: FeatureStore, view_name: st
     assert store.view(view_name) is None  # nothing was written
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_cli_load_and_get(store_url: str, store: FeatureStore, view_name: str,
-                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pd.DataFrame({"id": [7, 8], "x": [0.5, -1.25], "s": ["p", "q"]}).to_csv(
-        tmp_path / "f.csv", index=False)
+                          tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                          suffix: str) -> None:
+    df = pd.DataFrame({"id": [7, 8], "x": [0.5, -1.25], "s": ["p", "q"]})
+    if suffix == ".csv":
+        df.to_csv(tmp_path / "f.csv", index=False)
+    else:  # (the command once failed on a Parquet file: its progress bar counts the rows)
+        df.to_parquet(tmp_path / "f.parquet")
     args = ["features", "load", "--store", store_url, "--view", view_name, "--entity", "id",
-            "--data", str(tmp_path / "f.csv"), "--max-age", "3600"]
+            "--data", str(tmp_path / f"f{suffix}"), "--max-age", "3600"]
     assert cli(args) == 0
     assert "2 rows read, 2 written" in capsys.readouterr().err
     assert cli(args) == 0
@@ -121,7 +126,7 @@ def test_cli_load_and_get(store_url: str, store: FeatureStore, view_name: str,
     out = capsys.readouterr().out
     assert '"x": -1.25' in out and '"s": "q"' in out and '"_found": false' in out
     assert cli(["features", "load", "--store", store_url, "--view", view_name, "--entity",
-                "nope", "--data", str(tmp_path / "f.csv")]) == 2
+                "nope", "--data", str(tmp_path / f"f{suffix}")]) == 2
     assert "no entity column 'nope'" in capsys.readouterr().err
 
 

@@ -113,6 +113,18 @@ def test_a_stage_refusal_reaches_the_caller(model) -> None:
         p("iris", X[:1])
 
 
+def test_one_row_as_a_1d_array_is_one_row(model) -> None:
+    m, X = model
+    seen = []
+
+    class Rows:
+        def record(self, target, request, arrays):
+            seen.append(request.rows)
+
+    _, arrays = Pipeline(ModelResolver({"iris": m}), recorders=[Rows()])("iris", X[0])
+    assert seen == [1] and len(arrays["label"]) == 1
+
+
 def test_model_resolver_names_what_is_missing(model) -> None:
     m, _ = model
     r = ModelResolver({"churn": m})
