@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench bench-quick conformance clean
+.PHONY: demo test lint node-test bench bench-quick conformance clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(MAKE) node-test
+
+# the Node.js scorer (node/): fixture bundles + golden vectors from the current exporters
+node/node_modules/.installed: node/package-lock.json
+	cd node && npm ci --no-audit --no-fund
+	touch $@
+
+node-test: $(STAMP) node/node_modules/.installed
+	$(PY) node/test/make_fixtures.py node/.fixtures
+	cd node && node --test test/
 
 $(VENV)/.installed-bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
@@ -38,4 +48,4 @@ conformance: $(STAMP)
 	$(VENV)/bin/tablescore conformance matrix --subset full --external --report docs/conformance.md
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache node/node_modules node/.fixtures

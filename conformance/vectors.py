@@ -23,6 +23,9 @@ from scorer.errors import VerificationError
 from scorer.ir import Bundle
 from scorer.model import Model, check_close
 
+#: ops whose outputs vectors.json also records per row (``columns``), to be matched exactly
+_EXACT_OPS = ("tree_ensemble",)
+
 
 def _edge_rows(bundle: Bundle, base: dict[str, np.ndarray]) -> dict[str, list[Any]]:
     """One row per field with that field missing (when allowed) or unseen (strings)."""
@@ -82,6 +85,10 @@ def write_vectors(bundle_path: str | os.PathLike[str], out_dir: str | os.PathLik
     pd.DataFrame(inputs).to_csv(out / "inputs.csv", index=False, na_rep="")
     pd.DataFrame(got).to_csv(out / "expected.csv", index=False, na_rep="", float_format="%.17g")
     n = len(next(iter(inputs.values())))
+    # the raw outputs of tree steps (margins before any link): tree ensembles are specified
+    # bit for bit (op tree_ensemble), a following link only up to libm's exp
+    raw = [c for s in bundle.steps if s.op in _EXACT_OPS for c in s.outputs]
+    ws = model.columns(inputs, raw) if raw else np.zeros((n, 0))
     doc = {
         "bundle": str(bundle_path),
         "fingerprint": bundle.fingerprint,
@@ -89,7 +96,9 @@ def write_vectors(bundle_path: str | os.PathLike[str], out_dir: str | os.PathLik
         "tolerance": {"abs": v.abs_tol, "rel": v.rel_tol},
         "rows": [
             {"inputs": {k: _json_value(inputs[k][i]) for k in inputs},
-             "expected": {k: _json_value(got[k][i]) for k in got}}
+             "expected": {k: _json_value(got[k][i]) for k in got},
+             **({"columns": {c: _json_value(ws[i, j]) for j, c in enumerate(raw)}}
+                if raw else {})}
             for i in range(n)
         ],
     }
