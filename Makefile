@@ -30,7 +30,7 @@ node/node_modules/.installed: node/package-lock.json
 
 node-test: $(STAMP) node/node_modules/.installed
 	$(PY) node/test/make_fixtures.py node/.fixtures
-	cd node && TABLESCORE_PYTHON=$(abspath $(PY)) node --test test/
+	cd node && TABLESCORE_PYTHON=$(abspath $(PY)) node --test --test-concurrency=1 test/
 
 $(VENV)/.installed-bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'

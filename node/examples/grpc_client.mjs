@@ -22,13 +22,14 @@ export function client (endpoint, protoPath = PROTO) {
   return new inference.GRPCInferenceService(endpoint, grpc.credentials.createInsecure())
 }
 
-const call = (c, method, req) => new Promise((resolve, reject) => c[method](req, (err, res) => (err ? reject(err) : resolve(res))))
+const call = (c, method, req, timeoutMs = 60000) => new Promise((resolve, reject) =>
+  c[method](req, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res))))
 
 /** Wait until the server says the model is ready (or throw after timeoutMs). */
 export async function waitReady (c, model, timeoutMs = 60000) {
   const t0 = Date.now()
   for (;;) {
-    try { if ((await call(c, 'ModelReady', { name: model })).ready) return } catch {}
+    try { if ((await call(c, 'ModelReady', { name: model }, 5000)).ready) return } catch {}
     if (Date.now() - t0 > timeoutMs) throw new Error(`model '${model}' not ready after ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, 200))
   }

@@ -28,10 +28,13 @@ test('gRPC client example scores through tablescore serve', { timeout: 180000 },
   const server = spawn(PYTHON, ['-m', 'tablescore', 'serve', '--repository', repo, '--port', String(port)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   server.stderr.on('data', (d) => { stderr += d })
+  let exited = null
+  const exit = new Promise((resolve) => server.once('exit', (code) => { exited = code; resolve() }))
   const c = client(`127.0.0.1:${port}`)
   try {
     for (const [name, b] of Object.entries(models)) {
-      await waitReady(c, name, 150000).catch((e) => { throw new Error(`${e.message}\n${stderr.slice(-2000)}`) })
+      await Promise.race([waitReady(c, name, 150000), exit.then(() => { throw new Error(`server exited (${exited})`) })])
+        .catch((e) => { throw new Error(`${e.message}\n${stderr.slice(-2000)}`) })
       const model = await load(fixture('bundles', b))
       const vec = JSON.parse(fs.readFileSync(fixture('vectors', b, 'vectors.json'), 'utf8'))
       const cols = Object.fromEntries(model.inputs.map((f) => [f.name, vec.rows.map((r) => vecValue(r.inputs[f.name]))]))
@@ -47,8 +50,8 @@ test('gRPC client example scores through tablescore serve', { timeout: 180000 },
     }
   } finally {
     c.close()
-    server.kill('SIGTERM')
-    await new Promise((resolve) => server.once('exit', resolve))
+    if (exited === null) server.kill('SIGTERM')
+    await exit
     fs.rmSync(repo, { recursive: true, force: true })
   }
 })
