@@ -1,0 +1,96 @@
+"""The binning and divergence kernels against their NumPy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+
+from scorer.monitoring import kernels
+from scorer.monitoring.profile import numeric_edges
+
+
+def _values(rng: np.random.Generator, n: int, edges: np.ndarray) -> np.ndarray:
+    x = rng.normal(size=n) * 2
+    x[rng.random(n) < 0.05] = np.nan
+    x[:4] = [np.inf, -np.inf, edges[0], edges[-1]]
+    x[4:4 + len(edges)] = edges  # every edge itself
+    return x
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_numeric_bins_equal_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    edges = numeric_edges(rng.normal(size=500), bins=10 + seed)
+    x = _values(rng, 2000, edges)
+    counts = np.zeros(len(edges) + 2, np.int64)
+    kernels.count_numeric(x, edges, 0, counts)
+    ref = np.bincount(kernels.numeric_bins_reference(x, edges), minlength=len(edges) + 2)
+    assert np.array_equal(counts, ref)
+    assert counts[0] == np.isnan(x).sum()
+    assert counts[1] == (x < edges[0]).sum() and counts[-1] == (x > edges[-1]).sum()
+
+
+def test_constant_feature_has_one_inner_bin() -> None:
+    edges = numeric_edges(np.full(50, 3.0))
+    assert list(edges) == [3.0, 3.0]
+    counts = np.zeros(4, np.int64)
+    kernels.count_numeric(np.array([3.0, 2.0, 4.0, np.nan, 3.0]), edges, 0, counts)
+    assert list(counts) == [1, 1, 2, 1]
+    assert list(kernels.numeric_bins_reference(np.array([3.0, 2.0, 4.0]), edges)) == [2, 1, 3]
+
+
+def test_matrix_kernel_equals_columns() -> None:
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(3000, 5)).astype(np.float32)
+    X[rng.random(X.shape) < 0.02] = np.nan
+    cols = np.array([0, 2, 4], np.int64)
+    edges = [numeric_edges(X[:, j], 10 + j) for j in cols]
+    flat = np.concatenate(edges)
+    edge_off = np.concatenate([[0], np.cumsum([len(e) for e in edges])]).astype(np.int64)
+    count_off = np.concatenate([[0], np.cumsum([len(e) + 2 for e in edges])[:-1]]).astype(
+        np.int64)
+    counts = np.zeros(sum(len(e) + 2 for e in edges), np.int64)
+    kernels.count_matrix(X, cols, flat, edge_off, count_off, counts)
+    expected = np.concatenate([
+        np.bincount(kernels.numeric_bins_reference(X[:, j], e), minlength=len(e) + 2)
+        for j, e in zip(cols, edges, strict=True)])
+    assert np.array_equal(counts, expected)
+
+
+def test_code_bins_equal_reference() -> None:
+    codes = np.array([0, 1, 2, -1, np.nan, 5, 2, 0], dtype=np.float64)
+    counts = np.zeros(5, np.int64)
+    kernels.count_codes(codes, 3, 0, counts)
+    assert np.array_equal(counts, np.bincount(kernels.code_bins_reference(codes, 3),
+                                              minlength=5))
+    assert list(counts) == [1, 2, 1, 2, 2]  # missing, three categories, unseen (-1 and 5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_psi_and_js_equal_numpy_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(3, 24, size=8)
+    ref = [rng.integers(0, 500, s) for s in sizes]
+    cur = [rng.integers(0, 500, s) for s in sizes]
+    for r, c in zip(ref, cur, strict=True):  # empty bins on either side or both
+        r[rng.integers(0, len(r))] = 0
+        c[rng.integers(0, len(c))] = 0
+        c[0] = r[0] = 0
+    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    psi, js = np.empty(len(sizes)), np.empty(len(sizes))
+    kernels.divergences(np.concatenate(ref), np.concatenate(cur), off, kernels.PSI_EPSILON,
+                        psi, js)
+    for i, (r, c) in enumerate(zip(ref, cur, strict=True)):
+        assert abs(psi[i] - kernels.psi_reference(r, c)) <= 1e-12
+        assert abs(js[i] - kernels.js_reference(r, c)) <= 1e-12
+        assert abs(js[i] - jensenshannon(r / r.sum(), c / c.sum(), base=2)) <= 1e-12
+
+
+def test_identical_distributions_have_zero_drift_and_empty_side_is_nan() -> None:
+    r = np.array([0, 5, 10, 0, 3], np.int64)
+    psi, js = np.empty(2), np.empty(2)
+    kernels.divergences(np.concatenate([r, r]), np.concatenate([r * 3, r * 0]),
+                        np.array([0, 5, 10], np.int64), 1e-4, psi, js)
+    assert psi[0] == 0.0 and js[0] == 0.0
+    assert np.isnan(psi[1]) and np.isnan(js[1])
