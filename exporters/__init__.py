@@ -33,6 +33,8 @@ __all__ = ["build_bundle", "choose_verification_rows", "export", "supported", "t
 
 #: most verification rows chosen from the sample (bundle size and load-time check stay small)
 DEFAULT_VERIFICATION_ROWS = 256
+#: quantile bins per numeric feature of the drift reference (10..20; 0: no reference)
+DEFAULT_DRIFT_BINS = 10
 #: fewest rows kept when the sample has them: coverage rows are topped up in sample order
 MIN_VERIFICATION_ROWS = 64
 #: rows of the sample the selection looks at (the original's apply is run on them)
@@ -341,7 +343,8 @@ def choose_verification_rows(est: Any, sample: Any, bundle: Bundle,
 
 def build_bundle(est: Any, *, sample: Any = None, name: str = "model", version: str = "1",
                  feature_names: list[str] | None = None,
-                 verification_rows: int = DEFAULT_VERIFICATION_ROWS) -> Bundle:
+                 verification_rows: int = DEFAULT_VERIFICATION_ROWS,
+                 drift_bins: int = DEFAULT_DRIFT_BINS) -> Bundle:
     """Build the in-memory bundle for ``est`` (no disk access). See :func:`export`."""
     fields, named = infer_fields(est, sample, feature_names=feature_names)
     g = Graph(fields)
@@ -368,13 +371,26 @@ def build_bundle(est: Any, *, sample: Any = None, name: str = "model", version: 
         expected = expected_outputs(est, part, bundle.outputs)
         bundle.verification = Verification(inputs=vin, expected=expected, abs_tol=tol.abs,
                                            rel_tol=tol.rel)
+    if sample is not None and drift_bins:
+        bundle.drift_reference = _drift_reference(bundle, sample, drift_bins)
     return bundle
+
+
+def _drift_reference(bundle: Bundle, sample: Any, bins: int) -> dict[str, Any]:
+    """The reference profile of the whole sample (docs/bundle-format.md §7), as the
+    manifest's ``drift_reference`` object."""
+    from scorer.monitoring.profile import reference_profile
+
+    n = len(sample) if _is_frame(sample) else np.asarray(sample).shape[0]
+    columns, _ = _verification_inputs(sample, bundle.inputs, np.arange(n))
+    return reference_profile(bundle, columns, bins=bins).to_json()
 
 
 def export(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
            name: str | None = None, version: str = "1",
            feature_names: list[str] | None = None, overwrite: bool = False,
-           verification_rows: int = DEFAULT_VERIFICATION_ROWS) -> Bundle:
+           verification_rows: int = DEFAULT_VERIFICATION_ROWS,
+           drift_bins: int = DEFAULT_DRIFT_BINS) -> Bundle:
     """Export a fitted estimator or pipeline to a bundle directory.
 
     Parameters
@@ -393,12 +409,17 @@ def export(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
         them when it was fitted (LightGBM's ``fixed_acidity`` for ``fixed acidity``): the
         columns are matched to the model's inputs by position and must be the model's, in
         its order; labels that are not strings are named ``str(label)``.
+        The whole sample also becomes the bundle's reference profile for drift monitoring
+        (``drift_reference``: quantile bins per numeric input, category frequencies per
+        string input, the same for every output; docs/monitoring.md).
     name, version : str
         Model name (default: the directory name) and version recorded in the manifest.
     feature_names : list of str, optional
         Input field names for a model fitted on a bare array.
     overwrite : bool
         Replace an existing bundle at ``path``.
+    drift_bins : int
+        Quantile bins per numeric feature of the drift reference (10..20); 0 stores none.
 
     Returns
     -------
@@ -417,7 +438,7 @@ def export(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
 
     bundle = build_bundle(est, sample=sample, name=name or Path(path).name or "model",
                           version=version, feature_names=feature_names,
-                          verification_rows=verification_rows)
+                          verification_rows=verification_rows, drift_bins=drift_bins)
     Model(bundle, verify=True)  # refuse to write a bundle that does not reproduce the model
     write_bundle(bundle, path, overwrite=overwrite)
     return bundle

@@ -181,6 +181,8 @@ class Bundle:
     producer: dict[str, Any] = field(default_factory=dict)
     created: str | None = None
     verification: Verification | None = None
+    #: the reference profile for drift monitoring as its manifest object (docs/bundle-format.md
+    #: §7; ``scorer.monitoring.Profile.from_json`` reads it), or None
     drift_reference: dict[str, Any] | None = None
     schema_version: str = "1.0"
     fingerprint: str | None = None
