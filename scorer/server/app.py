@@ -135,7 +135,11 @@ class ServerHandle:
         The model repository it serves.
     metrics : Metrics
         Its Prometheus metrics.
+    drift : DriftRecorder or None
+        Its drift monitoring recorder (None when ``drift_window`` is 0).
     """
+
+    drift: Any = None
 
     def __init__(self, config: ServerConfig, server: grpc.Server, port: int,
                  repository: Repository, metrics: Metrics, state: ServerState,
@@ -280,6 +284,9 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
     if cache is None and config.cache:
         cache = _output_cache(config)
     _register_stage_metrics(metrics, features, cache)
+    drift = _drift_recorder(config, metrics)
+    if drift is not None:
+        recorders = (*recorders, drift)
     pipeline = Pipeline(repo, router=router, features=features, cache=cache,
                         recorders=recorders)
     servicer = InferenceServicer(repo, config, metrics, state, pipeline=pipeline)
@@ -325,6 +332,7 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
         handle = ServerHandle(config, server, port, repo, metrics, state, health_servicer,
                               executor, httpd)
         handle.closers = closers
+        handle.drift = drift
         log.info("serving", extra={
             "event": "serving", "host": config.host, "port": port,
             "metrics_port": handle.metrics_port, "repository": str(repo.root),
@@ -347,6 +355,17 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
     if wait_ready:
         handle.wait_ready(ready_timeout)
     return handle
+
+
+def _drift_recorder(config: ServerConfig, metrics: Metrics) -> Any:
+    """The drift monitoring recorder (None with ``drift_window`` 0), exported on /metrics."""
+    if not config.drift_window:
+        return None
+    from ..monitoring import DriftRecorder, Thresholds
+
+    drift = DriftRecorder(config.drift_window, Thresholds.parse(config.drift_thresholds))
+    metrics.watch_drift(drift)
+    return drift
 
 
 def _registry_replica(config: ServerConfig, metrics: Metrics) -> Any:

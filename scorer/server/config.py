@@ -94,6 +94,11 @@ class ServerConfig:
     features_timeout : float
         Seconds a feature store or Redis cache may take to answer before the request gets
         UNAVAILABLE (store) or is scored anyway (cache).
+    drift_window : float
+        Drift monitoring (docs/monitoring.md): seconds per window of counted rows, per model
+        version whose bundle has a reference profile; 0 turns monitoring off.
+    drift_thresholds : str
+        ``WARN,ALERT``: PSI levels whose crossing logs an event ``drift``.
     """
 
     repository: Path
@@ -125,6 +130,8 @@ class ServerConfig:
     features: str | None = None
     cache: str | None = None
     features_timeout: float = 0.3
+    drift_window: float = 300.0
+    drift_thresholds: str = "0.1,0.2"
 
     def __post_init__(self) -> None:
         from .logs import parse_access_mode
@@ -150,6 +157,11 @@ class ServerConfig:
             raise ValueError("load_threads must be positive")
         if self.load_waiters <= 0:
             raise ValueError("load_waiters must be positive")
+        if not self.drift_window >= 0:
+            raise ValueError("--drift-window must be >= 0 seconds (0: off)")
+        from ..monitoring.drift import Thresholds
+
+        Thresholds.parse(self.drift_thresholds)  # a bad value fails at start (ValueError)
 
     @property
     def batching(self) -> bool:

@@ -83,6 +83,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output cache: local:MB (this process, LRU) or redis://HOST:PORT/DB")
     p.add_argument("--features-timeout", type=float, default=0.3, metavar="SECONDS",
                    help="longest wait for the feature store or a Redis cache (default 0.3)")
+    p.add_argument("--drift-window", type=float, default=300.0, metavar="SECONDS",
+                   help="drift monitoring: rows of each model version with a reference "
+                        "profile are counted in windows of SECONDS; PSI per window on "
+                        "/metrics (default 300; 0: off)")
+    p.add_argument("--drift-thresholds", default="0.1,0.2", metavar="WARN,ALERT",
+                   help="PSI levels whose crossing logs a 'drift' event (default 0.1,0.2)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -113,7 +119,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
         auth_token_file=args.auth_token_file, access_log=args.access_log,
         features=args.features or None, cache=args.cache,
-        features_timeout=args.features_timeout)
+        features_timeout=args.features_timeout,
+        drift_window=args.drift_window, drift_thresholds=args.drift_thresholds)
     return run(config, workers=args.workers, log_format=args.log_format, log_level=level)
 
 

@@ -80,6 +80,11 @@ class Metrics:
             "tablescore_server_ready", "1 once the initial repository scan is loaded, 0 while "
             "starting or shutting down", registry=r)
 
+    def watch_drift(self, recorder: Any) -> None:
+        """Export a :class:`~scorer.monitoring.DriftRecorder`'s series from now on
+        (``tablescore_feature_psi``, ``tablescore_prediction_psi``...: docs/monitoring.md)."""
+        self.registry.register(recorder)
+
     def watch_stage_errors(self, errors: Any) -> None:
         """Export ``errors`` (a pipeline's :class:`~scorer.pipeline.StageErrors`) from now on."""
         self.stage_errors.errors = errors

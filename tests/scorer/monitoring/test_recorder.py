@@ -1,0 +1,152 @@
+"""The serving recorder: windows, PSI per window, threshold events, exact merging."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scorer
+from scorer.monitoring import DriftRecorder, Profile, Thresholds
+from scorer.monitoring.profile import count_columns
+from scorer.pipeline import ModelResolver, Pipeline
+
+from .conftest import N, reference_data
+
+
+class Clock:
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _shifted(seed: int = 5) -> np.ndarray:
+    X = reference_data(seed)
+    X[:, 1] += 1.0  # one standard deviation
+    return X
+
+
+def test_window_reports_psi_of_the_shifted_feature_only(linear_bundle: Path, caplog) -> None:
+    clock = Clock()
+    rec = DriftRecorder(60, clock=clock)
+    pipe = Pipeline(ModelResolver({"linear": scorer.load(linear_bundle)}), recorders=[rec])
+    X = _shifted()
+    for chunk in np.array_split(X, 40):  # 100-row requests, and some single rows
+        pipe("linear", chunk)
+    for row in X[:5]:
+        pipe("linear", row.reshape(1, -1))
+    assert rec.report() == {}  # the window has not ended
+    clock.t += 60
+    with caplog.at_level(logging.INFO, logger="tablescore.drift"):
+        (start, rows, drift), = rec.report().values()
+    assert rows == N + 5 and start == 960.0
+    psi = {d.name: d.psi for d in drift}
+    assert psi["x1"] >= 0.2, psi
+    assert max(psi["x0"], psi["x2"], psi["x3"]) < 0.1, psi
+    assert psi["value"] >= 0.1  # the output moves with x1 (coefficient -2)
+    events = [r for r in caplog.records if getattr(r, "event", "") == "drift"]
+    assert {(r.feature, r.level) for r in events} >= {("x1", "alert")}
+    assert "x0" not in {r.feature for r in events}
+
+
+def test_windows_count_only_their_rows(linear_bundle: Path) -> None:
+    clock = Clock(0.0)
+    rec = DriftRecorder(10, clock=clock)
+    model = scorer.load(linear_bundle)
+    pipe = Pipeline(ModelResolver({"linear": model}), recorders=[rec])
+    pipe("linear", reference_data(1, 300))
+    clock.t = 10.5
+    pipe("linear", reference_data(2, 200))
+    (w,) = rec.current("linear", model.version)
+    assert w.rows == 200 and w.start == 10.0
+    assert rec.report()[("linear", model.version)][1] == 300
+    profile = Profile.from_json(model.bundle.drift_reference)
+    X = reference_data(2, 200)
+    expected = count_columns(profile.zeros(), {f"x{j}": X[:, j] for j in range(4)},
+                             model.score_arrays(X))
+    assert np.array_equal(w.counts, expected)
+
+
+def test_column_requests_with_strings(mixed_bundle) -> None:
+    path, _ = mixed_bundle
+    clock = Clock()
+    rec = DriftRecorder(60, clock=clock)
+    model = scorer.load(path)
+    pipe = Pipeline(ModelResolver({"mixed": model}), recorders=[rec])
+    cols = {"color": np.array(["red"] * 50 + ["purple"] * 10 + [None] * 5 + ["blue"] * 35,
+                              dtype=object),
+            "size": np.linspace(-1, 1, 100)}
+    pipe("mixed", cols)
+    (w,) = rec.current("mixed", model.version)
+    layout = Profile.from_json(model.bundle.drift_reference)
+    got = layout.with_counts(w.counts, w.rows)
+    assert got.inputs[0].counts.tolist() == [5, 35, 0, 50, 10]  # missing, b, g, r, unseen
+    label = next(f for f in got.outputs if f.name == "label")
+    assert label.counts.sum() == 100 and label.counts[[0, -1]].sum() == 0
+    pipe("mixed", pd.DataFrame(cols).iloc[:1].to_dict("list"))  # one row, looked up by dict
+    assert rec.current("mixed", model.version)[0].rows == 101
+
+
+def test_model_without_profile_is_not_counted(linear_bundle: Path, tmp_path: Path) -> None:
+    from scorer.bundle import read_bundle, write_bundle
+
+    b = read_bundle(linear_bundle)
+    b.drift_reference = None
+    write_bundle(b, tmp_path / "plain")
+    rec = DriftRecorder(60)
+    pipe = Pipeline(ModelResolver({"m": scorer.load(tmp_path / "plain")}), recorders=[rec])
+    target, arrays = pipe("m", reference_data(0, 10))
+    assert len(arrays["value"]) == 10
+    assert rec.current("m", target.version) == [] and pipe.errors.snapshot() == {}
+
+
+def test_thresholds_parse_and_levels() -> None:
+    t = Thresholds.parse("0.05,0.3")
+    assert (t.level(0.01), t.level(0.05), t.level(0.3), t.level(float("nan"))) == (
+        "ok", "warn", "alert", "ok")
+    with pytest.raises(ValueError, match="WARN,ALERT"):
+        Thresholds.parse("high")
+    with pytest.raises(ValueError, match="warn <= alert"):
+        Thresholds.parse("0.3,0.1")
+
+
+_WORKER = """
+import json, sys
+import numpy as np
+import scorer
+from scorer.monitoring import DriftRecorder
+from scorer.pipeline import ModelResolver, Pipeline
+bundle, data, lo, hi = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rec = DriftRecorder(300, clock=lambda: 1000.0)
+m = scorer.load(bundle)
+pipe = Pipeline(ModelResolver({"linear": m}), recorders=[rec])
+X = np.load(data)[lo:hi]
+for chunk in np.array_split(X, 7):
+    pipe("linear", chunk)
+(w,) = rec.current("linear", m.version)
+print(json.dumps({"rows": w.rows, "counts": w.counts.tolist()}))
+"""
+
+
+def test_counts_of_two_processes_merge_to_one_process(linear_bundle: Path,
+                                                      tmp_path: Path) -> None:
+    data = tmp_path / "X.npy"
+    np.save(data, _shifted(9))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    runs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(linear_bundle), str(data),
+                              str(lo), str(hi)], stdout=subprocess.PIPE, env=env, text=True)
+            for lo, hi in ((0, 1500), (1500, N), (0, N))]
+    out = [json.loads(p.communicate(timeout=120)[0]) for p in runs]
+    assert all(p.returncode == 0 for p in runs)
+    merged = np.add(out[0]["counts"], out[1]["counts"])
+    assert out[0]["rows"] + out[1]["rows"] == out[2]["rows"] == N
+    assert merged.tolist() == out[2]["counts"]
