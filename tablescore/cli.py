@@ -55,7 +55,7 @@ from scorer.files import ModelFileError, OutputError
 
 #: modules contributing subcommands, in help order
 CONTRIBUTORS = ("exporters.cli", "scorer.cli", "scorer.registry.cli", "scorer.features.cli",
-                "scorer.experiments.cli",
+                "scorer.experiments.cli", "scorer.monitoring.cli",
                 "conformance.cli")
 
 _OURS = frozenset({"scorer", "exporters", "conformance", "protos", "tablescore"})

@@ -1,0 +1,87 @@
+"""``tablescore drift``: PSI per feature, JSON and HTML reports, exit status."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tablescore.cli import main
+
+from .conftest import reference_data
+
+
+def _frame(X: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+
+
+def test_shifted_feature_is_reported_and_exits_1(linear_bundle: Path, tmp_path: Path,
+                                                 capsys) -> None:
+    X = reference_data(11)
+    X[:, 2] += 1.0  # one standard deviation
+    _frame(X).to_parquet(tmp_path / "cur.parquet")
+    code = main(["drift", str(linear_bundle), "--data", str(tmp_path / "cur.parquet"),
+                 "--json", str(tmp_path / "r.json"), "--out", str(tmp_path / "r.html"),
+                 "--batch-rows", "1000"])  # several record batches
+    assert code == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    psi = report["psi"]
+    assert psi["x2"] >= 0.2 and max(psi["x0"], psi["x1"], psi["x3"]) < 0.1, psi
+    assert report["features"][0]["name"] in ("x2", "value")  # sorted by drift
+    assert [f["psi"] for f in report["features"]] == sorted(
+        [f["psi"] for f in report["features"]], reverse=True)
+    assert report["rows"] == {"reference": 4000, "current": 4000} and report["drifted"]
+    x2 = next(f for f in report["features"] if f["name"] == "x2")
+    assert sum(x2["current"]) == 4000 and len(x2["bins"]) == len(x2["reference"]) == 13
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("data:image/png;base64,") == len(report["features"])
+    png = page.split("data:image/png;base64,")[1].split("'")[0]
+    assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n"
+    out = capsys.readouterr()
+    assert out.out.splitlines()[1].split()[0] in ("x2", "value") and "DRIFT" in out.err
+
+
+def test_undrifted_csv_exits_0(linear_bundle: Path, tmp_path: Path) -> None:
+    _frame(reference_data(12)).to_csv(tmp_path / "cur.csv", index=False)
+    code = main(["drift", str(linear_bundle), "--data", str(tmp_path / "cur.csv"),
+                 "--json", str(tmp_path / "r.json")])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and not report["drifted"] and report["max_psi"] < 0.1
+
+
+def test_reference_file_instead_of_profile(linear_bundle: Path, tmp_path: Path) -> None:
+    ref = reference_data(13)
+    cur = reference_data(14)
+    cur[:, 0] = cur[:, 0] * 1.0 + 1.0
+    _frame(ref).to_parquet(tmp_path / "ref.parquet")
+    _frame(cur).to_parquet(tmp_path / "cur.parquet")
+    code = main(["drift", str(linear_bundle), "--data", str(tmp_path / "cur.parquet"),
+                 "--reference", str(tmp_path / "ref.parquet"), "--json",
+                 str(tmp_path / "r.json")])
+    psi = json.loads((tmp_path / "r.json").read_text())["psi"]
+    assert code == 1 and psi["x0"] >= 0.2 and psi["x1"] < 0.1
+
+
+def test_bundle_without_profile_needs_reference(linear_bundle: Path, tmp_path: Path,
+                                                capsys) -> None:
+    from scorer.bundle import read_bundle, write_bundle
+
+    b = read_bundle(linear_bundle)
+    b.drift_reference = None
+    write_bundle(b, tmp_path / "plain")
+    _frame(reference_data(1, 10)).to_csv(tmp_path / "cur.csv", index=False)
+    assert main(["drift", str(tmp_path / "plain"), "--data", str(tmp_path / "cur.csv")]) == 2
+    assert "--reference" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, code", [(["--data", "nope.csv"], 2),
+                                        (["--data", "x.csv", "--thresholds", "a"], 2)])
+def test_usage_errors(linear_bundle: Path, tmp_path: Path, args: list[str], code: int,
+                      monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _frame(reference_data(1, 10)).to_csv(tmp_path / "x.csv", index=False)
+    assert main(["drift", str(linear_bundle), *args]) == code
