@@ -247,24 +247,25 @@ class CategoryMap:
     def codes(self, values: Any) -> np.ndarray:
         """float64 (rows,) codes of ``values`` (rows,)."""
         arr = np.asarray(values)
-        if arr.dtype.kind in "iub":
-            arr = arr.astype(str)  # typed labels (ints, bools) name their text's category
-        if arr.dtype.kind == "f":  # float labels name their text's category; NaN missing
-            nan = np.isnan(arr)
-            out = self._lookup(arr.astype(str).astype(object))
-            out[nan] = np.nan
-            return out
-        return self._lookup(arr)
-
-    def _lookup(self, arr: np.ndarray) -> np.ndarray:
         if arr.size <= _SMALL:
             get = self._dict.get
             return np.array([np.nan if v is None or v != v else get(str(v), -1.0)
                              for v in arr.tolist()], dtype=np.float64)
+        if arr.dtype.kind in "iubfU":
+            # typed values (labels, numbers sent for a category): look up each distinct
+            # value's text once
+            nan = np.isnan(arr) if arr.dtype.kind == "f" else None
+            uniq, inverse = np.unique(arr, return_inverse=True)
+            get = self._dict.get
+            out = np.array([get(str(v), -1.0) for v in uniq.tolist()],
+                           dtype=np.float64)[inverse.reshape(-1)]
+            if nan is not None:
+                out[nan] = np.nan
+            return out
         import pandas as pd
 
         missing = pd.isna(arr)
-        if arr.dtype.kind == "O" and not all(isinstance(v, str) for v in arr[~missing][:1]):
+        if not all(isinstance(v, str) for v in arr[~missing][:1]):
             arr = np.array([None if m else str(v) for v, m in zip(arr, missing, strict=True)],
                            dtype=object)
         out = self._index.get_indexer(arr).astype(np.float64)

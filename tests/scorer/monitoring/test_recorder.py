@@ -150,3 +150,29 @@ def test_counts_of_two_processes_merge_to_one_process(linear_bundle: Path,
     merged = np.add(out[0]["counts"], out[1]["counts"])
     assert out[0]["rows"] + out[1]["rows"] == out[2]["rows"] == N
     assert merged.tolist() == out[2]["counts"]
+
+
+def test_small_requests_count_as_one_batch(linear_bundle: Path, mixed_bundle) -> None:
+    rec = DriftRecorder(60, clock=Clock())
+    model = scorer.load(linear_bundle)
+    pipe = Pipeline(ModelResolver({"linear": model}), recorders=[rec])
+    X = reference_data(4, 700)  # 700 one-row requests: counted PENDING_MAX at a time
+    for row in X:
+        pipe("linear", row.reshape(1, -1))
+    (w,) = rec.current("linear", model.version)
+    profile = Profile.from_json(model.bundle.drift_reference)
+    expected = count_columns(profile.zeros(), {f"x{j}": X[:, j] for j in range(4)},
+                             model.score_arrays(X))
+    assert w.rows == 700 and np.array_equal(w.counts, expected)
+    path, df = mixed_bundle
+    mixed = scorer.load(path)
+    pipe = Pipeline(ModelResolver({"mixed": mixed}), recorders=[rec])
+    for i in range(40):  # one-row column requests, some asking for the label only
+        pipe("mixed", {"color": df["color"].to_numpy()[i:i + 1],
+                       "size": df["size"].to_numpy()[i:i + 1]},
+             outputs=["label"] if i % 3 == 0 else None)
+    (w,) = rec.current("mixed", mixed.version)
+    got = Profile.from_json(mixed.bundle.drift_reference).with_counts(w.counts, w.rows)
+    assert got.inputs[0].counts[1:4].tolist() == [
+        (df["color"][:40] == c).sum() for c in ("blue", "green", "red")]
+    assert next(f for f in got.outputs if f.name == "label").rows == 40
