@@ -32,6 +32,8 @@ DEFAULT_WINDOW_S = 300.0
 #: time: a kernel call costs microseconds of dispatch whatever its size, which would double
 #: the cost of a one-row request (35 -> 78 us per call in the pipeline on 2 shared cores)
 SMALL_ROWS = 16
+#: rows per transposed block of a large numeric request
+_BLOCK = 8192
 PENDING_MAX = 256
 
 
@@ -81,6 +83,21 @@ class Binner:
                 m = len(fp.categories or [])
                 self._outputs.append((fp.name, None, o, m, CategoryMap(fp.categories or [])))
 
+    def _count_numeric_matrix(self, X: np.ndarray, counts: np.ndarray) -> None:
+        """Count the numeric input columns of ``X`` (rows, n_inputs): blocks of rows are
+        transposed so that each column is counted from contiguous memory (count_numeric runs
+        at a few ns per value there; count_matrix, reading rows, at ~90 ns per value on the
+        2-core test machine, and per-column passes over the strided matrix stream it once
+        per column)."""
+        if X.shape[0] <= 64:
+            kernels.count_matrix(X, self._cols, self._edges, self._edge_off, self._count_off,
+                                 counts)
+            return
+        for a in range(0, X.shape[0], _BLOCK):
+            block = np.ascontiguousarray(X[a:a + _BLOCK].T)
+            for _, j, edges, o in self._num_columns:
+                kernels.count_numeric(block[j], edges, o, counts)
+
     def count(self, inputs: Any, arrays: Mapping[str, np.ndarray], counts: np.ndarray) -> None:
         """Add one request into ``counts`` (int64, (size,)).
 
@@ -94,8 +111,7 @@ class Binner:
         if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "fiub":
             X = inputs if inputs.ndim == 2 else inputs.reshape(1, -1)
             if self._cols.size:
-                kernels.count_matrix(X, self._cols, self._edges, self._edge_off,
-                                     self._count_off, counts)
+                self._count_numeric_matrix(X, counts)
             for _, j, o, m, cmap in self._cat_inputs:
                 kernels.count_codes(cmap.codes(X[:, j]), m, o, counts)
         elif inputs is not None:
