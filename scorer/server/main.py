@@ -83,10 +83,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output cache: local:MB (this process, LRU) or redis://HOST:PORT/DB")
     p.add_argument("--features-timeout", type=float, default=0.3, metavar="SECONDS",
                    help="longest wait for the feature store or a Redis cache (default 0.3)")
-    p.add_argument("--drift-window", type=float, default=300.0, metavar="SECONDS",
+    p.add_argument("--drift-window", type=float, default=0.0, metavar="SECONDS",
                    help="drift monitoring: rows of each model version with a reference "
-                        "profile are counted in windows of SECONDS; PSI per window on "
-                        "/metrics (default 300; 0: off)")
+                        "profile are counted in windows of SECONDS (e.g. 300); PSI per "
+                        "window on /metrics (default 0: off; see docs/monitoring.md for "
+                        "its cost)")
     p.add_argument("--drift-thresholds", default="0.1,0.2", metavar="WARN,ALERT",
                    help="PSI levels whose crossing logs a 'drift' event (default 0.1,0.2)")
 
