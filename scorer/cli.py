@@ -129,33 +129,36 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    import pandas as pd
-
+    from .batch import rejected_path, score_files
     from .errors import InputError
-    from .files import check_output, read_table, write_table_atomic
-    from .pipeline import ModelResolver, Pipeline
+    from .files import check_output, output_format
+    from .pipeline import ModelResolver, Pipeline, Request
 
+    keep = [c for group in args.keep for c in group]
+    if args.model is None:
+        # `score --keep id BUNDLE ...`: --keep takes a list, so argparse gave it the bundle too
+        if not keep:
+            raise InputError("score: name the bundle to score with (tablescore score BUNDLE "
+                             "--data IN --out OUT)")
+        args.model = keep.pop()
     check_output(args.out)  # an unwritable output fails now, not after scoring
+    output_format(args.out)  # so does an unknown extension (out.json)
     model = load_model(args.model)
-    # the same request pipeline the server runs (resolve -> ... -> score), one chunk a request
+    # the same request pipeline the server runs (resolve -> ... -> score), one batch a request
     pipeline = Pipeline(ModelResolver({model.name: model}))
-    df = read_table(args.data)
-    unknown = [c for c in args.keep if c not in df.columns]
-    if unknown:
-        raise InputError(f"--keep: no column {', '.join(repr(c) for c in unknown)} in "
-                         f"'{args.data}' (its columns: {', '.join(map(str, df.columns))})")
-    clash = [c for c in args.keep if c in model.output_names]
-    if clash:
-        raise InputError(f"--keep: {', '.join(repr(c) for c in clash)} is also an output "
-                         "column of the model")
-    parts = [pd.DataFrame(pipeline(model.name, df.iloc[start : start + args.chunk_rows])[1])
-             for start in range(0, len(df), args.chunk_rows)]
-    out = (pd.concat(parts, ignore_index=True) if parts
-           else pd.DataFrame(pipeline(model.name, df.iloc[:0])[1]))
-    if args.keep:
-        out = pd.concat([df[args.keep].reset_index(drop=True), out], axis=1)
-    write_table_atomic(out, args.out)
-    print(f"scored {len(out)} rows with {model.name} v{model.version} -> {args.out}")
+    target = pipeline.resolve(model.name)
+    outputs = list(model.output_names)
+
+    def score(inputs, rows: int):
+        return pipeline.infer(target, Request(inputs, rows, outputs))
+
+    na_values = [v for text in args.na_values for v in text.split(",")]
+    result = score_files(model, args.data, args.out, keep=keep, on_error=args.on_error,
+                         na_values=na_values, batch_rows=args.chunk_rows, score=score)
+    print(f"scored {result.rows} rows with {model.name} v{model.version} -> {args.out}")
+    if args.on_error == "skip":
+        print(f"refused {result.rejected} row{'s' if result.rejected != 1 else ''} "
+              f"-> {rejected_path(args.out)}")
     return 0
 
 
@@ -199,13 +202,29 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     i.add_argument("path")
     i.set_defaults(fn=cmd_info)
 
-    s = sub.add_parser("score", help="batch-score a CSV/Parquet file")
-    s.add_argument("model", help="bundle directory")
-    s.add_argument("--data", required=True)
-    s.add_argument("--out", required=True, help=".csv or .parquet (written atomically)")
-    s.add_argument("--keep", nargs="*", default=[], help="input columns to copy to the output")
+    s = sub.add_parser("score", help="batch-score CSV / Parquet files (streamed, any size)",
+                       description="Score CSV / Parquet files in record batches (memory "
+                       "independent of the file size) into one output written atomically; "
+                       "see docs/batch.md.")
+    s.add_argument("model", nargs="?", help="bundle directory or PMML document")
+    s.add_argument("--data", required=True,
+                   help="a .csv / .parquet file, a directory of them, or a glob")
+    s.add_argument("--out", required=True,
+                   help=".csv, .parquet or .pq (written atomically; the format from the "
+                   "extension)")
+    # one value per --keep (repeat the flag); `--keep a b` still works, and a bundle after
+    # the values (`--keep id BUNDLE`) is taken back as the bundle (cmd_score)
+    s.add_argument("--keep", action="append", nargs="+", default=[], metavar="COLUMN",
+                   help="input column to copy to the output, e.g. an id (repeatable)")
+    s.add_argument("--on-error", choices=("fail", "skip"), default="fail",
+                   help="a row the model refuses stops the run (fail, default: the message "
+                   "names the row) or goes to OUT.rejected.csv with its reason (skip)")
+    s.add_argument("--na-values", action="append", default=[], metavar="MARKER[,MARKER]",
+                   help="CSV cells read as missing besides empty, NA and N/A (repeatable, "
+                   "e.g. --na-values NULL --na-values '?')")
     s.add_argument("--chunk-rows", type=positive_int, default=100_000,
-                   help="rows scored per call (default 100000)")
+                   help="rows read, scored and written per batch (default 100000): bounds "
+                   "memory")
     s.set_defaults(fn=cmd_score)
 
     from .server.main import add_arguments as add_serve_arguments

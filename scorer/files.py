@@ -176,12 +176,31 @@ def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def write_table_atomic(df, path: str | os.PathLike[str]) -> None:
-    """Write a DataFrame as CSV or Parquet via a temporary file and an atomic rename.
+#: output formats by file extension (lower case)
+OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
-    The temporary file is removed on any error and on SIGTERM / SIGINT (the CLI turns those
-    into exceptions); one that a SIGKILL left behind is removed by the next write to
-    ``path``.
+
+def output_format(path: str | os.PathLike[str]) -> str:
+    """``"csv"`` or ``"parquet"``, from ``path``'s extension.
+
+    Raises
+    ------
+    InputError
+        Any other extension (``out.json``): refused before any work is done for it.
+    """
+    suffix = Path(path).suffix.lower()
+    fmt = OUTPUT_FORMATS.get(suffix)
+    if fmt is None:
+        raise InputError(f"output '{path}': unknown format '{suffix or '(no extension)'}' "
+                         "(use .csv, .parquet or .pq)")
+    return fmt
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write; on a clean exit it is flushed to disk
+    and renamed to ``path``, on any error (SIGINT / SIGTERM included: the CLI raises those)
+    removed. A temporary file a SIGKILL left behind is removed by the next write.
 
     Raises
     ------
@@ -196,10 +215,7 @@ def write_table_atomic(df, path: str | os.PathLike[str]) -> None:
         raise _output_error(p, exc) from None
     os.close(fd)
     try:
-        if _is_parquet(p):
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
+        yield Path(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         apply_umask(tmp, directory=False)  # mkstemp made it 0600: readable as open() would be
@@ -210,6 +226,22 @@ def write_table_atomic(df, path: str | os.PathLike[str]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_table_atomic(df, path: str | os.PathLike[str]) -> None:
+    """Write a DataFrame as CSV or Parquet via a temporary file and an atomic rename
+    (:func:`atomic_output`).
+
+    Raises
+    ------
+    OutputError
+        The file cannot be written (disk full, permission, a directory in the way).
+    """
+    with atomic_output(path) as tmp:
+        if _is_parquet(Path(path)):
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
 
 
 def load_pickle(path: str | os.PathLike[str]) -> Any:

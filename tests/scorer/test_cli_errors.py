@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import exporters
-from scorer import files
+from scorer import batch, files
 from tablescore import cli
 from tablescore.cli import main
 
@@ -192,10 +192,10 @@ def test_export_of_string_columns_without_sample_says_to_pass_one(tmp_path, caps
 def test_a_bug_is_exit_70_with_its_traceback(setup, tmp_path, monkeypatch, capsys):
     bundle, data, _ = setup
 
-    def broken(df, path) -> None:
+    def broken(*args) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(files, "write_table_atomic", broken)
+    monkeypatch.setattr(batch, "_output_batch", broken)  # a bug in the batch writer
     code = main(["score", str(bundle), "--data", str(data), "--out", str(tmp_path / "o.csv")])
     err = capsys.readouterr().err
     assert code == cli.EXIT_INTERNAL == 70

@@ -1,0 +1,788 @@
+"""Batch scoring of files too large for memory: ``tablescore score BUNDLE --data IN --out OUT``.
+
+Input (Parquet or CSV, one file, a directory or a glob of them) is read in Arrow record
+batches (``ParquetFile.iter_batches``, ``pyarrow.csv.open_csv``), converted to the model's
+inputs, scored, and streamed to the output (``ParquetWriter`` / ``CSVWriter``) under a
+temporary name renamed into place at the end. Memory therefore depends on the batch size, not
+on the file's. Reading, scoring and writing overlap: a reader thread decodes the next batch and
+a writer thread encodes the previous one while the model scores (Arrow's decoders and the
+kernels release the GIL); the model spreads a batch over the cores itself.
+
+Row-level refusals: a batch the model refuses (an :class:`~scorer.errors.InputError`) is split
+in halves until the refused rows stand alone, so the good path costs one ``try`` per batch
+and a bad row costs O(log batch) re-scores. Text that is not a number where the model expects
+one is found by Arrow's cast first and only then row by row with the model's own number
+syntax. A ragged CSV line is caught by Arrow's parser (``invalid_row_handler``). With
+``on_error="fail"`` the first bad row stops the run (``row N of 'file': reason``, nothing
+written); with ``"skip"`` the bad rows go to a sidecar CSV (``file,row,reason``) and the rest
+are scored.
+
+Rows are numbered from 1 per input file, the header not counted (row N of a CSV without quoted
+line breaks or blank lines is line N + 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob as globmod
+import os
+import queue
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FieldTypeError, InputError, MissingFieldError
+from .files import DataFileError, atomic_output, output_format
+
+#: CSV cells read as missing unless --na-values adds more (what ``read_table`` reads as missing)
+DEFAULT_NA_VALUES = ("", "NA", "N/A")
+#: rows per record batch read, scored and written (the CLI's --chunk-rows)
+DEFAULT_BATCH_ROWS = 100_000
+ON_ERROR = ("fail", "skip")
+_DATA_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass
+class Rejected:
+    """A row refused by the reader or the model: ``row`` counts from 1 in ``file``."""
+
+    file: str
+    row: int
+    reason: str
+
+
+@dataclass
+class BatchResult:
+    """What :func:`score_files` did."""
+
+    rows: int = 0
+    rejected: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+# --- inputs ---------------------------------------------------------------------------------
+def expand_inputs(spec: str | os.PathLike[str]) -> list[Path]:
+    """The data files ``spec`` names: one file, every CSV / Parquet file under a directory
+    (recursively; hidden files and Spark's ``_SUCCESS`` markers skipped), or a glob, sorted.
+
+    Raises
+    ------
+    DataFileError
+        Nothing matches, or a glob matches no data file.
+    """
+    text = os.fspath(spec)
+    p = Path(text)
+    if p.is_dir():
+        found = sorted(f for f in p.rglob("*") if f.is_file() and
+                       f.suffix.lower() in _DATA_SUFFIXES and
+                       not any(part.startswith((".", "_")) for part in f.relative_to(p).parts))
+        if not found:
+            raise DataFileError(f"data directory '{p}' holds no .csv or .parquet file")
+        return found
+    if any(c in text for c in "*?[") and not p.exists():
+        found = sorted(Path(f) for f in globmod.glob(text, recursive=True)
+                       if Path(f).is_file())
+        if not found:
+            raise DataFileError(f"data pattern '{text}' matches no file")
+        return found
+    return [p]
+
+
+def _kind(path: Path) -> str:
+    return "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+
+
+@dataclass
+class _Chunk:
+    """One record batch of one file; ``start`` is the batch's first row in the file (0-based,
+    counting only rows the reader emitted)."""
+
+    file: Path
+    batch: Any  # pyarrow.RecordBatch
+    start: int
+    source: _Source
+
+
+class _Source:
+    """One input file, opened lazily: its column names, row count if known, and batches."""
+
+    def __init__(self, path: Path, columns: list[str], batch_rows: int,
+                 na_values: list[str]) -> None:
+        self.path = path
+        self.kind = _kind(path)
+        self.batch_rows = batch_rows
+        self.na_values = na_values
+        #: ragged CSV lines the parser skipped, in file order (their text)
+        self.ragged: list[str] = []
+        self._ragged_rows: list[int] | None = None
+        self.rows: int | None = None
+        self.size = 0
+        self._stream: Any = None
+        if self.kind == "parquet":
+            self._open_parquet()
+        else:
+            self._open_csv_header()
+        self.wanted = columns
+
+    # Parquet: the footer gives the schema and the row count before any data is read
+    def _open_parquet(self) -> None:
+        import pyarrow.parquet as pq
+
+        try:
+            self._pf = pq.ParquetFile(self.path)
+        except FileNotFoundError:
+            raise DataFileError(f"data file '{self.path}' does not exist") from None
+        except IsADirectoryError:
+            raise DataFileError(f"data file '{self.path}' is a directory") from None
+        except PermissionError:
+            raise DataFileError(f"data file '{self.path}' is not readable (permission "
+                                "denied)") from None
+        except Exception as exc:  # ArrowInvalid: not Parquet
+            raise DataFileError(f"data file '{self.path}' is not a valid Parquet file: "
+                                f"{str(exc).strip().splitlines()[0]}") from None
+        self.columns = list(self._pf.schema_arrow.names)
+        self.rows = self._pf.metadata.num_rows
+
+    def _open_csv_header(self) -> None:
+        try:
+            with open(self.path, encoding="utf-8", newline="") as fh:
+                header = fh.readline()
+            self.size = self.path.stat().st_size
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(self.path, exc.start, exc.object[exc.start]) from None
+        except IsADirectoryError:
+            raise DataFileError(f"data file '{self.path}' is a directory") from None
+        except FileNotFoundError:
+            raise DataFileError(f"data file '{self.path}' does not exist") from None
+        except PermissionError:
+            raise DataFileError(f"data file '{self.path}' is not readable (permission "
+                                "denied)") from None
+        except OSError as exc:
+            raise DataFileError(f"data file '{self.path}' cannot be read: "
+                                f"{exc.strerror or exc}") from None
+        if not header.strip():
+            raise DataFileError(f"data file '{self.path}' is empty: a CSV needs a header row "
+                                "naming the columns")
+        self.delimiter = "\t" if header.count("\t") > header.count(",") else ","
+        self.columns = next(csv.reader([header], delimiter=self.delimiter))
+
+    def batches(self) -> Iterator[Any]:
+        """The file's record batches (only the wanted columns), each at most batch_rows."""
+        if self.kind == "parquet":
+            yield from self._pf.iter_batches(batch_size=self.batch_rows, columns=self.wanted)
+            return
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        def ragged(row: Any) -> str:  # Arrow's parser thread: record, and go on
+            self.ragged.append(row.text)
+            return "skip"
+
+        # every wanted column as text: a column whose type Arrow would infer from the first
+        # block cannot then fail on a later one ("abc" in row 2,000,000); numbers are cast
+        # per batch, with the model's own syntax for what Arrow's cast refuses
+        self._stream = pa.OSFile(str(self.path))
+        try:
+            reader = pcsv.open_csv(
+                self._stream,
+                read_options=pcsv.ReadOptions(block_size=1 << 22),
+                parse_options=pcsv.ParseOptions(delimiter=self.delimiter,
+                                                invalid_row_handler=ragged),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={c: pa.string() for c in self.wanted},
+                    include_columns=self.wanted, null_values=self.na_values,
+                    strings_can_be_null=True, quoted_strings_can_be_null=False))
+            pending = None
+            for b in reader:
+                # re-slice Arrow's block-sized batches to batch_rows (memory and progress)
+                if pending is not None:
+                    b = pa.Table.from_batches([pending, b]).combine_chunks().to_batches()[0]
+                    pending = None
+                for i0 in range(0, b.num_rows, self.batch_rows):
+                    part = b.slice(i0, self.batch_rows)
+                    if part.num_rows < self.batch_rows and i0 + part.num_rows == b.num_rows:
+                        pending = part
+                    else:
+                        yield part
+            if pending is not None:
+                yield pending
+        except pa.ArrowInvalid as exc:
+            text = str(exc)
+            if "UTF8" in text:
+                offset, byte = _first_bad_utf8(self.path)
+                raise _not_utf8(self.path, offset, byte) from None
+            raise DataFileError(f"data file '{self.path}' is not a valid CSV file: "
+                                f"{text.strip().splitlines()[0]}") from None
+        finally:
+            self._stream.close()
+
+    def bytes_read(self) -> int:
+        """Bytes of the file the CSV reader consumed so far (progress estimate)."""
+        s = self._stream
+        try:
+            return s.tell() if s is not None and not s.closed else self.size
+        except (OSError, ValueError):
+            return self.size
+
+    def ragged_rows(self) -> list[int]:
+        """The 0-based data rows (non-empty lines after the header) of the ragged lines,
+        found by one scan of the file (only when the parser reported some)."""
+        if self._ragged_rows is not None and len(self._ragged_rows) == len(self.ragged):
+            return self._ragged_rows
+        want = list(self.ragged)
+        rows: list[int] = []
+        k = 0
+        with open(self.path, encoding="utf-8", newline="") as fh:
+            fh.readline()
+            r = 0
+            for line in fh:
+                text = line.rstrip("\r\n")
+                if not text:
+                    continue
+                if k < len(want) and text == want[k]:
+                    rows.append(r)
+                    k += 1
+                    if k == len(want):
+                        break
+                r += 1
+        rows += [-1] * (len(want) - len(rows))  # (not found: a line break inside quotes)
+        self._ragged_rows = rows
+        return rows
+
+    def file_row(self, emitted: np.ndarray) -> np.ndarray:
+        """1-based data rows of the file for 0-based indices of emitted rows (skipped ragged
+        lines counted in). Shape of ``emitted``."""
+        emitted = np.asarray(emitted, dtype=np.int64)
+        if not self.ragged:
+            return emitted + 1
+        skipped = np.array(sorted(r for r in self.ragged_rows() if r >= 0), dtype=np.int64)
+        good_before = skipped - np.arange(len(skipped))
+        return emitted + np.searchsorted(good_before, emitted, side="right") + 1
+
+
+def _not_utf8(path: Path, offset: int, byte: int) -> DataFileError:
+    return DataFileError(f"data file '{path}' is not UTF-8 text (byte 0x{byte:02x} at offset "
+                         f"{offset}): save it as UTF-8 CSV or Parquet")
+
+
+def _first_bad_utf8(path: Path) -> tuple[int, int]:
+    import codecs
+
+    dec = codecs.getincrementaldecoder("utf-8")()
+    done = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            try:
+                dec.decode(chunk)
+            except UnicodeDecodeError as exc:
+                pos = exc.start - len(dec.getstate()[0]) if exc.start else exc.start
+                pos = max(pos, 0)
+                return done + pos, chunk[pos] if pos < len(chunk) else 0
+            done += len(chunk)
+    return done, 0
+
+
+# --- arrow batch -> model inputs --------------------------------------------------------------
+def arrow_inputs(batch: Any, fields: list[Any]) -> tuple[Any, dict[int, str]]:
+    """The model inputs of an Arrow record batch, and the rows whose cells cannot be inputs.
+
+    Parameters
+    ----------
+    batch : pyarrow.RecordBatch
+        ``n`` rows holding (at least) a column per input field.
+    fields : list of scorer.ir.Field
+        The model's input schema.
+
+    Returns
+    -------
+    inputs : ndarray of shape (n, n_fields), float64, or dict of str to ndarray of shape (n,)
+        One C-order matrix when every field is numeric (the model's chunked, multi-threaded
+        path), else one column per field (numbers float64, strings objects).
+    bad : dict of int to str
+        Row (0-based in the batch) -> why its cell is refused (text that is not a number);
+        those rows hold NaN in ``inputs``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = batch.num_rows
+    names = batch.schema.names
+    missing = [f.name for f in fields if f.name not in names]
+    if missing:
+        raise MissingFieldError(f"missing input field{'s' if len(missing) > 1 else ''} "
+                                f"{', '.join(repr(m) for m in missing)} (model expects "
+                                f"{len(fields)}: {', '.join(f.name for f in fields)})")
+    numeric = all(f.type in ("double", "integer", "boolean") for f in fields)
+    matrix = np.empty((n, len(fields)), dtype=np.float64) if numeric else None
+    cols: dict[str, np.ndarray] = {}
+    bad: dict[int, str] = {}
+    for j, f in enumerate(fields):
+        col = batch.column(names.index(f.name))
+        if pa.types.is_dictionary(col.type):
+            col = col.dictionary_decode()
+        if f.type == "string":
+            cols[f.name] = col.to_numpy(zero_copy_only=False)
+            continue
+        t = col.type
+        if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+                or pa.types.is_decimal(t) or pa.types.is_null(t)):
+            values = pc.fill_null(pc.cast(col, pa.float64()), np.nan).to_numpy(
+                zero_copy_only=False)
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            values = _text_to_numbers(col, f, bad)
+        else:
+            raise FieldTypeError(f"field '{f.name}' expects numbers ({f.type}), but the "
+                                 f"column is of type {t}")
+        if matrix is not None:
+            matrix[:, j] = values
+        else:
+            cols[f.name] = values
+    return (matrix if matrix is not None else cols), bad
+
+
+def _text_to_numbers(col: Any, f: Any, bad: dict[int, str]) -> np.ndarray:
+    """float64[n] of a text column: Arrow's cast (all of a clean column at C speed), else row
+    by row with the model's own number syntax (XML Schema's xs:double, TRUE / FALSE, the
+    missing markers), noting each refused row in ``bad``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .inputs import InputEncoder
+
+    try:
+        return pc.fill_null(pc.cast(col, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    out = np.empty(len(col), dtype=np.float64)
+    for i, v in enumerate(col.to_pylist()):
+        try:
+            out[i] = InputEncoder._number(f, v)
+        except FieldTypeError as exc:
+            bad.setdefault(i, str(exc))
+            out[i] = np.nan
+    return out
+
+
+def _take(inputs: Any, idx: Any) -> Any:
+    if isinstance(inputs, dict):
+        return {k: v[idx] for k, v in inputs.items()}
+    return inputs[idx]
+
+
+_ROW0 = re.compile(r" \(row 0\)| in row 0\b")
+
+
+def score_isolating(score: Callable[[Any, int], dict[str, np.ndarray]], inputs: Any, n: int,
+                    *, first_only: bool = False) -> tuple[dict[str, np.ndarray] | None,
+                                                          np.ndarray, dict[int, str]]:
+    """Score ``n`` rows; where the model refuses the batch, find the refused rows by halving.
+
+    Parameters
+    ----------
+    score : callable
+        ``score(inputs, rows) -> dict of str to ndarray of shape (rows,)``; raises InputError
+        for a batch holding a row it refuses.
+    inputs : ndarray of shape (n, k) or dict of str to ndarray of shape (n,)
+        The rows.
+    n : int
+        Row count.
+    first_only : bool
+        Stop at the first refused row (``on_error="fail"``): its outputs are then None.
+
+    Returns
+    -------
+    arrays : dict of str to ndarray of shape (n_good,), or None
+        The outputs of the rows scored, in order.
+    good : ndarray of shape (n,), bool
+        Which rows were scored.
+    bad : dict of int to str
+        Refused row (0-based) -> the model's reason.
+    """
+    try:  # the good path: one call, nothing else
+        return score(inputs, n), np.ones(n, dtype=bool), {}
+    except InputError as exc:
+        first = exc
+    good = np.ones(n, dtype=bool)
+    bad: dict[int, str] = {}
+    parts: list[dict[str, np.ndarray]] = []
+
+    def run(lo: int, hi: int, known: InputError | None) -> bool:
+        """Score rows [lo, hi); False once first_only found its row."""
+        if known is None:
+            try:
+                parts.append(score(_take(inputs, slice(lo, hi)), hi - lo))
+                return True
+            except InputError as exc:
+                known = exc
+        if hi - lo == 1:
+            good[lo] = False
+            bad[lo] = _ROW0.sub("", str(known))
+            return not first_only
+        mid = (lo + hi) // 2
+        return run(lo, mid, None) and run(mid, hi, None)
+
+    run(0, n, first)
+    if first_only and bad:
+        return None, good, bad
+    arrays = ({k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts
+              else score(_take(inputs, slice(0, 0)), 0))
+    return arrays, good, bad
+
+
+# --- the run --------------------------------------------------------------------------------
+class _Background:
+    """Run ``produce(put)`` in a daemon thread feeding a bounded queue; iterate the items.
+    An exception in the thread is raised in the consumer; :meth:`stop` ends the thread at
+    its next put."""
+
+    _END = object()
+
+    def __init__(self, produce: Callable[[Callable[[Any], None]], None], depth: int = 2,
+                 name: str = "tablescore-batch") -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._produce = produce
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped()
+
+    def _main(self) -> None:
+        try:
+            self._produce(self._put)
+        except _Stopped:
+            return
+        except BaseException as exc:
+            self._error = exc
+        try:
+            self._put(self._END)
+        except _Stopped:
+            pass
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item = self._q.get()
+            if item is self._END:
+                if self._error is not None:
+                    raise self._error
+                return
+            yield item
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _Writer:
+    """Encodes and writes record batches in a thread, so the next batch scores meanwhile."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path, self.fmt = path, fmt
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self._w: Any = None
+        self._thread = threading.Thread(target=self._main, name="tablescore-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        try:
+            while (b := self._q.get()) is not None:
+                if self.error is not None:
+                    continue  # drain: the caller sees the error at its next put
+                if self._w is None:
+                    self._w = (pq.ParquetWriter(self.path, b.schema) if self.fmt == "parquet"
+                               else pcsv.CSVWriter(self.path, b.schema))
+                self._w.write_batch(b)
+        except BaseException as exc:
+            self.error = exc
+            while self._q.get() is not None:  # let the caller finish its puts
+                pass
+
+    def put(self, batch: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self._q.put(batch)
+
+    def close(self) -> None:
+        """Flush and close the file; raise the writer's error, if any."""
+        self._q.put(None)
+        self._thread.join()
+        if self._w is not None:
+            self._w.close()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        self.error = self.error or _Stopped()
+        try:
+            self._q.put(None, timeout=5)
+        except queue.Full:
+            pass
+        self._thread.join(timeout=10)
+        if self._w is not None:
+            try:
+                self._w.close()
+            except Exception:
+                pass
+
+
+def _output_batch(keep: Any, arrays: dict[str, np.ndarray], names: list[str],
+                  schema: Any) -> Any:
+    """One output record batch: the kept columns, then the model's outputs; cast to
+    ``schema`` (the first batch's) when given, so that every batch of a file has one schema.
+    NaN stays NaN (not null), as in-process scoring returns it."""
+    import pyarrow as pa
+
+    cols = list(keep.columns) if keep is not None else []
+    cols += [pa.array(arrays[name]) for name in names]
+    if schema is None:
+        return pa.RecordBatch.from_arrays(
+            cols, names=[*(keep.schema.names if keep is not None else []), *names])
+    cols = [c if c.type == f.type else c.cast(f.type) for c, f in zip(cols, schema,
+                                                                      strict=True)]
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def rejected_path(out: str | os.PathLike[str]) -> Path:
+    """The sidecar of refused rows beside ``out``: ``OUT.rejected.csv``."""
+    p = Path(out)
+    return p.with_name(p.name + ".rejected.csv")
+
+
+def score_files(model: Any, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                keep: Iterable[str] = (), on_error: str = "fail",
+                na_values: Iterable[str] = (), batch_rows: int = DEFAULT_BATCH_ROWS,
+                score: Callable[[Any, int], dict[str, np.ndarray]] | None = None,
+                progress: bool | None = None) -> BatchResult:
+    """Score the rows of ``data`` (a CSV / Parquet file, directory or glob) into ``out``.
+
+    Parameters
+    ----------
+    model : scorer.Model
+        The model (its input schema and output names; it scores unless ``score`` is given).
+    data : path or glob
+        What to read.
+    out : path
+        ``.csv``, ``.parquet`` or ``.pq``; written atomically.
+    keep : iterable of str
+        Input columns copied to the output before the model's columns (ids).
+    on_error : {"fail", "skip"}
+        A refused row stops the run (nothing written) or goes to ``OUT.rejected.csv``.
+    na_values : iterable of str
+        CSV cells read as missing besides :data:`DEFAULT_NA_VALUES`.
+    batch_rows : int
+        Rows per batch read, scored and written: what bounds memory.
+    score : callable, optional
+        ``score(inputs, rows) -> dict of str to ndarray of shape (rows,)`` (the CLI passes the
+        request pipeline); default ``model.score_arrays``.
+    progress : bool, optional
+        Show a progress bar on stderr; default: when stderr is a terminal.
+
+    Raises
+    ------
+    InputError
+        A bad option, a missing column, or (``on_error="fail"``) a refused row: ``row N of
+        'file': reason``.
+    DataFileError
+        An input file cannot be read.
+    OutputError
+        The output cannot be written.
+    """
+    fmt = output_format(out)  # an unknown extension fails before any work
+    if on_error not in ON_ERROR:
+        raise InputError(f"--on-error: expected one of {', '.join(ON_ERROR)}, got {on_error!r}")
+    keep = list(dict.fromkeys(keep))
+    fields = model.bundle.inputs
+    outputs = list(model.output_names)
+    clash = [c for c in keep if c in outputs]
+    if clash:
+        raise InputError(f"--keep: {', '.join(repr(c) for c in clash)} is also an output "
+                         "column of the model")
+    if score is None:
+        def score(inputs: Any, rows: int) -> dict[str, np.ndarray]:
+            return model.score_arrays(inputs)
+    na = [*DEFAULT_NA_VALUES, *(v for v in na_values if v not in DEFAULT_NA_VALUES)]
+    wanted = list(dict.fromkeys([*(f.name for f in fields), *keep]))
+    paths = expand_inputs(data)
+    sources = [_Source(paths[0], wanted, batch_rows, na)]
+    _check_columns(sources[0], fields, keep)  # before any scoring
+    total = sum(s.rows or 0 for s in sources) if all(s.kind == "parquet" for s in sources) \
+        else None
+    if progress is None:
+        progress = sys.stderr.isatty()
+    result = BatchResult(files=[str(p) for p in paths])
+    skip = on_error == "skip"
+
+    def produce(put: Callable[[Any], None]) -> None:
+        for i, path in enumerate(paths):
+            src = sources[i] if i < len(sources) else _Source(path, wanted, batch_rows, na)
+            if i >= len(sources):
+                _check_columns(src, fields, keep)
+                sources.append(src)
+            start = 0
+            for b in src.batches():
+                put(_Chunk(path, b, start, src))
+                start += b.num_rows
+            put(_Chunk(path, None, start, src))  # end of file: its ragged lines are known
+
+    bar = _progress(progress, total)
+    with ExitStack() as stack:
+        tmp = stack.enter_context(atomic_output(out))
+        rejects = None
+        if skip:
+            rtmp = stack.enter_context(atomic_output(rejected_path(out)))
+            rejects = csv.writer(stack.enter_context(open(rtmp, "w", newline="",
+                                                          encoding="utf-8")))
+            rejects.writerow(["file", "row", "reason"])
+        reader = _Background(produce)
+        writer = _Writer(tmp, fmt)
+        schema = None
+        try:
+            pending: list[tuple[int, str]] = []  # this file's refusals (emitted row, reason)
+            for chunk in reader:
+                src = chunk.source
+                if chunk.batch is None:  # the file is done
+                    if src.ragged and not skip:
+                        _fail_ragged(src)
+                    refused = [(int(r), why) for (_, why), r in zip(
+                        pending, src.file_row(np.array([e for e, _ in pending], dtype=np.int64)),
+                        strict=True)]
+                    if src.ragged:
+                        refused += [(r + 1, _ragged_reason(src, t)) for r, t in
+                                    zip(src.ragged_rows(), src.ragged, strict=True)]
+                    for row, why in sorted(refused):
+                        rejects.writerow([str(src.path), row, why])  # type: ignore[union-attr]
+                    result.rejected += len(refused)
+                    pending = []
+                    continue
+                if src.ragged and not skip:
+                    _fail_ragged(src)
+                b = chunk.batch
+                n = b.num_rows
+                inputs, bad = arrow_inputs(b, fields)
+                if bad and not skip:
+                    i = min(bad)
+                    _fail_row(src, chunk.start + i, bad[i])
+                if bad:
+                    ok = np.ones(n, dtype=bool)
+                    ok[list(bad)] = False
+                    idx = np.flatnonzero(ok)
+                    inputs, n_ok = _take(inputs, idx), len(idx)
+                else:
+                    idx, n_ok = None, n
+                arrays, _, refused = score_isolating(score, inputs, n_ok,
+                                                        first_only=not skip)
+                if refused and not skip:
+                    i = min(refused)
+                    _fail_row(src, chunk.start + (int(idx[i]) if idx is not None else i),
+                              refused[i])
+                rows_of = (idx if idx is not None else np.arange(n))
+                all_bad = {**bad, **{int(rows_of[i]): why for i, why in refused.items()}}
+                pending += [(chunk.start + i, why) for i, why in sorted(all_bad.items())]
+                keep_rows = None
+                if keep:
+                    keep_b = b.select(keep)
+                    if all_bad:
+                        mask = np.ones(n, dtype=bool)
+                        mask[list(all_bad)] = False
+                        keep_b = keep_b.filter(mask)
+                    keep_rows = keep_b
+                out_b = _output_batch(keep_rows, arrays, outputs, schema)
+                schema = out_b.schema
+                writer.put(out_b)
+                result.rows += out_b.num_rows
+                if bar is not None:
+                    bar.update(n)
+                    if total is None and src.kind == "csv" and src.size:
+                        done = max(src.bytes_read(), 1)
+                        bar.total = int(bar.n * src.size / done) if len(paths) == 1 else None
+            if schema is None:  # no rows at all: an empty table with the right columns
+                empty = _empty_batch(sources[0], wanted)
+                arrays = score(arrow_inputs(empty, fields)[0], 0)
+                writer.put(_output_batch(empty.select(keep) if keep else None, arrays,
+                                         outputs, None))
+            writer.close()
+        except BaseException:
+            writer.abort()
+            reader.stop()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+    return result
+
+
+def _empty_batch(src: _Source, wanted: list[str]) -> Any:
+    import pyarrow as pa
+
+    if src.kind == "parquet":
+        schema = src._pf.schema_arrow
+        return pa.RecordBatch.from_pylist([], schema=pa.schema([schema.field(c)
+                                                                 for c in wanted]))
+    return pa.RecordBatch.from_pylist([], schema=pa.schema([(c, pa.string())
+                                                             for c in wanted]))
+
+
+def _check_columns(src: _Source, fields: list[Any], keep: list[str]) -> None:
+    missing = [f.name for f in fields if f.name not in src.columns]
+    if missing:
+        raise MissingFieldError(f"data file '{src.path}': missing input field"
+                                f"{'s' if len(missing) > 1 else ''} "
+                                f"{', '.join(repr(m) for m in missing)} (model expects "
+                                f"{len(fields)}: {', '.join(f.name for f in fields)})")
+    unknown = [c for c in keep if c not in src.columns]
+    if unknown:
+        raise InputError(f"--keep: no column {', '.join(repr(c) for c in unknown)} in "
+                         f"'{src.path}' (its columns: {', '.join(map(str, src.columns))})")
+
+
+def _fail_row(src: _Source, emitted: int, reason: str) -> None:
+    row = int(src.file_row(np.array([emitted]))[0])
+    raise InputError(f"row {row} of '{src.path}': {reason}")
+
+
+def _ragged_reason(src: _Source, text: str) -> str:
+    got = len(next(csv.reader([text], delimiter=src.delimiter), []))
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    return f"ragged line: {got} fields where the header has {len(src.columns)} ({shown!r})"
+
+
+def _fail_ragged(src: _Source) -> None:
+    row = src.ragged_rows()[0]
+    where = f"row {row + 1}" if row >= 0 else "a row"
+    raise InputError(f"{where} of '{src.path}': {_ragged_reason(src, src.ragged[0])}")
+
+
+def _progress(enabled: bool, total: int | None) -> Any:
+    """A tqdm bar on stderr (rows, rows/s, ETA), or None (not a terminal, or no tqdm)."""
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit=" rows", unit_scale=True, file=sys.stderr, smoothing=0.1,
+                dynamic_ncols=True)
