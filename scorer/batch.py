@@ -136,7 +136,9 @@ class _Source:
         import pyarrow.parquet as pq
 
         try:
-            self._pf = pq.ParquetFile(self.path)
+            # pre_buffer (pyarrow's default) keeps every range read until the file is closed:
+            # 174 MiB live after iterating 6M rows x 3 columns, 2 MiB without it
+            self._pf = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
         except FileNotFoundError:
             raise DataFileError(f"data file '{self.path}' does not exist") from None
         except IsADirectoryError:
