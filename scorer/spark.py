@@ -1,0 +1,243 @@
+"""Scoring a Spark DataFrame with a bundle: ``score_dataframe(df, bundle)``.
+
+The DataFrame's Arrow record batches go straight to the kernels through ``mapInArrow`` (no
+pandas, no per-row Python): each batch is converted with :func:`scorer.batch.arrow_inputs`,
+scored with :meth:`scorer.Model.score_arrays` and returned with the model's output columns
+appended. The result equals in-process scoring bit for bit: the same conversion and the same
+kernels, row by row.
+
+The bundle reaches each executor once: its bytes are broadcast (``broadcast=True``, works on
+any cluster) or, with ``broadcast=False``, the path is read where it lies (shared storage
+every executor mounts). Each Python worker process loads it once and keeps it, keyed by
+fingerprint (Spark reuses Python workers across tasks: ``spark.python.worker.reuse``, on by
+default). The kernels are compiled with ``cache=True``: a worker loads them from Numba's
+on-disk cache instead of compiling, when the cache is warm (run one score where the package is
+installed, or point ``NUMBA_CACHE_DIR`` of every executor at a shared, warmed directory:
+``spark.executorEnv.NUMBA_CACHE_DIR``). See docs/batch.md.
+
+pyspark is imported only inside these functions (extra ``spark``): the scorer installs and
+imports without it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+#: models loaded in this (executor) process, by fingerprint
+_MODELS: dict[str, Any] = {}
+#: bundles loaded by this process (a test checks each worker loads a bundle once)
+LOADS = [0]
+_LOCK = threading.Lock()
+
+
+def bundle_bytes(path: str | os.PathLike[str]) -> bytes:
+    """A bundle directory (or PMML document) as one reproducible tar archive: sorted entries,
+    no owners or times, so equal bundles give equal bytes."""
+    p = Path(path)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        members = ([p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file()))
+        for f in members:
+            data = f.read_bytes()
+            info = tarfile.TarInfo(f.name if p.is_file() else f.relative_to(p).as_posix())
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _unpack(key: str, data: bytes, pmml_name: str | None) -> Path:
+    """Extract the archive once per machine (``$TMPDIR/tablescore-spark-<uid>/<key>``,
+    written aside and renamed, so concurrent workers never see half a bundle)."""
+    root = Path(tempfile.gettempdir()) / f"tablescore-spark-{os.getuid()}"
+    target = root / key
+    if not target.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=root))
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(tmp, filter="data")
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another worker renamed its copy first
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target / pmml_name if pmml_name else target
+
+
+def executor_model(key: str, source: Any, pmml_name: str | None = None) -> Any:
+    """The model ``key`` (a fingerprint) in this process, loaded on first use: from a
+    broadcast variable of :func:`bundle_bytes` or from a path. Loaded once per process."""
+    model = _MODELS.get(key)
+    if model is not None:
+        return model
+    with _LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            from .model import load
+
+            path = (Path(source) if isinstance(source, str | os.PathLike)
+                    else _unpack(key, source.value, pmml_name))
+            # verified on the driver already; a worker keeps only what the kernels need
+            model = _MODELS[key] = load(path, verify=False, keep_tables=False)
+            LOADS[0] += 1
+    return model
+
+
+def _output_types(model: Any) -> list[tuple[str, Any]]:
+    """(name, Arrow type) of each output: what scoring zero rows returns."""
+    import pyarrow as pa
+
+    fields = model.bundle.inputs
+    if all(f.type in ("double", "integer", "boolean") for f in fields):
+        empty: Any = np.empty((0, len(fields)))
+    else:
+        empty = {f.name: np.empty(0, dtype=object if f.type == "string" else np.float64)
+                 for f in fields}
+    arrays = model.score_arrays(empty)
+    out = []
+    for name in model.output_names:
+        t = pa.array(arrays[name]).type
+        out.append((name, pa.string() if pa.types.is_null(t) else t))
+    return out
+
+
+def score_dataframe(df: Any, bundle: str | os.PathLike[str], *, broadcast: bool = True,
+                    max_records_per_batch: int | None = None) -> Any:
+    """``df`` with the model's output columns appended, scored on the executors.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Holds a column per input field of the model (more are carried through).
+    bundle : path
+        A bundle directory or PMML document, readable by the driver.
+    broadcast : bool
+        Ship the bundle's bytes to the executors (default); False: every executor reads
+        ``bundle`` itself (a path on shared storage, same path everywhere).
+    max_records_per_batch : int, optional
+        Rows per Arrow batch handed to the model (Spark's
+        ``spark.sql.execution.arrow.maxRecordsPerBatch``, 10000 by default, otherwise).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``df``'s columns, then one column per output (``probability(<class>)``...,
+        ``label`` / ``value``), rows in ``df``'s order within each partition.
+
+    Raises
+    ------
+    InputError
+        ``df`` lacks an input field, or an output name is already one of its columns.
+        A row the model refuses fails the Spark task with the model's message.
+    """
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import from_arrow_type
+
+    from .model import load
+
+    model = load(bundle)  # verified here, once
+    names = list(df.columns)
+    missing = [f.name for f in model.bundle.inputs if f.name not in names]
+    if missing:
+        raise InputError(f"DataFrame lacks input field{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(map(repr, missing))} of model '{model.name}'")
+    clash = [n for n in model.output_names if n in names]
+    if clash:
+        raise InputError(f"DataFrame already has output column{'s' if len(clash) > 1 else ''} "
+                         f"{', '.join(map(repr, clash))}")
+    outputs = _output_types(model)
+    from pyspark.sql.types import StructField, StructType
+
+    schema = StructType([*df.schema.fields, *(StructField(n, from_arrow_type(t), True)
+                                              for n, t in outputs)])
+    key = model.fingerprint or "unfingerprinted"
+    p = Path(bundle)
+    pmml_name = p.name if p.is_file() else None
+    if broadcast:
+        source: Any = df.sparkSession.sparkContext.broadcast(bundle_bytes(p))
+    else:
+        source = str(p.resolve())
+    out_types = [t for _, t in outputs]
+    out_names = [n for n, _ in outputs]
+
+    def score_batches(batches: Iterator[Any]) -> Iterator[Any]:
+        from scorer.batch import arrow_inputs
+        from scorer.spark import executor_model
+
+        m = executor_model(key, source, pmml_name)
+        fields = m.bundle.inputs
+        for b in batches:
+            inputs, bad = arrow_inputs(b, fields)
+            if bad:
+                i = min(bad)
+                raise InputError(f"row {i} of a batch: {bad[i]}")
+            arrays = m.score_arrays(inputs)
+            cols = [*b.columns, *(pa.array(arrays[n]).cast(t) for n, t in
+                                  zip(out_names, out_types, strict=True))]
+            yield pa.RecordBatch.from_arrays(cols, names=[*b.schema.names, *out_names])
+
+    if max_records_per_batch is not None:
+        df.sparkSession.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch",
+                                 str(int(max_records_per_batch)))
+    return df.mapInArrow(score_batches, schema)
+
+
+def registry_bundle(store_url: str, model: str, version: str | int = "",
+                    dest: str | os.PathLike[str] = ".") -> Path:
+    """Materialize a registry version as a bundle directory ``dest/<fingerprint>`` (for
+    Spark: on the driver, then :func:`score_dataframe` broadcasts it; or on shared storage).
+
+    Parameters
+    ----------
+    store_url : str
+        ``sqlite:///PATH`` or ``postgresql://...``, as ``tablescore registry`` takes.
+    model : str
+        The model's name.
+    version : str or int
+        A version number or an alias; default the newest version.
+    dest : path
+        Where to write; an existing ``dest/<fingerprint>`` is reused (same bytes).
+
+    Returns
+    -------
+    Path
+        The bundle directory.
+    """
+    from .errors import ModelNotFoundError
+    from .registry import open_store
+    from .registry.store import write_bundle_files
+
+    store = open_store(store_url)
+    try:
+        state = store.snapshot().models.get(model)
+        if state is None:
+            raise ModelNotFoundError(f"unknown model '{model}' in the registry")
+        text = str(version)
+        if text == "":
+            number = max(state.versions)
+        elif text.isdigit():
+            number = int(text)
+        elif text in state.aliases:
+            number = state.aliases[text]
+        else:
+            raise ModelNotFoundError(f"model '{model}' has no version or alias '{text}'")
+        fingerprint = state.versions.get(number)
+        if fingerprint is None:
+            raise ModelNotFoundError(f"model '{model}' has no version {number}")
+        target = Path(dest) / fingerprint
+        if not target.exists():
+            write_bundle_files(target, store.fetch(fingerprint))
+        return target
+    finally:
+        store.close()
