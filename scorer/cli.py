@@ -1,5 +1,6 @@
 """The scorer's subcommands of ``tablescore``: ``import``, ``verify``, ``info``, ``score``,
-``serve``. The command itself is assembled in :mod:`tablescore.cli` (exit codes there)."""
+``package``, ``serve``. The command itself is assembled in :mod:`tablescore.cli` (exit codes
+there)."""
 
 from __future__ import annotations
 
@@ -162,6 +163,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_package(args: argparse.Namespace) -> int:
+    from .package import build_wheel
+
+    wheel = build_wheel(args.model, args.name, args.out, version=args.version)
+    print(f"wrote {wheel} (install: pip install --no-index --find-links {args.out} "
+          f"{args.name}, with tablescore's wheel there too)")
+    return 0
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (a usage error, exit 2, otherwise)."""
     try:
@@ -226,6 +236,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="rows read, scored and written per batch (default 100000): bounds "
                    "memory")
     s.set_defaults(fn=cmd_score)
+
+    pk = sub.add_parser("package", help="package a bundle as an installable wheel "
+                        "(import NAME; NAME.load())")
+    pk.add_argument("model", help="bundle directory or PMML document")
+    pk.add_argument("--name", required=True, help="distribution name; the module is NAME "
+                    "with dashes as underscores")
+    pk.add_argument("--out", required=True, help="directory for the wheel")
+    pk.add_argument("--version", help="wheel version (default: the bundle's, as PEP 440)")
+    pk.set_defaults(fn=cmd_package)
 
     from .server.main import add_arguments as add_serve_arguments
 
