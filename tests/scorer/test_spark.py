@@ -94,17 +94,23 @@ def test_local2_equals_in_process_scoring(spark, bundles, which, broadcast):
 
 
 def test_each_worker_loads_the_bundle_once(spark, bundles):
+    import pyarrow as pa
+
     from scorer.spark import score_dataframe
 
     df = spark.createDataFrame(frame(4000)).repartition(8)  # 8 tasks on 2 worker slots
-    assert score_dataframe(df, bundles["num"], max_records_per_batch=500).count() == 4000
+    for _ in range(2):  # two jobs: the second reuses the workers (and their model)
+        rows = score_dataframe(df, bundles["num"], max_records_per_batch=500).collect()
+        assert len(rows) == 4000
 
-    def loads(_):
+    def probe(batches):  # a job of the same kind (mapInArrow) on the same workers
         from scorer import spark as s
 
-        yield os.getpid(), s.LOADS[0]
+        for b in batches:
+            yield pa.RecordBatch.from_pydict({"pid": [os.getpid()] * b.num_rows,
+                                              "loads": [s.LOADS[0]] * b.num_rows})
 
-    seen = dict(spark.sparkContext.parallelize(range(8), 8).mapPartitions(loads).collect())
+    seen = {r.pid: r.loads for r in df.mapInArrow(probe, "pid long, loads long").collect()}
     assert max(seen.values()) == 1, seen  # loaded by the workers, never twice in one
 
 
