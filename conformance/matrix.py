@@ -217,6 +217,7 @@ def _meta_specs(n: int) -> list[ModelSpec]:
         svm,
         tree,
     )
+    from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
 
     def linear(t: str) -> Any:
@@ -267,6 +268,10 @@ def _meta_specs(n: int) -> list[ModelSpec]:
         ModelSpec("calibration", "CalibratedClassifierCV", ("binary", "multiclass"),
                   lambda t: calibration.CalibratedClassifierCV(
                       scaled(svm.LinearSVC()), method="isotonic", cv=3)),
+        # NaN passes through the quantile map (scikit-learn allows it), imputed after it
+        ModelSpec("quantile", "QuantileTransformer", every, lambda t: make_pipeline(
+            preprocessing.QuantileTransformer(n_quantiles=100, output_distribution="normal"),
+            SimpleImputer(), linear(t)), native_missing=True),
     ]
 
 

@@ -45,6 +45,7 @@ _FAMILY_MODULES = (
     "exporters.rowwise",
     "exporters.ensemble",
     "exporters.calibration",
+    "exporters.quantile",
 )
 _loaded = False
 

@@ -28,6 +28,8 @@ TOLERANCES: dict[str, Tolerance] = {
     "encoding": Tolerance(0.0, 0.0, "exact lookups"),
     # interpolate: numpy.interp's operations in its order (isotonic calibration)
     "calibration": Tolerance(0.0, 0.0, "numpy.interp's float64 operations in its order"),
+    # quantile_transform: numpy.interp twice and Cephes' ndtri, same operations, same libm
+    "quantile": Tolerance(0.0, 0.0, "numpy.interp and Cephes ndtri's float64 operations"),
     # Tree ensembles select leaves bit-exactly (same comparison dtype and operator); the only
     # difference left is how leaf values are summed and the link function's libm.
     "tree_ensemble": Tolerance(1e-12, 1e-12, "float64 accumulation; bit-exact leaf selection"),

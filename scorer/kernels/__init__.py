@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     neural_network,
     predicate_tree,  # also registers 'expression', which it imports
     preprocessing,
+    quantile,
     svm,
     tree_ensemble,
 )

@@ -22,7 +22,7 @@ import pytest
 SEED = 19
 #: the bundles fuzzed (see _builders), and mutants per bundle
 BUNDLES = ["logreg", "encoders", "gbm", "forest", "naive_bayes", "knn", "kmeans", "mlp", "svc",
-           "calibrated", "pmml_tree"]
+           "calibrated", "quantile", "pmml_tree"]
 #: random mutants per bundle, after its edge mutants (4 per integer table column)
 MUTANTS = 20
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +130,7 @@ def _builders() -> dict[str, Callable[[Path], None]]:
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import QuantileTransformer, StandardScaler
     from sklearn.svm import SVC
 
     def nan_frame() -> pd.DataFrame:
@@ -156,6 +156,8 @@ def _builders() -> dict[str, Callable[[Path], None]]:
         # isotonic calibration: its bundle holds the interpolate step
         "calibrated": _sklearn(lambda: CalibratedClassifierCV(GaussianNB(), method="isotonic",
                                                               cv=2)),
+        "quantile": _sklearn(lambda: make_pipeline(QuantileTransformer(
+            n_quantiles=20, output_distribution="normal"), LogisticRegression())),
         "pmml_tree": _pmml,
     }
     assert list(builders) == BUNDLES
