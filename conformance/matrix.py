@@ -272,6 +272,9 @@ def _meta_specs(n: int) -> list[ModelSpec]:
         ModelSpec("quantile", "QuantileTransformer", every, lambda t: make_pipeline(
             preprocessing.QuantileTransformer(n_quantiles=100, output_distribution="normal"),
             SimpleImputer(), linear(t)), native_missing=True),
+        ModelSpec("power", "PowerTransformer", every, lambda t: make_pipeline(
+            preprocessing.PowerTransformer(), SimpleImputer(), linear(t)),
+            native_missing=True),
     ]
 
 

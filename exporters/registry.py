@@ -46,6 +46,7 @@ _FAMILY_MODULES = (
     "exporters.ensemble",
     "exporters.calibration",
     "exporters.quantile",
+    "exporters.power",
 )
 _loaded = False
 
