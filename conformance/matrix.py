@@ -275,6 +275,9 @@ def _meta_specs(n: int) -> list[ModelSpec]:
         ModelSpec("power", "PowerTransformer", every, lambda t: make_pipeline(
             preprocessing.PowerTransformer(), SimpleImputer(), linear(t)),
             native_missing=True),
+        # every distinct number a category; NaN a category of its own
+        ModelSpec("target_encoding", "TargetEncoder", every, lambda t: make_pipeline(
+            preprocessing.TargetEncoder(random_state=0), linear(t)), native_missing=True),
     ]
 
 

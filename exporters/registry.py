@@ -47,6 +47,7 @@ _FAMILY_MODULES = (
     "exporters.calibration",
     "exporters.quantile",
     "exporters.power",
+    "exporters.target_encoding",
 )
 _loaded = False
 
