@@ -36,8 +36,8 @@ from .errors import InputError
 
 #: models loaded in this (executor) process, by fingerprint
 _MODELS: dict[str, Any] = {}
-#: bundles loaded by this process (a test checks each worker loads a bundle once)
-LOADS = [0]
+#: times this process loaded each bundle, by fingerprint (a test checks: once per worker)
+LOADS: dict[str, int] = {}
 _LOCK = threading.Lock()
 
 
@@ -90,7 +90,7 @@ def executor_model(key: str, source: Any, pmml_name: str | None = None) -> Any:
                     else _unpack(key, source.value, pmml_name))
             # verified on the driver already; a worker keeps only what the kernels need
             model = _MODELS[key] = load(path, verify=False, keep_tables=False)
-            LOADS[0] += 1
+            LOADS[key] = LOADS.get(key, 0) + 1
     return model
 
 
