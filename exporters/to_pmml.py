@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ def to_pmml(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
         if isinstance(exc, ExportError):
             raise
         raise ExportError(f"sklearn2pmml could not convert {type(est).__name__}: {exc}\n"
-                          f"{log.read()[-2000:]}") from exc
+                          f"{log.text[-2000:]}") from exc
     return target
 
 
@@ -131,15 +132,18 @@ def verification_tolerance(est: Any, fields: list[Field]) -> Tolerance:
 @contextlib.contextmanager
 def _captured_output() -> Iterator[Any]:
     """Capture the converter's stdout / stderr at the file-descriptor level (it runs a Java
-    subprocess that prints a banner): shown only when the conversion fails."""
+    subprocess that prints a banner): shown only when the conversion fails. Yields an object
+    whose ``text`` holds what was printed once the block has ended (the temporary file it was
+    written to is gone by then)."""
     sys.stdout.flush()
     sys.stderr.flush()
+    captured = types.SimpleNamespace(text="")
     with tempfile.TemporaryFile(mode="w+") as log:
         saved = os.dup(1), os.dup(2)
         try:
             os.dup2(log.fileno(), 1)
             os.dup2(log.fileno(), 2)
-            yield log
+            yield captured
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -148,3 +152,4 @@ def _captured_output() -> Iterator[Any]:
             os.close(saved[0])
             os.close(saved[1])
             log.seek(0)
+            captured.text = log.read()

@@ -52,6 +52,24 @@ def test_missing_java_is_reported_clearly(tmp_path, monkeypatch, iris_pmml):
     assert not (tmp_path / "x.pmml").exists()
 
 
+def test_a_refused_conversion_is_an_export_error_with_the_converter_output(
+        tmp_path, monkeypatch, iris_pmml):
+    # the converter's printed output was read from a file already closed: ValueError
+    import sklearn2pmml
+
+    def refuse(pipeline, path):
+        import os
+
+        os.write(2, b"SEVERE: Class sklearn.calibration.CalibratedClassifierCV is not supported")
+        raise RuntimeError("The JPMML-SkLearn conversion application has failed")
+
+    monkeypatch.setattr(sklearn2pmml, "sklearn2pmml", refuse)
+    est, df, _ = iris_pmml
+    with pytest.raises(ExportError, match=r"(?s)could not convert.*CalibratedClassifierCV is not"):
+        to_pmml(est, tmp_path / "x.pmml", sample=df)
+    assert list(tmp_path.iterdir()) == []  # no temporary left
+
+
 def test_document_mode_follows_the_umask(iris_pmml):
     # written through mkstemp (0600) and renamed: it must read as open() would have made it
     import stat
