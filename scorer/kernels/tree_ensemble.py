@@ -131,6 +131,11 @@ _MISSING_SLOW = 3  # missing kind 0 at a node whose threshold is NaN (no value p
 
 
 # --- kernels ---------------------------------------------------------------------------------
+# Calls between kernels pass their scalars as ``np.int64(...)`` / ``bool(...)`` / ``np.uint64``:
+# Numba compiles a callee once per argument-type tuple, and a literal ``0`` or ``False``, an
+# int32 table entry or a flag still typed ``Literal[bool]`` during type inference each made
+# a specialisation of their own (12 of ``_walk_plain``, 8 of ``_walk`` for the demo models:
+# compile time at start-up, never used at run time). Same values, same code.
 @njit(cache=True, nogil=True)
 def _slow_step(x, t, flags, child, aux0, aux1, cat_words, zero_thr):
     """The next slot from a node with a missing-value rule or a categorical split.
@@ -314,8 +319,8 @@ def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
                 root = np.uint32(trees[t, 0])
                 for i in range(nb):
                     curu[i] = root
-                _walk_plain(xf, nf, curu, nb, trees[t, 2], nan_free, thr, featu, childu,
-                            missu)
+                _walk_plain(xf, np.int64(nf), curu, np.int64(nb), np.int64(trees[t, 2]),
+                            bool(nan_free), thr, featu, childu, missu)
                 # one loop per leaf width: an inner loop over the width, per row, cost
                 # 11-15% of the kernel (XGBoost, sklearn GBM and forest, one thread)
                 if w_leaf == 1:
@@ -331,11 +336,12 @@ def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
                         leaf = leafu[curu[i]]
                         for w in range(w_leaf):
                             acc[i, o + w] += leafv[leaf, w]
-            else:
+            elif nodes is not None:  # (no general layout: Numba drops this branch)
                 root = trees[t, 0]
                 for i in range(nb):
                     cur[i] = root
-                _walk(xb, cur, nb, trees[t, 2], nan_free, thr, nodes, cat_words, zero_thr)
+                _walk(xb, cur, np.int64(nb), np.int64(trees[t, 2]), bool(nan_free), thr, nodes,
+                      cat_words, zero_thr)
                 if w_leaf == 1:
                     for i in range(nb):
                         acc[i, o] += leafv[nodes[cur[i], 2], 0]
@@ -366,11 +372,11 @@ def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
                     for j in range(g):
                         curu[j] = np.uint32(trees[t0 + j, 0])
                     # every lane reads the same row (stride 0)
-                    _walk_plain(row, 0, curu, g, steps, row_nan_free, thr, featu, childu,
-                                missu)
+                    _walk_plain(row, np.int64(0), curu, np.int64(g), np.int64(steps),
+                                bool(row_nan_free), thr, featu, childu, missu)
                     for j in range(g):
                         cur[j] = leafu[curu[j]]
-                else:
+                elif nodes is not None:
                     if not copied:
                         for j in range(g_max):
                             for f in range(nf):
@@ -378,8 +384,8 @@ def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
                         copied = True
                     for j in range(g):
                         cur[j] = trees[t0 + j, 0]
-                    _walk(xrep2, cur, g, steps, row_nan_free, thr, nodes, cat_words,
-                          zero_thr)
+                    _walk(xrep2, cur, np.int64(g), np.int64(steps), bool(row_nan_free), thr,
+                          nodes, cat_words, zero_thr)
                     for j in range(g):
                         cur[j] = nodes[cur[j], 2]
                 for j in range(g):
@@ -516,7 +522,7 @@ def _row_plain(x, featu, childu, thr, leafu, leafv, trees, acc):
         for j in range(8):
             nd = ls[j]
             if childu[nd] != nd:  # (a call only for the few lanes still above a leaf)
-                nd = _leaf_of(x, featu, childu, thr, nd)
+                nd = _leaf_of(x, featu, childu, thr, np.uint64(nd))
             if single:  # one output, one value per leaf: the sum stays in a register
                 a0 += leafv[leafu[nd], 0]
             else:
@@ -527,7 +533,7 @@ def _row_plain(x, featu, childu, thr, leafu, leafv, trees, acc):
     if single:
         acc[0] = a0
     while t < n_trees:
-        leaf = leafu[_leaf_of(x, featu, childu, thr, np.uint32(trees[t, 0]))]
+        leaf = leafu[_leaf_of(x, featu, childu, thr, np.uint64(trees[t, 0]))]
         o = trees[t, 1]
         for w in range(w_leaf):
             acc[o + w] += leafv[leaf, w]
@@ -546,7 +552,8 @@ def _row_plain_nan(x, featu, childu, missu, thr, leafu, leafv, trees, acc):
         for j in range(g):
             cur[j] = np.uint32(trees[t0 + j, 0])
             steps = max(steps, trees[t0 + j, 3])
-        _walk_plain(x, 0, cur, g, steps, False, thr, featu, childu, missu)
+        _walk_plain(x, np.int64(0), cur, np.int64(g), np.int64(steps), np.bool_(False), thr,
+                    featu, childu, missu)
         for j in range(g):
             leaf = leafu[cur[j]]
             o = trees[t0 + j, 1]
@@ -1019,8 +1026,10 @@ def bind_tree_ensemble(step: Step, ctx: BindContext) -> Bound:
         (in_c, out_c, thr, _, _, _, leafv, trees, base, divisor, refuse, _, featu, childu,
          missu, leafu) = args
         plain = np.stack([featu, childu, missu, leafu])
-        # the batch kernels take rows of the same stack (views: the arrays are held once)
-        args = (*args[:12], plain[0], plain[1], plain[2], plain[3])
+        # the batch kernels take rows of the same stack (views: the arrays are held once),
+        # and None for the general layout: their specialisation for None leaves out the
+        # general walk, so it compiles in about half the time
+        args = (*args[:3], None, *args[4:12], plain[0], plain[1], plain[2], plain[3])
         single = tree_ensemble_row_kernel
         single_args = (pack_cols(int(refuse), in_c, out_c), thr, leafv, trees,
                        np.concatenate([base, divisor]), plain)
