@@ -1,7 +1,8 @@
 """The ``tablescore`` command line: one parser assembled from the packages' subcommands.
 
 Each package contributes its own subcommands through an ``add_commands(subparsers)`` function
-(``scorer.cli``: import, verify, info, score, serve; ``exporters.cli``: export;
+(``scorer.cli``: import, verify, info, score, serve; ``scorer.warmup``: warmup;
+``exporters.cli``: export;
 ``conformance.cli``: conformance); none of them imports another's CLI module. A package that is
 not installed (``exporters`` needs the training libraries) contributes nothing, and its
 commands are absent instead of failing at start.
@@ -54,8 +55,8 @@ from scorer.errors import (
 from scorer.files import ModelFileError, OutputError
 
 #: modules contributing subcommands, in help order
-CONTRIBUTORS = ("exporters.cli", "scorer.cli", "scorer.registry.cli", "scorer.features.cli",
-                "scorer.experiments.cli", "scorer.monitoring.cli",
+CONTRIBUTORS = ("exporters.cli", "scorer.cli", "scorer.warmup", "scorer.registry.cli",
+                "scorer.features.cli", "scorer.experiments.cli", "scorer.monitoring.cli",
                 "conformance.cli")
 
 _OURS = frozenset({"scorer", "exporters", "conformance", "protos", "tablescore"})
