@@ -361,16 +361,13 @@ def build_bundle(est: Any, *, sample: Any = None, name: str = "model", version: 
     if sample is not None and verification_rows > 0:
         tol = tolerance_for(sorted(g.families))
         idx, coverage = choose_verification_rows(est, sample, bundle, verification_rows)
-        # interim home of the coverage: the manifest's verification section is written by
-        # scorer.bundle from Verification's fields, which have no place for it yet
-        bundle.producer["verification_coverage"] = coverage
         vin, part = _verification_inputs(sample, bundle.inputs, idx)
         if not named and len(bundle.inputs) != np.asarray(part).shape[1]:
             raise ExportError(f"sample has {np.asarray(part).shape[1]} columns, the model "
                               f"expects {len(bundle.inputs)}")
         expected = expected_outputs(est, part, bundle.outputs)
         bundle.verification = Verification(inputs=vin, expected=expected, abs_tol=tol.abs,
-                                           rel_tol=tol.rel)
+                                           rel_tol=tol.rel, coverage=coverage)
     if sample is not None and drift_bins:
         bundle.drift_reference = _drift_reference(bundle, sample, drift_bins)
     return bundle

@@ -235,6 +235,8 @@ def write_bundle(bundle: Bundle, path: str | os.PathLike[str], *, overwrite: boo
                 "abs_tol": v.abs_tol,
                 "rel_tol": v.rel_tol,
             }
+            if v.coverage is not None:
+                verification["coverage"] = dict(v.coverage)
         if _crash_after == "tables":
             raise RuntimeError("simulated crash after tables")
         manifest = manifest_of(bundle, entries, step_tables, verification)
@@ -419,6 +421,7 @@ def read_bundle(path: str | os.PathLike[str], *, verify_hashes: bool = True) -> 
                 expected={k[len("expected:"):]: c for k, c in vt.items()
                           if k.startswith("expected:")},
                 abs_tol=float(v["abs_tol"]), rel_tol=float(v["rel_tol"]),
+                coverage=dict(v["coverage"]) if v.get("coverage") is not None else None,
             )
         model = manifest["model"]
         return Bundle(

@@ -125,6 +125,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     summary["inputs"] = [f"{f['name']}:{f.get('type', '?')}" for f in m["inputs"]]
     summary["outputs"] = [o["name"] for o in m["outputs"]]
     summary["steps"] = [f"{s['name']} ({s['op']} v{s['op_version']})" for s in m["steps"]]
+    v = m.get("verification") or None
+    if v is not None:
+        # what the verification rows exercise (bundle-format §5): for trees the share of
+        # leaves they reach, which says how much of the model a load actually checks
+        cov = v.get("coverage") or {}
+        summary["verification"] = {"rows": v.get("rows"), **{
+            k: cov[k] for k in ("method", "leaves_covered", "leaves_total", "share")
+            if k in cov}}
+    else:
+        summary["verification"] = None
     print(json.dumps(summary, indent=2))
     return 0
 

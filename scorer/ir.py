@@ -166,6 +166,10 @@ class Verification:
     expected: Table
     abs_tol: float
     rel_tol: float
+    #: what the rows exercise, as the exporter measured it (informational, never checked):
+    #: ``method`` ("leaves" or "span"), ``rows``, and for "leaves" ``leaves_covered``,
+    #: ``leaves_reached``, ``leaves_total``, ``share`` (covered / total)
+    coverage: dict[str, Any] | None = None
 
 
 @dataclass

@@ -38,7 +38,8 @@ def _edited(bundle, node: int):
 def test_every_leaf_the_sample_reaches_is_verified() -> None:
     est, X = _forest()
     bundle = exporters.build_bundle(est, sample=X)
-    cov = bundle.producer["verification_coverage"]
+    cov = bundle.verification.coverage
+    assert "verification_coverage" not in bundle.producer
     n_rows = len(next(iter(bundle.verification.inputs.values())))
     assert cov["method"] == "leaves" and cov["rows"] == n_rows <= 256
     # every leaf the 3000 rows reach is covered by at most 256 rows
@@ -83,7 +84,8 @@ def test_other_families_span_ranges_and_categories() -> None:
     y = (X["a"] > 0).astype(int)
     est = LogisticRegression().fit(X, y)
     bundle = exporters.build_bundle(est, sample=X)
-    cov = bundle.producer["verification_coverage"]
+    cov = bundle.verification.coverage
+    assert "verification_coverage" not in bundle.producer
     assert cov["method"] == "span" and cov["rows"] == 64
     va = bundle.verification.inputs
     assert va["a"].max() == 9.0 and va["b"].min() == -9.0
