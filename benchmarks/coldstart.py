@@ -146,14 +146,15 @@ def has_warmup(checkout: Path) -> bool:
     return (checkout / "scorer" / "warmup.py").is_file()
 
 
-def warmup_once(checkout: Path, cache_dir: Path) -> float:
-    """``tablescore warmup --cache-dir cache_dir`` of ``checkout``: its wall seconds."""
+def warmup_once(checkout: Path, repository: Path, cache_dir: Path) -> float:
+    """``tablescore warmup --cache-dir cache_dir --repository repository`` of ``checkout``:
+    its wall seconds."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     env.pop("NUMBA_CACHE_DIR", None)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "tablescore", "warmup", "--cache-dir",
-                    str(cache_dir)], cwd=checkout, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+                    str(cache_dir), "--repository", str(repository)], cwd=checkout, env=env,
+                   check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 
@@ -162,10 +163,11 @@ def measure(checkout: Path, repository: Path, work: Path, timeout: float) -> dic
     out: dict[str, float] = {}
     cache = Path(tempfile.mkdtemp(prefix="numba-empty-", dir=work))
     out["empty_s"] = serve_once(checkout, repository, cache, timeout)
+    print(f"  {checkout}: empty {out['empty_s']:.2f}", flush=True)
     out["warm_s"] = serve_once(checkout, repository, cache, timeout)
     if has_warmup(checkout):
         built = Path(tempfile.mkdtemp(prefix="numba-warmup-", dir=work))
-        out["warmup_command_s"] = warmup_once(checkout, built)
+        out["warmup_command_s"] = warmup_once(checkout, repository, built)
         out["after_warmup_s"] = serve_once(checkout, repository, built, timeout)
     return out
 
