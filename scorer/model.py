@@ -602,9 +602,9 @@ def load(path: str | os.PathLike[str], *, verify: bool = True,
     ``name`` is the model's :attr:`Model.display_name` (a server passes the name it serves
     the model under), used in errors and logs from the verification on.
 
-    A PMML document has no fingerprint or creation time of its own: the model's fingerprint
-    is the sha256 of the document's bytes and its creation time the file's modification time
-    (where the reader found neither).
+    A PMML document has no fingerprint of its own: the reader makes it the sha256 of the
+    document's bytes it parsed; its creation time is the document's ``Header/Timestamp``,
+    or the file's modification time where that is absent or not an ISO 8601 date-time.
     """
     p = Path(path)
     with foreground():  # (no background compile delays this load's own compiles)

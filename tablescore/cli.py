@@ -152,12 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def exit_code(exc: TablescoreError) -> int:
     """The exit status of ``exc`` (:data:`EXIT_CODES`). A PMML document the reader refuses
-    (``PMMLError``, an ExportError) is a model file it cannot read: 3, like a bad bundle."""
-    if "scorer.pmml" in sys.modules:  # else no PMMLError can have been raised
-        from scorer.pmml import PMMLError
-
-        if isinstance(exc, PMMLError):
-            return 3
+    (``PMMLError``, a BundleFormatError) is a model file it cannot read: 3, like a bad
+    bundle."""
     return next(c for cls, c in EXIT_CODES if isinstance(exc, cls))
 
 

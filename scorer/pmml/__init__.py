@@ -12,6 +12,7 @@ for what is supported.
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import sys
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ from . import (  # noqa: F401  (imported for their registrations)
 )
 from .fields import PMMLError
 from .reader import MODEL_FAMILIES, build, register_model
-from .safexml import PMMLSecurityError, parse_bytes, parse_file
+from .safexml import MAX_BYTES, PMMLSecurityError, parse_bytes
 
 __all__ = ["MODEL_FAMILIES", "PMMLError", "PMMLSecurityError", "read_pmml", "read_pmml_bytes",
            "register_model"]
@@ -58,15 +59,22 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _build(root, name: str) -> Bundle:
+def _build(data: bytes, name: str) -> Bundle:
+    """Parse and compile ``data``; the bundle's fingerprint is the sha256 of exactly these
+    bytes (equal documents fingerprint equal, and a file replaced while it was read cannot
+    lend the model another document's identity), its creation time the document's
+    ``Header/Timestamp`` when that is an ISO 8601 date-time."""
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old, _RECURSION_LIMIT))
     try:
-        return build(root, name=name)
+        with _no_gc():
+            bundle = build(parse_bytes(data), name=name)
     except RecursionError:
         raise PMMLError("PMML: the document nests too deeply to compile") from None
     finally:
         sys.setrecursionlimit(old)
+    bundle.fingerprint = hashlib.sha256(data).hexdigest()
+    return bundle
 
 
 def read_pmml(path: str | os.PathLike[str]) -> Bundle:
@@ -80,11 +88,15 @@ def read_pmml(path: str | os.PathLike[str]) -> Bundle:
         An element this reader does not support, named with its line number.
     """
     p = Path(path)
-    with _no_gc():
-        return _build(parse_file(p), p.stem)
+    size = p.stat().st_size
+    if size > MAX_BYTES:
+        raise PMMLSecurityError(f"PMML file '{p}' is {size} bytes, over the "
+                                f"{MAX_BYTES}-byte limit")
+    with open(p, "rb") as fh:
+        data = fh.read(MAX_BYTES + 1)  # (parse_bytes refuses it if it grew meanwhile)
+    return _build(data, p.stem)
 
 
 def read_pmml_bytes(data: bytes, *, name: str = "model") -> Bundle:
     """Like :func:`read_pmml`, from the document's bytes."""
-    with _no_gc():
-        return _build(parse_bytes(data), name)
+    return _build(data, name)

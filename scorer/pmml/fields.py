@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from ..errors import ExportError
+from ..errors import BundleFormatError
 from ..xsd import xs_double, xs_integer
 from .program import f32
 from .safexml import Element
@@ -16,8 +16,11 @@ NUMERIC_TYPES = ("integer", "float", "double")
 DATA_TYPES = (*NUMERIC_TYPES, "string", "boolean")
 
 
-class PMMLError(ExportError):
-    """The PMML document uses something this reader does not support, or is malformed."""
+class PMMLError(BundleFormatError):
+    """The PMML document uses something this reader does not support, or is malformed.
+
+    A model file that cannot be read, like a bad bundle (command line exit 3, gRPC
+    FAILED_PRECONDITION): not an export failure."""
 
 
 def fail(el: Element | None, msg: str) -> PMMLError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -1541,7 +1542,24 @@ def build(root: Element, *, name: str) -> Bundle:
         producer["libraries"][app.get("name", "?")] = app.get("version", "?")
     bundle = g.build(name=name, version="1", producer=producer)
     bundle.verification = _verification(rd, m, bundle)
+    header = root.find("Header")
+    stamp = header.find("Timestamp") if header is not None else None
+    bundle.created = header_timestamp(stamp.text) if stamp is not None else None
     return bundle
+
+
+def header_timestamp(text: str) -> str | None:
+    """A PMML ``Header/Timestamp`` as the bundle's creation time: ISO 8601 in UTC to the
+    second (a time without an offset is taken as UTC), or None when the text is not an ISO
+    8601 date-time (the schema allows any content there; the caller then falls back to the
+    file's modification time)."""
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _cell_number(v: str | None, el: Element) -> float:
