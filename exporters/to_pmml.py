@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 
 from scorer.build.graph import Graph
 from scorer.errors import ExportError, UnsupportedEstimatorError
+from scorer.files import TMP_INFIX, remove_stale_temps
 from scorer.fsutil import apply_umask
 from scorer.ir import Field
 from scorer.tolerances import Tolerance, tolerance_for
@@ -97,19 +97,23 @@ def to_pmml(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
         pipeline.verify(rows, precision=tol.rel, zeroThreshold=tol.abs)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".pmml", dir=target.parent)
+    remove_stale_temps(target)  # what a SIGKILLed conversion of the same target left
+    # the pid in the name is how remove_stale_temps tells a dead writer's temp from a live one
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{TMP_INFIX}{os.getpid()}-",
+                               suffix=".pmml", dir=target.parent)
     os.close(fd)
+    log: list[str] = []
     try:
         with _captured_output() as log:
             sklearn2pmml(pipeline, tmp)
         apply_umask(tmp, directory=False)  # mkstemp made it 0600: readable as open() would be
         os.replace(tmp, target)
-    except Exception as exc:
+    except BaseException as exc:  # also SIGTERM / Ctrl-C (the CLI raises them): no temp left
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, ExportError):
+        if isinstance(exc, ExportError) or not isinstance(exc, Exception):
             raise
         raise ExportError(f"sklearn2pmml could not convert {type(est).__name__}: {exc}\n"
-                          f"{log.text[-2000:]}") from exc
+                          f"{''.join(log)[-2000:]}") from exc
     return target
 
 
@@ -130,20 +134,19 @@ def verification_tolerance(est: Any, fields: list[Field]) -> Tolerance:
 
 
 @contextlib.contextmanager
-def _captured_output() -> Iterator[Any]:
+def _captured_output() -> Iterator[list[str]]:
     """Capture the converter's stdout / stderr at the file-descriptor level (it runs a Java
-    subprocess that prints a banner): shown only when the conversion fails. Yields an object
-    whose ``text`` holds what was printed once the block has ended (the temporary file it was
-    written to is gone by then)."""
+    subprocess that prints a banner): shown only when the conversion fails. Yields a list
+    that holds the text once the block has ended (the capture file is closed by then)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    captured = types.SimpleNamespace(text="")
+    text: list[str] = []
     with tempfile.TemporaryFile(mode="w+") as log:
         saved = os.dup(1), os.dup(2)
         try:
             os.dup2(log.fileno(), 1)
             os.dup2(log.fileno(), 2)
-            yield captured
+            yield text
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -152,4 +155,4 @@ def _captured_output() -> Iterator[Any]:
             os.close(saved[0])
             os.close(saved[1])
             log.seek(0)
-            captured.text = log.read()
+            text.append(log.read())

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import BundleFormatError, IncompatibleBundleError, IntegrityError
+from .files import TMP_INFIX, _pid_alive
 from .fsutil import apply_umask
 from .ir import Bundle, Field, Output, Step, Table, Verification
 from .schema import validate_manifest
@@ -209,7 +210,10 @@ def write_bundle(bundle: Bundle, path: str | os.PathLike[str], *, overwrite: boo
     if target.exists() and not overwrite:
         raise FileExistsError(f"bundle path '{target}' exists (pass overwrite=True to replace it)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_stale_temp_dirs(target)
+    # the writer's pid in the name: a directory a killed writer left is recognised as stale
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}{TMP_INFIX}{os.getpid()}-",
+                                dir=target.parent))
     try:
         (tmp / TABLES_DIR).mkdir()
         entries: dict[str, Any] = {}
@@ -267,6 +271,32 @@ def write_bundle(bundle: Bundle, path: str | os.PathLike[str], *, overwrite: boo
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale_temp_dirs(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary bundle directories that killed writers of ``target`` left
+    behind (``.<name>.tablescore-tmp-<pid>-*``, the pid no longer running).
+
+    :func:`scorer.files.remove_stale_temps` for directories: a writer that dies by SIGKILL
+    cannot clean up (SIGTERM and Ctrl-C do, through ``except BaseException``). A directory
+    whose pid is this process's or a live process's is left alone (a concurrent writer's).
+    Returns the directories removed.
+    """
+    p = Path(target)
+    prefix = f".{p.name}{TMP_INFIX}"
+    removed = []
+    try:
+        candidates = [c for c in p.parent.iterdir() if c.name.startswith(prefix) and c.is_dir()]
+    except OSError:
+        return []
+    for c in candidates:
+        pid_text = c.name[len(prefix):].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        shutil.rmtree(c, ignore_errors=True)
+        if not c.exists():
+            removed.append(c)
+    return removed
 
 
 # --- reading ---------------------------------------------------------------------------------
