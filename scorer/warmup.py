@@ -47,14 +47,17 @@ def cache_files(cache_dir: Path) -> int:
 def warm_all(paths: list[Path]) -> list[str]:
     """Load each model and compile every kernel specialisation a server uses for it: batch,
     one-row and parallel kernels (``COMPILE_MODE`` "eager": at load, in this thread) and the
-    input copy of every dtype the gRPC codec passes on (the server's own warm-up).
+    input copy of every dtype the gRPC codec passes on (the server's own warm-up); and the
+    server's ModelInfer request scan (:mod:`scorer.server.wire`), compiled at every start.
 
     Returns the models' names. Raises what :func:`scorer.load` raises for a bad model.
     """
     from . import ops
     from .model import load
+    from .server import wire
     from .server.repository import warm
 
+    wire.warm()
     ops.COMPILE_MODE = "eager"  # (compile here and now, nothing left for a background thread)
     names = []
     for path in paths:

@@ -100,7 +100,9 @@ def test_warmup_fills_the_cache_dir_and_a_later_load_compiles_nothing(tmp_path, 
         "    def on_end(self, ev): pass\n"
         "event.register('numba:compile', L())\n"
         "import scorer\n"
+        "from scorer.server import wire\n"
         "from scorer.server.repository import warm\n"
+        "wire.warm()\n"  # (the server compiles its request scan at every start)
         "m = scorer.load(sys.argv[1], keep_tables=False)\n"
         "warm(m)\n"
         "print(json.dumps({'compiled': n, 'fast': m._single_steps is m._single_fast}))\n")
