@@ -233,8 +233,9 @@ class Model:
         """Get the one-row and parallel kernels compiled (:func:`scorer.ops.compile_later`:
         from the on-disk cache at once, else on the background compile thread) and switch
         to them when they are; until then the batch kernels, which verification compiled,
-        give the same results. A model's load then compiles only what verification needs:
-        with an empty cache, the 7 demo models' start went from ~44 s to ~10 s."""
+        give the same results. A model's load then compiles only what verification needs
+        (with the other kernel changes of #18, an empty-cache start of the 7 demo models went
+        from 43.9 s to 14.3 s, benchmarks/results/coldstart-2026-12-06.json)."""
         ws = np.empty(self._ws_one_row, dtype=np.float64)  # (a batch's workspace: same type)
         fast = self._single_fast
         if any(b.single is not None for b in self._plan):  # else fast is the batch kernels
