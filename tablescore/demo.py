@@ -212,13 +212,16 @@ def experiment_demo(out: Path, name: str, data: tuple[Any, Any]) -> int:
     code = cli(["experiment", "report", "demo-ab", "--exposures", str(root / "exposures"),
                 "--outcomes", str(root / "outcomes.csv"), "--metric", "correct", "--json",
                 str(root / "report.json"), "--out", str(root / "report.html")])
-    if code == 0:
-        rep = json.loads((root / "report.json").read_text())
-        comps = rep.get("comparisons", {})
-        for arm, c in (comps.items() if isinstance(comps, dict) else []):
-            print(f"report: {arm} vs control: difference {c.get('difference')}, "
-                  f"p_value {c.get('p_value')}")
-        print(f"report: {root / 'report.html'} ({root / 'report.json'})")
+    # drift: the same customers with the first feature shifted by one standard deviation,
+    # against the reference profile the bundle carries since export
+    shifted = X.copy()
+    shifted[X.columns[0]] = X[X.columns[0]] + X[X.columns[0]].std()
+    shifted.to_parquet(root / "shifted.parquet")
+    print(f"\ndrift of {name} on data with '{X.columns[0]}' shifted by one standard deviation:")
+    drift = cli(["drift", str(repo / name / "1"), "--data", str(root / "shifted.parquet"),
+                 "--json", str(root / "drift.json"), "--out", str(root / "drift.html")])
+    if drift not in (0, 1):  # 1: drift past the alert threshold, as expected here
+        code = drift
     return 0 if code == 0 else 1
 
 
