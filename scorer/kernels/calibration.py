@@ -87,19 +87,29 @@ def interpolate_reference(ws, in_cols, out_cols, starts, xs, ys):
     return -1
 
 
-def knot_starts(inputs: np.ndarray, xs: np.ndarray, k: int, what: str) -> np.ndarray:
-    """Offsets of each input's knots (``k + 1`` entries), validating the table's order."""
+def segment_starts(inputs: np.ndarray, values: np.ndarray, k: int, what: str, *,
+                   noun: str, strict: bool) -> np.ndarray:
+    """Offsets of each input's rows of a per-input table (``k + 1`` entries), validating the
+    table's order: ``input`` runs over ``0 .. k-1`` increasing, each input has rows, and its
+    ``values`` are free of NaN and increasing (``strict``) or non-decreasing."""
     if len(inputs) and (np.any(np.diff(inputs) < 0) or inputs[0] < 0 or inputs[-1] >= k):
         raise ValueError(f"{what}: 'input' must run over 0 .. {k - 1} in increasing order")
     starts = np.searchsorted(inputs, np.arange(k + 1), side="left").astype(np.int64)
     for j in range(k):
         lo, hi = starts[j], starts[j + 1]
         if hi - lo < 1:
-            raise ValueError(f"{what}: input {j} has no knots")
-        seg = xs[lo:hi]
-        if np.isnan(seg).any() or np.any(np.diff(seg) <= 0):
-            raise ValueError(f"{what}: the knots of input {j} are not strictly increasing")
+            raise ValueError(f"{what}: input {j} has no {noun}")
+        seg = values[lo:hi]
+        steps = np.diff(seg)
+        if np.isnan(seg).any() or np.any(steps <= 0 if strict else steps < 0):
+            order = "strictly increasing" if strict else "non-decreasing"
+            raise ValueError(f"{what}: the {noun} of input {j} are not {order}")
     return starts
+
+
+def knot_starts(inputs: np.ndarray, xs: np.ndarray, k: int, what: str) -> np.ndarray:
+    """Offsets of each input's knots (``k + 1`` entries), validating the table's order."""
+    return segment_starts(inputs, xs, k, what, noun="knots", strict=True)
 
 
 @register_op("interpolate", family="calibration")

@@ -39,7 +39,7 @@ from numba import njit
 from ..ir import Step
 from ..ops import BindContext, Bound, register_op
 from ._common import f64, table
-from .calibration import _interp_one
+from .calibration import _interp_one, segment_starts
 
 #: scikit-learn's ``BOUNDS_THRESHOLD``
 BOUNDS = 1e-7
@@ -213,17 +213,7 @@ def quantile_reference(ws, in_cols, out_cols, starts, qs, rs, nq, nr, normal):
 
 def quantile_starts(inputs: np.ndarray, qs: np.ndarray, k: int, what: str) -> np.ndarray:
     """Offsets of each input's rows (``k + 1`` entries), validating the table's order."""
-    if len(inputs) and (np.any(np.diff(inputs) < 0) or inputs[0] < 0 or inputs[-1] >= k):
-        raise ValueError(f"{what}: 'input' must run over 0 .. {k - 1} in increasing order")
-    starts = np.searchsorted(inputs, np.arange(k + 1), side="left").astype(np.int64)
-    for j in range(k):
-        lo, hi = starts[j], starts[j + 1]
-        if hi - lo < 1:
-            raise ValueError(f"{what}: input {j} has no quantiles")
-        seg = qs[lo:hi]
-        if np.isnan(seg).any() or np.any(np.diff(seg) < 0):
-            raise ValueError(f"{what}: the quantiles of input {j} are not non-decreasing")
-    return starts
+    return segment_starts(inputs, qs, k, what, noun="quantiles", strict=False)
 
 
 @register_op("quantile_transform", family="quantile")
