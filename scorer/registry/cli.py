@@ -11,15 +11,23 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
-def _store(args: argparse.Namespace) -> Any:
+@contextmanager
+def _store(args: argparse.Namespace) -> Iterator[Any]:
+    """The registry of ``--store``, closed when the command is done with it."""
     from . import open_store
 
     if not args.store:
         raise ValueError("no registry: give --store URL or set TABLESCORE_STORE")
-    return open_store(args.store)
+    store = open_store(args.store)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _print(args: argparse.Namespace, obj: Any, text: str) -> None:
@@ -27,8 +35,7 @@ def _print(args: argparse.Namespace, obj: Any, text: str) -> None:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         from .store import bundle_files, check_alias, check_model_name
 
         check_model_name(args.model)
@@ -36,8 +43,6 @@ def cmd_publish(args: argparse.Namespace) -> int:
             check_alias(args.alias)
         fingerprint, files = bundle_files(args.path)
         version = store.publish_files(fingerprint, files, args.model, alias=args.alias)
-    finally:
-        store.close()
     alias = f", alias {args.alias}" if args.alias else ""
     print(f"published {args.path} as model {args.model} version {version}{alias} "
           f"(fingerprint {fingerprint[:16]})", file=sys.stderr)
@@ -46,32 +51,23 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_alias(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         previous = store.set_alias(args.name, args.alias, args.version)
-    finally:
-        store.close()
     was = f" (was version {previous})" if previous else ""
     print(f"model {args.name} alias {args.alias} -> version {int(args.version)}{was}")
     return 0
 
 
 def cmd_unalias(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         store.remove_alias(args.name, args.alias)
-    finally:
-        store.close()
     print(f"model {args.name}: alias {args.alias} removed")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         snap = store.snapshot()
-    finally:
-        store.close()
     models = {name: {"versions": sorted(m.versions), "aliases": m.aliases,
                      "served": m.served(), "latest": m.latest}
               for name, m in sorted(snap.models.items())}
@@ -85,11 +81,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         rows = store.versions(args.name)
-    finally:
-        store.close()
     text = "\n".join(
         f"{r['version']:>5}  {r['fingerprint'][:16]}  {r['bytes']:>12,} B  "
         f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(r['published_at']))}Z  "
@@ -99,12 +92,9 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         rows = store.versions(args.name)
         replicas = store.replicas()
-    finally:
-        store.close()
     serving = {r["replica"]: {"seen_seconds_ago": r["seen_seconds_ago"],
                               **r["serving"].get(args.name, {})} for r in replicas}
     obj = {"model": args.name, "versions": rows, "replicas": serving}
@@ -120,11 +110,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_replicas(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         rows = store.replicas()
-    finally:
-        store.close()
     text = "\n".join(
         f"{r['replica']:32s} last event {r['last_event']}, seen {r['seen_seconds_ago']:.1f} s "
         "ago: " + ", ".join(f"{m} {','.join(s.get('ready', [])) or '-'}"
@@ -135,11 +122,8 @@ def cmd_replicas(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         store.delete(args.name, args.version)
-    finally:
-        store.close()
     print(f"model {args.name} version {int(args.version)} deleted")
     return 0
 
@@ -153,22 +137,16 @@ def cmd_experiment(args: argparse.Namespace) -> int:
             experiment = json.load(fh)
         if isinstance(experiment, dict) and "experiment" in experiment:
             experiment = experiment["experiment"]  # a whole config.json is fine too
-    store = _store(args)
-    try:
+    with _store(args) as store:
         store.set_experiment(args.name, experiment)
-    finally:
-        store.close()
     print(f"model {args.name}: experiment "
           + ("ended" if experiment is None else f"'{experiment.get('name')}' set"))
     return 0
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         store.set_latest(args.name, args.latest)
-    finally:
-        store.close()
     print(f"model {args.name}: replicas serve the newest {args.latest} version(s) and every "
           "aliased one")
     return 0
