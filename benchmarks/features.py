@@ -201,6 +201,8 @@ def main() -> int:
                 import redis
 
                 r = redis.Redis(host=u.hostname, port=u.port, db=feast_db)
+                from scorer.features.redis_store import _chunks
+
                 for batch in _chunks(r.scan_iter(match="*", count=5000), 5000):
                     r.delete(*batch)  # Feast's keys only: its db holds nothing else
             print("feast", result["feast"], file=sys.stderr)
@@ -211,17 +213,6 @@ def main() -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(out)
     return 0
-
-
-def _chunks(it, size):  # type: ignore[no-untyped-def]
-    batch = []
-    for x in it:
-        batch.append(x)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 if __name__ == "__main__":
