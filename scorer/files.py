@@ -21,7 +21,9 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -196,6 +198,18 @@ def output_format(path: str | os.PathLike[str]) -> str:
     return fmt
 
 
+def _hold_signals() -> Any:
+    """Block SIGINT and SIGTERM in the main thread; the previous mask (None elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _release_signals(held: Any) -> None:
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write; on a clean exit it is flushed to disk
@@ -209,12 +223,17 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     p = check_output(path)
     remove_stale_temps(p)
+    # SIGINT / SIGTERM raise in the main thread: held back until the temporary is inside the
+    # cleanup below, so a signal right after it was created cannot leave it behind
+    held = _hold_signals()
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}{TMP_INFIX}{os.getpid()}-", dir=p.parent)
     except OSError as exc:
+        _release_signals(held)
         raise _output_error(p, exc) from None
-    os.close(fd)
     try:
+        os.close(fd)
+        _release_signals(held)  # a pending signal raises here, inside the cleanup
         yield Path(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
