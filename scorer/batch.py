@@ -539,11 +539,16 @@ class _Writer:
 
     def abort(self) -> None:
         self.error = self.error or _Stopped()
-        try:
-            self._q.put(None, timeout=5)
-        except queue.Full:
-            pass
-        self._thread.join(timeout=10)
+        # drop what is queued and wait for the writer to finish the batch it holds: it must
+        # not open or write the output after the caller removes the temporary file (a
+        # bounded wait gave up under load, and the writer then created the file again)
+        while True:
+            try:
+                self._q.get_nowait()
+            except queue.Empty:
+                break
+        self._q.put(None)
+        self._thread.join()
         if self._w is not None:
             try:
                 self._w.close()
