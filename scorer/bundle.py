@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import BundleFormatError, IncompatibleBundleError, IntegrityError
-from .files import TMP_INFIX, _pid_alive
+from .files import TMP_INFIX, orphaned_temps
 from .fsutil import apply_umask
 from .ir import Bundle, Field, Output, Step, Table, Verification
 from .schema import validate_manifest
@@ -282,16 +282,9 @@ def remove_stale_temp_dirs(target: str | os.PathLike[str]) -> list[Path]:
     whose pid is this process's or a live process's is left alone (a concurrent writer's).
     Returns the directories removed.
     """
-    p = Path(target)
-    prefix = f".{p.name}{TMP_INFIX}"
     removed = []
-    try:
-        candidates = [c for c in p.parent.iterdir() if c.name.startswith(prefix) and c.is_dir()]
-    except OSError:
-        return []
-    for c in candidates:
-        pid_text = c.name[len(prefix):].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+    for c in orphaned_temps(target):
+        if not c.is_dir():
             continue
         shutil.rmtree(c, ignore_errors=True)
         if not c.exists():

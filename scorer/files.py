@@ -153,22 +153,35 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def orphaned_temps(path: str | os.PathLike[str]) -> list[Path]:
+    """The temporaries (files or directories) that killed writers of ``path`` left behind.
+
+    Named ``.<name>.tablescore-tmp-<pid>-*``; one whose pid is this process's or a live
+    process's is not listed (a concurrent writer's).
+    """
+    p = Path(path)
+    prefix = f".{p.name}{TMP_INFIX}"
+    try:
+        candidates = [c for c in p.parent.iterdir() if c.name.startswith(prefix)]
+    except OSError:
+        return []
+    orphans = []
+    for c in candidates:
+        pid_text = c.name[len(prefix):].split("-", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
+            orphans.append(c)
+    return orphans
+
+
 def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporary files that killed writers of ``path`` left behind.
 
     A temporary output whose pid is this process's or a live process's is left alone (a
     concurrent writer's). Returns the files removed.
     """
-    p = Path(path)
-    prefix = f".{p.name}{TMP_INFIX}"
     removed = []
-    try:
-        candidates = [c for c in p.parent.iterdir() if c.name.startswith(prefix)]
-    except OSError:
-        return []
-    for c in candidates:
-        pid_text = c.name[len(prefix):].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+    for c in orphaned_temps(path):
+        if c.is_dir():
             continue
         try:
             c.unlink()
