@@ -76,11 +76,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r = esub.add_parser(
         "report", help="per-arm lift, p-values, sample-ratio check, always-valid sequential "
         "test and CUPED from the exposure log and an outcomes table",
-        description="Analyse an experiment: DIR/NAME/*.parquet (the exposure log) joined with "
+        description="Analyse an experiment: DIR/NAME/*.parquet or the table "
+        "tablescore_exposures of a PostgreSQL database (the exposure log) joined with "
         "the outcomes table on the unit id. See docs/experiments.md (Analysis).")
     r.add_argument("name", metavar="NAME", help="the experiment's name")
-    r.add_argument("--exposures", required=True, metavar="DIR",
-                   help="the exposure log's directory (files under DIR/NAME/)")
+    r.add_argument("--exposures", required=True, metavar="DIR|URL",
+                   help="the exposure log: its directory (files under DIR/NAME/) or the "
+                   "database a server logged to (postgresql://USER@HOST:PORT/DB)")
     r.add_argument("--outcomes", required=True, metavar="FILE",
                    help="CSV or Parquet: a unit id column and metric columns, one row per unit")
     r.add_argument("--metric", metavar="COLUMN",

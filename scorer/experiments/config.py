@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from .assign import bounds
+from .assign import bounds, salt_state
 
 _KEYS = {"name", "unit", "salt", "arms", "shadow"}
 _ARM_KEYS = {"name", "version", "weight"}
@@ -40,6 +40,29 @@ class Experiment:
     #: upper bucket bound of each arm (Python ints: ``bisect`` on them is cheaper than NumPy
     #: per request, and the dataclass compares by value)
     upper: tuple[int, ...]
+    # --- derived once here, read on every request (not part of the value) ---------------------
+    #: the hash state after the salt (assign.salt_state): a request hashes only its unit
+    state: Any = field(init=False, compare=False, repr=False)
+    #: ``{unit}``: the input column the router reads (Pipeline.extra_inputs)
+    units: frozenset[str] = field(init=False, compare=False, repr=False)
+    #: index of the arm named ``control``
+    control: int = field(init=False, compare=False, repr=False)
+    #: per arm, the response parameters it answers with (shared: never mutate them)
+    responses: tuple[dict[str, str], ...] = field(init=False, compare=False, repr=False)
+    #: the control arm's response parameters for a unit of the permanent control group
+    holdout_response: dict[str, str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__  # frozen: derived fields are set once, here
+        put(self, "state", salt_state(self.salt))
+        put(self, "units", frozenset((self.unit,)))
+        names = [a.name for a in self.arms]
+        control = names.index("control") if "control" in names else -1
+        put(self, "control", control)
+        put(self, "responses", tuple({"arm": a.name, "experiment": self.name}
+                                     for a in self.arms))
+        put(self, "holdout_response", {"arm": "control", "experiment": self.name,
+                                       "holdout": "true"})
 
     def arm_named(self, name: str) -> Arm | None:
         return next((a for a in self.arms if a.name == name), None)

@@ -68,17 +68,33 @@ class Report:
 
 
 # --- reading -----------------------------------------------------------------------------------
+def _postgres_exposures(url: str, experiment: str) -> pd.DataFrame:
+    from .postgres import read_exposures
+
+    return read_exposures(url, experiment)
+
+
+#: URL scheme -> reader of an exposure log in a database; a source without ``scheme://`` is
+#: a Parquet directory
+EXPOSURE_READERS: dict[str, Any] = {
+    "postgresql": _postgres_exposures,
+    "postgres": _postgres_exposures,
+}
+
+
 def load_exposures(directory: str | os.PathLike[str], experiment: str) -> pd.DataFrame:
     """Read the exposure log of ``experiment``: every ``*.parquet`` in ``DIR/<experiment>/``
-    (or in ``DIR`` itself when it holds the files directly).
+    (or in ``DIR`` itself when it holds the files directly), or, for a
+    ``postgresql://...`` URL, its rows of the table ``tablescore_exposures``.
 
     Files being written (``.name.tmp``) are not matched; columns other than the four used are
     not read (``out.*`` may differ in type between files).
 
     Parameters
     ----------
-    directory : path-like
-        The exposure log's root.
+    directory : path-like or str
+        The exposure log's root directory, or a database URL whose scheme
+        :data:`EXPOSURE_READERS` knows.
     experiment : str
         The experiment's name; rows of other experiments are dropped.
 
@@ -90,11 +106,20 @@ def load_exposures(directory: str | os.PathLike[str], experiment: str) -> pd.Dat
     Raises
     ------
     ExperimentDataError
-        No such directory, no Parquet file in it, an unreadable file or a missing column.
+        No such directory, no Parquet file in it, an unreadable file or a missing column;
+        an unreachable database, or no row of the experiment in it.
     """
     import pyarrow as pa
     import pyarrow.dataset as ds
 
+    text = os.fspath(directory)
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        reader = EXPOSURE_READERS.get(scheme)
+        if reader is None:
+            raise ExperimentDataError(f"unknown exposure log '{scheme}://...': give a "
+                                      "directory or postgresql://USER@HOST:PORT/DB")
+        return reader(text, experiment)
     root = Path(directory)
     d = root / experiment
     if not d.is_dir():

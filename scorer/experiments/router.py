@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, TablescoreError
-from .assign import bucket, in_control_group, unit_text
+from .assign import BUCKETS, salt_state, text_bucket, unit_text
 from .config import Arm, Experiment, parse_experiment
 
 log = logging.getLogger("tablescore.experiments")
@@ -52,6 +52,9 @@ class ExperimentRouter:
         self.root = Path(repository.root)
         self.control_fraction = control_fraction
         self.control_salt = control_salt
+        self._control_state = salt_state(control_salt)
+        #: buckets below this are the permanent control group (assign.in_control_group)
+        self._control_n = round(control_fraction * BUCKETS)
         self.refresh_s = refresh_s
         #: model -> its experiment (models without one are absent)
         self.experiments: dict[str, Experiment] = {}
@@ -134,7 +137,7 @@ class ExperimentRouter:
     # --- the stage ----------------------------------------------------------------------------
     def extra_inputs(self, target: Any) -> frozenset[str]:
         exp = self.experiments.get(target.name)
-        return _NONE if exp is None else frozenset((exp.unit,))
+        return _NONE if exp is None else exp.units
 
     def unit_of(self, exp: Experiment, request: Any) -> str | None:
         """The request's unit id as text, or None when it has none."""
@@ -155,13 +158,16 @@ class ExperimentRouter:
             raise InputError(f"unit id '{exp.unit}': {exc}") from None
 
     def assign(self, exp: Experiment, unit: str) -> tuple[Arm, bool]:
-        """The arm of ``unit`` and whether it is in the permanent control group."""
-        if self.control_fraction and in_control_group(self.control_salt, unit,
-                                                      self.control_fraction):
-            arm = exp.arm_named("control")
-            assert arm is not None  # parse_experiment requires it
-            return arm, True
-        return exp.arms[bisect_right(exp.upper, bucket(exp.salt, unit))], False
+        """The arm of ``unit`` (text, as :meth:`unit_of` gives it) and whether it is in the
+        permanent control group."""
+        i = self._arm_index(exp, unit)
+        return (exp.arms[exp.control], True) if i < 0 else (exp.arms[i], False)
+
+    def _arm_index(self, exp: Experiment, unit: str) -> int:
+        """Index of ``unit``'s arm; -1 for a unit of the permanent control group."""
+        if self.control_fraction and text_bucket(self._control_state, unit) < self._control_n:
+            return -1
+        return bisect_right(exp.upper, text_bucket(exp.state, unit))
 
     def route(self, target: Any, request: Any) -> Any:
         exp = self.experiments.get(target.name)
@@ -171,15 +177,19 @@ class ExperimentRouter:
         if unit is None:  # no unit id: the default version, counted
             self._count(target.name, exp.name, "none")
             return target
-        arm, holdout = self.assign(exp, unit)
+        i = self._arm_index(exp, unit)
+        if i < 0:
+            arm = exp.arms[exp.control]
+            request.response = exp.holdout_response  # (shared, prebuilt: never mutated)
+        else:
+            arm = exp.arms[i]
+            request.response = exp.responses[i]
         routed = self.repository.resolve(target.name, arm.version)
         if routed is not target and not self._same_inputs(target, routed):
+            request.response = None
             raise TablescoreError(  # FAILED_PRECONDITION: the configuration is wrong
                 f"experiment '{exp.name}': arm '{arm.name}' (version {routed.version}) takes "
                 f"other inputs than version {target.version}; arms must share their inputs")
-        request.response = {"arm": arm.name, "experiment": exp.name}
-        if holdout:
-            request.response["holdout"] = "true"
         self._count(target.name, exp.name, arm.name)
         return routed
 

@@ -280,8 +280,10 @@ def decode_request(req: Any, schema: ModelSchema, *, max_rows: int,
     """
     tensors = req.inputs
     raw_parts = req.raw_input_contents
-    if extras and any(t.name in extras for t in tensors):
-        return _decode_with_extras(req, schema, max_rows, extras)
+    if extras:
+        for t in tensors:  # (a loop, not any(genexpr): this runs on every routed request)
+            if t.name in extras:
+                return _decode_with_extras(req, schema, max_rows, extras)
     if len(tensors) == 1 and len(raw_parts) == 1:
         fast = _raw_matrix(req, tensors[0], raw_parts[0], schema, max_rows)
         if fast is not None:
@@ -513,12 +515,18 @@ RESPONSE_RAW_OUTPUT = 6
 
 
 _PARAMS: dict[tuple[tuple[str, str], ...], bytes] = {}
+_PARAMS_BY_ID: dict[int, tuple[dict[str, str], bytes]] = {}
 
 
 def response_parameters(params: dict[str, str]) -> bytes:
     """The serialized ``parameters`` map of a ModelInferResponse holding ``params`` as string
     parameters (map entries: key = field 1, value = InferParameter, string_param = field 3).
-    The few distinct maps a server answers with (experiment arms) are kept."""
+    The few distinct maps a server answers with (experiment arms) are kept: by the map
+    object itself first (a router answers with the same prebuilt dict per arm, so a hit costs
+    one lookup), then by content."""
+    hit = _PARAMS_BY_ID.get(id(params))
+    if hit is not None and hit[0] is params:
+        return hit[1]
     key = tuple(sorted(params.items()))
     out = _PARAMS.get(key)
     if out is None:
@@ -529,6 +537,10 @@ def response_parameters(params: dict[str, str]) -> bytes:
             for k, v in key)
         if len(_PARAMS) < 4096:  # bounded: arms are few, but values come from configs
             _PARAMS[key] = out
+    elif len(_PARAMS_BY_ID) < 4096:
+        # seen twice: likely a shared map. The entry holds the map, so its id is not reused
+        # while it is here (and `hit[0] is params` guards the rest)
+        _PARAMS_BY_ID[id(params)] = (params, out)
     return out
 
 

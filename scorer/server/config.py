@@ -80,8 +80,9 @@ class ServerConfig:
         Share of units in the permanent control group (0: none).
     control_group_salt : str
         The control group's own salt: the same on every replica.
-    exposures : Path or None
-        Directory of the exposure log (Parquet); None: no log.
+    exposures : Path, str or None
+        The exposure log (docs/experiments.md): a directory (Parquet files) or a
+        ``postgresql://...`` URL (the table ``tablescore_exposures``); None: no log.
     access_log : str
         One log record per request (``tablescore.access``): ``off`` (default), ``all``,
         ``errors`` (status other than OK) or ``sample:RATE`` (every error and a fraction RATE
@@ -127,7 +128,7 @@ class ServerConfig:
     experiments: bool = True
     control_group: float = 0.0
     control_group_salt: str = "tablescore-permanent-control-group"
-    exposures: Path | None = None
+    exposures: Path | str | None = None
     access_log: str = "off"
     features: str | None = None
     cache: str | None = None
@@ -142,6 +143,15 @@ class ServerConfig:
         if not 0.0 <= self.control_group < 1.0:
             raise ValueError("--control-group must be a fraction in [0, 1)")
         parse_access_mode(self.access_log)  # a bad value fails at start (ValueError)
+        if self.exposures is not None:
+            from ..experiments.exposures import SINKS, scheme_of
+
+            scheme = scheme_of(self.exposures)
+            if scheme and scheme not in SINKS:
+                raise ValueError(f"--exposures: unknown scheme '{scheme}://': give a "
+                                 "directory or postgresql://USER@HOST:PORT/DB")
+            if not scheme:
+                self.exposures = Path(self.exposures)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:

@@ -64,8 +64,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "named control of every experiment, whatever experiments come and go")
     p.add_argument("--control-group-salt", default="tablescore-permanent-control-group",
                    help="the control group's salt (the same on every replica)")
-    p.add_argument("--exposures", type=Path, default=None, metavar="DIR",
-                   help="write an exposure log of experiment requests as Parquet files")
+    p.add_argument("--exposures", default=None, metavar="DIR|URL",
+                   help="write an exposure log of experiment requests: Parquet files under "
+                        "DIR, or the table tablescore_exposures of a PostgreSQL database "
+                        "(postgresql://USER@HOST:PORT/DB; the registry's own is fine: give "
+                        "the --store URL)")
     p.add_argument("--no-experiments", action="store_true",
                    help="do not route requests by the experiments in config.json")
     p.add_argument("--log-format", choices=["json", "text"], default="json",

@@ -98,3 +98,69 @@ def test_experiment_routing_and_exposures(bundles: dict[str, Exported], tmp_path
     assert first["holdout"].tolist() == [h for _, _, h in sent]
     assert set(first["version"]) == {"1", "2"} and (first["rows"] == 1).all()
     assert "out.probability(0)" in table.columns
+
+
+def test_exposures_in_postgres_while_the_database_comes_and_goes(
+        bundles: dict[str, Exported], tmp_path: Path) -> None:
+    """--exposures postgresql://...: requests are answered while the database is away, the
+    sink reports down and recovers, the batch in hand is written once it is back, and a
+    shutdown with the database away is bounded, its unwritten records counted as dropped."""
+    import urllib.request
+
+    import psycopg
+
+    from tests.services import PG_HOST, TcpProxy, fresh_database
+
+    repo = tmp_path / "repo"
+    publish(bundles["iris"].path, repo, "iris", 1)
+    publish(bundles["iris_v2"].path, repo, "iris", 2)
+    (repo / "iris" / "config.json").write_text(_config(0.5))
+    X = bundles["iris"].X[:1]
+    host, port = PG_HOST.rsplit("@", 1)[1].split(":")
+    with fresh_database() as url:
+        proxy = TcpProxy(host, int(port)).start()
+        via = f"postgresql://postgres@127.0.0.1:{proxy.port}/{url.rsplit('/', 1)[1]}"
+        server = serve(repo, port=0, metrics_port=0, ready_timeout=60, exposures=via,
+                       control_group=CG)
+        client = tc.InferenceServerClient(server.address)
+
+        def metric(name: str) -> float:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics",
+                                          timeout=5).read().decode()
+            return float(next(x for x in text.splitlines()
+                              if x.startswith(name + " ")).split()[-1])
+
+        def until(cond, what: str) -> None:
+            deadline = time.monotonic() + 30
+            while not cond():
+                assert time.monotonic() < deadline, what
+                time.sleep(0.1)
+
+        try:
+            for unit in range(20):
+                assert _infer(client, X, unit=unit)[1]["experiment"] == "churn-test"
+            until(lambda: metric("tablescore_exposures_written_total") == 20, "not written")
+            proxy.cut()
+            for unit in range(20, 40):  # answered as ever while the database is away
+                version, params, _ = _infer(client, X, unit=unit)
+                assert (params["arm"], version) == _expected(unit, 0.5)[:2]
+            until(lambda: metric("tablescore_exposures_sink_up") == 0, "not noticed")
+            proxy.start()
+            until(lambda: metric("tablescore_exposures_written_total") == 40, "no recovery")
+            assert metric("tablescore_exposures_sink_up") == 1
+            assert metric("tablescore_exposures_dropped_total") == 0
+            proxy.cut()
+            for unit in range(40, 50):
+                _infer(client, X, unit=unit)
+        finally:
+            client.close()
+            t0 = time.monotonic()
+            server.stop(grace=1)
+            stop_s = time.monotonic() - t0
+            proxy.cut()
+        exposures = next(c for c in server.closers if hasattr(c, "sink"))
+        assert stop_s < 15 and (exposures.written, exposures.dropped) == (40, 10)
+        with psycopg.connect(url) as conn:
+            rows = conn.execute("SELECT unit, arm, version FROM tablescore_exposures "
+                                "ORDER BY unit::int").fetchall()
+    assert rows == [(str(u), *_expected(u, 0.5)[:2]) for u in range(40)]
