@@ -64,6 +64,8 @@ class ExperimentRouter:
         self._compatible: dict[tuple[str, str], bool] = {}
         self._lock = threading.Lock()
         self.counts: dict[tuple[str, str, str], int] = defaultdict(int)
+        self._plans: dict[str, tuple[Experiment, tuple[tuple[str, str, str], ...],
+                                     tuple[str, str, str]]] = {}
         self._stop = threading.Event()
         self.refresh()
         self._thread = threading.Thread(target=self._watch, name="tablescore-experiments",
@@ -128,7 +130,11 @@ class ExperimentRouter:
         for name in list(table):
             if name not in seen:
                 del table[name]
-        self.experiments = table  # one reference swap: requests see old or new, never half
+        # the route stage's view of each: the experiment and its counters' keys, built here
+        # once rather than per request; one reference swap: requests see old or new, never half
+        self._plans = {m: (e, tuple((m, e.name, a.name) for a in e.arms), (m, e.name, "none"))
+                       for m, e in table.items()}
+        self.experiments = table
 
     def close(self) -> None:
         self._stop.set()
@@ -170,27 +176,34 @@ class ExperimentRouter:
         return bisect_right(exp.upper, text_bucket(exp.state, unit))
 
     def route(self, target: Any, request: Any) -> Any:
-        exp = self.experiments.get(target.name)
-        if exp is None:
+        # (the request path of every routed request: kept in one function, with the
+        # experiment's derived state (config.Experiment) and counter keys prebuilt)
+        plan = self._plans.get(target.name)
+        if plan is None:
             return target
+        exp, keys, none_key = plan
         unit = self.unit_of(exp, request)
         if unit is None:  # no unit id: the default version, counted
-            self._count(target.name, exp.name, "none")
+            with self._lock:
+                self.counts[none_key] += 1
             return target
-        i = self._arm_index(exp, unit)
-        if i < 0:
-            arm = exp.arms[exp.control]
+        if self.control_fraction and text_bucket(self._control_state, unit) < self._control_n:
+            i = exp.control
             request.response = exp.holdout_response  # (shared, prebuilt: never mutated)
         else:
-            arm = exp.arms[i]
+            h = exp.state.copy()  # the salt's hash state: only the unit is hashed here
+            h.update(unit.encode("utf-8"))
+            i = bisect_right(exp.upper, int.from_bytes(h.digest()[:8], "big") % BUCKETS)
             request.response = exp.responses[i]
+        arm = exp.arms[i]
         routed = self.repository.resolve(target.name, arm.version)
         if routed is not target and not self._same_inputs(target, routed):
             request.response = None
             raise TablescoreError(  # FAILED_PRECONDITION: the configuration is wrong
                 f"experiment '{exp.name}': arm '{arm.name}' (version {routed.version}) takes "
                 f"other inputs than version {target.version}; arms must share their inputs")
-        self._count(target.name, exp.name, arm.name)
+        with self._lock:
+            self.counts[keys[i]] += 1
         return routed
 
     def _same_inputs(self, a: Any, b: Any) -> bool:
@@ -202,10 +215,6 @@ class ExperimentRouter:
                 self._compatible.clear()
             self._compatible[key] = same
         return same
-
-    def _count(self, model: str, experiment: str, arm: str) -> None:
-        with self._lock:
-            self.counts[(model, experiment, arm)] += 1
 
     def collector(self) -> Any:
         """``tablescore_experiment_requests_total{model, experiment, arm}`` (arm ``none``: no

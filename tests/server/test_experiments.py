@@ -140,6 +140,10 @@ def test_exposures_in_postgres_while_the_database_comes_and_goes(
             for unit in range(20):
                 assert _infer(client, X, unit=unit)[1]["experiment"] == "churn-test"
             until(lambda: metric("tablescore_exposures_written_total") == 20, "not written")
+            for arm in ("control", "candidate"):  # the route stage's counter, per arm
+                labels = f'arm="{arm}",experiment="churn-test",model="iris"'
+                assert metric(f"tablescore_experiment_requests_total{{{labels}}}") == sum(
+                    _expected(u, 0.5)[0] == arm for u in range(20))
             proxy.cut()
             for unit in range(20, 40):  # answered as ever while the database is away
                 version, params, _ = _infer(client, X, unit=unit)
