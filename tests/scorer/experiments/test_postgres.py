@@ -18,7 +18,7 @@ import pytest
 from scorer.experiments.config import parse_experiment
 from scorer.experiments.exposures import ExposureLog, open_sink
 from scorer.experiments.postgres import TABLE, PostgresSink, read_exposures
-from scorer.experiments.report import ExperimentDataError, load_exposures
+from scorer.experiments.report import ExperimentDataError, load_exposures, load_outcomes, report
 from scorer.experiments.router import ExperimentRouter
 from scorer.pipeline import Request
 from tablescore.cli import main
@@ -124,15 +124,18 @@ def test_report_reads_the_database_as_it_reads_parquet(tmp_path: Path) -> None:
                                       b.sort_values("unit").reset_index(drop=True))
         with pytest.raises(ExperimentDataError, match="no exposures of experiment 'nope'"):
             load_exposures(url, "nope")
-        reports = []
-        for source in (str(log_dir), url):
-            js, html = tmp_path / "r.json", tmp_path / "r.html"
-            assert main(["experiment", "report", "exp1", "--exposures", source, "--outcomes",
-                         str(outcomes), "--metric", "revenue", "--covariate", "pre",
-                         "--json", str(js), "--out", str(html)]) == 0
-            reports.append(json.loads(js.read_text()))
-    assert reports[0] == reports[1]
-    assert reports[1]["exposures"]["units"] == len(d["unit"])
+        # the same analysis from either source; the command line takes the URL
+        out = load_outcomes(outcomes)
+        reports = [json.loads(json.dumps(report(
+            load_exposures(src, "exp1"), out, metric="revenue", covariate="pre",
+            experiment="exp1").data)) for src in (log_dir, url)]
+        js, html = tmp_path / "r.json", tmp_path / "r.html"
+        assert main(["experiment", "report", "exp1", "--exposures", url, "--outcomes",
+                     str(outcomes), "--metric", "revenue", "--covariate", "pre",
+                     "--json", str(js), "--out", str(html)]) == 0
+        reports.append(json.loads(js.read_text()))
+    assert reports[0] == reports[1] == reports[2]
+    assert reports[2]["exposures"]["units"] == len(d["unit"])
 
 
 def test_report_of_an_unreachable_database_is_a_usage_error(tmp_path: Path) -> None:
