@@ -4,15 +4,28 @@ re-weighting, and the permanent control group's independence from every experime
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from scorer.experiments.assign import arm_index, bounds, bucket, in_control_group, unit_text
+from scorer.experiments.assign import (
+    arm_index,
+    bounds,
+    bucket,
+    in_control_group,
+    salt_state,
+    text_bucket,
+    unit_text,
+)
 from scorer.experiments.config import parse_experiment
+from scorer.experiments.router import ExperimentRouter
+from scorer.pipeline import Request
 
 #: docs/experiments.md publishes these: (salt, unit, bucket, arm of 50/50, arm of 20/30/50)
 VECTORS = [
@@ -50,13 +63,46 @@ def _compute(salt: str, units: list[str]) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("salt", "unit", "b", "arm2", "arm3"), VECTORS)
-def test_published_vectors(salt, unit, b, arm2, arm3) -> None:
+def test_published_vectors(salt, unit, b, arm2, arm3, tmp_path: Path) -> None:
     # the documented algorithm, written out independently of the module
     text = str(unit)
     digest = hashlib.sha256(salt.encode("utf-8") + b"\x00" + text.encode("utf-8")).digest()
     assert int.from_bytes(digest[:8], "big") % 10_000 == b == bucket(salt, unit)
+    # the request path's form: the salt's hash state, copied (CPython's own SHA-256 there)
+    assert text_bucket(salt_state(salt), unit_text(unit)) == b
     assert arm_index(b, bounds([0.5, 0.5])) == arm2
     assert arm_index(b, bounds([0.2, 0.3, 0.5])) == arm3
+    # and the route stage itself (its hashing is inlined)
+    for weights, want in (([0.5, 0.5], arm2), ([0.2, 0.3, 0.5], arm3)):
+        router = _router(tmp_path / str(len(weights)), salt, weights)
+        request = Request(None, 1, [], parameters={"customer_id": unit})
+        assert router.route(_Version("default"), request).version == str(want)
+        assert request.response == {"arm": ["control", "a1", "a2"][want], "experiment": "e"}
+        router.close()
+
+
+class _Version:
+    def __init__(self, version: str) -> None:
+        self.name, self.version, self.fingerprint = "m", version, version
+        self.model = SimpleNamespace(input_names=["x"])  # every version takes the same input
+
+
+class _Repository:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def resolve(self, name: str, version: str = "") -> _Version:
+        return _Version(version)
+
+
+def _router(root: Path, salt: str, weights: list[float]) -> ExperimentRouter:
+    """A router reading ``root/m/config.json`` with arms control, a1, a2 on versions 0, 1, 2."""
+    arms = [{"name": n, "version": str(i), "weight": w}
+            for i, (n, w) in enumerate(zip(["control", "a1", "a2"], weights, strict=False))]
+    (root / "m").mkdir(parents=True, exist_ok=True)
+    (root / "m" / "config.json").write_text(json.dumps({"experiment": {
+        "name": "e", "unit": "customer_id", "salt": salt, "shadow": None, "arms": arms}}))
+    return ExperimentRouter(_Repository(root), refresh_s=3600)
 
 
 def test_unit_text() -> None:
