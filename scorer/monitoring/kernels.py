@@ -133,6 +133,92 @@ def divergences(ref, cur, offsets, eps, psi_out, js_out):  # pragma: no cover - 
         js_out[f] = np.sqrt(max(js, 0.0))
 
 
+# --- one pass over a batch ------------------------------------------------------------------
+#: ``vkind`` of a column of ``V`` in :func:`count_batch`
+V_NUMERIC, V_CODES, V_KEYS = 0, 1, 2
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _padded_bin(x, E, t, e):  # pragma: no cover - numba
+    """Bin of ``x`` against row ``t`` of the padded edge table ``E`` holding ``e`` edges
+    (``+inf`` after them), branch-free: ``c`` edges ``<= x`` (at most ``e``: ``+inf`` passes
+    the padding), then ``1 + c`` below / inside, ``- 1`` for ``x == edges[-1]`` (the last inner
+    bin), ``+ 1`` above, and 0 for NaN (every comparison false)."""
+    c = 0
+    for q in range(E.shape[1]):
+        c += x >= E[t, q]
+    c = min(c, e)
+    return 1 + c + (x > E[t, e - 1]) - (c == e) - (x != x)
+
+
+@njit(cache=True, nogil=True)
+def count_batch(X, cols, E, ne, coff, V, vstart, vrow, vkind, K, kn, kc, vm, voff,
+                counts):  # pragma: no cover - numba
+    """Count a batch of rows into ``counts``: the numeric columns of a matrix and any number
+    of other columns (outputs, columns sent by name, categories) in one call.
+
+    Parameters
+    ----------
+    X : ndarray of shape (rows, n_columns), any numeric dtype
+        Inputs in the model's order (``(0, 0)`` when there are none).
+    cols : int64 ndarray of shape (k,)
+        Columns of ``X`` counted; column ``cols[t]`` against row ``t`` of ``E``.
+    E : float64 ndarray of shape (k + k2, W)
+        Bin edges, row by row, each padded with ``+inf`` to ``W``; ``ne`` (k + k2,) int64
+        holds how many are real (>= 2).
+    coff : int64 ndarray of shape (k,)
+        First bin in ``counts`` of ``cols[t]``.
+    V : float64 ndarray of shape (total,)
+        The other columns one after the other: column ``j`` is ``V[vstart[j]:vstart[j + 1]]``
+        (``vstart`` int64 (k2 + 1,)): its own number of rows.
+    vrow, vkind : int64 ndarray of shape (k2,)
+        For column ``j``: ``vkind`` 0 (``V_NUMERIC``) binned against ``E[vrow[j]]``,
+        1 (``V_CODES``) category codes (NaN missing, outside ``[0, vm[j])`` unseen), 2
+        (``V_KEYS``) values looked up in the sorted keys ``K[vrow[j], :kn[vrow[j]]]`` (NaN
+        missing, a value not among them unseen), whose codes are ``kc[vrow[j]]``.
+    K : float64 ndarray of shape (n_key_rows, WK); kn int64 (n_key_rows,); kc int64 like K
+    vm : int64 ndarray of shape (k2,)
+        Categories of column ``j`` (kinds 1 and 2).
+    voff : int64 ndarray of shape (k2,)
+        First bin in ``counts`` of column ``j``.
+    counts : int64 ndarray
+        Added to in place.
+    """
+    n = X.shape[0]
+    k = cols.size
+    B = 512  # rows per block: the block's values of one column in a buffer, then compared
+    xs = np.empty(B)
+    for a in range(0, n, B):
+        m = min(B, n - a)
+        for t in range(k):
+            c = cols[t]
+            for i in range(m):
+                xs[i] = np.float64(X[a + i, c])
+            e, o = ne[t], coff[t]
+            for i in range(m):
+                counts[o + _padded_bin(xs[i], E, t, e)] += 1
+    for j in range(vkind.size):
+        kind, r, o, mj = vkind[j], vrow[j], voff[j], vm[j]
+        for i in range(vstart[j], vstart[j + 1]):
+            x = V[i]
+            if kind == 0:
+                b = _padded_bin(x, E, r, ne[r])
+            elif x != x:
+                b = 0
+            elif kind == 1:
+                b = 1 + np.int64(x) if (x >= 0 and x < mj) else mj + 1
+            else:  # binary search among the sorted keys
+                lo, hi = 0, kn[r]
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if K[r, mid] < x:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                b = 1 + kc[r, lo] if (lo < kn[r] and K[r, lo] == x) else mj + 1
+            counts[o + b] += 1
+
+
 # --- NumPy references --------------------------------------------------------------------
 def numeric_bins_reference(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin index of every value of ``x`` (rows,) against ``edges`` (E,): int64 (rows,)."""
@@ -169,3 +255,27 @@ def js_reference(ref: np.ndarray, cur: np.ndarray) -> float:
         kl_p = np.where(p > 0, p * np.log2(p / m), 0.0)
         kl_q = np.where(q > 0, q * np.log2(q / m), 0.0)
     return float(np.sqrt(max(0.5 * kl_p.sum() + 0.5 * kl_q.sum(), 0.0)))
+
+
+def count_batch_reference(X, cols, E, ne, coff, V, vstart, vrow, vkind, K, kn, kc, vm, voff,
+                          counts) -> None:
+    """NumPy reference of :func:`count_batch` (same arguments, adds into ``counts``)."""
+    X = np.asarray(X)
+    for t in range(len(cols)):
+        edges = E[t, :ne[t]]
+        b = numeric_bins_reference(X[:, cols[t]], edges)
+        np.add.at(counts, coff[t] + b, 1)
+    for j in range(len(vkind)):
+        x = np.asarray(V[vstart[j]:vstart[j + 1]], dtype=np.float64)
+        r = vrow[j]
+        if vkind[j] == V_NUMERIC:
+            b = numeric_bins_reference(x, E[r, :ne[r]])
+        elif vkind[j] == V_CODES:
+            b = code_bins_reference(x, vm[j])
+        else:
+            keys, codes = K[r, :kn[r]], kc[r, :kn[r]]
+            pos = np.clip(np.searchsorted(keys, x), 0, max(len(keys) - 1, 0))
+            found = (keys[pos] == x) if len(keys) else np.zeros(len(x), bool)
+            code = np.where(found, codes[pos] if len(keys) else 0, -1)
+            b = code_bins_reference(np.where(np.isnan(x), np.nan, code), vm[j])
+        np.add.at(counts, voff[j] + b, 1)

@@ -1,8 +1,15 @@
 """The serving side: a pipeline recorder counting every scored row into its reference bins,
 per model version, in tumbling windows, and exporting PSI / JS per window on /metrics.
 
-Counting happens in the compiled kernels of :mod:`.kernels` (one call for every numeric input
-of an array request, one per output), under a per-version lock held only while counting.
+The request path only appends ``(time, request, outputs)`` to its version's bounded queue (a
+few hundred nanoseconds); a background thread takes everything queued every
+``flush_interval`` seconds and counts it in one compiled pass (:func:`.kernels.count_batch`,
+which releases the GIL), so the counting neither adds latency nor, where a core is free,
+costs throughput. Counts stay exact: every queued row is counted, in the window of the time
+its request was recorded. When the queue is full (the counting thread cannot keep up) the
+request is not queued and its rows are counted as dropped
+(``tablescore_drift_dropped_rows_total``): the window's PSI is then over the rows counted.
+
 Windows are aligned to the epoch (window ``k`` covers ``[k * w, (k + 1) * w)`` seconds of
 wall-clock time), so windows of several replicas are the same windows and their counts add.
 """
@@ -12,8 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,13 +38,44 @@ log = logging.getLogger("tablescore.drift")
 
 #: default window length in seconds (``--drift-window``)
 DEFAULT_WINDOW_S = 300.0
-#: requests of at most this many rows are kept aside and counted together, PENDING_MAX at a
-#: time: a kernel call costs microseconds of dispatch whatever its size, which would double
-#: the cost of a one-row request (35 -> 78 us per call in the pipeline on 2 shared cores)
-SMALL_ROWS = 16
-#: rows per transposed block of a large numeric request
-_BLOCK = 8192
-PENDING_MAX = 256
+#: seconds between the counting thread's passes over the queues
+FLUSH_INTERVAL_S = 0.05
+#: requests queued per model version at most (one-row requests: rows); past it requests are
+#: dropped and counted as such
+QUEUE_REQUESTS = 1 << 16
+#: rows queued per model version at most (what the queued requests keep alive)
+QUEUE_ROWS = 1 << 21
+#: one-row requests queued when the request thread that queues the next counts them all
+DRAIN_AT = 1024
+#: requests of more rows than this wake the counting thread at once
+_WAKE_ROWS = 4096
+# integers compare exactly as float64 only up to 2**53
+_EXACT_INT = float(2 ** 53)
+_EMPTY_X = np.zeros((0, 0))
+_time_of = itemgetter(0)
+
+
+def _key_tables(categories: Sequence[str]) -> tuple[list[tuple[float, int]],
+                                                    list[tuple[float, int]]]:
+    """Sorted ``(value, code)`` of the categories whose text a float, resp. an integer, has
+    (``str(v) == category``, as :class:`.profile.CategoryMap` compares): typed values (labels,
+    numbers sent for a category) are then looked up in compiled code."""
+    floats: dict[float, int] = {}
+    ints: dict[float, int] = {}
+    for code, c in enumerate(categories):
+        try:
+            v = float(c)
+            if v == v and repr(v) == c:
+                floats.setdefault(v, code)
+        except ValueError:
+            pass
+        try:
+            i = int(c)
+            if str(i) == c and abs(i) <= _EXACT_INT:
+                ints.setdefault(float(i), code)
+        except ValueError:
+            pass
+    return sorted(floats.items()), sorted(ints.items())
 
 
 class Binner:
@@ -52,51 +93,59 @@ class Binner:
         self.profile = profile
         self.size = int(profile.offsets()[-1])
         off = profile.offsets()
-        col = {f.name: j for j, f in enumerate(fields)}
-        cols, edges, edge_off, count_off = [], [], [0], []
-        self._cat_inputs: list[tuple[str, int, int, int, CategoryMap]] = []
-        self._num_columns: list[tuple[str, int, np.ndarray, int]] = []
-        for i, fp in enumerate(profile.inputs):
-            j = col.get(fp.name)
-            if j is None:
-                continue  # not a model input (a renamed field): nothing arrives for it
-            if fp.kind == "numeric":
-                cols.append(j)
-                edges.append(fp.edges)
-                edge_off.append(edge_off[-1] + len(fp.edges))
-                count_off.append(int(off[i]))
-                self._num_columns.append((fp.name, j, fp.edges, int(off[i])))
-            else:
-                self._cat_inputs.append((fp.name, j, int(off[i]), len(fp.categories or []),
-                                         CategoryMap(fp.categories or [])))
-        self._cols = np.array(cols, dtype=np.int64)
-        self._edges = (np.concatenate(edges) if edges else np.zeros(0)).astype(np.float64)
-        self._edge_off = np.array(edge_off, dtype=np.int64)
-        self._count_off = np.array(count_off, dtype=np.int64)
+        feats = profile.features
         n_in = len(profile.inputs)
-        self._outputs: list[tuple[str, np.ndarray | None, int, int, CategoryMap | None]] = []
-        for i, fp in enumerate(profile.outputs):
-            o = int(off[n_in + i])
+        self.n_fields = len(fields)
+        col = {f.name: j for j, f in enumerate(fields)}
+        # numeric inputs of a matrix request first: row t of the edge table is column cols[t]
+        matrix = [i for i, fp in enumerate(profile.inputs)
+                  if fp.kind == "numeric" and fp.name in col]
+        order = matrix + [i for i in range(len(feats)) if i not in set(matrix)]
+        self._erow = {f: r for r, f in enumerate(order)}
+        w = max([len(fp.edges) for fp in feats if fp.kind == "numeric"] + [2])
+        self._E = np.full((len(order), w), np.inf)
+        self._ne = np.full(len(order), 2, dtype=np.int64)
+        for f in order:
+            fp = feats[f]
             if fp.kind == "numeric":
-                self._outputs.append((fp.name, fp.edges, o, 0, None))
-            else:
-                m = len(fp.categories or [])
-                self._outputs.append((fp.name, None, o, m, CategoryMap(fp.categories or [])))
+                self._E[self._erow[f], :len(fp.edges)] = fp.edges
+                self._ne[self._erow[f]] = len(fp.edges)
+        self._cols = np.array([col[feats[f].name] for f in matrix], dtype=np.int64)
+        self._coff = off[matrix].astype(np.int64)
+        # sorted keys of categorical features: row 2f float texts, 2f + 1 integer texts
+        tables = [_key_tables(fp.categories or []) if fp.kind == "categorical" else ([], [])
+                  for fp in feats]
+        wk = max([len(t) for pair in tables for t in pair] + [1])
+        self._K = np.full((2 * len(feats), wk), np.inf)
+        self._kc = np.zeros((2 * len(feats), wk), dtype=np.int64)
+        self._kn = np.zeros(2 * len(feats), dtype=np.int64)
+        for f, pair in enumerate(tables):
+            for h, t in enumerate(pair):
+                self._kn[2 * f + h] = len(t)
+                for q, (v, c) in enumerate(t):
+                    self._K[2 * f + h, q], self._kc[2 * f + h, q] = v, c
+        self._off = off
+        self._cmaps = {f: CategoryMap(fp.categories or []) for f, fp in enumerate(feats)
+                       if fp.kind == "categorical"}
+        #: inputs counted from a matrix's column besides the numeric ones (categories)
+        self._matrix_other = [(f, col[fp.name]) for f, fp in enumerate(profile.inputs)
+                              if fp.name in col and f not in set(matrix)]
+        self._inputs = [(f, fp.name) for f, fp in enumerate(profile.inputs) if fp.name in col]
+        self._outputs = [(n_in + i, fp.name) for i, fp in enumerate(profile.outputs)]
+        self._names = [f.name for f in fields]
 
-    def _count_numeric_matrix(self, X: np.ndarray, counts: np.ndarray) -> None:
-        """Count the numeric input columns of ``X`` (rows, n_inputs): blocks of rows are
-        transposed so that each column is counted from contiguous memory (count_numeric runs
-        at a few ns per value there; count_matrix, reading rows, at ~90 ns per value on the
-        2-core test machine, and per-column passes over the strided matrix stream it once
-        per column)."""
-        if X.shape[0] <= 64:
-            kernels.count_matrix(X, self._cols, self._edges, self._edge_off, self._count_off,
-                                 counts)
-            return
-        for a in range(0, X.shape[0], _BLOCK):
-            block = np.ascontiguousarray(X[a:a + _BLOCK].T)
-            for _, j, edges, o in self._num_columns:
-                kernels.count_numeric(block[j], edges, o, counts)
+    def _column(self, f: int, values: Any) -> tuple[int, int, int, np.ndarray]:
+        """``(feature, kind, table row, float64 values)`` of one column (rows,) of feature
+        ``f`` for :func:`.kernels.count_batch`."""
+        if f not in self._cmaps:
+            return f, kernels.V_NUMERIC, self._erow[f], as_numbers(values)
+        arr = np.asarray(values)
+        kind = arr.dtype.kind
+        if kind == "f":
+            return f, kernels.V_KEYS, 2 * f, arr.astype(np.float64, copy=False)
+        if kind in "iu" and (arr.size == 0 or float(np.abs(arr).max()) <= _EXACT_INT):
+            return f, kernels.V_KEYS, 2 * f + 1, arr.astype(np.float64)
+        return f, kernels.V_CODES, 0, self._cmaps[f].codes(arr)
 
     def count(self, inputs: Any, arrays: Mapping[str, np.ndarray], counts: np.ndarray) -> None:
         """Add one request into ``counts`` (int64, (size,)).
@@ -108,35 +157,97 @@ class Binner:
         arrays : dict of str to ndarray of shape (rows,)
             The outputs the request returned (outputs it did not ask for are not counted).
         """
-        if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "fiub":
-            X = inputs if inputs.ndim == 2 else inputs.reshape(1, -1)
+        self.count_many([inputs], [arrays], counts)
+
+    def count_many(self, inputs: Sequence[Any], outputs: Sequence[Mapping[str, np.ndarray]],
+                   counts: np.ndarray) -> None:
+        """Add several requests into ``counts`` in one kernel call: each feature's values of
+        all requests are put together (features are counted independently, so a request
+        without some column or output simply adds nothing to it).
+
+        Parameters
+        ----------
+        inputs : sequence of ``Request.inputs``
+            Matrices (rows, n_inputs) in the model's order, one-row vectors (n_inputs,), or
+            dicts of columns (rows,); None for a request without inputs.
+        outputs : sequence of dict of str to ndarray of shape (rows,)
+            The outputs each request returned.
+        """
+        X = _EMPTY_X
+        vcols: list[tuple[int, int, int, np.ndarray]] = []
+        mat = self._matrix(inputs)
+        if mat is not None and mat.dtype.kind in "fiub":
             if self._cols.size:
-                self._count_numeric_matrix(X, counts)
-            for _, j, o, m, cmap in self._cat_inputs:
-                kernels.count_codes(cmap.codes(X[:, j]), m, o, counts)
-        elif inputs is not None:
-            if isinstance(inputs, np.ndarray):  # an object matrix: its columns
-                X = inputs if inputs.ndim == 2 else inputs.reshape(1, -1)
-                columns: Mapping[str, Any] = {n: X[:, j] for n, j, _, _ in self._num_columns}
-                columns.update({n: X[:, j] for n, j, _, _, _ in self._cat_inputs})
-            else:
-                columns = inputs
-            for name, _, edges, o in self._num_columns:
-                values = columns.get(name)
-                if values is not None:
-                    kernels.count_numeric(as_numbers(values), edges, o, counts)
-            for name, _, o, m, cmap in self._cat_inputs:
-                values = columns.get(name)
-                if values is not None:
-                    kernels.count_codes(cmap.codes(values), m, o, counts)
-        for name, edges, o, m, cmap in self._outputs:
-            values = arrays.get(name)
-            if values is None:
-                continue
-            if cmap is None:
-                kernels.count_numeric(as_numbers(values), edges, o, counts)
-            else:
-                kernels.count_codes(cmap.codes(values), m, o, counts)
+                X = mat
+            vcols += [self._column(f, mat[:, j]) for f, j in self._matrix_other]
+        else:
+            columns = ([{n: mat[:, j] for j, n in enumerate(self._names)}] if mat is not None
+                       else self._columns(inputs))
+            for f, name in self._inputs:
+                vals = [c[name] for c in columns if name in c]
+                if vals:
+                    vcols.append(self._column(f, _concat(vals)))
+        for f, name in self._outputs:
+            try:
+                vals = list(map(itemgetter(name), outputs))
+            except KeyError:  # some requests did not ask for it
+                vals = [a[name] for a in outputs if name in a]
+            if vals:
+                vcols.append(self._column(f, _concat(vals)))
+        sizes = [len(v[3]) for v in vcols]
+        V = (np.concatenate([v[3] for v in vcols]).astype(np.float64, copy=False) if vcols
+             else np.zeros(0))
+        vstart = np.zeros(len(vcols) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=vstart[1:])
+        feats = np.array([v[0] for v in vcols], dtype=np.int64)
+        cats = self.profile.features
+        vm = np.array([len(cats[f].categories or []) for f in feats.tolist()], dtype=np.int64)
+        kernels.count_batch(X, self._cols, self._E, self._ne, self._coff, V, vstart,
+                            np.array([v[2] for v in vcols], dtype=np.int64),
+                            np.array([v[1] for v in vcols], dtype=np.int64),
+                            self._K, self._kn, self._kc, vm,
+                            self._off[feats].astype(np.int64), counts)
+
+    def _matrix(self, inputs: Sequence[Any]) -> np.ndarray | None:
+        """All inputs as one matrix (rows, n_fields) when every request sent an array."""
+        if not inputs or set(map(type, inputs)) != {np.ndarray}:
+            return None
+        try:
+            X = np.concatenate(inputs) if len(inputs) > 1 else inputs[0]
+        except ValueError:  # 1-D one-row vectors beside matrices
+            X = np.concatenate([x.reshape(-1, self.n_fields) for x in inputs])
+        if X.ndim == 1:
+            X = X.reshape(-1, self.n_fields)
+        return X
+
+    def _columns(self, inputs: Sequence[Any]) -> list[Mapping[str, Any]]:
+        """Each request's inputs as columns by name (matrices split into their columns)."""
+        out: list[Mapping[str, Any]] = []
+        for x in inputs:
+            if isinstance(x, np.ndarray):
+                X = x.reshape(-1, self.n_fields) if x.ndim == 1 else x
+                out.append({n: X[:, j] for j, n in enumerate(self._names)})
+            elif x is not None:
+                out.append(x)
+        return out
+
+
+def _concat(values: list[Any]) -> np.ndarray:
+    """One column from the pieces (rows_i,) of several requests."""
+    if len(values) == 1:
+        return np.asarray(values[0])
+    try:
+        # pieces of one shape (one-row requests): np.array stacks them 4x faster than
+        # np.concatenate (~110 vs ~440 ns a piece)
+        a = np.array(values)
+        if a.ndim == 2:
+            return a.reshape(-1)
+    except ValueError:  # pieces of different lengths
+        pass
+    try:
+        return np.concatenate(values)
+    except ValueError:  # lists or scalars among arrays
+        return np.concatenate([np.asarray(v, dtype=object).reshape(-1) for v in values])
 
 
 class WindowSink(Protocol):
@@ -166,16 +277,30 @@ class WindowCounts:
 
 
 class _Monitor:
-    """One model version's reference, current window and last report."""
+    """One model version's reference, queue, current window and last report."""
 
-    __slots__ = ("binner", "counts", "fingerprint", "last", "levels", "lock", "model",
-                 "pending", "ref", "rows", "total_rows", "version", "window")
+    __slots__ = ("binner", "counts", "dropped", "fingerprint", "last", "levels", "lock",
+                 "model", "queue", "queued_rows", "ref", "rowq", "rows", "spec",
+                 "total_rows", "version", "window")
 
     def __init__(self, model: str, version: str, fingerprint: str, binner: Binner) -> None:
         self.model, self.version, self.fingerprint = model, version, fingerprint
         self.binner = binner
         self.ref = binner.profile.flat_counts()
+        #: (time, request, outputs) recorded and not counted yet; appended by request
+        #: threads, taken by the counting thread (deque appends and pops are thread-safe)
+        self.queue: deque[tuple[float, Any, Mapping[str, np.ndarray]]] = deque()
+        #: rows of the queued requests of more than one row (guarded by ``lock``)
+        self.queued_rows = 0
+        #: one-row requests of numbers as bytes: [time, input row, output 1, ...] in the
+        #: layout of ``spec``
+        self.rowq: deque[list[Any]] = deque()
+        #: (input dtype, input count, ((output name, dtype), ...)) of the one-row requests
+        #: that go to ``rowq``: learned from the first one-row request; None until then,
+        #: False when they cannot (strings)
+        self.spec: Any = None
         self.lock = threading.Lock()
+        self.dropped = 0
         self.window = -1
         self.counts = np.zeros(binner.size, dtype=np.int64)
         self.rows = 0
@@ -183,33 +308,36 @@ class _Monitor:
         #: the last finished window with rows: (start, rows, drift per feature)
         self.last: tuple[float, int, list[FeatureDrift]] | None = None
         self.levels: dict[tuple[str, str], str] = {}
-        #: small requests of the current window not counted yet: (inputs, outputs)
-        self.pending: list[tuple[Any, Mapping[str, np.ndarray]]] = []
 
-    def flush(self) -> None:
-        """Count the pending small requests (lock held): one kernel call per column group
-        for all of them."""
-        pending, self.pending = self.pending, []
-        if not pending:
+
+    def learn(self, x: Any, arrays: Mapping[str, np.ndarray]) -> None:
+        """Set :attr:`spec` from a one-row request: its input dtype and output dtypes, when
+        they are all numbers (bytes of one row then stand for the arrays)."""
+        outs = []
+        for fp in self.binner.profile.outputs:
+            a = arrays.get(fp.name)
+            if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiub":
+                self.spec = False
+                return
+            outs.append((fp.name, a.dtype))
+        if (not isinstance(x, np.ndarray) or x.dtype.kind not in "fiub"
+                or x.size != self.binner.n_fields):
+            self.spec = False
             return
-        first_in, first_out = pending[0]
-        keys = first_out.keys()
-        if not all(a.keys() == keys for _, a in pending):
-            for x, arrays in pending:  # requests asked for different outputs: one by one
-                self.binner.count(x, arrays, self.counts)
-            return
-        if all(isinstance(x, np.ndarray) and x.dtype.kind in "fiub" and x.ndim == 2
-               for x, _ in pending):
-            inputs: Any = np.concatenate([x for x, _ in pending])
-        elif isinstance(first_in, Mapping) and all(isinstance(x, Mapping) for x, _ in pending):
-            inputs = {k: np.concatenate([np.asarray(x[k], dtype=object) for x, _ in pending])
-                      for k in first_in if all(k in x for x, _ in pending)}
-        else:
-            for x, arrays in pending:  # other forms (rare): one by one
-                self.binner.count(x, arrays, self.counts)
-            return
-        outputs = {k: np.concatenate([a[k] for _, a in pending]) for k in keys}
-        self.binner.count(inputs, outputs, self.counts)
+        self.spec = (x.dtype, x.size, tuple(outs))
+
+    def take_rows(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Empty the one-row byte queue: the rows' times (rows,), inputs (rows, n_fields)
+        and outputs {name: (rows,)}."""
+        r = self.rowq
+        items = [r.popleft() for _ in range(len(r))]
+        xdt, width, outs = self.spec
+        cols = list(zip(*items, strict=True))
+        t = np.array(cols[0])
+        X = np.frombuffer(b"".join(cols[1]), dtype=xdt).reshape(-1, width)
+        arrays = {name: np.frombuffer(b"".join(cols[2 + k]), dtype=dt)
+                  for k, (name, dt) in enumerate(outs)}
+        return t, X, arrays
 
 
 class DriftRecorder:
@@ -229,44 +357,135 @@ class DriftRecorder:
     clock : callable
         Seconds since the epoch (``time.time``; tests pass their own).
     sink : WindowSink, optional
-        Also receives every finished window (a fleet's PostgreSQL table).
+        Also receives every finished window (a fleet's shared table).
+    flush_interval : float
+        Seconds between the counting thread's passes (0: no thread; counting happens when
+        :meth:`drain`, :meth:`current`, :meth:`report` or a scrape is called).
+    queue_requests, queue_rows : int
+        Bounds of each version's queue (requests, rows of multi-row requests); past them a
+        request's rows are dropped and counted in ``tablescore_drift_dropped_rows_total``.
     """
 
     def __init__(self, window_s: float = DEFAULT_WINDOW_S, thresholds: Thresholds | None = None,
-                 *, clock: Callable[[], float] = time.time, sink: WindowSink | None = None) -> None:
+                 *, clock: Callable[[], float] = time.time, sink: WindowSink | None = None,
+                 flush_interval: float = FLUSH_INTERVAL_S,
+                 queue_requests: int = QUEUE_REQUESTS, queue_rows: int = QUEUE_ROWS) -> None:
         if not window_s > 0:
             raise ValueError(f"drift window must be positive seconds, got {window_s}")
         self.window_s = float(window_s)
         self.thresholds = thresholds or Thresholds()
         self.clock = clock
         self.sink = sink
+        self.flush_interval = flush_interval
+        self.queue_requests = int(queue_requests)
+        self.queue_rows = int(queue_rows)
+        #: one-row requests queued for a version when the request thread counts them
+        self.drain_at = DRAIN_AT
         self._monitors: dict[tuple[str, str, str], _Monitor | None] = {}
+        #: id(model) -> (weak reference to the model, its monitor or None): the request
+        #: path's lookup (the model object of a loaded version is the same for all its
+        #: requests; the weak reference tells a reused id from the same model)
+        self._fast: dict[int, tuple[Any, _Monitor | None]] = {}
         self._create = threading.Lock()
+        self._drain_lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     # --- the request path ---------------------------------------------------------------------
     def record(self, target: Any, request: Any, arrays: Mapping[str, np.ndarray]) -> None:
-        """Count the request's rows into its version's current window."""
+        """Queue the request's rows for counting in its version's current window."""
+        model = target.model
+        e = self._fast.get(id(model))
+        if e is None or e[0]() is not model:
+            e = self._lookup(target)
+        m = e[1]
+        if m is None:
+            return
+        if request.rows == 1:  # the common serving case: no lock, no row bookkeeping
+            spec = m.spec
+            x = request.inputs
+            if spec is not None and type(x) is np.ndarray and x.dtype is spec[0] \
+                    and x.size == spec[1]:
+                # numbers only: keep their bytes, not the request (allocating nothing that
+                # outlives it is what keeps this cheap)
+                try:
+                    item = [self.clock(), x.tobytes()]
+                    for name, dt in spec[2]:
+                        a = arrays[name]
+                        if a.dtype is not dt:
+                            break
+                        item.append(a.tobytes())
+                    else:
+                        r = m.rowq
+                        n = len(r)
+                        if n < self.queue_requests:
+                            r.append(item)
+                            if n == self.drain_at:
+                                self._drain_inline()
+                        else:
+                            self._drop(m, 1)
+                        return
+                except KeyError:  # an output not asked for: the general queue
+                    pass
+            elif spec is None:
+                m.learn(x, arrays)
+            q = m.queue
+            n = len(q)
+            if n < self.queue_requests:
+                q.append((self.clock(), request, arrays))
+                if n == self.drain_at:
+                    self._drain_inline()
+            else:
+                self._drop(m, 1)
+            return
+        q = m.queue
+        rows = request.rows
+        with m.lock:
+            ok = len(q) < self.queue_requests and m.queued_rows + rows <= self.queue_rows
+            if ok:
+                m.queued_rows += rows
+                q.append((self.clock(), request, arrays))
+        if not ok:
+            self._drop(m, rows)
+        elif rows >= _WAKE_ROWS:
+            self._wake.set()
+
+    def _drain_inline(self) -> None:
+        """Count the queues in this request's thread (unless another thread is counting):
+        one-row requests are counted ``drain_at`` at a time where they arrive, which costs
+        the same Python work as the counting thread would, without handing the GIL back
+        and forth between the two threads for every batch."""
+        if self._drain_lock.acquire(blocking=False):
+            try:
+                self.drain()
+            finally:
+                self._drain_lock.release()
+
+    def _drop(self, m: _Monitor, rows: int) -> None:
+        with m.lock:
+            first = m.dropped == 0
+            m.dropped += rows
+        if first:
+            log.warning("drift counting cannot keep up: model %s version %s drops rows "
+                        "(tablescore_drift_dropped_rows_total)", m.model, m.version,
+                        extra={"event": "drift_dropped", "model": m.model,
+                               "version": m.version})
+
+    def _lookup(self, target: Any) -> tuple[Any, _Monitor | None]:
         key = (target.name, target.version, target.fingerprint)
         m = self._monitors.get(key, False)
         if m is False:
             m = self._monitor(key, target)
-        if m is None:
-            return
-        w = int(self.clock() // self.window_s)
-        finished = None
-        with m.lock:
-            if w != m.window:
-                finished = self._rotate(m, w)
-            if request.rows <= SMALL_ROWS:
-                m.pending.append((request.inputs, arrays))
-                if len(m.pending) >= PENDING_MAX:
-                    m.flush()
-            else:
-                m.binner.count(request.inputs, arrays, m.counts)
-            m.rows += request.rows
-            m.total_rows += request.rows
-        if finished is not None:
-            self._finish(m, finished)
+        model = target.model
+        try:
+            ref = weakref.ref(model)
+        except TypeError:  # a model object without weak references: the slower lookup
+            return (lambda: model), m
+        entry = (ref, m)
+        self._fast[id(model)] = entry
+        weakref.finalize(model, self._fast.pop, id(model), None)
+        return entry
 
     def _monitor(self, key: tuple[str, str, str], target: Any) -> _Monitor | None:
         with self._create:
@@ -285,12 +504,74 @@ class DriftRecorder:
                                 extra={"event": "drift_reference_invalid", "model": key[0],
                                        "version": key[1]})
             self._monitors[key] = m
+            if m is not None and self.flush_interval > 0 and self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="tablescore-drift",
+                                                daemon=True)
+                self._thread.start()
             return m
+
+    # --- counting -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            try:
+                self.tick()
+            except Exception:  # never let the counting thread die
+                log.exception("drift counting failed")
+
+    def drain(self) -> None:
+        """Count everything queued so far (the counting thread does this every
+        ``flush_interval``)."""
+        with self._drain_lock:
+            for m in list(self._monitors.values()):
+                if m is not None and (m.queue or m.rowq):
+                    self._drain(m)
+
+    def _drain(self, m: _Monitor) -> None:
+        """Count ``m``'s queues, window by window (drain lock held)."""
+        q = m.queue
+        batch = [q.popleft() for _ in range(len(q))]
+        big = sum(r.rows for _, r, _ in batch if r.rows != 1)
+        if big:
+            with m.lock:
+                m.queued_rows -= big
+        wq = np.floor_divide(np.fromiter(map(_time_of, batch), dtype=np.float64,
+                                         count=len(batch)), self.window_s).astype(np.int64)
+        t, X, outs = m.take_rows() if m.rowq else (np.zeros(0), None, None)
+        wr = np.floor_divide(t, self.window_s).astype(np.int64)
+        # windows in time order (a queue's requests arrive in time order, up to threads
+        # racing at a boundary)
+        for wk in np.unique(np.concatenate([wq, wr])).tolist():
+            if wk > m.window:
+                done = self._rotate(m, wk)
+                if done is not None:
+                    self._finish(m, done)
+            # a request of an already finished window (it raced the boundary) counts in the
+            # current one: counts stay exact in total, off by a request in time
+            part = ([batch[i] for i in np.flatnonzero(wq == wk).tolist()]
+                    if len(batch) else [])
+            inputs = [r.inputs for _, r, _ in part]
+            outputs = [o for _, _, o in part]
+            rows = sum(r.rows for _, r, _ in part)
+            if X is not None:
+                sel = wr == wk
+                if sel.all():
+                    inputs.append(X)
+                    outputs.append(outs)
+                    rows += X.shape[0]
+                elif sel.any():
+                    inputs.append(X[sel])
+                    outputs.append({k: v[sel] for k, v in outs.items()})
+                    rows += int(sel.sum())
+            if rows:
+                m.binner.count_many(inputs, outputs, m.counts)
+                m.rows += rows
+                m.total_rows += rows
 
     # --- windows ------------------------------------------------------------------------------
     def _rotate(self, m: _Monitor, w: int) -> WindowCounts | None:
-        """Start window ``w``; return the finished one if it counted rows (lock held)."""
-        m.flush()
+        """Start window ``w``; return the finished one if it counted rows (drain lock held)."""
         done = None
         if m.rows:
             done = WindowCounts(m.model, m.version, m.fingerprint, m.window * self.window_s,
@@ -301,7 +582,7 @@ class DriftRecorder:
         return done
 
     def _finish(self, m: _Monitor, done: WindowCounts) -> None:
-        """Report a finished window: gauges, level changes, the sink (outside the lock)."""
+        """Report a finished window: gauges, level changes, the sink."""
         drift = compare_flat(m.binner.profile, m.ref, done.counts)
         m.last = (done.start, done.rows, drift)
         for d in drift:
@@ -320,32 +601,58 @@ class DriftRecorder:
         if self.sink is not None:
             try:
                 self.sink.flush(done)
-            except Exception:  # a fleet table that is down never fails serving
+            except Exception:  # a fleet table that is down never fails counting
                 log.warning("drift window flush failed", exc_info=True)
 
     def tick(self) -> None:
-        """Finish every window that has ended (scrapes call this: a quiet version's last
-        window is reported without waiting for its next request)."""
+        """Count what is queued, then finish every window that has ended (the counting
+        thread and scrapes call this: a quiet version's last window is reported without
+        waiting for its next request)."""
         w = int(self.clock() // self.window_s)
-        for m in list(self._monitors.values()):
-            if m is None or m.window == w:
-                continue
-            with m.lock:
-                finished = self._rotate(m, w) if m.window != w else None
-            if finished is not None:
-                self._finish(m, finished)
+        with self._drain_lock:
+            self.drain()
+            for m in list(self._monitors.values()):
+                if m is None or m.window >= w:
+                    continue
+                done = self._rotate(m, w)
+                if done is not None:
+                    self._finish(m, done)
+
+    def close(self) -> None:
+        """Stop the counting thread after a last pass; the current windows' counts go to
+        the sink (as partial windows: their rows so far)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._drain_lock:
+            self.drain()
+            if self.sink is not None:
+                for m in list(self._monitors.values()):
+                    if m is not None and m.rows:
+                        done = self._rotate(m, m.window)
+                        if done is not None:
+                            self._finish(m, done)
+        close = getattr(self.sink, "close", None)
+        if close is not None:
+            close()
 
     def current(self, model: str, version: str) -> list[WindowCounts]:
         """The current (unfinished) window's counts of ``model`` / ``version`` (copies)."""
         out = []
-        for m in list(self._monitors.values()):
-            if m is not None and m.model == model and m.version == version:
-                with m.lock:
-                    m.flush()
+        with self._drain_lock:
+            self.drain()
+            for m in list(self._monitors.values()):
+                if m is not None and m.model == model and m.version == version:
                     out.append(WindowCounts(m.model, m.version, m.fingerprint,
                                             m.window * self.window_s, self.window_s, m.rows,
                                             m.counts.copy()))
         return out
+
+    def dropped(self, model: str, version: str) -> int:
+        """Rows of ``model`` / ``version`` not counted because the queue was full."""
+        return sum(m.dropped for m in list(self._monitors.values())
+                   if m is not None and m.model == model and m.version == version)
 
     def report(self) -> dict[tuple[str, str], tuple[float, int, list[FeatureDrift]]]:
         """The last finished window of every monitored version: ``(model, version) ->
@@ -390,7 +697,11 @@ class DriftRecorder:
                 js.add_metric([model, version, d.name], d.js)
         total = CounterMetricFamily("tablescore_drift_rows", "Rows counted for drift "
                                     "monitoring", labels=["model", "version"])
+        dropped = CounterMetricFamily(
+            "tablescore_drift_dropped_rows", "Rows not counted for drift monitoring because "
+            "the counting queue was full", labels=["model", "version"])
         for m in list(self._monitors.values()):
             if m is not None:
                 total.add_metric([m.model, m.version], m.total_rows)
-        yield from (fpsi, opsi, fjs, ojs, wrows, wend, total)
+                dropped.add_metric([m.model, m.version], m.dropped)
+        yield from (fpsi, opsi, fjs, ojs, wrows, wend, total, dropped)

@@ -136,6 +136,21 @@ class Pipeline:
         if features is None and cache is None and not recorders:
             return score  # the whole pipeline after resolve is the score stage
         errors = self.errors
+        if features is None and cache is None and len(recorders) == 1:
+            # score and one recorder (drift monitoring alone): the shortest path, since its
+            # fixed cost is what a one-row request pays
+            record, recorder_name = recorders[0].record, type(recorders[0]).__name__
+
+            def score_and_record(target: Target, request: Request) -> Arrays:
+                arrays = score(target, request)
+                try:
+                    record(target, request, arrays)
+                except Exception:
+                    errors.add("record", recorder_name)
+                    log.warning("recorder %s failed", recorder_name, exc_info=True)
+                return arrays
+
+            return score_and_record
 
         def infer(target: Target, request: Request) -> Arrays:
             if features is not None:
