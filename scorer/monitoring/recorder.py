@@ -498,6 +498,9 @@ class DriftRecorder:
                 try:
                     profile = Profile.from_json(ref)
                     m = _Monitor(key[0], key[1], key[2], Binner(profile, bundle.inputs))
+                    register = getattr(self.sink, "register", None)
+                    if register is not None:
+                        register(profile, key[0], key[1], key[2])
                 except BundleFormatError as exc:
                     log.warning("model %s version %s: drift reference unusable (%s); not "
                                 "monitored", key[0], key[1], exc,
@@ -648,6 +651,11 @@ class DriftRecorder:
                                             m.window * self.window_s, self.window_s, m.rows,
                                             m.counts.copy()))
         return out
+
+    def profiles(self) -> list[tuple[str, str, Profile]]:
+        """``(model, version, reference profile)`` of every monitored version."""
+        return [(m.model, m.version, m.binner.profile) for m in list(self._monitors.values())
+                if m is not None]
 
     def dropped(self, model: str, version: str) -> int:
         """Rows of ``model`` / ``version`` not counted because the queue was full."""

@@ -284,9 +284,10 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
     if cache is None and config.cache:
         cache = _output_cache(config)
     _register_stage_metrics(metrics, features, cache)
-    drift = _drift_recorder(config, metrics)
+    drift = _drift_recorder(config, metrics, repo)
     if drift is not None:
         recorders = (*recorders, drift)
+        closers.append(drift)  # counts what is queued; the fleet table gets the last window
     pipeline = Pipeline(repo, router=router, features=features, cache=cache,
                         recorders=recorders)
     servicer = InferenceServicer(repo, config, metrics, state, pipeline=pipeline)
@@ -357,14 +358,26 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
     return handle
 
 
-def _drift_recorder(config: ServerConfig, metrics: Metrics) -> Any:
-    """The drift monitoring recorder (None with ``drift_window`` 0), exported on /metrics."""
+def _drift_recorder(config: ServerConfig, metrics: Metrics, repo: Any) -> Any:
+    """The drift monitoring recorder (None with ``drift_window`` 0), exported on /metrics.
+    Serving a registry (``--store``), finished windows also go to the registry's database
+    and the fleet's merged windows are exported as ``tablescore_fleet_*``."""
     if not config.drift_window:
         return None
     from ..monitoring import DriftRecorder, Thresholds
 
-    drift = DriftRecorder(config.drift_window, Thresholds.parse(config.drift_thresholds))
+    sink = None
+    store = getattr(repo, "store", None)
+    if config.store and store is not None:
+        from ..monitoring.fleet import FleetWindows
+
+        sink = FleetWindows(store, replica_id=getattr(repo, "replica_id", None))
+    drift = DriftRecorder(config.drift_window, Thresholds.parse(config.drift_thresholds),
+                          sink=sink)
     metrics.watch_drift(drift)
+    if sink is not None:
+        metrics.registry.register(sink.collector(drift, settle_s=min(10.0,
+                                                                     config.drift_window)))
     return drift
 
 
