@@ -3,8 +3,14 @@
 1. **Recorder overhead**: in-process pipeline throughput (``scorer.pipeline.Pipeline``, a
    logistic regression on 30 features whose bundle has a reference profile) with the
    :class:`~scorer.monitoring.DriftRecorder` and without, at 1 row per call and at 100k rows
-   per call; on and off interleaved, median of the repeats (goal: on >= 95% of off).
-2. **Batch report**: ``tablescore drift BUNDLE --data cur.parquet --json --out`` on
+   per call; on and off interleaved, median of the repeats (goal: on >= 95% of off). Beside
+   the wall-clock rate, the process CPU time per row (``time.process_time``: the counting
+   thread included), since on a shared machine wall time mostly measures the neighbours.
+2. **gRPC overhead** (``--grpc``): two ``tablescore serve`` processes on the same model, one
+   with ``--drift-window 300`` and one without; single-row ``ModelInfer`` round trips from
+   one client, blocks of calls alternating between the two; p50 latency per block (median
+   over blocks) and the server process's CPU time per request (``/proc/PID/stat``).
+3. **Batch report**: ``tablescore drift BUNDLE --data cur.parquet --json --out`` on
    ``--rows`` x ``--features`` (a linear regression, reference from a 100k-row sample; every
    tenth feature shifted by half a standard deviation), wall time of the subprocess (goal
    <= 30 s), beside Evidently's ``DataDriftPreset`` on the same reference and current frames in
@@ -83,30 +89,125 @@ def recorder_overhead(tmp: Path, repeats: int = 7) -> dict:
     _export(30, 20_000, tmp / "logreg", classifier=True)
     model = scorer.load(tmp / "logreg")
     off = Pipeline(ModelResolver({"m": model}))
-    on = Pipeline(ModelResolver({"m": model}), recorders=[DriftRecorder(300)])
+    # a queue that never drops in the benchmark: what is left at the end of a repeat is
+    # counted inside it (drain), so "on" always does all the counting
+    rec = DriftRecorder(300, queue_rows=1 << 26, queue_requests=1 << 26)
+    on = Pipeline(ModelResolver({"m": model}), recorders=[rec])
     rng = np.random.default_rng(1)
     out = {}
     for rows, calls in ((1, 20_000), (100_000, 20)):
         X = rng.normal(size=(rows, 30))
         for p in (off, on):  # warm: compile, first window
-            p("m", X)
+            for _ in range(min(calls, 2000)):
+                p("m", X)
         rates: dict[str, list[float]] = {"off": [], "on": []}
+        cpu: dict[str, list[float]] = {"off": [], "on": []}
         for r in range(repeats):
             for name, p in ((("off", off), ("on", on)) if r % 2 == 0
                             else (("on", on), ("off", off))):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 for _ in range(calls):
                     p("m", X)
+                if name == "on":
+                    rec.drain()  # the repeat's rows counted inside its own time
                 rates[name].append(rows * calls / (time.perf_counter() - t0))
+                cpu[name].append((time.process_time() - c0) / (rows * calls) * 1e6)
         med = {k: statistics.median(v) for k, v in rates.items()}
+        mcpu = {k: statistics.median(v) for k, v in cpu.items()}
         paired = [a / b for a, b in zip(rates["on"], rates["off"], strict=True)]
         out[str(rows)] = {"rows_per_s_off": med["off"], "rows_per_s_on": med["on"],
                           "ratio": med["on"] / med["off"],
+                          "cpu_us_per_row_off": mcpu["off"], "cpu_us_per_row_on": mcpu["on"],
+                          "cpu_ratio": mcpu["off"] / mcpu["on"],
                           "paired_ratios": paired, "calls_per_repeat": calls,
-                          "repeats": repeats}
+                          "repeats": repeats, "dropped_rows": rec.dropped("m", "1")}
         print(f"rows={rows}: off {med['off']:.4g} rows/s, on {med['on']:.4g} rows/s, "
-              f"ratio {med['on'] / med['off']:.3f}", flush=True)
+              f"ratio {med['on'] / med['off']:.3f}; CPU per row off {mcpu['off']:.3g} us, "
+              f"on {mcpu['on']:.3g} us, ratio {mcpu['off'] / mcpu['on']:.3f}", flush=True)
     return out
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def grpc_overhead(tmp: Path, blocks: int = 16, calls: int = 500) -> dict:
+    """Single-row gRPC p50 and server CPU per request, ``--drift-window 300`` vs off."""
+    import shutil
+    import socket
+
+    import tritonclient.grpc as tg
+
+    if not (tmp / "logreg").exists():
+        _export(30, 20_000, tmp / "logreg", classifier=True)
+    repo = tmp / "grpc-repo"
+    shutil.copytree(tmp / "logreg", repo / "logreg" / "1")
+    servers = {}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        for name, extra in (("off", []), ("on", ["--drift-window", "300"])):
+            with socket.socket() as sk:
+                sk.bind(("127.0.0.1", 0))
+                port = sk.getsockname()[1]
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tablescore", "serve", "--repository", str(repo),
+                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                 "--log-format", "text", *extra], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+            servers[name] = (proc, tg.InferenceServerClient(f"127.0.0.1:{port}"))
+        rows = np.random.default_rng(3).normal(size=(64, 30))
+        inputs = []
+        for k in range(64):
+            inp = tg.InferInput("input", [1, 30], "FP64")
+            inp.set_data_from_numpy(rows[k:k + 1])
+            inputs.append(inp)
+        deadline = time.time() + 180
+        for proc, client in servers.values():
+            while True:
+                try:
+                    if client.is_model_ready("logreg"):
+                        break
+                except Exception:
+                    if proc.poll() is not None or time.time() > deadline:
+                        raise
+                time.sleep(0.2)
+            for k in range(2000):  # warm: compiled paths, the first window
+                client.infer("logreg", [inputs[k % 64]])
+        p50: dict[str, list[float]] = {"off": [], "on": []}
+        cpu: dict[str, list[float]] = {"off": [], "on": []}
+        for b in range(blocks):
+            for name in (("off", "on") if b % 2 == 0 else ("on", "off")):
+                proc, client = servers[name]
+                lat = []
+                c0 = _proc_cpu_s(proc.pid)
+                for k in range(calls):
+                    t0 = time.perf_counter_ns()
+                    client.infer("logreg", [inputs[k % 64]])
+                    lat.append(time.perf_counter_ns() - t0)
+                cpu[name].append((_proc_cpu_s(proc.pid) - c0) / calls * 1e6)
+                p50[name].append(float(np.median(lat)) / 1e3)
+        med = {k: statistics.median(v) for k, v in p50.items()}
+        mcpu = {k: statistics.median(v) for k, v in cpu.items()}
+        res = {"p50_us_off": med["off"], "p50_us_on": med["on"],
+               "ratio": med["off"] / med["on"], "server_cpu_us_per_request_off": mcpu["off"],
+               "server_cpu_us_per_request_on": mcpu["on"], "cpu_ratio": mcpu["off"] / mcpu["on"],
+               "blocks": blocks, "calls_per_block": calls,
+               "paired_ratios": [a / b for a, b in zip(p50["off"], p50["on"], strict=True)]}
+        print(f"gRPC single row: p50 off {med['off']:.1f} us, on {med['on']:.1f} us, ratio "
+              f"{res['ratio']:.3f}; server CPU per request off {mcpu['off']:.1f} us, on "
+              f"{mcpu['on']:.1f} us, ratio {res['cpu_ratio']:.3f}", flush=True)
+        return res
+    finally:
+        for proc, client in servers.values():
+            client.close()
+            proc.terminate()
+        for proc, _ in servers.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def batch_report(tmp: Path, rows: int, features: int, evidently_timeout: float) -> dict:
@@ -166,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--features", type=int, default=100)
     p.add_argument("--evidently-timeout", type=float, default=900.0)
     p.add_argument("--skip-overhead", action="store_true")
+    p.add_argument("--grpc", action="store_true", help="also the gRPC single-row overhead")
+    p.add_argument("--skip-batch", action="store_true", help="no batch report")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     results: dict = {"date": dt.date.today().isoformat(), "machine": {
@@ -175,8 +278,13 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(d)
         if not args.skip_overhead:
             results["recorder_overhead"] = recorder_overhead(tmp)
-        results["batch"] = batch_report(tmp, args.rows, args.features, args.evidently_timeout)
-    out = args.out or ROOT / "benchmarks" / "results" / f"drift-{results['date']}.json"
+        if args.grpc:
+            results["grpc_overhead"] = grpc_overhead(tmp)
+        if not args.skip_batch:
+            results["batch"] = batch_report(tmp, args.rows, args.features,
+                                            args.evidently_timeout)
+    stem = "drift-serving" if args.skip_batch else "drift"  # the batch figures stay put
+    out = args.out or ROOT / "benchmarks" / "results" / f"{stem}-{results['date']}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

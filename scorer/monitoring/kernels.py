@@ -151,6 +151,23 @@ def _padded_bin(x, E, t, e):  # pragma: no cover - numba
     return 1 + c + (x > E[t, e - 1]) - (c == e) - (x != x)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _block_bins(xs, cb, m, E, t, e):  # pragma: no cover - numba
+    """:func:`_padded_bin` of ``xs[:m]`` into ``cb[:m]``, edge by edge over the block (the
+    inner loop over values vectorises: ~3x faster than value by value)."""
+    for i in range(m):
+        cb[i] = 0
+    for q in range(E.shape[1]):
+        eq = E[t, q]
+        for i in range(m):
+            cb[i] += xs[i] >= eq
+    last = E[t, e - 1]
+    for i in range(m):
+        x = xs[i]
+        c = min(cb[i], e)
+        cb[i] = 1 + c + (x > last) - (c == e) - (x != x)
+
+
 @njit(cache=True, nogil=True)
 def count_batch(X, cols, E, ne, coff, V, vstart, vrow, vkind, K, kn, kc, vm, voff,
                 counts):  # pragma: no cover - numba
@@ -186,24 +203,33 @@ def count_batch(X, cols, E, ne, coff, V, vstart, vrow, vkind, K, kn, kc, vm, vof
     """
     n = X.shape[0]
     k = cols.size
-    B = 512  # rows per block: the block's values of one column in a buffer, then compared
+    B = 512  # rows per block: one column's values in a buffer, compared edge by edge
     xs = np.empty(B)
+    cb = np.empty(B, dtype=np.int64)
     for a in range(0, n, B):
         m = min(B, n - a)
         for t in range(k):
             c = cols[t]
             for i in range(m):
                 xs[i] = np.float64(X[a + i, c])
-            e, o = ne[t], coff[t]
+            _block_bins(xs, cb, m, E, t, ne[t])
+            o = coff[t]
             for i in range(m):
-                counts[o + _padded_bin(xs[i], E, t, e)] += 1
+                counts[o + cb[i]] += 1
     for j in range(vkind.size):
         kind, r, o, mj = vkind[j], vrow[j], voff[j], vm[j]
+        if kind == 0:
+            for a in range(vstart[j], vstart[j + 1], B):
+                m = min(B, vstart[j + 1] - a)
+                for i in range(m):
+                    xs[i] = V[a + i]
+                _block_bins(xs, cb, m, E, r, ne[r])
+                for i in range(m):
+                    counts[o + cb[i]] += 1
+            continue
         for i in range(vstart[j], vstart[j + 1]):
             x = V[i]
-            if kind == 0:
-                b = _padded_bin(x, E, r, ne[r])
-            elif x != x:
+            if x != x:
                 b = 0
             elif kind == 1:
                 b = 1 + np.int64(x) if (x >= 0 and x < mj) else mj + 1

@@ -11,6 +11,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 import exporters
+import scorer
 from scorer.server import serve
 from scorer.server.config import ServerConfig
 
@@ -77,3 +78,39 @@ def test_drift_settings_are_checked_at_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="drift-window"):
         ServerConfig(repository=tmp_path, drift_window=-1)
     assert ServerConfig(repository=tmp_path, drift_window=0).drift_window == 0
+
+
+def test_replica_of_a_registry_flushes_its_windows(drift_repo: Path, tmp_path: Path) -> None:
+    from scorer.monitoring import Profile
+    from scorer.monitoring.fleet import FleetWindows
+    from scorer.registry import open_store
+
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    store = open_store(url)
+    store.publish(drift_repo / "linear" / "1", "linear")
+    X = np.random.default_rng(4).normal(size=(2000, 4))
+    X[:, 1] += 1.0
+    with serve(tmp_path / "replica", port=0, metrics_port=0, store=url, drift_window=WINDOW,
+               ready_timeout=60) as server:
+        client = tc.InferenceServerClient(server.address)
+        try:
+            time.sleep(WINDOW - time.time() % WINDOW + 0.05)
+            for chunk in np.array_split(X, 10):
+                infer_matrix(client, "linear", chunk)
+        finally:
+            client.close()
+        fleet = FleetWindows(store, writer=False)
+        deadline = time.time() + 30
+        while time.time() < deadline and not fleet.windows("linear", "1"):
+            time.sleep(0.2)  # the window ends, the counting thread finishes and flushes it
+        (start, replicas, rows), = fleet.windows("linear", "1")
+        assert (replicas, rows) == (1, 2000)
+        time.sleep(max(0.0, start + 2 * WINDOW + 0.1 - time.time()))  # settled
+        url_m = f"http://127.0.0.1:{server.metrics_port}/metrics"
+        text = urllib.request.urlopen(url_m, timeout=10).read().decode()
+    assert 'tablescore_fleet_drift_window_rows{model="linear",version="1"} 2000.0' in text
+    assert _gauges(text, "tablescore_fleet_feature_psi")["b"] >= 0.2
+    bundle = scorer.load(drift_repo / "linear" / "1").bundle
+    merged = fleet.merged(Profile.from_json(bundle.drift_reference), "linear", "1", start)
+    assert merged is not None and int(merged.counts.sum()) == 2000 * 5  # 4 inputs, 1 output
+    store.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
 
 from scorer.monitoring import kernels
@@ -94,3 +96,72 @@ def test_identical_distributions_have_zero_drift_and_empty_side_is_nan() -> None
                         np.array([0, 5, 10], np.int64), 1e-4, psi, js)
     assert psi[0] == 0.0 and js[0] == 0.0
     assert np.isnan(psi[1]) and np.isnan(js[1])
+
+
+@st.composite
+def _batch(draw: st.DrawFn) -> tuple:
+    """A count_batch call: a matrix with numeric columns, and other columns of every kind."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    n = draw(st.integers(0, 1100))  # across the kernel's 512-row blocks
+    k = draw(st.integers(0, 4))
+    dtype = draw(st.sampled_from([np.float64, np.float32, np.int64]))
+    X = (rng.normal(size=(n, k + 1)) * 3).astype(dtype)
+    if dtype != np.int64 and n:
+        X[rng.random(X.shape) < 0.05] = np.nan
+        X[0, :] = np.inf
+    edges = []
+    for _ in range(k + 3):
+        e = np.unique(np.round(rng.normal(size=draw(st.integers(1, 20))) * 2, 1))
+        edges.append(np.repeat(e, 2) if e.size == 1 else e)
+    W = max(len(e) for e in edges)
+    E = np.full((len(edges), W), np.inf)
+    ne = np.array([len(e) for e in edges], np.int64)
+    for i, e in enumerate(edges):
+        E[i, :len(e)] = e
+    cols = rng.permutation(k + 1)[:k].astype(np.int64)
+    sizes = [int(ne[t]) + 2 for t in range(k)]
+    # other columns: numeric against rows k.., codes, keys
+    kinds = [kernels.V_NUMERIC, kernels.V_CODES, kernels.V_KEYS]
+    vkind = np.array([kinds[i % 3] for i in range(draw(st.integers(0, 6)))], np.int64)
+    keys = np.unique(rng.integers(-5, 6, size=4).astype(np.float64))
+    K = np.full((1, 4), np.inf)
+    K[0, :len(keys)] = keys
+    kn = np.array([len(keys)], np.int64)
+    kc = np.zeros((1, 4), np.int64)
+    kc[0, :len(keys)] = rng.permutation(len(keys))
+    pieces, vrow, vm = [], [], []
+    for kind in vkind:
+        size = int(rng.integers(0, 700))
+        if kind == kernels.V_NUMERIC:
+            r = int(rng.integers(k, len(edges)))
+            v = rng.normal(size=size) * 3
+            vrow.append(r)
+            vm.append(0)
+            sizes.append(int(ne[r]) + 2)
+        else:
+            m = len(keys) if kind == kernels.V_KEYS else int(rng.integers(1, 6))
+            v = rng.integers(-6, 7, size=size).astype(np.float64)
+            vrow.append(0)
+            vm.append(m)
+            sizes.append(m + 2)
+        v[rng.random(size) < 0.1] = np.nan
+        pieces.append(v)
+    V = np.concatenate(pieces) if pieces else np.zeros(0)
+    vstart = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
+    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return (X, cols, E, ne, off[:k], V, vstart, np.array(vrow, np.int64), vkind, K, kn, kc,
+            np.array(vm, np.int64), off[k:len(sizes)], int(off[-1]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(_batch())
+def test_count_batch_equals_numpy_reference(case: tuple) -> None:
+    *args, total = case
+    got = np.zeros(total, np.int64)
+    want = np.zeros(total, np.int64)
+    kernels.count_batch(*args, got)
+    kernels.count_batch_reference(*args, want)
+    assert np.array_equal(got, want)
+    X, cols, V, vstart = args[0], args[1], args[5], args[6]
+    assert got.sum() == X.shape[0] * len(cols) + len(V) == vstart[-1] + X.shape[0] * len(cols)

@@ -176,3 +176,52 @@ def test_small_requests_count_as_one_batch(linear_bundle: Path, mixed_bundle) ->
     assert got.inputs[0].counts[1:4].tolist() == [
         (df["color"][:40] == c).sum() for c in ("blue", "green", "red")]
     assert next(f for f in got.outputs if f.name == "label").rows == 40
+
+
+def test_integer_labels_counted_like_their_text(tmp_path: Path) -> None:
+    """Typed labels are looked up among the categories' texts in compiled code: the counts
+    equal the text lookup of CategoryMap (count_columns), for one-row and larger requests."""
+    from sklearn.linear_model import LogisticRegression
+
+    import exporters
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(900, 3))
+    y = np.digitize(X[:, 0], [-0.5, 0.5]) * 5 - 3  # classes -3, 2, 7
+    exporters.export(LogisticRegression().fit(X, y), tmp_path / "m", sample=X, name="m")
+    model = scorer.load(tmp_path / "m")
+    rec = DriftRecorder(60, clock=Clock(), flush_interval=0)
+    pipe = Pipeline(ModelResolver({"m": model}), recorders=[rec])
+    for row in X[:300]:
+        pipe("m", row.reshape(1, -1))
+    pipe("m", X[300:])
+    (w,) = rec.current("m", model.version)
+    profile = Profile.from_json(model.bundle.drift_reference)
+    expected = count_columns(profile.zeros(), {f.name: X[:, j] for j, f in
+                                               enumerate(model.bundle.inputs)},
+                             model.score_arrays(X))
+    assert w.rows == 900 and np.array_equal(w.counts, expected)
+    label = next(f for f in profile.with_counts(w.counts, w.rows).outputs
+                 if f.name == "label")
+    assert label.categories == ["-3", "2", "7"] and label.counts[[0, -1]].sum() == 0
+
+
+def test_full_queue_drops_and_counts_the_dropped_rows(linear_bundle: Path) -> None:
+    rec = DriftRecorder(60, clock=Clock(), flush_interval=0, queue_requests=10)
+    rec.drain_at = 10**9  # nothing counts the queue until asked
+    model = scorer.load(linear_bundle)
+    pipe = Pipeline(ModelResolver({"linear": model}), recorders=[rec])
+    X = reference_data(6, 16)
+    pipe("linear", X[:1])  # the first one-row request (it learns the byte layout)
+    assert rec.current("linear", model.version)[0].rows == 1
+    for row in X[1:]:
+        pipe("linear", row.reshape(1, -1))
+    (w,) = rec.current("linear", model.version)
+    assert w.rows == 11 and rec.dropped("linear", model.version) == 5
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    reg = CollectorRegistry()
+    reg.register(rec)
+    text = generate_latest(reg).decode()
+    assert (f'tablescore_drift_dropped_rows_total{{model="linear",version="{model.version}"}}'
+            ' 5.0') in text
