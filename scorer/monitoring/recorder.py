@@ -47,6 +47,8 @@ QUEUE_REQUESTS = 1 << 16
 QUEUE_ROWS = 1 << 21
 #: one-row requests queued when the request thread that queues the next counts them all
 DRAIN_AT = 1024
+#: requests of at least this many rows are counted in a kernel call of their own
+_OWN_CALL_ROWS = 256
 #: requests of more rows than this wake the counting thread at once
 _WAKE_ROWS = 4096
 # integers compare exactly as float64 only up to 2**53
@@ -554,6 +556,14 @@ class DriftRecorder:
             # current one: counts stay exact in total, off by a request in time
             part = ([batch[i] for i in np.flatnonzero(wq == wk).tolist()]
                     if len(batch) else [])
+            # large requests one by one (copying them together would cost more than the
+            # kernel call it saves), small ones together
+            for _, r, o in part:
+                if r.rows >= _OWN_CALL_ROWS:
+                    m.binner.count_many([r.inputs], [o], m.counts)
+                    m.rows += r.rows
+                    m.total_rows += r.rows
+            part = [e for e in part if e[1].rows < _OWN_CALL_ROWS]
             inputs = [r.inputs for _, r, _ in part]
             outputs = [o for _, _, o in part]
             rows = sum(r.rows for _, r, _ in part)
