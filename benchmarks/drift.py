@@ -133,7 +133,7 @@ def _proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def grpc_overhead(tmp: Path, blocks: int = 16, calls: int = 500) -> dict:
+def grpc_overhead(tmp: Path, blocks: int = 16, calls: int = 1000) -> dict:
     """Single-row gRPC p50 and server CPU per request, ``--drift-window 300`` vs off."""
     import shutil
     import socket
