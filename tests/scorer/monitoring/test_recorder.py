@@ -156,7 +156,7 @@ def test_small_requests_count_as_one_batch(linear_bundle: Path, mixed_bundle) ->
     rec = DriftRecorder(60, clock=Clock())
     model = scorer.load(linear_bundle)
     pipe = Pipeline(ModelResolver({"linear": model}), recorders=[rec])
-    X = reference_data(4, 700)  # 700 one-row requests: counted PENDING_MAX at a time
+    X = reference_data(4, 700)  # 700 one-row requests: queued as bytes, counted together
     for row in X:
         pipe("linear", row.reshape(1, -1))
     (w,) = rec.current("linear", model.version)
