@@ -147,3 +147,39 @@ def test_close_flushes_the_current_window(tmp_path: Path, linear_bundle: Path) -
         assert all(d.current_rows == 120 for d in expected)
     finally:
         store.close()
+
+
+def test_database_lost_then_back_writes_each_window_once(linear_bundle: Path) -> None:
+    """A flush while PostgreSQL is unreachable is retried until it is back; the window is
+    written once."""
+    from tests.services import PG_HOST, TcpProxy, fresh_database
+
+    model = scorer.load(linear_bundle)
+    host, port = PG_HOST.rsplit("@", 1)[1].split(":")
+    with fresh_database() as url:
+        proxy = TcpProxy(host, int(port)).start()
+        store = open_store(f"postgresql://postgres@127.0.0.1:{proxy.port}/"
+                           f"{url.rsplit('/', 1)[1]}", connect_timeout=1.0)
+        direct = open_store(url)
+        try:
+            sink = FleetWindows(store, replica_id="flaky", retry_s=0.2)
+            clock = Clock(30000.0)
+            rec = DriftRecorder(60, clock=clock, sink=sink, flush_interval=0)
+            _traffic(Pipeline(ModelResolver({"linear": model}), recorders=[rec]),
+                     reference_data(13, 600))
+            proxy.cut()
+            clock.t += 60
+            rec.tick()  # the window ends while the database is away
+            assert not sink.wait_written(2.0) and sink.failures >= 1
+            proxy.start()
+            assert sink.wait_written(30)
+            fleet = FleetWindows(direct, writer=False)
+            assert fleet.windows("linear", model.version) == [(30000.0, 1, 600)]
+            profile = Profile.from_json(model.bundle.drift_reference)
+            w = fleet.merged(profile, "linear", model.version, 30000.0)
+            assert np.array_equal(w.counts, _last_window(rec).counts)
+            sink.close()
+        finally:
+            proxy.cut()
+            store.close()
+            direct.close()
