@@ -188,9 +188,33 @@ def grpc_overhead(tmp: Path, blocks: int = 16, calls: int = 1000) -> dict:
                     lat.append(time.perf_counter_ns() - t0)
                 cpu[name].append((_proc_cpu_s(proc.pid) - c0) / calls * 1e6)
                 p50[name].append(float(np.median(lat)) / 1e3)
+        # 100k-row requests: wall time per call and server CPU per row (the server counts
+        # them on its counting thread, beside the next request)
+        big = tg.InferInput("input", [100_000, 30], "FP64")
+        big.set_data_from_numpy(np.random.default_rng(4).normal(size=(100_000, 30)))
+        for _, client in servers.values():
+            client.infer("logreg", [big])
+        bwall: dict[str, list[float]] = {"off": [], "on": []}
+        bcpu: dict[str, list[float]] = {"off": [], "on": []}
+        for b in range(8):
+            for name in (("off", "on") if b % 2 == 0 else ("on", "off")):
+                proc, client = servers[name]
+                c0, t0 = _proc_cpu_s(proc.pid), time.perf_counter()
+                for _ in range(4):
+                    client.infer("logreg", [big])
+                bwall[name].append((time.perf_counter() - t0) / 4 * 1e3)
+                time.sleep(0.3)  # let the counting thread finish this block's rows
+                bcpu[name].append((_proc_cpu_s(proc.pid) - c0) / 400_000 * 1e6)
+        bw = {k: statistics.median(v) for k, v in bwall.items()}
+        bc = {k: statistics.median(v) for k, v in bcpu.items()}
         med = {k: statistics.median(v) for k, v in p50.items()}
         mcpu = {k: statistics.median(v) for k, v in cpu.items()}
-        res = {"p50_us_off": med["off"], "p50_us_on": med["on"],
+        res = {"rows_100k": {"ms_per_call_off": bw["off"], "ms_per_call_on": bw["on"],
+                             "ratio": bw["off"] / bw["on"],
+                             "server_cpu_us_per_row_off": bc["off"],
+                             "server_cpu_us_per_row_on": bc["on"],
+                             "cpu_ratio": bc["off"] / bc["on"]},
+               "p50_us_off": med["off"], "p50_us_on": med["on"],
                "ratio": med["off"] / med["on"], "server_cpu_us_per_request_off": mcpu["off"],
                "server_cpu_us_per_request_on": mcpu["on"], "cpu_ratio": mcpu["off"] / mcpu["on"],
                "blocks": blocks, "calls_per_block": calls,
@@ -198,6 +222,9 @@ def grpc_overhead(tmp: Path, blocks: int = 16, calls: int = 1000) -> dict:
         print(f"gRPC single row: p50 off {med['off']:.1f} us, on {med['on']:.1f} us, ratio "
               f"{res['ratio']:.3f}; server CPU per request off {mcpu['off']:.1f} us, on "
               f"{mcpu['on']:.1f} us, ratio {res['cpu_ratio']:.3f}", flush=True)
+        print(f"gRPC 100k rows: {bw['off']:.1f} ms per call off, {bw['on']:.1f} ms on, ratio "
+              f"{bw['off'] / bw['on']:.3f}; server CPU per row off {bc['off']:.3g} us, on "
+              f"{bc['on']:.3g} us, ratio {bc['off'] / bc['on']:.3f}", flush=True)
         return res
     finally:
         for proc, client in servers.values():

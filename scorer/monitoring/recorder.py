@@ -311,7 +311,6 @@ class _Monitor:
         self.last: tuple[float, int, list[FeatureDrift]] | None = None
         self.levels: dict[tuple[str, str], str] = {}
 
-
     def learn(self, x: Any, arrays: Mapping[str, np.ndarray]) -> None:
         """Set :attr:`spec` from a one-row request: its input dtype and output dtypes, when
         they are all numbers (bytes of one row then stand for the arrays)."""
@@ -407,8 +406,7 @@ class DriftRecorder:
         if request.rows == 1:  # the common serving case: no lock, no row bookkeeping
             spec = m.spec
             x = request.inputs
-            if spec is not None and type(x) is np.ndarray and x.dtype is spec[0] \
-                    and x.size == spec[1]:
+            if spec and type(x) is np.ndarray and x.dtype is spec[0] and x.size == spec[1]:
                 # numbers only: keep their bytes, not the request (allocating nothing that
                 # outlives it is what keeps this cheap)
                 try:

@@ -225,3 +225,19 @@ def test_full_queue_drops_and_counts_the_dropped_rows(linear_bundle: Path) -> No
     text = generate_latest(reg).decode()
     assert (f'tablescore_drift_dropped_rows_total{{model="linear",version="{model.version}"}}'
             ' 5.0') in text
+
+
+def test_one_row_requests_with_strings_take_the_general_queue(mixed_bundle) -> None:
+    path, df = mixed_bundle
+    model = scorer.load(path)
+    rec = DriftRecorder(60, clock=Clock(), flush_interval=0)
+    pipe = Pipeline(ModelResolver({"mixed": model}), recorders=[rec])
+    rows = df.iloc[:30].to_numpy(dtype=object)  # an object matrix: color, size
+    for row in rows:
+        pipe("mixed", row.reshape(1, -1))
+    assert pipe.errors.snapshot() == {}
+    (w,) = rec.current("mixed", model.version)
+    got = Profile.from_json(model.bundle.drift_reference).with_counts(w.counts, w.rows)
+    assert w.rows == 30
+    assert got.inputs[0].counts[1:4].tolist() == [
+        (df["color"][:30] == c).sum() for c in ("blue", "green", "red")]
