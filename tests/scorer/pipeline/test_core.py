@@ -101,6 +101,16 @@ def test_a_failing_cache_or_recorder_never_fails_the_request(model) -> None:
                                    ("record", "Broken"): 1}
 
 
+def test_a_failing_sole_recorder_never_fails_the_request(model) -> None:
+    """Score and one recorder is composed as its own shortest closure: same guarantees."""
+    m, X = model
+    p = Pipeline(ModelResolver({"iris": m}), recorders=[Broken()])
+    _, arrays = p("iris", X[:4])
+    np.testing.assert_array_equal(arrays["label"], m.predict(X[:4]))
+    p("iris", X[:1])
+    assert p.errors.snapshot() == {("record", "Broken"): 2}
+
+
 def test_a_stage_refusal_reaches_the_caller(model) -> None:
     m, X = model
 
