@@ -89,8 +89,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drift-window", type=float, default=0.0, metavar="SECONDS",
                    help="drift monitoring: rows of each model version with a reference "
                         "profile are counted in windows of SECONDS (e.g. 300); PSI per "
-                        "window on /metrics (default 0: off; see docs/monitoring.md for "
-                        "its cost)")
+                        "window on /metrics; with --store, windows also go to the "
+                        "registry's database for one fleet figure (default 0: off; see "
+                        "docs/monitoring.md for its cost)")
     p.add_argument("--drift-thresholds", default="0.1,0.2", metavar="WARN,ALERT",
                    help="PSI levels whose crossing logs a 'drift' event (default 0.1,0.2)")
 
