@@ -1,13 +1,15 @@
 """The serving side: a pipeline recorder counting every scored row into its reference bins,
 per model version, in tumbling windows, and exporting PSI / JS per window on /metrics.
 
-The request path only appends ``(time, request, outputs)`` to its version's bounded queue (a
-few hundred nanoseconds); a background thread takes everything queued every
-``flush_interval`` seconds and counts it in one compiled pass (:func:`.kernels.count_batch`,
-which releases the GIL), so the counting neither adds latency nor, where a core is free,
-costs throughput. Counts stay exact: every queued row is counted, in the window of the time
-its request was recorded. When the queue is full (the counting thread cannot keep up) the
-request is not queued and its rows are counted as dropped
+The request path only queues what it scored, per model version: a one-row request of numbers
+as the bytes of its row and outputs (about 1 us, no lock), any other as ``(time, request,
+outputs)``. Queued requests are counted in one compiled pass per batch
+(:func:`.kernels.count_batch`, which releases the GIL): by the request thread that finds
+``drain_at`` one-row requests queued (no GIL hand-over between threads for the common case),
+else by a background thread every ``flush_interval`` seconds (at once after a large request,
+so its counting runs beside the next one). Counts stay exact: every queued row is counted, in
+the window of the time its request was recorded. When a queue is full (counting cannot keep
+up) the request is not queued and its rows are counted as dropped
 (``tablescore_drift_dropped_rows_total``): the window's PSI is then over the rows counted.
 
 Windows are aligned to the epoch (window ``k`` covers ``[k * w, (k + 1) * w)`` seconds of
