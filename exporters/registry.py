@@ -48,6 +48,7 @@ _FAMILY_MODULES = (
     "exporters.quantile",
     "exporters.power",
     "exporters.target_encoding",
+    "exporters.weight_boosting",
 )
 _loaded = False
 

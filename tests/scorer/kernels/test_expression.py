@@ -205,3 +205,23 @@ def test_skips_are_refused_where_programs_run_piecewise():
     check_program(*prog, 0, 1, 1, what="test", skips=True)
     with pytest.raises(ValueError, match="skips are not allowed here"):
         check_program(*prog, 0, 1, 0, what="test")  # predicate_tree's call
+
+
+@settings(max_examples=150, deadline=None)
+@given(m=st.integers(1, 20), n=st.integers(1, 8), data=st.data())
+def test_weighted_median_matches_reference_and_scikit_learns_rule(m, n, data):
+    """WMEDIAN (AdaBoostRegressor's predict) on values with many ties: kernel == reference
+    == scikit-learn's ``_get_median_predict`` with a stable sort of the predictions."""
+    vals = data.draw(arrays(np.float64, (n, m), elements=st.sampled_from(
+        [-1.0, -0.0, 0.0, 0.5, 2.0]) | st.floats(-1e3, 1e3)))
+    w = data.draw(arrays(np.float64, m, elements=st.floats(1e-3, 10.0)))
+    ws = np.zeros((n, m + 1))
+    ws[:, :m] = vals
+    prog = _prog(*[("LOAD", j, 0) for j in range(m)], *[("CONST", 0, x) for x in w],
+                 ("WMEDIAN", m, 0), ("STORE", 0, 0))
+    a, b = _run(prog, ws, m, 1)
+    np.testing.assert_array_equal(a, b)
+    order = np.argsort(vals, axis=1, kind="stable")
+    cdf = np.cumsum(w[order], axis=1)
+    idx = (cdf >= 0.5 * cdf[:, -1][:, None]).argmax(axis=1)
+    np.testing.assert_array_equal(a[:, m], vals[np.arange(n), order[np.arange(n), idx]])
