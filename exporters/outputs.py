@@ -47,6 +47,8 @@ def expected_outputs(est: Any, X: Any, outputs: list[Output]) -> dict[str, np.nd
                 j = int(o.name[len("value("):-1]) if o.name.startswith("value(") else 0
                 p = p[:, j]
             result[o.name] = p
+        elif o.kind == "score":  # an outlier detector's score_samples
+            result[o.name] = call("score_samples")
         elif o.kind == "transformed" and hasattr(est, "transform"):
             result[o.name] = call("transform")[:, outputs.index(o)]
     return result

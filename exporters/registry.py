@@ -49,6 +49,7 @@ _FAMILY_MODULES = (
     "exporters.power",
     "exporters.target_encoding",
     "exporters.weight_boosting",
+    "exporters.iforest",
 )
 _loaded = False
 
