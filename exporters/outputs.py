@@ -10,6 +10,11 @@ import numpy as np
 from scorer.build.outputs import python_scalar
 from scorer.ir import Output
 
+#: sklearn2pmml's output fields of an outlier detector -> the scikit-learn method they are
+#: (``outlier`` is ``predict(X) == -1``)
+_OUTLIER_FIELDS = {"decisionFunction": "decision_function", "outlier": "predict",
+                   "predict(outlier)": "predict"}
+
 
 def expected_outputs(est: Any, X: Any, outputs: list[Output]) -> dict[str, np.ndarray]:
     """What the original estimator returns for every output column of the schema."""
@@ -35,6 +40,12 @@ def expected_outputs(est: Any, X: Any, outputs: list[Output]) -> dict[str, np.nd
         # (a PMML document may add outputs the original does not expose, e.g. vote fractions
         # as "probabilities" of an SVC without predict_proba: there is nothing to compare)
         if o.kind == "probability" and not hasattr(est, "predict_proba"):
+            continue
+        if _OUTLIER_FIELDS.get(o.name) and hasattr(est, "score_samples") and not hasattr(
+                est, "predict_proba"):
+            # an outlier detector's PMML document (sklearn2pmml's IsolationForest fields)
+            r = call(_OUTLIER_FIELDS[o.name])
+            result[o.name] = r == -1 if o.name == "outlier" else r
             continue
         if o.kind == "probability":
             result[o.name] = call("predict_proba")[:, class_index(o.class_label)]
