@@ -34,8 +34,15 @@ from .tree_ensemble import NEG_TINY, _check_width, _Forest, _refuse_codes, _tree
 
 def _leaf_values(est: Any, t: int) -> np.ndarray:
     """``depth + c(n) - 1.0`` per node of tree ``t``, as scikit-learn adds it per row."""
-    depths = np.asarray(est._decision_path_lengths[t])
-    avg = np.asarray(est._average_path_length_per_tree[t])
+    from sklearn.ensemble._iforest import _average_path_length
+
+    if hasattr(est, "_decision_path_lengths"):  # fitted by scikit-learn >= 1.5
+        depths = np.asarray(est._decision_path_lengths[t])
+        avg = np.asarray(est._average_path_length_per_tree[t])
+    else:  # what those attributes hold, computed as fit computes them
+        tree = est.estimators_[t].tree_
+        depths = np.asarray(tree.compute_node_depths())
+        avg = _average_path_length(tree.n_node_samples)
     return depths + avg - 1.0
 
 

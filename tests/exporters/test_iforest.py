@@ -74,3 +74,16 @@ def test_single_row_scoring_and_feature_names(tmp_path):
     assert one["label"][0] == est.predict(frame.iloc[3:4])[0]
     np.testing.assert_allclose(one["score_samples"], est.score_samples(frame.iloc[3:4]),
                                rtol=2.3e-16)
+
+
+def test_leaf_values_without_the_cached_attributes(tmp_path):
+    """A model pickled before scikit-learn cached the per-tree path lengths: the exporter
+    computes them as fit does, with the same result."""
+    from exporters.iforest import _leaf_values
+
+    X, _ = sklearn_dataset("iris")
+    est = IsolationForest(n_estimators=5, random_state=0).fit(X)
+    cached = [_leaf_values(est, t) for t in range(5)]
+    del est._decision_path_lengths, est._average_path_length_per_tree
+    for t in range(5):
+        np.testing.assert_array_equal(_leaf_values(est, t), cached[t])
