@@ -10,10 +10,11 @@ The bundle reaches each executor once: its bytes are broadcast (``broadcast=True
 any cluster) or, with ``broadcast=False``, the path is read where it lies (shared storage
 every executor mounts). Each Python worker process loads it once and keeps it, keyed by
 fingerprint (Spark reuses Python workers across tasks: ``spark.python.worker.reuse``, on by
-default). The kernels are compiled with ``cache=True``: a worker loads them from Numba's
-on-disk cache instead of compiling, when the cache is warm (run one score where the package is
-installed, or point ``NUMBA_CACHE_DIR`` of every executor at a shared, warmed directory:
-``spark.executorEnv.NUMBA_CACHE_DIR``). See docs/batch.md.
+default), and warms it there: every kernel a batch can take (one row, a batch, the parallel
+and the chunked multi-threaded paths) is compiled, or loaded from Numba's on-disk cache, in
+the worker's first task, so no later task compiles anything. ``cache_dir=`` sets the
+workers' ``NUMBA_CACHE_DIR``: with a warm cache (an earlier worker on that machine, or
+``tablescore warmup --cache-dir``) even the first task compiles nothing. See docs/batch.md.
 
 pyspark is imported only inside these functions (extra ``spark``): the scorer installs and
 imports without it.
@@ -21,6 +22,7 @@ imports without it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tarfile
@@ -39,6 +41,13 @@ _MODELS: dict[str, Any] = {}
 #: times this process loaded each bundle, by fingerprint (a test checks: once per worker)
 LOADS: dict[str, int] = {}
 _LOCK = threading.Lock()
+#: one entry per Numba compilation in this (executor) process since its first task (a
+#: listener on Numba's "numba:compile" event, which a load from the on-disk cache never fires)
+_COMPILED: list[int] = []
+#: per task this process ran: the Numba compilations while it ran (a test checks: none after
+#: a worker's first task, none at all with a warm cache)
+TASK_COMPILES: list[int] = []
+_COMPILED_LISTENING: list[bool] = []
 
 
 def bundle_bytes(path: str | os.PathLike[str]) -> bytes:
@@ -76,22 +85,106 @@ def _unpack(key: str, data: bytes, pmml_name: str | None) -> Path:
 
 
 def executor_model(key: str, source: Any, pmml_name: str | None = None) -> Any:
-    """The model ``key`` (a fingerprint) in this process, loaded on first use: from a
-    broadcast variable of :func:`bundle_bytes` or from a path. Loaded once per process."""
+    """The model ``key`` (a fingerprint) in this process, loaded and warmed on first use: from
+    a broadcast variable of :func:`bundle_bytes` or from a path. Once per process."""
     model = _MODELS.get(key)
     if model is not None:
         return model
     with _LOCK:
         model = _MODELS.get(key)
         if model is None:
+            from . import ops
             from .model import load
 
             path = (Path(source) if isinstance(source, str | os.PathLike)
                     else _unpack(key, source.value, pmml_name))
+            # the one-row and parallel kernels compiled (or loaded from the cache) in this
+            # thread, at load: the default, a background thread, could compile them during a
+            # later task (a worker process runs nothing but tasks)
+            ops.COMPILE_MODE = "eager"
             # verified on the driver already; a worker keeps only what the kernels need
-            model = _MODELS[key] = load(path, verify=False, keep_tables=False)
+            model = load(path, verify=False, keep_tables=False)
+            warm(model)
+            _MODELS[key] = model
             LOADS[key] = LOADS.get(key, 0) + 1
     return model
+
+
+def _sample_batch(model: Any) -> Any:
+    """The bundle's verification rows as an Arrow record batch (one row of zeros, or of each
+    field's first category, where it has none)."""
+    import pyarrow as pa
+
+    fields = model.bundle.inputs
+    v = model.bundle.verification
+    if v is not None and v.inputs and len(next(iter(v.inputs.values()))):
+        cols = {f.name: np.asarray(v.inputs[f.name]) for f in fields}
+    else:
+        cols = {f.name: (np.array([(f.categories or [""])[0]], dtype=object)
+                         if f.type == "string" else np.zeros(1)) for f in fields}
+    return pa.RecordBatch.from_pydict({k: pa.array(c) for k, c in cols.items()})
+
+
+def warm(model: Any) -> None:
+    """Score sample rows through every path a task's batches take, as a task does (Arrow
+    batch -> :func:`scorer.batch.arrow_inputs` -> ``score_arrays``): one row, a few, a
+    parallel-kernel batch and a chunked multi-threaded one. Every kernel specialisation the
+    tasks use is then compiled, or loaded from Numba's cache, once per worker process."""
+    from .batch import arrow_inputs
+
+    sample = _sample_batch(model)
+    fields = model.bundle.inputs
+    sizes = {1, 2, model.parallel_min_rows or 2}
+    if all(f.type in ("double", "integer", "boolean") for f in fields):
+        sizes.add(model._chunk_rows + 1)  # (only all-numeric batches are chunked)
+    for n in sorted(sizes):
+        inputs, _ = arrow_inputs(sample.take(np.arange(n) % sample.num_rows), fields)
+        try:
+            model.score_arrays(inputs)
+        except InputError:
+            pass  # a refused sample row: the kernels were dispatched all the same
+
+
+def _count_compiles() -> None:
+    """Count this process's Numba compilations in :data:`_COMPILED` (from the first call)."""
+    if _COMPILED_LISTENING:
+        return
+    from numba.core import event
+
+    class Counter(event.Listener):
+        def on_start(self, ev: Any) -> None:
+            _COMPILED.append(1)  # (list.append: atomic, compiles may run on other threads)
+
+        def on_end(self, ev: Any) -> None:
+            pass
+
+    event.register("numba:compile", Counter())
+    _COMPILED_LISTENING.append(True)
+
+
+@contextlib.contextmanager
+def worker_env(spark_context: Any, cache_dir: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Python functions created inside this block run in workers whose ``NUMBA_CACHE_DIR``
+    is ``cache_dir`` (None: the executors' own setting).
+
+    Spark starts a worker process with the environment of the function it runs
+    (``SparkContext.environment``, taken when the function is created) and keeps one pool of
+    workers per environment: these workers have the variable from their start, before Numba
+    is imported, and are never those of another cache directory.
+    """
+    if cache_dir is None:
+        yield
+        return
+    env = spark_context.environment
+    had = env.get("NUMBA_CACHE_DIR")
+    env["NUMBA_CACHE_DIR"] = os.fspath(cache_dir)
+    try:
+        yield
+    finally:
+        if had is None:
+            env.pop("NUMBA_CACHE_DIR", None)
+        else:
+            env["NUMBA_CACHE_DIR"] = had
 
 
 def _output_types(model: Any) -> list[tuple[str, Any]]:
@@ -113,7 +206,8 @@ def _output_types(model: Any) -> list[tuple[str, Any]]:
 
 
 def score_dataframe(df: Any, bundle: str | os.PathLike[str], *, broadcast: bool = True,
-                    max_records_per_batch: int | None = None) -> Any:
+                    max_records_per_batch: int | None = None,
+                    cache_dir: str | os.PathLike[str] | None = None) -> Any:
     """``df`` with the model's output columns appended, scored on the executors.
 
     Parameters
@@ -128,6 +222,14 @@ def score_dataframe(df: Any, bundle: str | os.PathLike[str], *, broadcast: bool 
     max_records_per_batch : int, optional
         Rows per Arrow batch handed to the model (Spark's
         ``spark.sql.execution.arrow.maxRecordsPerBatch``, 10000 by default, otherwise).
+    cache_dir : path, optional
+        ``NUMBA_CACHE_DIR`` of the Python workers that run the tasks (a path on the
+        executors): a local directory (the first worker on each machine compiles the kernels
+        into it, every later worker, job and application loads them) or a shared one
+        warmed by ``tablescore warmup --cache-dir`` (same tablescore install path and CPU).
+        These workers are processes of their own (:func:`worker_env`). Default: the
+        executors' setting (``spark.executorEnv.NUMBA_CACHE_DIR``, else Numba's default
+        directory beside the installed sources).
 
     Returns
     -------
@@ -172,25 +274,31 @@ def score_dataframe(df: Any, bundle: str | os.PathLike[str], *, broadcast: bool 
     out_names = [n for n, _ in outputs]
 
     def score_batches(batches: Iterator[Any]) -> Iterator[Any]:
+        from scorer import spark as here
         from scorer.batch import arrow_inputs
-        from scorer.spark import executor_model
 
-        m = executor_model(key, source, pmml_name)
-        fields = m.bundle.inputs
-        for b in batches:
-            inputs, bad = arrow_inputs(b, fields)
-            if bad:
-                i = min(bad)
-                raise InputError(f"row {i} of a batch: {bad[i]}")
-            arrays = m.score_arrays(inputs)
-            cols = [*b.columns, *(pa.array(arrays[n]).cast(t) for n, t in
-                                  zip(out_names, out_types, strict=True))]
-            yield pa.RecordBatch.from_arrays(cols, names=[*b.schema.names, *out_names])
+        here._count_compiles()
+        before = len(here._COMPILED)
+        try:
+            m = here.executor_model(key, source, pmml_name)
+            fields = m.bundle.inputs
+            for b in batches:
+                inputs, bad = arrow_inputs(b, fields)
+                if bad:
+                    i = min(bad)
+                    raise InputError(f"row {i} of a batch: {bad[i]}")
+                arrays = m.score_arrays(inputs)
+                cols = [*b.columns, *(pa.array(arrays[n]).cast(t) for n, t in
+                                      zip(out_names, out_types, strict=True))]
+                yield pa.RecordBatch.from_arrays(cols, names=[*b.schema.names, *out_names])
+        finally:
+            here.TASK_COMPILES.append(len(here._COMPILED) - before)
 
     if max_records_per_batch is not None:
         df.sparkSession.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch",
                                  str(int(max_records_per_batch)))
-    return df.mapInArrow(score_batches, schema)
+    with worker_env(df.sparkSession.sparkContext, cache_dir):  # (the function is made here)
+        return df.mapInArrow(score_batches, schema)
 
 
 def registry_bundle(store_url: str, model: str, version: str | int = "",

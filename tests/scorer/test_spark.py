@@ -1,5 +1,6 @@
-"""scorer.spark.score_dataframe on Spark local[2]: equal to in-process scoring bit for bit,
-the bundle loaded once per worker process; registry_bundle materializes a registry version."""
+"""scorer.spark.score_dataframe on Spark local[2]: equal to in-process scoring bit for bit on
+200k rows, the bundle loaded once per worker process, kernels compiled once per worker and
+then loaded from Numba's cache; registry_bundle materializes a registry version."""
 
 from __future__ import annotations
 
@@ -77,44 +78,80 @@ def assert_same(got: pd.DataFrame, want: dict[str, np.ndarray]) -> None:
             assert (g == w).all(), name
 
 
-@pytest.mark.parametrize(("which", "broadcast"), [("num", True), ("city", False)])
-def test_local2_equals_in_process_scoring(spark, bundles, which, broadcast):
+@pytest.mark.parametrize(("which", "broadcast", "batch_rows"),
+                         [("num", True, 20_000), ("city", False, 3000)])
+def test_local2_equals_in_process_scoring(spark, bundles, which, broadcast, batch_rows):
+    """200k rows (the issue's must-hold), bit for bit. 20k-row batches take the model's
+    chunked multi-threaded path (more than 16384 rows) and the parallel kernels (the last
+    10k rows of each partition); 3000-row batches the serial one."""
     from scorer.spark import score_dataframe
 
-    pdf = frame(20_000, seed=1)
+    pdf = frame(200_000, seed=1)
     df = spark.createDataFrame(pdf).repartition(4)
     scored = score_dataframe(df, bundles[which], broadcast=broadcast,
-                             max_records_per_batch=3000)
+                             max_records_per_batch=batch_rows)
     model = scorer.load(bundles[which])
     assert scored.columns == [*pdf.columns, *model.output_names]
     got = scored.toPandas().sort_values("customer_id").reset_index(drop=True)
+    assert len(got) == 200_000
     pd.testing.assert_frame_equal(got[pdf.columns.tolist()], pdf, check_dtype=False)
     inputs = pdf[NUM].to_numpy() if which == "num" else pdf[[*NUM, "city"]]
     assert_same(got, model.score_arrays(inputs))
 
 
-def test_each_worker_loads_the_bundle_once(spark, bundles):
+def worker_stats(spark, df, key: str, cache_dir) -> dict[int, tuple[int, list[int]]]:
+    """pid -> (loads of bundle ``key``, Numba compilations per task) of the Python workers
+    that score with ``cache_dir``: a job of the same kind (mapInArrow) in the same
+    environment runs on the same, reused, workers."""
     import pyarrow as pa
 
-    from scorer.spark import score_dataframe
+    from scorer.spark import worker_env
 
-    df = spark.createDataFrame(frame(4000)).repartition(8)  # 8 tasks on 2 worker slots
-    for _ in range(2):  # two jobs: the second reuses the workers (and their model)
-        rows = score_dataframe(df, bundles["num"], max_records_per_batch=500).collect()
-        assert len(rows) == 4000
-
-    key = scorer.load(bundles["num"]).fingerprint
-
-    def probe(batches):  # a job of the same kind (mapInArrow) on the same workers
+    def probe(batches):
         from scorer import spark as s
 
         for b in batches:
-            yield pa.RecordBatch.from_pydict({"pid": [os.getpid()] * b.num_rows,
-                                              "loads": [s.LOADS.get(key, 0)] * b.num_rows})
+            yield pa.RecordBatch.from_pydict({
+                "pid": [os.getpid()] * b.num_rows, "loads": [s.LOADS.get(key, 0)] * b.num_rows,
+                "tasks": [",".join(map(str, s.TASK_COMPILES))] * b.num_rows})
 
-    seen = {r.pid: r.loads for r in df.mapInArrow(probe, "pid long, loads long").collect()}
-    # (workers are reused across this module's tests: other bundles' loads are not counted)
-    assert max(seen.values()) == 1, seen  # loaded by the workers, never twice in one
+    with worker_env(spark.sparkContext, cache_dir):
+        rows = df.mapInArrow(probe, "pid long, loads long, tasks string").collect()
+    return {r.pid: (r.loads, [int(c) for c in r.tasks.split(",") if c]) for r in rows}
+
+
+def test_workers_load_and_compile_once_then_load_kernels_from_the_cache(spark, bundles,
+                                                                        tmp_path):
+    """Each Python worker loads the bundle once and compiles the kernels in its first task
+    only (an empty cache directory); workers started later (another job's, another
+    machine's) load every kernel from that directory and compile nothing at all."""
+    from scorer.spark import score_dataframe
+
+    key = scorer.load(bundles["num"]).fingerprint
+    df = spark.createDataFrame(frame(4000)).repartition(8)  # 8 tasks on 2 worker slots
+    cache = tmp_path / "numba-cache"
+    cache.mkdir()
+    for _ in range(2):  # two jobs: the second reuses the workers (their model, their kernels)
+        rows = score_dataframe(df, bundles["num"], max_records_per_batch=500,
+                               cache_dir=cache).collect()
+        assert len(rows) == 4000
+    stats = worker_stats(spark, df, key, cache)
+    # (a worker pool of this cache directory's own: every task it ran is one of these 16)
+    assert sum(len(tasks) for _, tasks in stats.values()) == 16, stats
+    assert all(loads == 1 for loads, _ in stats.values()), stats  # once per worker
+    assert all(tasks[0] > 0 for _, tasks in stats.values()), stats  # the cache was empty
+    assert all(c == 0 for _, tasks in stats.values() for c in tasks[1:]), stats
+    assert any(p.suffix == ".nbi" for p in cache.rglob("*"))
+
+    # new workers (the same directory by another path: Spark keys worker pools by their
+    # environment) find every kernel in the cache: not even their first task compiles
+    link = tmp_path / "same-cache"
+    link.symlink_to(cache)
+    assert score_dataframe(df, bundles["num"], max_records_per_batch=500,
+                           cache_dir=link).count() == 4000
+    stats = worker_stats(spark, df, key, link)
+    assert sum(len(tasks) for _, tasks in stats.values()) == 8, stats
+    assert all(c == 0 for _, tasks in stats.values() for c in tasks), stats
 
 
 def test_a_missing_input_column_is_refused_on_the_driver(spark, bundles):
