@@ -349,6 +349,39 @@ def arrow_inputs(batch: Any, fields: list[Any]) -> tuple[Any, dict[int, str]]:
     return (matrix if matrix is not None else cols), bad
 
 
+def _sample_batch(model: Any) -> Any:
+    """The bundle's verification rows as an Arrow record batch (one row of zeros, or of each
+    field's first category, where it has none)."""
+    import pyarrow as pa
+
+    fields = model.bundle.inputs
+    v = model.bundle.verification
+    if v is not None and v.inputs and len(next(iter(v.inputs.values()))):
+        cols = {f.name: np.asarray(v.inputs[f.name]) for f in fields}
+    else:
+        cols = {f.name: (np.array([(f.categories or [""])[0]], dtype=object)
+                         if f.type == "string" else np.zeros(1)) for f in fields}
+    return pa.RecordBatch.from_pydict({k: pa.array(c) for k, c in cols.items()})
+
+
+def warm_arrow(model: Any) -> None:
+    """Score sample rows through every path Arrow batches take (:func:`arrow_inputs`, then
+    ``score_arrays``): one row, two, a parallel-kernel batch and a chunked multi-threaded
+    one, so every kernel specialisation they use is compiled, or loaded from Numba's cache,
+    now: once per process (a Spark worker's first task; ``tablescore warmup``)."""
+    sample = _sample_batch(model)
+    fields = model.bundle.inputs
+    sizes = {1, 2, model.parallel_min_rows or 2}
+    if all(f.type in ("double", "integer", "boolean") for f in fields):
+        sizes.add(model._chunk_rows + 1)  # (only all-numeric batches are chunked)
+    for n in sorted(sizes):
+        inputs, _ = arrow_inputs(sample.take(np.arange(n) % sample.num_rows), fields)
+        try:
+            model.score_arrays(inputs)
+        except InputError:
+            pass  # a refused sample row: the kernels were dispatched all the same
+
+
 def _text_to_numbers(col: Any, f: Any, bad: dict[int, str]) -> np.ndarray:
     """float64[n] of a text column: Arrow's cast (all of a clean column at C speed), else row
     by row with the model's own number syntax (XML Schema's xs:double, TRUE / FALSE, the

@@ -94,6 +94,7 @@ def executor_model(key: str, source: Any, pmml_name: str | None = None) -> Any:
         model = _MODELS.get(key)
         if model is None:
             from . import ops
+            from .batch import warm_arrow
             from .model import load
 
             path = (Path(source) if isinstance(source, str | os.PathLike)
@@ -104,45 +105,10 @@ def executor_model(key: str, source: Any, pmml_name: str | None = None) -> Any:
             ops.COMPILE_MODE = "eager"
             # verified on the driver already; a worker keeps only what the kernels need
             model = load(path, verify=False, keep_tables=False)
-            warm(model)
+            warm_arrow(model)
             _MODELS[key] = model
             LOADS[key] = LOADS.get(key, 0) + 1
     return model
-
-
-def _sample_batch(model: Any) -> Any:
-    """The bundle's verification rows as an Arrow record batch (one row of zeros, or of each
-    field's first category, where it has none)."""
-    import pyarrow as pa
-
-    fields = model.bundle.inputs
-    v = model.bundle.verification
-    if v is not None and v.inputs and len(next(iter(v.inputs.values()))):
-        cols = {f.name: np.asarray(v.inputs[f.name]) for f in fields}
-    else:
-        cols = {f.name: (np.array([(f.categories or [""])[0]], dtype=object)
-                         if f.type == "string" else np.zeros(1)) for f in fields}
-    return pa.RecordBatch.from_pydict({k: pa.array(c) for k, c in cols.items()})
-
-
-def warm(model: Any) -> None:
-    """Score sample rows through every path a task's batches take, as a task does (Arrow
-    batch -> :func:`scorer.batch.arrow_inputs` -> ``score_arrays``): one row, a few, a
-    parallel-kernel batch and a chunked multi-threaded one. Every kernel specialisation the
-    tasks use is then compiled, or loaded from Numba's cache, once per worker process."""
-    from .batch import arrow_inputs
-
-    sample = _sample_batch(model)
-    fields = model.bundle.inputs
-    sizes = {1, 2, model.parallel_min_rows or 2}
-    if all(f.type in ("double", "integer", "boolean") for f in fields):
-        sizes.add(model._chunk_rows + 1)  # (only all-numeric batches are chunked)
-    for n in sorted(sizes):
-        inputs, _ = arrow_inputs(sample.take(np.arange(n) % sample.num_rows), fields)
-        try:
-            model.score_arrays(inputs)
-        except InputError:
-            pass  # a refused sample row: the kernels were dispatched all the same
 
 
 def _count_compiles() -> None:

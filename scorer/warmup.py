@@ -47,12 +47,15 @@ def cache_files(cache_dir: Path) -> int:
 def warm_all(paths: list[Path]) -> list[str]:
     """Load each model and compile every kernel specialisation a server uses for it: batch,
     one-row and parallel kernels (``COMPILE_MODE`` "eager": at load, in this thread) and the
-    input copy of every dtype the gRPC codec passes on (the server's own warm-up); and the
-    server's ModelInfer request scan (:mod:`scorer.server.wire`), compiled at every start.
+    input copy of every dtype the gRPC codec passes on (the server's own warm-up); every path
+    of Arrow batches (``tablescore score``, Spark workers: :func:`scorer.batch.warm_arrow`);
+    and the server's ModelInfer request scan (:mod:`scorer.server.wire`), compiled at every
+    start.
 
     Returns the models' names. Raises what :func:`scorer.load` raises for a bad model.
     """
     from . import ops
+    from .batch import warm_arrow
     from .model import load
     from .server import wire
     from .server.repository import warm
@@ -63,6 +66,7 @@ def warm_all(paths: list[Path]) -> list[str]:
     for path in paths:
         model = load(path, keep_tables=False)
         warm(model)
+        warm_arrow(model)
         names.append(model.name)
     ops.wait_background()
     return names

@@ -75,6 +75,7 @@ def test_one_row_path_uses_batch_kernels_until_its_own_are_compiled(tmp_path, ir
 
 
 def test_warmup_fills_the_cache_dir_and_a_later_load_compiles_nothing(tmp_path, iris_logreg):
+    """Nothing left to compile for a server nor for Arrow batches (a Spark worker)."""
     import exporters
 
     est, X = iris_logreg
@@ -105,6 +106,8 @@ def test_warmup_fills_the_cache_dir_and_a_later_load_compiles_nothing(tmp_path, 
         "wire.warm()\n"  # (the server compiles its request scan at every start)
         "m = scorer.load(sys.argv[1], keep_tables=False)\n"
         "warm(m)\n"
+        "from scorer.batch import warm_arrow\n"
+        "warm_arrow(m)\n"  # (Arrow batches: tablescore score, a Spark worker's first task)
         "print(json.dumps({'compiled': n, 'fast': m._single_steps is m._single_fast}))\n")
     res = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "repo" / "iris" / "1")],
                          cwd=ROOT, env={**env, "NUMBA_CACHE_DIR": str(cache)},
