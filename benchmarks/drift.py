@@ -12,9 +12,12 @@
    over blocks) and the server process's CPU time per request (``/proc/PID/stat``).
 3. **Batch report**: ``tablescore drift BUNDLE --data cur.parquet --json --out`` on
    ``--rows`` x ``--features`` (a linear regression, reference from a 100k-row sample; every
-   tenth feature shifted by half a standard deviation), wall time of the subprocess (goal
-   <= 30 s), beside Evidently's ``DataDriftPreset`` on the same reference and current frames in
-   its own virtualenv (``benchmarks/.venvs/evidently``), when installed.
+   tenth feature shifted by half a standard deviation), wall and CPU time of the subprocess
+   (goal <= 30 s), run before and after Evidently's ``DataDriftPreset`` on the same reference
+   and current frames in its own virtualenv (``benchmarks/.venvs/evidently``, made by
+   ``--install-evidently``), killed after ``--evidently-timeout`` seconds. ``--baseline
+   CHECKOUT`` times another checkout's ``tablescore drift`` (the previous main) in the same
+   run, interleaved. ``--skip-overhead`` runs only this part.
 
 Results: ``benchmarks/results/drift-<date>.json``.
 """
@@ -26,6 +29,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,6 +41,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 EVIDENTLY = ROOT / "benchmarks" / ".venvs" / "evidently" / "bin" / "python"
+#: what --install-evidently puts there (Evidently 0.7 imports a helper pandas 3 removed)
+EVIDENTLY_PINS = ["evidently==0.7.23", "pandas<3", "pyarrow"]
 
 _EVIDENTLY_SCRIPT = """
 import sys, time, json
@@ -237,8 +243,68 @@ def grpc_overhead(tmp: Path, blocks: int = 16, calls: int = 1000) -> dict:
                 proc.kill()
 
 
-def batch_report(tmp: Path, rows: int, features: int, evidently_timeout: float) -> dict:
-    """``tablescore drift`` vs Evidently's DataDriftPreset on the same data."""
+def _run_child(cmd: list[str], *, timeout: float | None = None, **kw) -> dict:
+    """Run ``cmd``: its wall time, its CPU time (user + sys of the child and its threads: on
+    a shared machine the wall time mostly measures the other processes) and the load average
+    when it started; ``timed_out`` when it ran past ``timeout`` (it is killed)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        return {"timed_out": True, "wall_s": time.perf_counter() - t0, "load_1min": load}
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"timed_out": False, "wall_s": wall, "load_1min": load, "proc": proc,
+            "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)}
+
+
+def _tablescore_drift(root: Path, tmp: Path, tag: str, features: int) -> dict:
+    """One ``tablescore drift`` run with the CLI of the checkout ``root``."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = tmp / f"r-{tag}"
+    r = _run_child([sys.executable, "-m", "tablescore", "drift", str(tmp / "wide"),
+                    "--data", str(tmp / "cur.parquet"), "--json", f"{out}.json",
+                    "--out", f"{out}.html"], env=env, cwd=root)
+    proc = r.pop("proc")
+    report = json.loads(Path(f"{out}.json").read_text())
+    psi = report["psi"]
+    shifted = [psi[f"x{j}"] for j in range(0, features, 10)]
+    other = [psi[f"x{j}"] for j in range(features) if j % 10]
+    res = {**r, "in_process_s": report["seconds"], "exit": proc.returncode,
+           "html_bytes": Path(f"{out}.html").stat().st_size,
+           "html_images": Path(f"{out}.html").read_text().count("data:image/png;base64,"),
+           "min_psi_shifted": min(shifted), "max_psi_other": max(other)}
+    print(f"tablescore drift [{tag}]: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU "
+          f"({report['seconds']:.1f} s report, load {r['load_1min']:.1f}), exit "
+          f"{proc.returncode}, {res['html_images']} plots; shifted PSI >= {min(shifted):.3f}, "
+          f"others <= {max(other):.3f}", flush=True)
+    return res
+
+
+def _evidently(tmp: Path, timeout: float) -> dict:
+    """Evidently's DataDriftPreset on the same reference and current frames."""
+    if not EVIDENTLY.exists():
+        return {"error": f"not installed ({EVIDENTLY} missing; python -m benchmarks.drift "
+                         "--install-evidently)"}
+    r = _run_child([str(EVIDENTLY), "-c", _EVIDENTLY_SCRIPT, str(tmp / "ref.parquet"),
+                    str(tmp / "cur.parquet"), str(tmp / "ev.html")], timeout=timeout)
+    if r["timed_out"]:
+        res = {"error": f"timed out after {timeout:.0f} s (killed)", **r}
+    else:
+        proc = r.pop("proc")
+        res = ({**r, **json.loads(proc.stdout.splitlines()[-1])} if proc.returncode == 0
+               else {**r, "error": proc.stderr[-2000:]})
+    print(f"evidently: {res}", flush=True)
+    return res
+
+
+def batch_report(tmp: Path, rows: int, features: int, evidently_timeout: float,
+                 baseline: Path | None = None) -> dict:
+    """``tablescore drift`` vs Evidently's DataDriftPreset on the same data: tablescore
+    before and after Evidently (so both see the machine's load), and the ``baseline``
+    checkout's CLI (an earlier tablescore) beside this one when given."""
     import pandas as pd
 
     ref = _export(features, 100_000, tmp / "wide")
@@ -249,43 +315,24 @@ def batch_report(tmp: Path, rows: int, features: int, evidently_timeout: float) 
     pd.DataFrame(ref, columns=cols).to_parquet(tmp / "ref.parquet")
     pd.DataFrame(cur, columns=cols).to_parquet(tmp / "cur.parquet")
     del cur
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "tablescore", "drift", str(tmp / "wide"),
-                           "--data", str(tmp / "cur.parquet"), "--json",
-                           str(tmp / "r.json"), "--out", str(tmp / "r.html")],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
-    wall = time.perf_counter() - t0
-    report = json.loads((tmp / "r.json").read_text())
-    psi = report["psi"]
-    shifted = [psi[f"x{j}"] for j in range(0, features, 10)]
-    other = [psi[f"x{j}"] for j in range(features) if j % 10]
-    res: dict = {"rows": rows, "features": features, "reference_rows": 100_000,
-                 "tablescore": {"wall_s": wall, "in_process_s": report["seconds"],
-                                "exit": proc.returncode,
-                                "html_bytes": (tmp / "r.html").stat().st_size,
-                                "min_psi_shifted": min(shifted), "max_psi_other": max(other)}}
-    print(f"tablescore drift: {wall:.1f} s wall ({report['seconds']:.1f} s report), exit "
-          f"{proc.returncode}; shifted PSI >= {min(shifted):.3f}, others <= {max(other):.3f}",
-          flush=True)
-    if EVIDENTLY.exists():
-        t0 = time.perf_counter()
-        try:
-            ev = subprocess.run([str(EVIDENTLY), "-c", _EVIDENTLY_SCRIPT,
-                                 str(tmp / "ref.parquet"), str(tmp / "cur.parquet"),
-                                 str(tmp / "ev.html")], capture_output=True, text=True,
-                                timeout=evidently_timeout)
-            wall = time.perf_counter() - t0
-            if ev.returncode == 0:
-                res["evidently"] = {"wall_s": wall, **json.loads(ev.stdout.splitlines()[-1])}
-            else:
-                res["evidently"] = {"error": ev.stderr[-2000:]}
-        except subprocess.TimeoutExpired:
-            res["evidently"] = {"error": f"timed out after {evidently_timeout} s"}
-        print(f"evidently: {res['evidently']}", flush=True)
-    else:
-        res["evidently"] = {"error": f"not installed ({EVIDENTLY} missing)"}
+    res: dict = {"rows": rows, "features": features, "reference_rows": 100_000}
+    runs = [("this", ROOT)] + ([("baseline", baseline)] if baseline else [])
+    res["tablescore"] = _tablescore_drift(ROOT, tmp, "this-1", features)
+    if baseline:
+        res["baseline"] = {"root": str(baseline),
+                           **_tablescore_drift(baseline, tmp, "baseline-1", features)}
+    res["evidently"] = _evidently(tmp, evidently_timeout)
+    for tag, root in reversed(runs):  # second round in the other order
+        key = "tablescore_2" if tag == "this" else "baseline_2"
+        res[key] = _tablescore_drift(root, tmp, f"{tag}-2", features)
     return res
+
+
+def install_evidently() -> None:
+    """Create ``benchmarks/.venvs/evidently`` with Evidently (its pins clash with ours)."""
+    venv = EVIDENTLY.parent.parent
+    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *EVIDENTLY_PINS], check=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,11 +340,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--features", type=int, default=100)
     p.add_argument("--evidently-timeout", type=float, default=900.0)
-    p.add_argument("--skip-overhead", action="store_true")
+    p.add_argument("--skip-overhead", action="store_true",
+                   help="no recorder overhead (in-process scoring with monitoring on / off)")
     p.add_argument("--grpc", action="store_true", help="also the gRPC single-row overhead")
     p.add_argument("--skip-batch", action="store_true", help="no batch report")
+    p.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
+                   help="also time the tablescore drift of this checkout (e.g. the previous "
+                   "main), interleaved with this one")
+    p.add_argument("--install-evidently", action="store_true",
+                   help=f"create {EVIDENTLY.parent.parent} ({' '.join(EVIDENTLY_PINS)}) first")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.install_evidently:
+        install_evidently()
     results: dict = {"date": dt.date.today().isoformat(), "machine": {
         "cpus": os.cpu_count(), "platform": platform.platform(),
         "python": platform.python_version()}}
@@ -309,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             results["grpc_overhead"] = grpc_overhead(tmp)
         if not args.skip_batch:
             results["batch"] = batch_report(tmp, args.rows, args.features,
-                                            args.evidently_timeout)
+                                            args.evidently_timeout, baseline=args.baseline)
     stem = "drift-serving" if args.skip_batch else "drift"  # the batch figures stay put
     out = args.out or ROOT / "benchmarks" / "results" / f"{stem}-{results['date']}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")

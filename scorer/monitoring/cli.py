@@ -11,7 +11,7 @@ import sys
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from ..files import check_output, writing
+    from ..files import atomic_output, check_output
     from ..model import load
     from .drift import Thresholds
     from .report import drift_report, dumps
@@ -25,13 +25,14 @@ def cmd_drift(args: argparse.Namespace) -> int:
     outs = [check_output(p) for p in (args.json, args.out) if p]
     model = load(args.bundle)
     report = drift_report(model, args.data, reference=args.reference, thresholds=thresholds,
-                          batch_rows=args.batch_rows)
+                          batch_rows=args.batch_rows, threads=args.threads)
+    # written under a temporary name, then renamed into place (permissions as umask says)
     if args.json:
-        with writing(outs[0]):
-            _write(outs[0], dumps(report))
+        with atomic_output(outs[0]) as tmp:
+            tmp.write_text(dumps(report), encoding="utf-8")
     if args.out:
-        with writing(outs[-1]):
-            _write(outs[-1], report.to_html())
+        with atomic_output(outs[-1]) as tmp:
+            tmp.write_text(report.to_html(plots=args.plots), encoding="utf-8")
     width = max([len(d.name) for d in report.drift] + [7])
     print(f"{'feature':<{width}}  role    PSI       JS        level")
     for _, d in report.ranked():
@@ -45,24 +46,34 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return 1 if report.drifted else 0
 
 
-def _write(path, text: str) -> None:
-    """Write ``text`` under a temporary name, then rename it into place."""
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _plots(text: str) -> int | None:
+    """argparse type of ``--plots``: an integer >= 0, or ``all`` (None)."""
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or 'all': {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``drift`` to the ``tablescore`` parser."""
+    from .report import DEFAULT_PLOTS
+
     d = sub.add_parser("drift", help="compare a data file with a bundle's reference profile "
                        "(PSI, JS distance per feature and output)",
                        description="Compare the distribution of a data file with the "
@@ -79,5 +90,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="compare with this data file instead of the bundle's profile")
     d.add_argument("--thresholds", default="0.1,0.2", metavar="WARN,ALERT",
                    help="PSI levels (default 0.1,0.2); exit 1 from ALERT on")
-    d.add_argument("--batch-rows", type=int, default=1 << 16, help=argparse.SUPPRESS)
+    d.add_argument("--plots", type=_plots, default=DEFAULT_PLOTS, metavar="N|all",
+                   help="detailed histograms in --out: every feature at the warn or alert "
+                   f"level and the N highest by PSI (default {DEFAULT_PLOTS}; all: every "
+                   "feature); the others have a small chart in the table")
+    d.add_argument("--threads", type=_positive, default=None,
+                   help="threads counting columns (default: the CPUs, at most 8)")
+    d.add_argument("--batch-rows", type=_positive, default=1 << 16, help=argparse.SUPPRESS)
     d.set_defaults(fn=cmd_drift)

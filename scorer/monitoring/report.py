@@ -10,8 +10,11 @@ import io
 import json
 import math
 import os
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,16 +24,23 @@ import numpy as np
 from ..errors import InputError
 from ..files import DataFileError
 from .drift import FeatureDrift, Thresholds, compare_flat
-from .profile import Profile, count_feature, reference_profile
+from .profile import CategoryMap, Profile, count_feature, reference_profile
 
 #: rows per record batch read from a data file
 BATCH_ROWS = 1 << 16
+#: detailed histograms in the HTML report besides those of features past the warn level
+DEFAULT_PLOTS = 10
+#: batches read ahead of the counting (a reader thread: Arrow decodes without the GIL)
+READ_AHEAD = 2
 
 
-def iter_batches(path: str | os.PathLike[str], batch_rows: int = BATCH_ROWS
-                 ) -> Iterator[dict[str, np.ndarray]]:
+def iter_batches(path: str | os.PathLike[str], batch_rows: int = BATCH_ROWS, *,
+                 columns: Collection[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
     """The columns of a CSV or Parquet file, ``batch_rows`` rows at a time (rows,) each:
-    numbers as float64 / int64 (missing: NaN), text as objects (missing: None)."""
+    numbers as float64 / int64 (missing: NaN), text as objects (missing: None).
+
+    ``columns``: read only these (those the file has; the others are left out); None: all.
+    """
     import pyarrow as pa
 
     p = Path(path)
@@ -40,18 +50,38 @@ def iter_batches(path: str | os.PathLike[str], batch_rows: int = BATCH_ROWS
         if p.suffix.lower() in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            batches: Any = pq.ParquetFile(p).iter_batches(batch_size=batch_rows)
+            # memory-mapped: pages are decoded straight from the page cache (no read copy)
+            pf = pq.ParquetFile(p, memory_map=True)
+            names = pf.schema_arrow.names
+            batches: Any = pf.iter_batches(batch_size=batch_rows, columns=(
+                None if columns is None else [c for c in names if c in columns]))
         else:
-            import pyarrow.csv as pcsv
-
-            batches = pcsv.open_csv(p, read_options=pcsv.ReadOptions(block_size=8 << 20),
-                                    convert_options=pcsv.ConvertOptions(
-                                        null_values=["", "NA", "N/A"], strings_can_be_null=True))
+            batches = _csv_batches(p, columns)
         for batch in batches:
             yield {name: _column(batch.column(i))
                    for i, name in enumerate(batch.schema.names)}
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         raise DataFileError(f"cannot read data file '{p}': {exc}") from exc
+
+
+def _csv_batches(p: Path, columns: Collection[str] | None) -> Any:
+    import pyarrow.csv as pcsv
+
+    def reader(include: list[str] | None) -> Any:
+        return pcsv.open_csv(p, read_options=pcsv.ReadOptions(block_size=8 << 20),
+                             convert_options=pcsv.ConvertOptions(
+                                 null_values=["", "NA", "N/A"], strings_can_be_null=True,
+                                 include_columns=include))
+
+    r = reader(None)
+    if columns is None:
+        return r
+    names = r.schema.names
+    keep = [c for c in names if c in columns]
+    if len(keep) == len(names):
+        return r
+    r.close()  # reopened parsing only the wanted columns
+    return reader(keep)
 
 
 def _column(col: Any) -> np.ndarray:
@@ -64,37 +94,139 @@ def _column(col: Any) -> np.ndarray:
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
 
 
+def read_ahead(it: Iterator[Any], depth: int = READ_AHEAD) -> Iterator[Any]:
+    """``it``'s items, produced by a background thread up to ``depth`` ahead (so reading the
+    next record batch overlaps counting this one); its exceptions are raised here, in order.
+    Stopping early (an exception in the consumer) stops the thread at its next item."""
+    q: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[int, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for x in it:
+                if not put((0, x)):
+                    return
+            put((1, None))
+        except BaseException as exc:  # handed to the consumer
+            put((2, exc))
+
+    t = threading.Thread(target=produce, name="tablescore-drift-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, x = q.get()
+            if kind == 1:
+                return
+            if kind == 2:
+                raise x
+            yield x
+    finally:
+        stop.set()
+        t.join()
+
+
+class FileCounter:
+    """Counts record batches into ``layout``'s bins: the numeric columns with the compiled
+    kernels (no per-row Python), split over ``threads`` threads by column (the kernels run
+    without the GIL; each feature owns its own slice of ``counts``).
+
+    Inputs are the batch's columns named like the model's inputs; outputs are the batch's
+    columns named like an output when present, else the model's scores of the batch (when
+    every input is there), computed beside the input counting.
+    """
+
+    def __init__(self, layout: Profile, model: Any, *, threads: int | None = None) -> None:
+        self.layout = layout
+        self.model = model
+        self.offsets = layout.offsets()
+        self.counts = np.zeros(int(self.offsets[-1]), dtype=np.int64)
+        self.rows = 0
+        self.n_inputs = len(layout.inputs)
+        self.inputs = [f.name for f in model.bundle.inputs]
+        self.cmaps = {i: CategoryMap(fp.categories or []) for i, fp in enumerate(layout.features)
+                      if fp.kind == "categorical"}
+        self.threads = max(1, threads if threads is not None else min(os.cpu_count() or 1, 8))
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tablescore-drift") \
+            if self.threads > 1 else None
+
+    def columns(self) -> set[str]:
+        """The columns worth reading: the model's inputs and every profiled feature."""
+        return {*self.inputs, *(f.name for f in self.layout.features)}
+
+    def _count(self, jobs: list[tuple[int, Any]]) -> None:
+        for i, values in jobs:
+            count_feature(self.layout.features[i], values, self.counts, int(self.offsets[i]),
+                          self.cmaps.get(i))
+
+    def _run(self, jobs: list[tuple[int, Any]]) -> None:
+        if self._pool is None or len(jobs) < 2:
+            self._count(jobs)
+            return
+        parts = [jobs[k::self.threads] for k in range(self.threads)]
+        for f in [self._pool.submit(self._count, part) for part in parts if part]:
+            f.result()
+
+    def add(self, cols: Mapping[str, np.ndarray]) -> None:
+        """Count one batch of columns (rows,) each."""
+        if not cols:
+            return
+        self.rows += len(next(iter(cols.values())))
+        feats = self.layout.features
+        scoring = (any(fp.name not in cols for fp in self.layout.outputs)
+                   and all(c in cols for c in self.inputs))
+        scored = None
+        if scoring:
+            inputs = {c: cols[c] for c in self.inputs}
+            scored = (self._pool.submit(self.model.score_arrays, inputs) if self._pool
+                      else None)
+        self._run([(i, cols[feats[i].name]) for i in range(self.n_inputs)
+                   if feats[i].name in cols])
+        outputs: dict[str, Any] = {}
+        if scoring:
+            outputs = scored.result() if scored is not None else self.model.score_arrays(
+                {c: cols[c] for c in self.inputs})
+        src = {**outputs, **cols}
+        self._run([(i, src[feats[i].name]) for i in range(self.n_inputs, len(feats))
+                   if feats[i].name in src])
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
 def profile_file(layout: Profile, model: Any, path: str | os.PathLike[str], *,
-                 batch_rows: int = BATCH_ROWS) -> tuple[np.ndarray, int]:
+                 batch_rows: int = BATCH_ROWS, threads: int | None = None
+                 ) -> tuple[np.ndarray, int]:
     """Count a data file into ``layout``'s bins: ``(counts int64 (total bins,), rows)``.
 
-    Inputs are the file's columns named like the model's inputs; outputs are the file's
-    columns named like an output when present, else the model's scores of the batch (when
-    every input is there). A feature with no column is left without counts.
+    The file is streamed in record batches of ``batch_rows`` (read ahead by a thread, only
+    the columns the layout or the model uses) and counted by :class:`FileCounter` with
+    ``threads`` threads (default: the CPUs, at most 8). A feature with no column is left
+    without counts.
     """
-    counts = np.zeros(int(layout.offsets()[-1]), dtype=np.int64)
-    off = layout.offsets()
-    n_in = len(layout.inputs)
-    rows = 0
-    inputs = [f.name for f in model.bundle.inputs]
-    for cols in iter_batches(path, batch_rows):
-        n = len(next(iter(cols.values()))) if cols else 0
-        rows += n
-        outputs: dict[str, Any] = {}
-        if any(fp.name not in cols for fp in layout.outputs) and all(c in cols for c in inputs):
-            outputs = model.score_arrays({c: cols[c] for c in inputs})
-        for i, fp in enumerate(layout.features):
-            src = cols if i < n_in else {**outputs, **cols}
-            if fp.name in src:
-                count_feature(fp, src[fp.name], counts, int(off[i]))
-    return counts, rows
+    counter = FileCounter(layout, model, threads=threads)
+    try:
+        for cols in read_ahead(iter_batches(path, batch_rows, columns=counter.columns())):
+            counter.add(cols)
+    finally:
+        counter.close()
+    return counter.counts, counter.rows
 
 
 def read_reference(model: Any, path: str | os.PathLike[str], *, bins: int = 10) -> Profile:
     """A reference profile from a data file (``--reference``): the file is read whole (its
     quantiles set the bins), its outputs scored by the model."""
     parts: dict[str, list[np.ndarray]] = {}
-    for cols in iter_batches(path):
+    for cols in iter_batches(path, columns={f.name for f in model.bundle.inputs}):
         for k, v in cols.items():
             parts.setdefault(k, []).append(v)
     columns = {k: np.concatenate(v) for k, v in parts.items()}
@@ -156,32 +288,70 @@ class DriftReport:
             "features": feats, "seconds": round(self.seconds, 3),
         }
 
-    def to_html(self) -> str:
-        """A self-contained page: the ranked table and one plot per feature (base64 PNG)."""
+    def plotted(self, top: int | None = DEFAULT_PLOTS) -> list[int]:
+        """Feature indices (ranked order) that get a detailed histogram: every feature at the
+        warn or alert level and the ``top`` highest by PSI; ``top=None``: every feature."""
+        ranked = self.ranked()
+        if top is None:
+            return [i for i, _ in ranked]
+        return [i for k, (i, d) in enumerate(ranked)
+                if k < top or self.thresholds.level(d.psi) != "ok"]
+
+    def to_html(self, *, plots: int | None = DEFAULT_PLOTS) -> str:
+        """A self-contained page: the ranked table with a small histogram per feature (inline
+        SVG), and a detailed histogram (base64 PNG) for the features of
+        :meth:`plotted` ``(plots)``; the page names the features drawn in the table only."""
         off = self.layout.offsets()
-        rows, plots = [], []
+        drawn = self.plotted(plots)
+        detailed = set(drawn)
+        rows, omitted = [], []
         for i, d in self.ranked():
-            fp = self.layout.features[i]
+            ref, cur = self.reference[off[i]:off[i + 1]], self.current[off[i]:off[i + 1]]
             level = self.thresholds.level(d.psi)
-            anchor = f"f{i}"
-            rows.append(f"<tr class='{level}'><td><a href='#{anchor}'>{html.escape(d.name)}"
-                        f"</a></td><td>{d.role}</td><td>{_fmt(d.psi)}</td><td>{_fmt(d.js)}"
-                        f"</td><td>{level}</td></tr>")
-            png = _plot(fp.bin_labels(), self.reference[off[i]:off[i + 1]],
-                        self.current[off[i]:off[i + 1]], f"{d.name}  PSI {_fmt(d.psi)}")
-            plots.append(f"<h3 id='{anchor}'>{html.escape(d.name)} ({d.role})</h3>"
-                         f"<img alt='{html.escape(d.name)}' src='data:image/png;base64,{png}'>")
+            name = html.escape(d.name)
+            if i in detailed:
+                name = f"<a href='#f{i}'>{name}</a>"
+            else:
+                omitted.append(html.escape(d.name))
+            rows.append(f"<tr class='{level}'><td>{name}</td><td>{d.role}</td>"
+                        f"<td>{_fmt(d.psi)}</td><td>{_fmt(d.js)}</td><td>{level}</td>"
+                        f"<td>{_spark(ref, cur)}</td></tr>")
+        figures = []
+        if drawn:
+            plotter = _Plotter()
+            for i in drawn:
+                d, fp = self.drift[i], self.layout.features[i]
+                png = plotter.png(fp.bin_labels(), self.reference[off[i]:off[i + 1]],
+                                  self.current[off[i]:off[i + 1]],
+                                  f"{d.name}  PSI {_fmt(d.psi)}  JS {_fmt(d.js)}")
+                figures.append(f"<h3 id='f{i}'>{html.escape(d.name)} ({d.role})</h3>"
+                               f"<img alt='{html.escape(d.name)}' "
+                               f"src='data:image/png;base64,{png}'>")
+        if omitted:
+            which = ("every feature at the warn or alert level" if plots == 0 else
+                     f"every feature at the warn or alert level and the {plots} with the "
+                     "highest PSI")
+            note = (f"<p class='note'>Detailed histograms below for {len(drawn)} of "
+                    f"{len(self.drift)} features ({which}). Not drawn in detail, their "
+                    f"shares are in the table's small chart only ({len(omitted)}): "
+                    f"{', '.join(omitted)}. <code>--plots all</code> draws every one.</p>")
+        else:
+            note = f"<p class='note'>Detailed histograms below for all {len(drawn)} features.</p>"
         title = f"Drift report: {html.escape(self.model)} version {html.escape(self.version)}"
         return (
             "<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
             "table{border-collapse:collapse}td,th{padding:2px 10px;border-bottom:1px solid #ddd}"
-            ".alert{background:#fdd}.warn{background:#ffd}</style></head><body>"
+            ".alert{background:#fdd}.warn{background:#ffd}.note{max-width:60em}"
+            "svg.h{vertical-align:middle}svg.h .r{fill:#1f77b4;opacity:.35}"
+            "svg.h .c{fill:none;stroke:#d62728;stroke-width:1.2}</style></head><body>"
             f"<h1>{title}</h1><p>reference rows {self.reference_rows}, current rows "
             f"{self.current_rows}; PSI thresholds {self.thresholds.warn} (warn), "
             f"{self.thresholds.alert} (alert); {'DRIFT' if self.drifted else 'no drift'}</p>"
             "<table><tr><th>feature</th><th>role</th><th>PSI</th><th>JS distance</th>"
-            f"<th>level</th></tr>{''.join(rows)}</table>{''.join(plots)}</body></html>")
+            "<th>level</th><th>share per bin: <span style='color:#1f77b4'>reference</span> / "
+            f"<span style='color:#d62728'>current</span></th></tr>{''.join(rows)}</table>"
+            f"{note}{''.join(figures)}</body></html>")
 
 
 def _num(x: float) -> float | None:
@@ -192,33 +362,62 @@ def _fmt(x: float) -> str:
     return "n/a" if x != x else f"{x:.4f}"
 
 
-def _plot(labels: list[str], ref: np.ndarray, cur: np.ndarray, title: str) -> str:
-    import matplotlib
+def _shares(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return ref / max(int(ref.sum()), 1), cur / max(int(cur.sum()), 1)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    p = ref / max(ref.sum(), 1)
-    q = cur / max(cur.sum(), 1)
-    x = np.arange(len(labels))
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(labels) + 1.5), 2.6), dpi=72)
-    ax.bar(x - 0.2, p, 0.4, label="reference")
-    ax.bar(x + 0.2, q, 0.4, label="current")
-    ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=6)
-    ax.set_ylabel("share of rows", fontsize=7)
-    ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+def _spark(ref: np.ndarray, cur: np.ndarray, *, width: int = 5, height: int = 24) -> str:
+    """A small inline SVG of one feature's shares per bin (bins,): the reference as filled
+    steps, the current as a line (text only: no drawing library, so every feature has one)."""
+    p, q = _shares(ref, cur)
+    top = max(float(p.max(initial=0.0)), float(q.max(initial=0.0))) or 1.0
+    ys = lambda v: " ".join(  # noqa: E731 - one step path per side
+        f"H{k * width} V{height - height * x / top:.1f} H{(k + 1) * width}"
+        for k, x in enumerate(v))
+    n = len(p)
+    return (f"<svg class='h' width='{n * width}' height='{height}' "
+            f"viewBox='0 0 {n * width} {height}'><path class='r' d='M0 {height} {ys(p)} "
+            f"V{height} Z'/><path class='c' d='M0 {height} {ys(q)}'/></svg>")
+
+
+class _Plotter:
+    """One Agg figure reused for every detailed histogram (a new figure, pyplot's state and
+    tight_layout cost more than the drawing itself): fixed margins, the two distributions as
+    step outlines (``stairs``: one artist each, not one rectangle per bin), PNG at 72 dpi."""
+
+    def __init__(self) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.fig = Figure(figsize=(6.0, 2.6), dpi=72)
+        FigureCanvasAgg(self.fig)
+        self.ax = self.fig.add_axes((0.09, 0.36, 0.89, 0.54))
+
+    def png(self, labels: list[str], ref: np.ndarray, cur: np.ndarray, title: str) -> str:
+        """Base64 PNG of one feature's shares per bin (bins,)."""
+        p, q = _shares(ref, cur)
+        n = len(labels)
+        self.fig.set_size_inches(max(4.0, 0.3 * n + 1.5), 2.6)
+        ax = self.ax
+        ax.cla()
+        edges = np.arange(n + 1) - 0.5
+        ax.stairs(p, edges, fill=True, alpha=0.35, color="#1f77b4", label="reference")
+        ax.stairs(q, edges, color="#d62728", linewidth=1.5, label="current")
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_xticks(np.arange(n), labels, rotation=60, ha="right", fontsize=6)
+        ax.tick_params(axis="y", labelsize=6)
+        ax.set_ylabel("share of rows", fontsize=7)
+        ax.set_title(title, fontsize=8)
+        ax.legend(fontsize=6, loc="upper right")
+        buf = io.BytesIO()
+        self.fig.savefig(buf, format="png")
+        return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def drift_report(model: Any, data: str | os.PathLike[str], *,
                  reference: str | os.PathLike[str] | None = None,
                  thresholds: Thresholds | None = None,
-                 batch_rows: int = BATCH_ROWS) -> DriftReport:
+                 batch_rows: int = BATCH_ROWS, threads: int | None = None) -> DriftReport:
     """Compare ``data`` with the bundle's reference profile (or with the ``reference`` file).
 
     Raises
@@ -235,7 +434,8 @@ def drift_report(model: Any, data: str | os.PathLike[str], *,
     else:
         raise InputError("the bundle has no drift reference (export it with a sample, or "
                          "pass --reference FILE)")
-    counts, rows = profile_file(layout, model, data, batch_rows=batch_rows)
+    counts, rows = profile_file(layout, model, data, batch_rows=batch_rows,
+                                threads=threads)
     if rows == 0:
         raise DataFileError(f"data file '{data}' has no rows")
     ref = layout.flat_counts()
