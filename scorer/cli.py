@@ -101,16 +101,29 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .files import writing
     from .model import Model
 
+    sample = None
+    if args.sample:
+        from .files import read_table
+
+        sample = read_table(args.sample)  # a bad sample fails before the document is read
     with pmml_errors(args.pmml):
         b = read_pmml(args.pmml)
     if args.name:
         b.name = args.name
     b.version = args.version
     Model(b, verify=True)  # never write a bundle that does not reproduce its own checks
+    profile = ""
+    if sample is not None:
+        from .monitoring.profile import sample_profile
+
+        # the drift reference (docs/monitoring.md), as exporters.export(..., sample=) stores
+        p = sample_profile(b, sample, bins=args.drift_bins)
+        b.drift_reference = p.to_json()
+        profile = f", drift reference of {p.rows} sample rows"
     with writing(args.out):
         write_bundle(b, args.out, overwrite=args.overwrite)
-    print(f"wrote bundle {args.out} from {args.pmml} ({len(b.steps)} steps, fingerprint "
-          f"{b.fingerprint[:16]})")
+    print(f"wrote bundle {args.out} from {args.pmml} ({len(b.steps)} steps{profile}, "
+          f"fingerprint {b.fingerprint[:16]})")
     return 0
 
 
@@ -211,6 +224,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     im.add_argument("--name")
     im.add_argument("--version", default="1")
     im.add_argument("--overwrite", action="store_true")
+    from .monitoring.options import add_sample_arguments
+
+    add_sample_arguments(im)
     im.set_defaults(fn=cmd_import)
 
     v = sub.add_parser("verify", help="re-check a bundle or PMML document: hashes, schema, "

@@ -40,6 +40,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
         js = "n/a" if d.js != d.js else f"{d.js:.4f}"
         print(f"{d.name:<{width}}  {d.role:<6}  {psi:<8}  {js:<8}  "
               f"{thresholds.level(d.psi)}")
+    if report.unscored_rows:
+        print(f"tablescore drift: warning: {report.unscored_note()}", file=sys.stderr)
     print(f"{report.current_rows} rows against {report.reference_rows} reference rows in "
           f"{report.seconds:.2f} s: {'DRIFT' if report.drifted else 'no drift'} "
           f"(max PSI {report.max_psi:.4f}, alert at {thresholds.alert})", file=sys.stderr)

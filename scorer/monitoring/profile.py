@@ -373,3 +373,46 @@ def reference_profile(bundle: Any, inputs: Mapping[str, Any], *,
     return build_profile({f.name: inputs[f.name] for f in bundle.inputs},
                          {o.name: outputs[o.name] for o in bundle.outputs},
                          categorical=categorical, bins=bins)
+
+
+def sample_profile(bundle: Any, sample: Any, *, bins: int = DEFAULT_BINS) -> Profile:
+    """The reference profile of ``bundle`` on a sample table: what ``tablescore import
+    --sample`` and ``tablescore registry publish --sample`` store for a bundle that did not
+    come from ``exporters.export(..., sample=)`` (a PMML document, an existing bundle).
+
+    Parameters
+    ----------
+    bundle : Bundle
+        The model; its outputs on the sample are scored by the bundle itself.
+    sample : DataFrame of shape (rows, columns)
+        One column per input field, named like the field (other columns are ignored):
+        numbers as numbers, a string field's values compared by their text.
+    bins : int
+        Quantile bins per numeric feature (10..20).
+
+    Raises
+    ------
+    InputError
+        The sample lacks an input field or has no rows.
+    """
+    import pandas as pd
+
+    from ..errors import InputError
+
+    names = [f.name for f in bundle.inputs]
+    missing = [n for n in names if n not in sample.columns]
+    if missing:
+        raise InputError(f"the sample lacks the model's input field"
+                         f"{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
+                         f"(its columns must be named like the inputs: {', '.join(names)})")
+    if len(sample) == 0:
+        raise InputError("the sample has no rows: a reference profile needs some")
+    if not MIN_BINS <= bins <= MAX_BINS:
+        raise InputError(f"drift bins must be in {MIN_BINS}..{MAX_BINS}, got {bins}")
+    cols: dict[str, np.ndarray] = {}
+    for f in bundle.inputs:
+        values = sample[f.name].to_numpy()
+        if f.type == "string":  # categories are texts (as exporters.export reads a sample)
+            values = np.array([None if pd.isna(v) else str(v) for v in values], dtype=object)
+        cols[f.name] = values
+    return reference_profile(bundle, cols, bins=bins)

@@ -150,6 +150,9 @@ class FileCounter:
         self.offsets = layout.offsets()
         self.counts = np.zeros(int(self.offsets[-1]), dtype=np.int64)
         self.rows = 0
+        #: rows of batches the model refused to score (their outputs are not counted) and why
+        self.unscored = 0
+        self.unscored_reason: str | None = None
         self.n_inputs = len(layout.inputs)
         self.inputs = [f.name for f in model.bundle.inputs]
         self.cmaps = {i: CategoryMap(fp.categories or []) for i, fp in enumerate(layout.features)
@@ -192,8 +195,15 @@ class FileCounter:
                    if feats[i].name in cols])
         outputs: dict[str, Any] = {}
         if scoring:
-            outputs = scored.result() if scored is not None else self.model.score_arrays(
-                {c: cols[c] for c in self.inputs})
+            try:
+                outputs = scored.result() if scored is not None else self.model.score_arrays(
+                    {c: cols[c] for c in self.inputs})
+            except InputError as exc:
+                # a batch the model refuses (a missing value it does not accept, ...): its
+                # inputs are counted (a missing-value bin filling up is drift too), its
+                # outputs cannot be
+                self.unscored += len(next(iter(cols.values())))
+                self.unscored_reason = self.unscored_reason or str(exc)
         src = {**outputs, **cols}
         self._run([(i, src[feats[i].name]) for i in range(self.n_inputs, len(feats))
                    if feats[i].name in src])
@@ -203,15 +213,14 @@ class FileCounter:
             self._pool.shutdown()
 
 
-def profile_file(layout: Profile, model: Any, path: str | os.PathLike[str], *,
-                 batch_rows: int = BATCH_ROWS, threads: int | None = None
-                 ) -> tuple[np.ndarray, int]:
-    """Count a data file into ``layout``'s bins: ``(counts int64 (total bins,), rows)``.
+def count_file(layout: Profile, model: Any, path: str | os.PathLike[str], *,
+               batch_rows: int = BATCH_ROWS, threads: int | None = None) -> FileCounter:
+    """Count a data file into ``layout``'s bins: the :class:`FileCounter` that did (its
+    ``counts``, ``rows``, ``unscored``).
 
     The file is streamed in record batches of ``batch_rows`` (read ahead by a thread, only
-    the columns the layout or the model uses) and counted by :class:`FileCounter` with
-    ``threads`` threads (default: the CPUs, at most 8). A feature with no column is left
-    without counts.
+    the columns the layout or the model uses) and counted with ``threads`` threads (default:
+    the CPUs, at most 8). A feature with no column is left without counts.
     """
     counter = FileCounter(layout, model, threads=threads)
     try:
@@ -219,7 +228,15 @@ def profile_file(layout: Profile, model: Any, path: str | os.PathLike[str], *,
             counter.add(cols)
     finally:
         counter.close()
-    return counter.counts, counter.rows
+    return counter
+
+
+def profile_file(layout: Profile, model: Any, path: str | os.PathLike[str], *,
+                 batch_rows: int = BATCH_ROWS, threads: int | None = None
+                 ) -> tuple[np.ndarray, int]:
+    """:func:`count_file`'s ``(counts int64 (total bins,), rows)``."""
+    c = count_file(layout, model, path, batch_rows=batch_rows, threads=threads)
+    return c.counts, c.rows
 
 
 def read_reference(model: Any, path: str | os.PathLike[str], *, bins: int = 10) -> Profile:
@@ -251,6 +268,9 @@ class DriftReport:
     drift: list[FeatureDrift]
     thresholds: Thresholds
     seconds: float
+    #: rows whose outputs were not counted (batches the model refused to score) and why
+    unscored_rows: int = 0
+    unscored_reason: str | None = None
 
     def ranked(self) -> list[tuple[int, FeatureDrift]]:
         """``(feature index, drift)`` by PSI, largest first (features without one last)."""
@@ -286,7 +306,16 @@ class DriftReport:
             "psi": {f"{d.role}:{d.name}" if d.role == "output" else d.name: _num(d.psi)
                     for _, d in self.ranked()},
             "features": feats, "seconds": round(self.seconds, 3),
+            "unscored_rows": self.unscored_rows, "unscored_reason": self.unscored_reason,
         }
+
+    def unscored_note(self, tag: str = "") -> str:
+        """Why some rows' outputs are not counted ("" when all were)."""
+        if not self.unscored_rows:
+            return ""
+        text = (f"outputs of {self.unscored_rows} of {self.current_rows} rows not counted: "
+                f"the model refused to score their batches ({self.unscored_reason})")
+        return f"<{tag} class='warn'>{html.escape(text)}</{tag}>" if tag else text
 
     def plotted(self, top: int | None = DEFAULT_PLOTS) -> list[int]:
         """Feature indices (ranked order) that get a detailed histogram: every feature at the
@@ -348,7 +377,8 @@ class DriftReport:
             f"<h1>{title}</h1><p>reference rows {self.reference_rows}, current rows "
             f"{self.current_rows}; PSI thresholds {self.thresholds.warn} (warn), "
             f"{self.thresholds.alert} (alert); {'DRIFT' if self.drifted else 'no drift'}</p>"
-            "<table><tr><th>feature</th><th>role</th><th>PSI</th><th>JS distance</th>"
+            f"{self.unscored_note('p')}<table><tr><th>feature</th><th>role</th><th>PSI</th>"
+            "<th>JS distance</th>"
             "<th>level</th><th>share per bin: <span style='color:#1f77b4'>reference</span> / "
             f"<span style='color:#d62728'>current</span></th></tr>{''.join(rows)}</table>"
             f"{note}{''.join(figures)}</body></html>")
@@ -381,17 +411,30 @@ def _spark(ref: np.ndarray, cur: np.ndarray, *, width: int = 5, height: int = 24
 
 
 class _Plotter:
-    """One Agg figure reused for every detailed histogram (a new figure, pyplot's state and
-    tight_layout cost more than the drawing itself): fixed margins, the two distributions as
-    step outlines (``stairs``: one artist each, not one rectangle per bin), PNG at 72 dpi."""
+    """One Agg figure reused for every detailed histogram: creating a figure, pyplot's state,
+    ``tight_layout`` and a title placed by measuring the ticks cost more than drawing. The
+    axes, legend and title stay; each plot swaps in two step outlines (``stairs``: one artist
+    each, not one rectangle per bin) and sets the ticks. PNG at 72 dpi."""
 
     def __init__(self) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
 
         self.fig = Figure(figsize=(6.0, 2.6), dpi=72)
         FigureCanvasAgg(self.fig)
-        self.ax = self.fig.add_axes((0.09, 0.36, 0.89, 0.54))
+        ax = self.ax = self.fig.add_axes((0.09, 0.36, 0.89, 0.54))
+        ax.set_ylabel("share of rows", fontsize=7)
+        ax.tick_params(axis="y", labelsize=6)
+        ax.tick_params(axis="x", labelsize=6, labelrotation=60)
+        # proxies: the legend is made once, not from each plot's artists
+        ax.legend([Patch(color=self.REF, alpha=0.35), Line2D([], [], color=self.CUR)],
+                  ["reference", "current"], fontsize=6, loc="upper right")
+        self.title = ax.set_title("", fontsize=8, y=1.0)  # y given: not placed by measuring
+        self.artists: list[Any] = []
+
+    REF, CUR = "#1f77b4", "#d62728"
 
     def png(self, labels: list[str], ref: np.ndarray, cur: np.ndarray, title: str) -> str:
         """Base64 PNG of one feature's shares per bin (bins,)."""
@@ -399,16 +442,16 @@ class _Plotter:
         n = len(labels)
         self.fig.set_size_inches(max(4.0, 0.3 * n + 1.5), 2.6)
         ax = self.ax
-        ax.cla()
+        for a in self.artists:
+            a.remove()
         edges = np.arange(n + 1) - 0.5
-        ax.stairs(p, edges, fill=True, alpha=0.35, color="#1f77b4", label="reference")
-        ax.stairs(q, edges, color="#d62728", linewidth=1.5, label="current")
+        self.artists = [ax.stairs(p, edges, fill=True, alpha=0.35, color=self.REF),
+                        ax.stairs(q, edges, color=self.CUR, linewidth=1.5)]
         ax.set_xlim(edges[0], edges[-1])
-        ax.set_xticks(np.arange(n), labels, rotation=60, ha="right", fontsize=6)
-        ax.tick_params(axis="y", labelsize=6)
-        ax.set_ylabel("share of rows", fontsize=7)
-        ax.set_title(title, fontsize=8)
-        ax.legend(fontsize=6, loc="upper right")
+        ax.set_ylim(0.0, 1.15 * max(float(p.max(initial=0.0)), float(q.max(initial=0.0)),
+                                    1e-9))
+        ax.set_xticks(np.arange(n), labels, ha="right", rotation_mode="anchor")
+        self.title.set_text(title)
         buf = io.BytesIO()
         self.fig.savefig(buf, format="png")
         return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -434,14 +477,14 @@ def drift_report(model: Any, data: str | os.PathLike[str], *,
     else:
         raise InputError("the bundle has no drift reference (export it with a sample, or "
                          "pass --reference FILE)")
-    counts, rows = profile_file(layout, model, data, batch_rows=batch_rows,
-                                threads=threads)
-    if rows == 0:
+    c = count_file(layout, model, data, batch_rows=batch_rows, threads=threads)
+    if c.rows == 0:
         raise DataFileError(f"data file '{data}' has no rows")
     ref = layout.flat_counts()
-    return DriftReport(model.display_name, str(model.version), layout, ref, counts,
-                       layout.rows, rows, compare_flat(layout, ref, counts),
-                       thresholds or Thresholds(), time.perf_counter() - t0)
+    return DriftReport(model.display_name, str(model.version), layout, ref, c.counts,
+                       layout.rows, c.rows, compare_flat(layout, ref, c.counts),
+                       thresholds or Thresholds(), time.perf_counter() - t0,
+                       c.unscored, c.unscored_reason)
 
 
 def dumps(report: DriftReport) -> str:

@@ -41,7 +41,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
         check_model_name(args.model)
         if args.alias is not None:
             check_alias(args.alias)
-        fingerprint, files = bundle_files(args.path)
+        sample = None
+        if args.sample:
+            from ..files import read_table
+
+            sample = read_table(args.sample)
+        fingerprint, files = bundle_files(args.path, sample=sample, drift_bins=args.drift_bins)
         version = store.publish_files(fingerprint, files, args.model, alias=args.alias)
     alias = f", alias {args.alias}" if args.alias else ""
     print(f"published {args.path} as model {args.model} version {version}{alias} "
@@ -172,6 +177,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path")
     p.add_argument("--model", required=True)
     p.add_argument("--alias", default=None, help="also point this alias at the version")
+    from ..monitoring.options import add_sample_arguments
+
+    add_sample_arguments(p)  # a bundle's own profile is replaced by the sample's
     p = cmd("alias", cmd_alias, "point an alias at a version (a rollback is this)")
     p.add_argument("name")
     p.add_argument("alias")

@@ -101,12 +101,18 @@ def parse_version(text: str | int) -> int:
 
 
 # --- reading a bundle to publish ---------------------------------------------------------------
-def bundle_files(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
+def bundle_files(path: str | os.PathLike[str], *, sample: Any = None,
+                 drift_bins: int = 10) -> tuple[str, dict[str, bytes]]:
     """Read, verify and return ``(fingerprint, {relative path: bytes})`` of what to publish.
 
     ``path`` is a bundle directory or a PMML document (read natively into a bundle). The bytes
     are read once and verified as they will be stored (hashes, schema version, verification
     rows) from a private copy, so a file changed after the check can never be published.
+
+    ``sample`` (a DataFrame of inputs, columns named like the fields), when given, becomes the
+    bundle's drift reference profile with ``drift_bins`` quantile bins
+    (:func:`scorer.monitoring.profile.sample_profile`), replacing one the bundle had: the
+    bundle is rewritten, so its fingerprint is a new one.
 
     Raises
     ------
@@ -124,6 +130,16 @@ def bundle_files(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
 
             b = read_pmml(src)
             Model(b, verify=True)
+            if sample is not None:
+                _add_profile(b, sample, drift_bins)
+            write_bundle(b, copy)
+            files = _read_tree(copy)
+        elif (src / MANIFEST).is_file() and sample is not None:
+            from ..bundle import read_bundle
+
+            b = read_bundle(src)
+            Model(b, verify=True)
+            _add_profile(b, sample, drift_bins)
             write_bundle(b, copy)
             files = _read_tree(copy)
         elif (src / MANIFEST).is_file():
@@ -143,6 +159,12 @@ def bundle_files(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
         if not model.fingerprint:
             raise BundleError(f"'{src}' has no fingerprint")
         return model.fingerprint, files
+
+
+def _add_profile(bundle: Any, sample: Any, bins: int) -> None:
+    from ..monitoring.profile import sample_profile
+
+    bundle.drift_reference = sample_profile(bundle, sample, bins=bins).to_json()
 
 
 def _read_tree(root: Path) -> dict[str, bytes]:
