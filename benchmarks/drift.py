@@ -301,7 +301,7 @@ def _evidently(tmp: Path, timeout: float) -> dict:
 
 
 def batch_report(tmp: Path, rows: int, features: int, evidently_timeout: float,
-                 baseline: Path | None = None) -> dict:
+                 baseline: Path | None = None, evidently: bool = True) -> dict:
     """``tablescore drift`` vs Evidently's DataDriftPreset on the same data: tablescore
     before and after Evidently (so both see the machine's load), and the ``baseline``
     checkout's CLI (an earlier tablescore) beside this one when given."""
@@ -321,7 +321,8 @@ def batch_report(tmp: Path, rows: int, features: int, evidently_timeout: float,
     if baseline:
         res["baseline"] = {"root": str(baseline),
                            **_tablescore_drift(baseline, tmp, "baseline-1", features)}
-    res["evidently"] = _evidently(tmp, evidently_timeout)
+    res["evidently"] = (_evidently(tmp, evidently_timeout) if evidently
+                        else {"error": "skipped (--skip-evidently)"})
     for tag, root in reversed(runs):  # second round in the other order
         key = "tablescore_2" if tag == "this" else "baseline_2"
         res[key] = _tablescore_drift(root, tmp, f"{tag}-2", features)
@@ -347,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
                    help="also time the tablescore drift of this checkout (e.g. the previous "
                    "main), interleaved with this one")
+    p.add_argument("--skip-evidently", action="store_true")
     p.add_argument("--install-evidently", action="store_true",
                    help=f"create {EVIDENTLY.parent.parent} ({' '.join(EVIDENTLY_PINS)}) first")
     p.add_argument("--out", type=Path, default=None)
@@ -364,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             results["grpc_overhead"] = grpc_overhead(tmp)
         if not args.skip_batch:
             results["batch"] = batch_report(tmp, args.rows, args.features,
-                                            args.evidently_timeout, baseline=args.baseline)
+                                            args.evidently_timeout, baseline=args.baseline,
+                                            evidently=not args.skip_evidently)
     stem = "drift-serving" if args.skip_batch else "drift"  # the batch figures stay put
     out = args.out or ROOT / "benchmarks" / "results" / f"{stem}-{results['date']}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
