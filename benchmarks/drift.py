@@ -252,12 +252,14 @@ def _run_child(cmd: list[str], *, timeout: float | None = None, **kw) -> dict:
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    except subprocess.TimeoutExpired:
-        return {"timed_out": True, "wall_s": time.perf_counter() - t0, "load_1min": load}
+    except subprocess.TimeoutExpired:  # killed and waited for: its CPU time counts too
+        proc = None
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"timed_out": False, "wall_s": wall, "load_1min": load, "proc": proc,
-            "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)}
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc is None:
+        return {"timed_out": True, "wall_s": wall, "load_1min": load, "cpu_s": cpu}
+    return {"timed_out": False, "wall_s": wall, "load_1min": load, "proc": proc, "cpu_s": cpu}
 
 
 def _tablescore_drift(root: Path, tmp: Path, tag: str, features: int) -> dict:
