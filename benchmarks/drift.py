@@ -320,8 +320,9 @@ def batch_report(tmp: Path, rows: int, features: int, evidently_timeout: float,
     res: dict = {"rows": rows, "features": features, "reference_rows": 100_000}
     runs = [("this", ROOT)] + ([("baseline", baseline)] if baseline else [])
     res["tablescore"] = _tablescore_drift(ROOT, tmp, "this-1", features)
+    res["tablescore"]["commit"] = _commit(ROOT)
     if baseline:
-        res["baseline"] = {"root": str(baseline),
+        res["baseline"] = {"root": str(baseline), "commit": _commit(baseline),
                            **_tablescore_drift(baseline, tmp, "baseline-1", features)}
     res["evidently"] = (_evidently(tmp, evidently_timeout) if evidently
                         else {"error": "skipped (--skip-evidently)"})
@@ -329,6 +330,13 @@ def batch_report(tmp: Path, rows: int, features: int, evidently_timeout: float,
         key = "tablescore_2" if tag == "this" else "baseline_2"
         res[key] = _tablescore_drift(root, tmp, f"{tag}-2", features)
     return res
+
+
+def _commit(root: Path) -> str | None:
+    """The git commit checked out at ``root`` (None outside git)."""
+    r = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                       text=True)
+    return r.stdout.strip() or None
 
 
 def install_evidently() -> None:
