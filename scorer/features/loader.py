@@ -21,10 +21,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import FieldTypeError, InputError, MissingFieldError
-from .store import FeatureStore, ViewMeta, check_view_name
+from .store import Batch, FeatureStore, ViewMeta, check_view_name
 
 #: rows per write (Redis: one Lua call; it blocks the server for a few milliseconds)
 BATCH_ROWS = 1000
+#: rows read from the file and encoded at once (vectorised per column, then written in calls
+#: of ``batch_rows``)
+READ_ROWS = 32_768
 
 
 @dataclass
@@ -109,16 +112,19 @@ class _Source:
                     yield b.slice(s, batch_rows)
 
 
-def _keys(col: Any, entity: str) -> list[str]:
+def _keys(col: Any, entity: str) -> Any:
+    """The entity column as canonical keys (an Arrow string array): an integer's decimal
+    digits, a string as it is."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     t = col.type
     if col.null_count:
         raise FieldTypeError(f"entity column '{entity}' has {col.null_count} null keys")
     if pa.types.is_integer(t):
-        return [str(v) for v in col.to_pylist()]
+        return pc.cast(col, pa.string())
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return col.to_pylist()
+        return col.cast(pa.string())
     raise FieldTypeError(f"entity column '{entity}' has type {t}: keys must be integers or "
                          "strings")
 
@@ -139,13 +145,19 @@ def _timestamps_us(col: Any, name: str) -> np.ndarray:
                          "seconds since the epoch")
 
 
-def _column(col: Any, type_: str) -> np.ndarray:
-    """An arrow column as the store exchanges it: float64 with NaN, or objects with None."""
+def _column(col: Any, type_: str) -> Any:
+    """An arrow column as :class:`~.store.Batch` holds it: null where the value is null
+    (a NaN is a null), strings decoded from a dictionary."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if type_ == "string":
-        a = np.empty(len(col), dtype=object)
-        a[:] = col.cast("string").to_pylist()  # dictionary-encoded columns too
-        return a
-    return col.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls become NaN
+        return col.cast(pa.string())
+    if type_ == "double":
+        col = col.cast(pa.float64())
+        if col.null_count < len(col) and pc.any(pc.is_nan(col)).as_py():
+            col = pc.if_else(pc.is_nan(col), pa.scalar(None, pa.float64()), col)
+    return col
 
 
 def check_file(src: _Source, entity: str, timestamp: str | None) -> None:
@@ -203,7 +215,8 @@ def load(store: FeatureStore, data: str | os.PathLike[str], *, view: str, entity
     max_age : float, optional
         Seconds after which a row counts as missing (``OUTSIDE_MAX_AGE``); kept in the view.
     batch_rows : int
-        Rows per write.
+        Rows per write call to the store (the file is read and encoded
+        :data:`READ_ROWS` at a time).
     progress : callable, optional
         Called with the number of rows of each batch written.
 
@@ -230,13 +243,13 @@ def load(store: FeatureStore, data: str | os.PathLike[str], *, view: str, entity
     store.define_view(meta)
     default_ts = int(path.stat().st_mtime_ns // 1000)
     rows = written = 0
-    for b in src.batches(None, batch_rows):
+    for b in src.batches(None, max(batch_rows, READ_ROWS)):
         n = b.num_rows
         keys = _keys(b.column(entity), entity)
         ts = (_timestamps_us(b.column(timestamp), timestamp) if timestamp
               else np.full(n, default_ts, dtype=np.int64))
         cols = {f: _column(b.column(f), types[f]) for f in feats}
-        written += store.write(meta, keys, ts, cols)
+        written += store.write(meta, Batch(keys, ts, cols), batch_rows=batch_rows)
         rows += n
         if progress is not None:
             progress(n)

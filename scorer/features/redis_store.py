@@ -25,38 +25,34 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..errors import UnavailableError
-from .store import Rows, ViewMeta, check_view_name, empty_rows
+from .store import Batch, Rows, ViewMeta, check_view_name, empty_rows
 
 #: seconds a read or write may wait for Redis before the request is answered UNAVAILABLE
 DEFAULT_TIMEOUT = 0.3
+#: seconds a loader's write call may wait (a batch's script runs for milliseconds, but a
+#: busy server may queue it behind others)
+WRITE_TIMEOUT = 60.0
+#: write calls in flight on the loader's connection (pipelined, no MULTI)
+_WINDOW = 4
 
-# KEYS: entity hashes; ARGV: n_features, feature names, then per entity: ts, a mask of
-# '1'/'0' (feature present), the present values in feature order
+# KEYS: entity hashes; ARGV per entity: its timestamp, the number k of its present
+# features, then k (name, value) pairs; the hash is replaced when the timestamp is strictly
+# newer. (unpack passes the pairs to HSET without a Lua loop per value.)
 _WRITE_LUA = """
-local nf = tonumber(ARGV[1])
-local p = 2 + nf
+local p = 1
 local written = 0
 for i = 1, #KEYS do
   local ts = ARGV[p]
-  local mask = ARGV[p + 1]
-  p = p + 2
+  local k = tonumber(ARGV[p + 1])
   local cur = redis.call('HGET', KEYS[i], '_ts')
-  local newer = (not cur) or (tonumber(cur) < tonumber(ts))
-  local args = {}
-  for j = 1, nf do
-    if string.byte(mask, j) == 49 then
-      if newer then
-        args[#args + 1] = ARGV[1 + j]
-        args[#args + 1] = ARGV[p]
-      end
-      p = p + 1
+  if (not cur) or tonumber(cur) < tonumber(ts) then
+    if cur then
+      redis.call('DEL', KEYS[i])
     end
-  end
-  if newer then
-    redis.call('DEL', KEYS[i])
-    redis.call('HSET', KEYS[i], '_ts', ts, unpack(args))
+    redis.call('HSET', KEYS[i], '_ts', ts, unpack(ARGV, p + 2, p + 1 + 2 * k))
     written = written + 1
   end
+  p = p + 2 + 2 * k
 end
 return written
 """
@@ -102,7 +98,7 @@ class RedisStore:
                                        health_check_interval=0)
         self._errors: tuple[type[BaseException], ...] = (redis.ConnectionError,
                                                          redis.TimeoutError, OSError)
-        self._script = self._r.register_script(_WRITE_LUA)
+        self._w: Any = None
 
     def _unavailable(self, exc: BaseException) -> UnavailableError:
         return UnavailableError(f"feature store {redact(self.url)} is unreachable "
@@ -144,29 +140,59 @@ class RedisStore:
         self._call(pipe.execute)
 
     # --- rows ---------------------------------------------------------------------------------
-    def write(self, meta: ViewMeta, keys: list[str], ts_us: np.ndarray,
-              columns: dict[str, np.ndarray]) -> int:
-        feats = list(meta.features)
-        n = len(keys)
+    def write(self, meta: ViewMeta, batch: Batch, *, batch_rows: int = 1000) -> int:
+        """See :meth:`FeatureStore.write`: the batch is encoded column by column (Arrow),
+        straight into the Redis protocol, and sent as pipelined ``EVALSHA`` calls of
+        ``batch_rows`` entities each (no MULTI; each call is atomic by itself, and the
+        script's timestamp comparison makes the order of calls irrelevant)."""
+        n = len(batch)
         if n == 0:
             return 0
-        texts = [_to_text(columns[f], meta.types[f]) for f in feats]
-        nulls = np.zeros(n, dtype=bool)
-        for t in texts:
-            nulls |= t[1]
-        ts = [str(int(v)) for v in np.asarray(ts_us).tolist()]
-        full = "1" * len(feats)
-        argv: list[Any] = [len(feats), *feats]
-        rows = zip(*[t[0] for t in texts], strict=True)
-        for i, vals in enumerate(rows):
-            if nulls[i]:
-                argv += [ts[i], "".join("0" if v is None else "1" for v in vals)]
-                argv += [v for v in vals if v is not None]
-            else:
-                argv += [ts[i], full]
-                argv += vals
-        prefix = f"ts:f:{meta.name}:"
-        return int(self._call(self._script, [prefix + k for k in keys], argv))
+        keys, rows, row_args = _encode(meta, batch)
+        ko, kdata = _offsets(keys), _data(keys)
+        ro, rdata = _offsets(rows), _data(rows)
+        cum = np.concatenate(([0], np.cumsum(row_args)))
+        client = self._writer()
+        written = 0
+        try:
+            sha = client.script_load(_WRITE_LUA)
+            conn = client.connection_pool.get_connection()
+        except self._errors as exc:
+            raise self._unavailable(exc) from exc
+        call = _bulk("EVALSHA") + _bulk(sha)
+        pending = 0
+        try:
+            for s in range(0, n, batch_rows):
+                e = min(n, s + batch_rows)
+                argc = 3 + (e - s) + int(cum[e] - cum[s])
+                conn.send_packed_command(
+                    [b"*%d\r\n" % argc, call, _bulk(str(e - s)),
+                     kdata[ko[s]:ko[e]], rdata[ro[s]:ro[e]]], check_health=False)
+                pending += 1
+                if pending == _WINDOW:  # keep a few calls in flight, read the oldest answer
+                    written += int(conn.read_response())
+                    pending -= 1
+            while pending:
+                written += int(conn.read_response())
+                pending -= 1
+        except BaseException as exc:
+            conn.disconnect()  # answers may be left unread: the connection is not reusable
+            if isinstance(exc, self._errors):
+                raise self._unavailable(exc) from exc
+            raise
+        finally:
+            client.connection_pool.release(conn)
+        return written
+
+    def _writer(self) -> Any:
+        """A client for loading: the read timeout is for requests, not for bulk writes."""
+        if self._w is None:
+            import redis
+
+            self._w = redis.Redis.from_url(self.url.split("?", 1)[0],
+                                           socket_timeout=max(self.timeout, WRITE_TIMEOUT),
+                                           socket_connect_timeout=self.timeout)
+        return self._w
 
     def read(self, meta: ViewMeta, keys: list[str], features: list[str]) -> Rows:
         n = len(keys)
@@ -210,6 +236,8 @@ class RedisStore:
 
     def close(self) -> None:
         self._r.close()
+        if self._w is not None:
+            self._w.close()
 
 
 def _chunks(it: Any, size: int) -> Any:
@@ -223,20 +251,71 @@ def _chunks(it: Any, size: int) -> Any:
         yield batch
 
 
-def _to_text(col: np.ndarray, type_: str) -> tuple[list[str | None], np.ndarray]:
-    """A column as the Redis layout's text values (None where null) and its null mask."""
-    if type_ == "string":
-        vals = [None if v is None else str(v) for v in col.tolist()]
-        return vals, np.fromiter((v is None for v in vals), dtype=bool, count=len(vals))
-    a = np.asarray(col, dtype=np.float64)
-    isnull = np.isnan(a)
+def _bulk(text: str) -> bytes:
+    b = text.encode()
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+def _resp(values: Any) -> Any:
+    """Each value of a string array as a RESP bulk string, ``$<len>\\r\\n<bytes>\\r\\n``
+    (nulls stay null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lens = pc.cast(pc.binary_length(values), pa.string())
+    return pc.binary_join_element_wise("$", lens, "\r\n", values, "\r\n", "")
+
+
+def _text(col: Any, type_: str) -> Any:
+    """A feature column as the layout's text (null where null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if type_ == "boolean":
+        return pc.if_else(col, "1", "0")
     if type_ == "double":
-        # numpy's float -> str is the shortest text that parses back to the same bits
-        text = a.astype(str).tolist()
-    elif type_ == "boolean":
-        text = np.where(a != 0, "1", "0").tolist()
-    else:
-        text = [str(int(v)) if v == v else "" for v in a.tolist()]
-    if isnull.any():
-        text = [None if m else t for t, m in zip(text, isnull.tolist(), strict=True)]
-    return text, isnull
+        # Arrow prints the shortest digits that parse back to the same bits (the
+        # double-conversion library), e.g. 0.1, 1e-300, 0.00001, inf, -inf
+        return pc.cast(col.cast(pa.float64()), pa.string())
+    return pc.cast(col, pa.string())  # integer digits; strings as they are
+
+
+def _encode(meta: ViewMeta, batch: Batch) -> tuple[Any, Any, np.ndarray]:
+    """The write script's keys and per-row arguments, already in the Redis protocol.
+
+    Returns
+    -------
+    keys : pyarrow.StringArray, shape (n,)
+        ``$<len>\\r\\nts:f:<view>:<id>\\r\\n`` per row.
+    rows : pyarrow.StringArray, shape (n,)
+        Per row: its timestamp, the number k of present features and their k (name, value)
+        pairs, each a RESP bulk string.
+    row_args : ndarray of int64, shape (n,)
+        Arguments per row (2 + 2 k).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(batch)
+    keys = _resp(pc.binary_join_element_wise(f"ts:f:{meta.name}:", batch.keys, ""))
+    present = np.zeros(n, dtype=np.int64)
+    pairs = []
+    for f in meta.features:
+        c = batch.columns[f]
+        present += 1 if c.null_count == 0 else c.is_valid().to_numpy(zero_copy_only=False)
+        # "$<len>\r\n<name>\r\n$<len>\r\n<value>\r\n", null where the value is null
+        pairs.append(pc.binary_join_element_wise(_bulk(f).decode(), _resp(_text(c, meta.types[f])),
+                                                 ""))
+    ts = _resp(pc.cast(pa.array(np.asarray(batch.ts_us, dtype=np.int64)), pa.string()))
+    k = _resp(pc.cast(pa.array(present), pa.string()))
+    rows = pc.binary_join_element_wise(ts, k, *pairs, "", null_handling="skip")
+    return keys, rows, 2 + 2 * present
+
+
+def _offsets(a: Any) -> np.ndarray:
+    """The value offsets of a string array, shape (n + 1,)."""
+    return np.frombuffer(a.buffers()[1], dtype=np.int32)[a.offset:a.offset + len(a) + 1]
+
+
+def _data(a: Any) -> memoryview:
+    return memoryview(a.buffers()[2])

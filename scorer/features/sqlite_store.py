@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UnavailableError
-from .store import Rows, ViewMeta, check_view_name, empty_rows
+from .store import Batch, Rows, ViewMeta, check_view_name, empty_rows
 
 #: SQLite's default limit on host parameters in one statement is 32766
 _MAX_PARAMS = 30_000
@@ -96,19 +96,16 @@ class SQLiteStore:
                        (meta.name, meta.entity, json.dumps(list(meta.features)),
                         json.dumps(meta.types), meta.max_age))
 
-    def write(self, meta: ViewMeta, keys: list[str], ts_us: np.ndarray,
-              columns: dict[str, np.ndarray]) -> int:
+    def write(self, meta: ViewMeta, batch: Batch, *, batch_rows: int = 1000) -> int:
+        """See :meth:`FeatureStore.write`: one transaction per batch, one ``executemany``
+        upsert (``... WHERE excluded._ts > _ts``) whose parameters come from the Arrow
+        columns (``to_pylist``: nulls are None) without a Python loop per cell."""
         feats = list(meta.features)
-        if not keys:
+        if len(batch) == 0:
             return 0
-        cols = []
-        for f in feats:
-            c = columns[f]
-            if meta.types[f] == "string":
-                cols.append(c.tolist())
-            else:
-                a = np.asarray(c, dtype=np.float64)
-                cols.append([None if v != v else v for v in a.tolist()])  # NaN -> NULL
+        keys = batch.keys.to_pylist()
+        ts = np.asarray(batch.ts_us, dtype=np.int64).tolist()
+        cols = [batch.columns[f].to_pylist() for f in feats]
         names = ", ".join(f"f{i}" for i in range(len(feats)))
         marks = ", ".join("?" for _ in range(len(feats) + 2))
         sets = ", ".join(["_ts = excluded._ts"] + [f"f{i} = excluded.f{i}"
@@ -120,7 +117,7 @@ class SQLiteStore:
         before = db.total_changes
         with db:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(sql, zip(keys, np.asarray(ts_us).tolist(), *cols, strict=True))
+            db.executemany(sql, zip(keys, ts, *cols, strict=True))
         return db.total_changes - before
 
     def read(self, meta: ViewMeta, keys: list[str], features: list[str]) -> Rows:

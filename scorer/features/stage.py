@@ -113,6 +113,7 @@ class FeatureStage:
         self._bindings: dict[str, tuple[Any, Binding | None]] = {}
         self._meta: dict[str, tuple[ViewMeta, float]] = {}
         self._failed_at = -1e9
+        self._failure = ""
         self._lock = threading.Lock()
 
     # --- bindings and views -------------------------------------------------------------------
@@ -145,8 +146,8 @@ class FeatureStage:
             return got[0] if got is not None else None
         try:
             meta = self.store.view(name)
-        except UnavailableError:
-            self._failed_at = now
+        except UnavailableError as exc:
+            self._failed_at, self._failure = now, str(exc)
             if got is not None:  # a store that is down does not forget the view's columns
                 return got[0]
             raise
@@ -166,6 +167,29 @@ class FeatureStage:
         except UnavailableError:
             return frozenset()  # the request then refers to an unknown input
         return frozenset((meta.entity,)) if meta is not None else frozenset()
+
+    def unknown_inputs(self, target: Target, names: list[str]) -> UnavailableError | None:
+        """Called for a request whose columns ``names`` neither the model nor a stage takes:
+        an UnavailableError when one of them may be the entity column of the view bound to
+        ``target``'s model, which cannot be known while the store is down (the binding
+        does not name ``entity``, and the store has not answered since the server
+        started); None otherwise (they are unknown inputs). Asks the store at most once per
+        ``retry_after`` seconds, within its timeout."""
+        b = self.binding(target.name)
+        if b is None or b.entity is not None or b.view in self._meta:
+            return None
+        if time.monotonic() - self._failed_at >= self.retry_after:
+            try:
+                self.view(b.view)
+                return None  # the store answered: the caller looks again
+            except UnavailableError:
+                pass
+        return UnavailableError(
+            f"{self._failure}; model '{target.name}' reads feature view '{b.view}', whose "
+            f"entity column is not known until the store answers, so input "
+            f"{', '.join(repr(n) for n in names)} may be entity ids (name the column in the "
+            'model\'s config.json, "features": {"entity": ...}, to have it recognised '
+            "without the store)")
 
     # --- the stage ----------------------------------------------------------------------------
     def fill(self, target: Target, request: Request) -> Request:

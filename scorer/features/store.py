@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -62,6 +62,30 @@ class ViewMeta:
 
 
 @dataclass
+class Batch:
+    """Rows to write, as Arrow arrays (what the loader hands a backend's ``write``).
+
+    Attributes
+    ----------
+    keys : pyarrow.StringArray, shape (n,)
+        Canonical entity ids (no nulls).
+    ts_us : ndarray of int64, shape (n,)
+        Event timestamp of each row in microseconds since the epoch.
+    columns : dict of str to pyarrow.Array, shape (n,)
+        One per feature of the view, null where the value is null: float64 for ``double``
+        (no NaN: a NaN is a null), an integer type for ``integer``, bool for ``boolean``,
+        string for ``string``.
+    """
+
+    keys: Any
+    ts_us: np.ndarray
+    columns: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+@dataclass
 class Rows:
     """The stored rows of some entities, in request order.
 
@@ -99,11 +123,11 @@ class FeatureStore(Protocol):
         update its ``max_age``; ValueError when it does not match."""
         ...
 
-    def write(self, meta: ViewMeta, keys: list[str], ts_us: np.ndarray,
-              columns: dict[str, np.ndarray]) -> int:
-        """Store rows (``columns`` as :attr:`Rows.columns` holds them, one per feature of the
-        view); a row replaces the stored one only when its timestamp is strictly newer.
-        Returns the number of rows written."""
+    def write(self, meta: ViewMeta, batch: Batch, *, batch_rows: int = 1000) -> int:
+        """Store rows; a row replaces the stored one only when its timestamp is strictly
+        newer (also between rows of one batch: the latest wins, whatever the order).
+        ``batch_rows`` bounds the rows of one server call. Returns the number of rows
+        written."""
         ...
 
     def read(self, meta: ViewMeta, keys: list[str], features: list[str]) -> Rows:

@@ -115,6 +115,18 @@ class Pipeline:
             names |= s.extra_inputs(target)
         return names
 
+    def unknown_inputs(self, target: Target, names: list[str]) -> BaseException | None:
+        """Why request columns ``names``, which neither the model nor a stage takes, cannot
+        be judged yet: the first stage's answer (a stage's ``unknown_inputs``, e.g. the
+        features stage's UnavailableError while its store is down), or None: they are
+        unknown inputs."""
+        for s in self._extra_sources:
+            fn = getattr(s, "unknown_inputs", None)
+            reason = fn(target, names) if fn is not None else None
+            if reason is not None:
+                return reason
+        return None
+
     def __call__(self, name: str, inputs: Request | object, *, version: str = "",
                  outputs: list[str] | None = None) -> tuple[Target, Arrays]:
         """Resolve ``name`` / ``version`` and run the stages on ``inputs`` (a :class:`Request`,

@@ -334,6 +334,30 @@ class InferenceServicer:
         return res.arrays
 
     def _decode(self, lv: LoadedVersion, req: Any) -> codec.DecodedRequest:
+        """The request's scorer input (:meth:`_decode_once`). A request a stage may read
+        columns of, that names inputs neither the model nor a stage takes, is shown to the
+        stages first: one that cannot tell yet (the features stage while its store is down
+        and the view's entity column was never learned) answers UNAVAILABLE, not "unknown
+        input"; one that has just learned the column has the request decoded again."""
+        try:
+            return self._decode_once(lv, req)
+        except InputError as exc:
+            if not self.pipeline.extras:
+                raise
+            names = ([req.tensor] if type(req) is wire.PlainRequest
+                     else [t.name for t in req.inputs])
+            known = self.pipeline.extra_inputs(lv)
+            unknown = [n for n in names if n not in lv.schema.index and n not in known]
+            if not unknown:
+                raise
+            reason = self.pipeline.unknown_inputs(lv, unknown)
+            if reason is not None:
+                raise reason from exc
+            if any(n in self.pipeline.extra_inputs(lv) for n in unknown):
+                return self._decode_once(lv, req)  # a stage knows them now
+            raise
+
+    def _decode_once(self, lv: LoadedVersion, req: Any) -> codec.DecodedRequest:
         """The request's scorer input; a request that :mod:`.wire` found plain but that breaks
         a rule of this model's is parsed again by protobuf, and the general path words the
         error (or decodes it, as it would have)."""

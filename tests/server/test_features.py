@@ -287,6 +287,62 @@ def test_store_down_then_back(bundles: dict[str, Exported], tmp_path: Path) -> N
         redis_server.kill()
 
 
+def test_store_down_since_start_and_no_entity_in_the_binding(bundles: dict[str, Exported],
+                                                              tmp_path: Path) -> None:
+    """The binding does not name the entity column and the store never answered since the
+    server started: an id-only request cannot be told from an unknown input, so it gets
+    UNAVAILABLE (naming the store and the fix), not INVALID_ARGUMENT; once the store answers,
+    the same request is scored, and a really unknown input is INVALID_ARGUMENT again."""
+    model = scorer.load(bundles["iris"].path)
+    X = np.ascontiguousarray(bundles["iris"].X[:3], dtype=np.float64)
+    df = pd.DataFrame(X, columns=model.input_names)
+    df.insert(0, ENTITY, [20, 21, 22])
+    redis_server = RedisServer()
+    try:
+        view = _view()
+        _load(redis_server.url, view, df, tmp_path)
+        redis_server.kill()  # down before the server starts: the view's columns are unknown
+        repo = tmp_path / "repo"
+        publish(bundles["iris"].path, repo, "iris", 1)
+        _bind(repo, "iris", view=view)  # no "entity"
+        with serve_features(repo, redis_server.url, features_timeout=0.3) as server:
+            client = tc.InferenceServerClient(server.address)
+            try:
+                for shape in (None, [1, 1]):  # [N] and [N, 1]
+                    t0 = time.perf_counter()
+                    with pytest.raises(InferenceServerException) as ei:
+                        client.infer("iris", [_ids_input(np.array([21]), shape)])
+                    assert time.perf_counter() - t0 < 1.5
+                    assert _code(ei.value) == "StatusCode.UNAVAILABLE", ei.value.message()
+                    msg = ei.value.message()
+                    assert "feature store" in msg and "unreachable" in msg
+                    assert f"'{ENTITY}'" in msg and '"entity"' in msg
+                # full rows are served meanwhile
+                _assert_scores(infer_matrix(client, "iris", X[:2]), model.score_arrays(X[:2]))
+                redis_server.start()
+                _load(redis_server.url, view, df, tmp_path)
+                deadline = time.monotonic() + 10
+                while True:  # the stage asks the store again after its retry interval
+                    try:
+                        r = client.infer("iris", [_ids_input(np.array([21, 22]))])
+                        break
+                    except InferenceServerException as exc:
+                        assert _code(exc) == "StatusCode.UNAVAILABLE"
+                        assert time.monotonic() < deadline
+                        time.sleep(0.2)
+                _assert_scores(r, model.score_arrays(X[1:3]))
+                other = tc.InferInput("nope", [1], "INT64")
+                other.set_data_from_numpy(np.array([1], dtype=np.int64))
+                with pytest.raises(InferenceServerException) as ei:
+                    client.infer("iris", [other])
+                assert _code(ei.value) == "StatusCode.INVALID_ARGUMENT"
+                assert "unknown input 'nope'" in ei.value.message()
+            finally:
+                client.close()
+    finally:
+        redis_server.kill()
+
+
 @pytest.mark.parametrize("cache", ["local:8", "redis"])
 def test_cache_hits_and_never_outlives_a_version_or_features(
         bundles: dict[str, Exported], tmp_path: Path, cache: str) -> None:

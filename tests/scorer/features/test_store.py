@@ -168,3 +168,80 @@ def test_redis_reads_n_ids_in_one_round_trip(view_name: str, tmp_path: Path) -> 
     finally:
         s.delete_view(view_name)  # type: ignore[attr-defined]
         s.close()
+
+
+@pytest.mark.parametrize("batch_rows", [1, 3, 1000])
+def test_latest_wins_inside_one_batch_whatever_the_order(store: FeatureStore, view_name: str,
+                                                         tmp_path: Path, batch_rows: int,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         ) -> None:
+    import scorer.features.loader as loader
+
+    monkeypatch.setattr(loader, "READ_ROWS", 4)  # several reads, each split in writes
+    # e: newest row first, then two older ones; f: oldest first; g: a null feature in its
+    # newest row (the stored row then has no value for it, not the older one's)
+    df = pd.DataFrame({
+        "id": ["e", "e", "e", "f", "f", "f", "g", "g", "h"],
+        "t": [300.0, 100.0, 200.0, 100.0, 200.0, 300.0, 10.0, 20.0, 5.0],
+        "x": [3.0, 1.0, 2.0, 1.0, 2.0, 3.0, 1.0, np.nan, np.nan],
+        "s": ["e3", "e1", "e2", "f1", "f2", "f3", "g1", "g2", None],
+    })
+    df.to_parquet(tmp_path / "d.parquet")
+    r = load(store, tmp_path / "d.parquet", view=view_name, entity="id", timestamp="t",
+             batch_rows=batch_rows)
+    assert r.rows == 9
+    meta = store.view(view_name)
+    assert meta is not None
+    rows = store.read(meta, ["e", "f", "g", "h"], ["x", "s"])
+    assert rows.ts_us.tolist() == [300_000_000, 300_000_000, 20_000_000, 5_000_000]
+    assert rows.columns["x"][:2].tolist() == [3.0, 3.0] and np.isnan(rows.columns["x"][2])
+    assert rows.null["x"].tolist() == [False, False, True, True]
+    assert rows.columns["s"].tolist() == ["e3", "f3", "g2", None]
+    assert rows.null["s"].tolist() == [False, False, False, True]
+    # idempotent: the same file again writes nothing and changes nothing
+    again = load(store, tmp_path / "d.parquet", view=view_name, entity="id", timestamp="t",
+                 batch_rows=batch_rows)
+    assert again.written == 0
+    rows2 = store.read(meta, ["e", "f", "g", "h"], ["x", "s"])
+    assert rows2.columns["s"].tolist() == rows.columns["s"].tolist()
+    assert rows2.ts_us.tolist() == rows.ts_us.tolist()
+
+
+def test_ill_typed_keys_are_refused_before_writing(store: FeatureStore, view_name: str,
+                                                   tmp_path: Path) -> None:
+    pd.DataFrame({"id": [True, False], "x": [1.0, 2.0]}).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(FieldTypeError, match="entity column 'id' has type bool"):
+        load(store, tmp_path / "b.parquet", view=view_name, entity="id")
+    pd.DataFrame({"id": [b"a", b"b"], "x": [1.0, 2.0]}).to_parquet(tmp_path / "y.parquet")
+    with pytest.raises(FieldTypeError, match="keys must be integers or strings"):
+        load(store, tmp_path / "y.parquet", view=view_name, entity="id")
+    pd.DataFrame({"id": [1, 2], "t": ["x", "y"], "x": [1.0, 2.0]}).to_parquet(
+        tmp_path / "t.parquet")
+    with pytest.raises(FieldTypeError, match=r"timestamp column 't' has type (large_)?string"):
+        load(store, tmp_path / "t.parquet", view=view_name, entity="id", timestamp="t")
+    assert store.view(view_name) is None
+
+
+def test_redis_layout_is_as_documented(view_name: str, tmp_path: Path) -> None:
+    """docs/features.md: one hash per entity, a field per non-null feature and _ts (integer
+    microseconds), numbers as text another language parses back to the same value."""
+    import redis
+
+    from tests.services import redis_db
+
+    url = redis_db()
+    s = open_store(url)
+    try:
+        pd.DataFrame({"id": [-5, 12345678901234], "t": [1.5, 2.0], "x": [0.1, np.nan],
+                      "k": [-3, 7], "b": [True, False], "s": ["ü\r\n", ""]}).to_parquet(
+            tmp_path / "a.parquet")
+        load(s, tmp_path / "a.parquet", view=view_name, entity="id", timestamp="t")
+        r = redis.Redis.from_url(url)
+        assert r.hgetall(f"ts:f:{view_name}:-5") == {
+            b"_ts": b"1500000", b"x": b"0.1", b"k": b"-3", b"b": b"1", b"s": "ü\r\n".encode()}
+        assert r.hgetall(f"ts:f:{view_name}:12345678901234") == {
+            b"_ts": b"2000000", b"k": b"7", b"b": b"0", b"s": b""}  # x is null: no field
+        assert r.hget(f"ts:v:{view_name}", "entity") == b"id"
+    finally:
+        s.delete_view(view_name)  # type: ignore[attr-defined]
+        s.close()
