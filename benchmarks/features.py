@@ -1,23 +1,29 @@
 """Feature store benchmark (#22): loading, entity lookup + score through gRPC, Feast beside
 it, and the output cache.
 
-    PYTHONPATH=. .venv/bin/python -m benchmarks.features --entities 100000
+    PYTHONPATH=. .venv/bin/python -m benchmarks.features --entities 1000000 \
+        --redis redis://127.0.0.1:6379/7 --feast-db 8
 
 1. ``--entities`` x ``--features`` doubles into Redis (``--redis``, a database of its own;
    the view is deleted afterwards) with ``tablescore features load``'s loader; then the
    same file again (written: 0).
-2. ``tablescore serve --features`` in this process, a 200-tree random forest on the 50
+2. ``tablescore serve --features`` in a process of its own (as deployed: the client's
+   threads do not share the server's interpreter), a 200-tree random forest on the 50
    features; p50/p99 of ModelInfer with 1 and 100 entity ids per request (tritonclient).
 3. Feast 0.67 ``get_online_features`` on the same Redis and data, in its own venv
-   (benchmarks/.venvs/feast), when it is installed; the same id draws.
-4. Output cache (``local:64``): one full row, a hit (the same row again) versus a miss.
+   (benchmarks/.venvs/feast: ``python3 -m venv benchmarks/.venvs/feast &&
+   benchmarks/.venvs/feast/bin/pip install 'feast[redis]==0.67.*'``), when it is
+   installed; the same id draws. Its database (``--feast-db``) is emptied afterwards.
+4. Output cache (``local:64``), same server process kind: one full row, a hit (the same row
+   again) versus a miss.
 
-Results: benchmarks/results/features-<date>.json.
+Results: benchmarks/results/features-<date>[-<entities>].json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -27,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +44,7 @@ FEAST_PY = HERE / ".venvs" / "feast" / "bin" / "python"
 
 FEAST_SCRIPT = r'''
 import json, sys, time, datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 import numpy as np, pandas as pd
 from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
@@ -85,6 +93,45 @@ def pct(lat: list[float]) -> dict[str, float]:
             "p99_ms": round(float(np.percentile(a, 99)), 3), "n": len(lat)}
 
 
+@contextlib.contextmanager
+def _server(repo: Path, *options: str) -> Iterator[str]:
+    """``tablescore serve --repository repo OPTIONS`` in a process of its own, ready; yields
+    its gRPC address."""
+    import socket
+
+    import tritonclient.grpc as tc
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    proc = subprocess.Popen([sys.executable, "-m", "tablescore", "serve", "--repository",
+                             str(repo), "--port", str(port), "--metrics-port", "0", *options],
+                            env=env, stdout=subprocess.DEVNULL)
+    addr = f"127.0.0.1:{port}"
+    try:
+        client = tc.InferenceServerClient(addr)
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if client.is_model_ready("forest"):
+                    break
+            except Exception:  # not listening yet
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"tablescore serve did not start (exit {proc.poll()})")
+            time.sleep(0.2)
+        client.close()
+        yield addr
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entities", type=int, default=1_000_000)
@@ -103,7 +150,6 @@ def main() -> int:
     import exporters
     from scorer.features import open_store
     from scorer.features.loader import load
-    from scorer.server import serve
 
     rng = np.random.default_rng(0)
     n, nf = args.entities, args.features
@@ -142,9 +188,8 @@ def main() -> int:
         (repo / "forest" / "config.json").write_text(json.dumps({"features": {"view": view}}))
         draws = {str(size): [rng.integers(0, n, size).tolist() for _ in range(args.requests)]
                  for size in (1, 100)}
-        with serve(repo, port=0, ready_timeout=300, features=args.redis,
-                   features_timeout=1.0) as server:
-            client = tc.InferenceServerClient(server.address)
+        with _server(repo, "--features", args.redis, "--features-timeout", "1.0") as addr:
+            client = tc.InferenceServerClient(addr)
             for size, batches in draws.items():
                 lat = []
                 for ids in [batches[0]] * 5 + batches:  # 5 warm-up calls
@@ -157,8 +202,8 @@ def main() -> int:
                 result[f"grpc_entity_{size}"] = pct(lat[5:])
                 print(size, result[f"grpc_entity_{size}"], file=sys.stderr)
             client.close()
-        with serve(repo, port=0, ready_timeout=300, cache="local:64") as server:
-            client = tc.InferenceServerClient(server.address)
+        with _server(repo, "--cache", "local:64") as addr:
+            client = tc.InferenceServerClient(addr)
 
             def one(row: np.ndarray) -> float:
                 inp = tc.InferInput("input", [1, nf], "FP64")
@@ -177,6 +222,7 @@ def main() -> int:
             print("cache", result["cache_local_hit"], result["cache_local_miss"],
                   file=sys.stderr)
             client.close()
+        del df, rows  # the Feast process reads the file itself
 
         if args.no_feast or not FEAST_PY.exists():
             result["feast"] = "skipped (benchmarks/.venvs/feast not installed)"
@@ -209,7 +255,7 @@ def main() -> int:
     finally:
         store.delete_view(view)  # type: ignore[attr-defined]
         store.close()
-    out = HERE / "results" / f"features-{result['date']}.json"
+    out = HERE / "results" / f"features-{result['date']}-{n}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(out)
     return 0

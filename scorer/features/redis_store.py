@@ -99,6 +99,8 @@ class RedisStore:
         self._errors: tuple[type[BaseException], ...] = (redis.ConnectionError,
                                                          redis.TimeoutError, OSError)
         self._w: Any = None
+        # (view, *features) -> the HMGET command's parts (see read)
+        self._hmget: dict[tuple[str, ...], tuple[bytes, bytes, bytes]] = {}
 
     def _unavailable(self, exc: BaseException) -> UnavailableError:
         return UnavailableError(f"feature store {redact(self.url)} is unreachable "
@@ -195,33 +197,41 @@ class RedisStore:
         return self._w
 
     def read(self, meta: ViewMeta, keys: list[str], features: list[str]) -> Rows:
+        """See :meth:`FeatureStore.read`: one ``HMGET`` per key, all written at once (the
+        commands are packed here: the view's field list is encoded once, not per call)
+        and the answers read back together; decoded by column (:func:`_decode`)."""
         n = len(keys)
         if n == 0:
             return empty_rows(0, meta, features)
-        prefix = f"ts:f:{meta.name}:"
-        fields = [*features, "_ts"]
-        pipe = self._r.pipeline(transaction=False)
+        cmd = self._hmget.get((meta.name, *features))
+        if cmd is None:
+            fields = b"".join(_bulk(f) for f in [*features, "_ts"])
+            cmd = (b"*%d\r\n$5\r\nHMGET\r\n" % (len(features) + 3),
+                   f"ts:f:{meta.name}:".encode(), fields)
+            if len(self._hmget) > 1000:
+                self._hmget.clear()
+            self._hmget[(meta.name, *features)] = cmd
+        head, prefix, fields = cmd
+        out = []
         for k in keys:
-            pipe.hmget(prefix + k, fields)
-        res = self._call(pipe.execute)  # one round trip for all N ids
-        ts = [r[-1] for r in res]
-        found = np.fromiter((t is not None for t in ts), dtype=bool, count=n)
-        ts_us = np.fromiter((int(t) if t is not None else 0 for t in ts), dtype=np.int64,
-                            count=n)
-        cols: dict[str, np.ndarray] = {}
-        null: dict[str, np.ndarray] = {}
-        for j, f in enumerate(features):
-            raw = [r[j] for r in res]
-            isnull = np.fromiter((v is None for v in raw), dtype=bool, count=n)
-            null[f] = isnull & found
-            if meta.types.get(f) == "string":
-                col = np.empty(n, dtype=object)
-                col[:] = [None if v is None else v.decode("utf-8") for v in raw]
-            else:
-                col = np.fromiter((np.nan if v is None else float(v) for v in raw),
-                                  dtype=np.float64, count=n)
-            cols[f] = col
-        return Rows(found, ts_us, cols, null)
+            kb = prefix + k.encode()
+            out.append(b"%s$%d\r\n%s\r\n%s" % (head, len(kb), kb, fields))
+        pool = self._r.connection_pool
+        try:
+            conn = pool.get_connection()
+        except self._errors as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            conn.send_packed_command([b"".join(out)], check_health=False)
+            res = [conn.read_response() for _ in range(n)]  # one round trip for all N ids
+        except BaseException as exc:
+            conn.disconnect()  # answers may be left unread: not reusable
+            if isinstance(exc, self._errors):
+                raise self._unavailable(exc) from exc
+            raise
+        finally:
+            pool.release(conn)
+        return _decode(meta, features, res)
 
     def delete_view(self, name: str) -> int:
         """Remove a view and its rows (tests, operators); returns keys deleted."""
@@ -310,6 +320,40 @@ def _encode(meta: ViewMeta, batch: Batch) -> tuple[Any, Any, np.ndarray]:
     k = _resp(pc.cast(pa.array(present), pa.string()))
     rows = pc.binary_join_element_wise(ts, k, *pairs, "", null_handling="skip")
     return keys, rows, 2 + 2 * present
+
+
+def _decode(meta: ViewMeta, features: list[str], res: list[list[bytes | None]]) -> Rows:
+    """HMGET answers (per key: the features' values, then ``_ts``; None where absent) as
+    :class:`~.store.Rows`. The numbers of all keys are parsed in one Arrow cast (correctly
+    rounded, so a double comes back with its bits: four calls whatever the number of keys,
+    instead of a Python ``float`` per value); strings and timestamps in Python."""
+    import pyarrow as pa
+
+    n, k = len(res), len(features)
+    ts_raw = [r[k] for r in res]
+    found = np.fromiter((t is not None for t in ts_raw), dtype=bool, count=n)
+    ts = np.fromiter((0 if t is None else int(t) for t in ts_raw), dtype=np.int64, count=n)
+    num = [j for j, f in enumerate(features) if meta.types.get(f) != "string"]
+    cols: dict[str, np.ndarray] = {}
+    null: dict[str, np.ndarray] = {}
+    if num:
+        flat = ([v for r in res for v in r[:k]] if len(num) == k
+                else [r[j] for r in res for j in num])
+        vals = pa.array(flat, type=pa.binary()).view(pa.string()).cast(pa.float64())
+        block = vals.to_numpy(zero_copy_only=False).reshape(n, len(num)).T.copy()
+        isnull = np.isnan(block)
+        isnull &= found
+        for i, j in enumerate(num):
+            cols[features[j]] = block[i]  # contiguous
+            null[features[j]] = isnull[i]
+    for j, f in enumerate(features):
+        if f not in cols:
+            raw = [r[j] for r in res]
+            col = np.empty(n, dtype=object)
+            col[:] = [None if v is None else v.decode("utf-8") for v in raw]
+            cols[f] = col
+            null[f] = np.fromiter((v is None for v in raw), dtype=bool, count=n) & found
+    return Rows(found, ts, cols, null)
 
 
 def _offsets(a: Any) -> np.ndarray:

@@ -252,7 +252,12 @@ class FeatureStage:
             stale = found & (time.time() * 1e6 - rows.ts_us > meta.max_age * 1e6)
         n_missing, n_stale = int(n - found.sum()), int(stale.sum())
         per = len(read)
-        nulls = sum(int((rows.null[c] & ~stale).sum()) for c in read)
+        # (count_nonzero: a fraction of a ufunc reduction's cost on a few rows, per column)
+        if n_stale:
+            keep = ~stale
+            nulls = sum(np.count_nonzero(rows.null[c] & keep) for c in read)
+        else:
+            nulls = sum(np.count_nonzero(rows.null[c]) for c in read)
         m.count(meta.name, {PRESENT: n * per - (n_missing + n_stale) * per - nulls,
                             NOT_FOUND: n_missing * per, OUTSIDE_MAX_AGE: n_stale * per,
                             NULL_VALUE: nulls})
