@@ -8,12 +8,13 @@ Layout (docs/features.md; plain strings, so any language's Redis client can read
   decimal; absent: none) and ``format`` (``1``).
 - ``ts:f:<view>:<entity id>``: one hash per entity: a field per non-null feature and ``_ts``,
   the row's event timestamp in integer microseconds since the epoch. Numbers are decimal
-  text (doubles in their shortest round-trip form, ``inf``/``-inf``; reading them back gives
-  the same bits), booleans ``1``/``0``, strings UTF-8. A null feature has no field.
+  text (doubles with the fewest digits that round-trip, ``inf``/``-inf``; reading them back
+  gives the same bits), booleans ``1``/``0``, strings UTF-8. A null feature has no field.
 
 Reading N entities is one pipelined round trip (one ``HMGET`` per entity). Writing runs a Lua
 script per batch that replaces an entity's hash only when the new row's ``_ts`` is strictly
-newer, so concurrent or repeated loads keep the latest row.
+newer, so concurrent or repeated loads keep the latest row; batches are encoded column by
+column with Arrow straight into the Redis protocol and pipelined (no MULTI).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ DEFAULT_TIMEOUT = 0.3
 #: seconds a loader's write call may wait (a batch's script runs for milliseconds, but a
 #: busy server may queue it behind others)
 WRITE_TIMEOUT = 60.0
+#: features per view at most (2 stack slots per field in the write script's ``unpack``;
+#: Redis's Lua allows 8000)
+MAX_FEATURES = 3900
 #: write calls in flight on the loader's connection (pipelined, no MULTI)
 _WINDOW = 4
 
@@ -99,8 +103,8 @@ class RedisStore:
         self._errors: tuple[type[BaseException], ...] = (redis.ConnectionError,
                                                          redis.TimeoutError, OSError)
         self._w: Any = None
-        # (view, *features) -> the HMGET command's parts (see read)
-        self._hmget: dict[tuple[str, ...], tuple[bytes, bytes, bytes]] = {}
+        # (view, *features) -> the read command's parts (see read)
+        self._hmget: dict[tuple[str, ...], Any] = {}
 
     def _unavailable(self, exc: BaseException) -> UnavailableError:
         return UnavailableError(f"feature store {redact(self.url)} is unreachable "
@@ -127,6 +131,10 @@ class RedisStore:
         from .loader import check_compatible
 
         check_view_name(meta.name)
+        if len(meta.features) > MAX_FEATURES:
+            raise ValueError(f"view '{meta.name}' has {len(meta.features)} features: a Redis "
+                             f"view holds at most {MAX_FEATURES} (the write script passes a "
+                             "row's fields to HSET at once; Lua's stack limit)")
         old = self.view(meta.name)
         if old is not None:
             check_compatible(old, meta)
@@ -197,25 +205,31 @@ class RedisStore:
         return self._w
 
     def read(self, meta: ViewMeta, keys: list[str], features: list[str]) -> Rows:
-        """See :meth:`FeatureStore.read`: one ``HMGET`` per key, all written at once (the
-        commands are packed here: the view's field list is encoded once, not per call)
-        and the answers read back together; decoded by column (:func:`_decode`)."""
+        """See :meth:`FeatureStore.read`: one ``HGETALL`` per key (``HMGET`` when reading
+        less than half the view's features), all written at once (packed here: the field
+        list is encoded once per view, not per call) and the answers read back together;
+        decoded by column (:func:`_decode`)."""
         n = len(keys)
         if n == 0:
             return empty_rows(0, meta, features)
+        # most of the view: HGETALL walks a hash once, where HMGET searches it per field
+        # (Redis keeps a hash of up to 128 fields as a list)
+        whole = 2 * len(features) >= len(meta.features)
         cmd = self._hmget.get((meta.name, *features))
         if cmd is None:
-            fields = b"".join(_bulk(f) for f in [*features, "_ts"])
-            cmd = (b"*%d\r\n$5\r\nHMGET\r\n" % (len(features) + 3),
-                   f"ts:f:{meta.name}:".encode(), fields)
+            fields = [*features, "_ts"]
+            cmd = ((b"*2\r\n$7\r\nHGETALL\r\n", b"") if whole else
+                   (b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2),
+                    b"".join(_bulk(f) for f in fields)),
+                   f"ts:f:{meta.name}:".encode(), tuple(f.encode() for f in fields))
             if len(self._hmget) > 1000:
                 self._hmget.clear()
             self._hmget[(meta.name, *features)] = cmd
-        head, prefix, fields = cmd
+        (head, tail), prefix, names = cmd
         out = []
         for k in keys:
             kb = prefix + k.encode()
-            out.append(b"%s$%d\r\n%s\r\n%s" % (head, len(kb), kb, fields))
+            out.append(b"%s$%d\r\n%s\r\n%s" % (head, len(kb), kb, tail))
         pool = self._r.connection_pool
         try:
             conn = pool.get_connection()
@@ -231,6 +245,10 @@ class RedisStore:
             raise
         finally:
             pool.release(conn)
+        if whole:  # a map (RESP3) or [field, value, ...] -> the values of ``names``
+            res = [list(map((r if isinstance(r, dict) else
+                             dict(zip(r[::2], r[1::2], strict=True))).get, names))
+                   for r in res]
         return _decode(meta, features, res)
 
     def delete_view(self, name: str) -> int:
