@@ -13,7 +13,8 @@ it, and the output cache.
 3. Feast 0.67 ``get_online_features`` on the same Redis and data, in its own venv
    (benchmarks/.venvs/feast: ``python3 -m venv benchmarks/.venvs/feast &&
    benchmarks/.venvs/feast/bin/pip install 'feast[redis]==0.67.*'``), when it is
-   installed; the same id draws. Its database (``--feast-db``) is emptied afterwards.
+   installed: the same id draws, request by request in turn with ours (a shared machine's
+   load then weighs on both alike). Its database (``--feast-db``) is emptied afterwards.
 4. Output cache (``local:64``), same server process kind: one full row, a hit (the same row
    again) versus a miss.
 
@@ -73,17 +74,15 @@ for s in range(0, len(df), 10000):
 load_s = time.perf_counter() - t0
 refs = [f"bench:f{i}" for i in range(n_feat)]
 draws = json.loads(Path(draws_path).read_text())
-out = {"load_s": load_s}
-for size, batches in draws.items():
-    lat = []
-    for ids in [batches[0]] * 5 + batches:  # 5 warm-up calls
-        rows = [{"customer_id": int(i)} for i in ids]
-        t = time.perf_counter()
-        r = store.get_online_features(features=refs, entity_rows=rows).to_dict()
-        lat.append(time.perf_counter() - t)
-        assert len(r["f0"]) == len(ids)
-    out[size] = lat[5:]
-print(json.dumps(out))
+print("RESULT " + json.dumps({"load_s": load_s}), flush=True)
+for line in sys.stdin:  # "SIZE INDEX": one lookup of that draw, its latency back
+    size, j = line.split()
+    rows = [{"customer_id": int(i)} for i in draws[size][int(j)]]
+    t = time.perf_counter()
+    r = store.get_online_features(features=refs, entity_rows=rows).to_dict()
+    lat = time.perf_counter() - t
+    assert len(r["f0"]) == len(rows)
+    print(f"RESULT {lat!r}", flush=True)
 '''
 
 
@@ -91,6 +90,53 @@ def pct(lat: list[float]) -> dict[str, float]:
     a = np.asarray(lat) * 1e3
     return {"p50_ms": round(float(np.percentile(a, 50)), 3),
             "p99_ms": round(float(np.percentile(a, 99)), 3), "n": len(lat)}
+
+
+class _Feast:
+    """Feast 0.67 in its own venv: loads the data into ``--feast-db`` (timed there), then
+    answers one ``get_online_features`` of a given draw at a time (timed there), so the
+    caller can interleave its own requests with Feast's."""
+
+    def __init__(self, args: argparse.Namespace, data: Path, tmp: Path, nf: int,
+                 draws: dict[str, list[list[int]]]) -> None:
+        from urllib.parse import urlsplit
+
+        u = urlsplit(args.redis)
+        self.host, self.port, self.db = u.hostname, u.port, args.feast_db
+        (tmp / "draws.json").write_text(json.dumps(draws))
+        self.proc = subprocess.Popen(
+            [str(FEAST_PY), "-c", FEAST_SCRIPT, str(data), str(tmp / "feast"),
+             f"{u.hostname}:{u.port},db={self.db}", str(nf), str(tmp / "draws.json")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.load_s = float(json.loads(self._result())["load_s"])
+
+    def _result(self) -> str:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("RESULT "):
+                return line[7:]
+        raise RuntimeError(f"the Feast process ended (exit {self.proc.wait()})")
+
+    def lookup(self, size: str, j: int) -> float:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{size} {j}\n")
+        self.proc.stdin.flush()
+        return float(self._result())
+
+    def close(self) -> None:
+        import redis
+
+        from scorer.features.redis_store import _chunks
+
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        r = redis.Redis(host=self.host, port=self.port, db=self.db)
+        for batch in _chunks(r.scan_iter(match="*", count=5000), 5000):
+            r.delete(*batch)  # Feast's keys only: its database holds nothing else
 
 
 @contextlib.contextmanager
@@ -166,6 +212,7 @@ def main() -> int:
 
     view = f"bench_{uuid.uuid4().hex[:8]}"
     store = open_store(args.redis, timeout=5.0)
+    feast: _Feast | None = None
     try:
         t0 = time.perf_counter()
         rep = load(store, data, view=view, entity="customer_id", timestamp="event_timestamp")
@@ -188,20 +235,39 @@ def main() -> int:
         (repo / "forest" / "config.json").write_text(json.dumps({"features": {"view": view}}))
         draws = {str(size): [rng.integers(0, n, size).tolist() for _ in range(args.requests)]
                  for size in (1, 100)}
+        feast = _Feast(args, data, tmp, nf, draws) if FEAST_PY.exists() and \
+            not args.no_feast else None
+        if feast is not None:
+            result["feast"] = {"version": "0.67", "redis_db": args.feast_db,
+                               "write_to_online_store_s": round(feast.load_s, 1)}
+            print("feast load", result["feast"], file=sys.stderr)
+        else:
+            result["feast"] = "skipped (benchmarks/.venvs/feast not installed)"
         with _server(repo, "--features", args.redis, "--features-timeout", "1.0") as addr:
             client = tc.InferenceServerClient(addr)
             for size, batches in draws.items():
-                lat = []
-                for ids in [batches[0]] * 5 + batches:  # 5 warm-up calls
+                # request by request: ours, then Feast's lookup of the same ids, so both see
+                # the same moments of a shared machine
+                lat, flat = [], []
+                for j, ids in [(0, batches[0])] * 5 + list(enumerate(batches)):  # 5 warm-up
                     a = np.asarray(ids, dtype=np.int64)
                     inp = tc.InferInput("customer_id", [len(a)], "INT64")
                     inp.set_data_from_numpy(a)
                     t = time.perf_counter()
                     client.infer("forest", [inp])
                     lat.append(time.perf_counter() - t)
+                    if feast is not None:
+                        flat.append(feast.lookup(size, j))
                 result[f"grpc_entity_{size}"] = pct(lat[5:])
                 print(size, result[f"grpc_entity_{size}"], file=sys.stderr)
+                if feast is not None:
+                    result["feast"][f"get_online_features_{size}"] = pct(flat[5:])
+                    print("feast", size, result["feast"][f"get_online_features_{size}"],
+                          file=sys.stderr)
             client.close()
+        if feast is not None:
+            feast.close()
+            feast = None
         with _server(repo, "--cache", "local:64") as addr:
             client = tc.InferenceServerClient(addr)
 
@@ -222,37 +288,9 @@ def main() -> int:
             print("cache", result["cache_local_hit"], result["cache_local_miss"],
                   file=sys.stderr)
             client.close()
-        del df, rows  # the Feast process reads the file itself
-
-        if args.no_feast or not FEAST_PY.exists():
-            result["feast"] = "skipped (benchmarks/.venvs/feast not installed)"
-        else:
-            from urllib.parse import urlsplit
-
-            u = urlsplit(args.redis)
-            feast_db = args.feast_db  # beside ours, same server
-            (tmp / "draws.json").write_text(json.dumps(draws))
-            proc = subprocess.run(
-                [str(FEAST_PY), "-c", FEAST_SCRIPT, str(data), str(tmp / "feast"),
-                 f"{u.hostname}:{u.port},db={feast_db}", str(nf), str(tmp / "draws.json")],
-                capture_output=True, text=True, timeout=3600)
-            if proc.returncode != 0:
-                result["feast"] = f"failed: {proc.stderr.strip().splitlines()[-1:]}"
-            else:
-                fr = json.loads(proc.stdout.strip().splitlines()[-1])
-                result["feast"] = {"version": "0.67", "redis_db": feast_db,
-                                   "write_to_online_store_s": round(fr["load_s"], 1),
-                                   **{f"get_online_features_{k}": pct(v)
-                                      for k, v in fr.items() if k != "load_s"}}
-                import redis
-
-                r = redis.Redis(host=u.hostname, port=u.port, db=feast_db)
-                from scorer.features.redis_store import _chunks
-
-                for batch in _chunks(r.scan_iter(match="*", count=5000), 5000):
-                    r.delete(*batch)  # Feast's keys only: its db holds nothing else
-            print("feast", result["feast"], file=sys.stderr)
     finally:
+        if feast is not None:
+            feast.close()
         store.delete_view(view)  # type: ignore[attr-defined]
         store.close()
     out = HERE / "results" / f"features-{result['date']}-{n}.json"
