@@ -50,9 +50,7 @@ for i = 1, #KEYS do
   local k = tonumber(ARGV[p + 1])
   local cur = redis.call('HGET', KEYS[i], '_ts')
   if (not cur) or tonumber(cur) < tonumber(ts) then
-    if cur then
-      redis.call('DEL', KEYS[i])
-    end
+    redis.call('DEL', KEYS[i])
     redis.call('HSET', KEYS[i], '_ts', ts, unpack(ARGV, p + 2, p + 1 + 2 * k))
     written = written + 1
   end

@@ -243,8 +243,9 @@ def test_redis_layout_is_as_documented(view_name: str, tmp_path: Path) -> None:
         pd.DataFrame({"id": [-5, 12345678901234], "t": [1.5, 2.0], "x": [0.1, np.nan],
                       "k": [-3, 7], "b": [True, False], "s": ["ü\r\n", ""]}).to_parquet(
             tmp_path / "a.parquet")
-        load(s, tmp_path / "a.parquet", view=view_name, entity="id", timestamp="t")
         r = redis.Redis.from_url(url)
+        r.hset(f"ts:f:{view_name}:-5", "stray", "1")  # not the layout's: replaced whole
+        load(s, tmp_path / "a.parquet", view=view_name, entity="id", timestamp="t")
         assert r.hgetall(f"ts:f:{view_name}:-5") == {
             b"_ts": b"1500000", b"x": b"0.1", b"k": b"-3", b"b": b"1", b"s": "ü\r\n".encode()}
         assert r.hgetall(f"ts:f:{view_name}:12345678901234") == {
