@@ -9,6 +9,7 @@ file atomically.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import shutil
 import subprocess
@@ -83,7 +84,7 @@ def to_pmml(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
 
     fields, _ = infer_fields(est, sample, feature_names=feature_names)
     names = [f.name for f in fields]
-    pipeline = PMMLPipeline([("model", est)])
+    pipeline = PMMLPipeline([("model", _keep_shared_inputs_double(est))])
     pipeline.active_fields = np.asarray(names)
     pipeline.target_fields = np.asarray([target_name or "y"])
     if sample is not None and verification_rows > 0:
@@ -115,6 +116,65 @@ def to_pmml(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
         raise ExportError(f"sklearn2pmml could not convert {type(est).__name__}: {exc}\n"
                           f"{''.join(log)[-2000:]}") from exc
     return target
+
+
+def _keep_shared_inputs_double(est: Any) -> Any:
+    """``est``, or a deep copy whose Voting / Stacking ensembles (and every estimator inside
+    them) carry the sklearn2pmml option ``input_float=False``.
+
+    Why: by default (``input_float=True``) the converter lets a tree narrow the field it
+    splits on to ``dataType="float"`` in place instead of adding a ``float(x)`` cast. For a
+    lone tree that is harmless (scikit-learn's trees read float32 anyway), but inside an
+    ensemble the field is shared: the DataField becomes float and every other member (a
+    logistic regression, a stacker's passthrough) then reads float32-rounded inputs, while
+    scikit-learn computes them in float64 (~7e-8 off on iris). A PMML consumer that honours
+    ``dataType="float"`` (JPMML-Evaluator, tablescore) must round, so the fix belongs in the
+    conversion: with the option off each tree gets its own cast DerivedField and shared
+    fields stay double. The user's estimator is left untouched.
+    """
+    if not _mark_shared(est, dry_run=True):
+        return est
+    est = copy.deepcopy(est)
+    _mark_shared(est, dry_run=False)
+    return est
+
+
+def _mark_shared(obj: Any, *, dry_run: bool, inside: bool = False,
+                 seen: set[int] | None = None) -> bool:
+    """Walk the estimators reachable from ``obj`` (attributes, lists, tuples, dicts); set
+    ``input_float=False`` in ``pmml_options_`` of each one that is, or lies inside, a
+    Voting / Stacking ensemble (an option the user set is kept). Returns whether any such
+    ensemble was found."""
+    from sklearn.base import BaseEstimator
+    from sklearn.ensemble import (
+        StackingClassifier,
+        StackingRegressor,
+        VotingClassifier,
+        VotingRegressor,
+    )
+
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return False
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        children: list[Any] = list(obj.values())
+    elif isinstance(obj, (list, tuple)):
+        children = list(obj)
+    elif isinstance(obj, BaseEstimator):
+        inside = inside or isinstance(obj, (VotingClassifier, VotingRegressor,
+                                            StackingClassifier, StackingRegressor))
+        if inside and not dry_run:
+            options = dict(getattr(obj, "pmml_options_", None) or {})
+            options.setdefault("input_float", False)
+            obj.pmml_options_ = options
+        children = list(vars(obj).values())
+    else:
+        return False
+    found = inside
+    for child in children:
+        found = _mark_shared(child, dry_run=dry_run, inside=inside, seen=seen) or found
+    return found
 
 
 def verification_tolerance(est: Any, fields: list[Field]) -> Tolerance:

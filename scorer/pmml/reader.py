@@ -955,8 +955,18 @@ class Reader:
                     col = self._masked(p, col)
                 chain.names[name] = col
                 res.fields[name] = col
-            # the chain's results include every segment's final output fields
-            res.final.extend((of, res.fields[of.get("name")]) for of, _ in last.final)
+            # the chain's results include every segment's final output fields; a later
+            # segment's field shadows an earlier one of the same name, as in the chain's scope
+            # (sklearn2pmml's StackingClassifier names a member's probabilities
+            # 'probability(0)' .. like the final estimator's, which are the model's result)
+            for of, _ in last.final:
+                name = of.get("name")
+                entry = (of, res.fields[name])
+                at = [i for i, (o, _c) in enumerate(res.final) if o.get("name") == name]
+                if at:
+                    res.final[at[0]] = entry
+                else:
+                    res.final.append(entry)
             picked.append((p, last))
             if multi:
                 res.multi.append(last)

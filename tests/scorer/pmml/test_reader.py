@@ -620,6 +620,25 @@ def test_model_chain_result_is_missing_where_its_last_segment_is_skipped():
     np.testing.assert_array_equal(got["y"], np.where(x < 2, 10 + 3 * x, np.nan))
 
 
+def test_model_chain_later_output_field_shadows_an_earlier_one_of_the_same_name():
+    # sklearn2pmml's StackingClassifier: a member segment and the final segment both expose
+    # 'p'; the model's 'p' is the final segment's (it was the member's)
+    def seg(intercept: str, out: str) -> str:
+        return f"""<Segment><True/><RegressionModel functionName="regression">
+          <MiningSchema><MiningField name="x"/></MiningSchema>
+          <Output>{out}</Output><RegressionTable intercept="{intercept}">
+          <NumericPredictor name="x" coefficient="1"/></RegressionTable></RegressionModel>
+          </Segment>"""
+    m = f"""<MiningModel functionName="regression">{schema("y", "x")}
+      <Segmentation multipleModelMethod="modelChain">
+        {seg("1", '<OutputField name="m" feature="predictedValue" isFinalResult="false"/>'
+                  '<OutputField name="p" feature="predictedValue"/>')}
+        {seg("100", '<OutputField name="p" feature="predictedValue"/>')}
+      </Segmentation></MiningModel>"""
+    got = score(m, {"x": [0.0, 2.0]})
+    np.testing.assert_array_equal(got["p"], [100.0, 102.0])
+
+
 @pytest.mark.parametrize("norm,fn", [
     ("none", lambda v: v), ("logit", lambda v: 1 / (1 + np.exp(-v))),
     ("probit", lambda v: 0.5 * np.vectorize(math.erfc)(-v / math.sqrt(2)))])
