@@ -50,6 +50,7 @@ _FAMILY_MODULES = (
     "exporters.target_encoding",
     "exporters.weight_boosting",
     "exporters.iforest",
+    "exporters.spline",
 )
 _loaded = False
 

@@ -30,6 +30,8 @@ TOLERANCES: dict[str, Tolerance] = {
     "calibration": Tolerance(0.0, 0.0, "numpy.interp's float64 operations in its order"),
     # quantile_transform: numpy.interp twice and Cephes' ndtri, same operations, same libm
     "quantile": Tolerance(0.0, 0.0, "numpy.interp and Cephes ndtri's float64 operations"),
+    # bspline: SciPy's interval search, de Boor recursion and coefficient sum, same order
+    "spline": Tolerance(0.0, 0.0, "SciPy BSpline's float64 operations in its order"),
     # Tree ensembles select leaves bit-exactly (same comparison dtype and operator); the only
     # difference left is how leaf values are summed and the link function's libm.
     "tree_ensemble": Tolerance(1e-12, 1e-12, "float64 accumulation; bit-exact leaf selection"),

@@ -17,6 +17,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     predicate_tree,  # also registers 'expression', which it imports
     preprocessing,
     quantile,
+    spline,
     svm,
     tree_ensemble,
 )

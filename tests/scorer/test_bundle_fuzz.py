@@ -22,7 +22,7 @@ import pytest
 SEED = 19
 #: the bundles fuzzed (see _builders), and mutants per bundle
 BUNDLES = ["logreg", "encoders", "gbm", "forest", "naive_bayes", "knn", "kmeans", "mlp", "svc",
-           "calibrated", "quantile", "pmml_tree"]
+           "calibrated", "quantile", "spline", "pmml_tree"]
 #: random mutants per bundle, after its edge mutants (4 per integer table column)
 MUTANTS = 20
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +130,7 @@ def _builders() -> dict[str, Callable[[Path], None]]:
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import QuantileTransformer, StandardScaler
+    from sklearn.preprocessing import QuantileTransformer, SplineTransformer, StandardScaler
     from sklearn.svm import SVC
 
     def nan_frame() -> pd.DataFrame:
@@ -158,6 +158,9 @@ def _builders() -> dict[str, Callable[[Path], None]]:
                                                               cv=2)),
         "quantile": _sklearn(lambda: make_pipeline(QuantileTransformer(
             n_quantiles=20, output_distribution="normal"), LogisticRegression())),
+        # linear extrapolation: its bundle also holds the bounds and edges tables
+        "spline": _sklearn(lambda: make_pipeline(SplineTransformer(
+            n_knots=4, degree=2, extrapolation="linear"), LogisticRegression())),
         "pmml_tree": _pmml,
     }
     assert list(builders) == BUNDLES
