@@ -285,6 +285,11 @@ def _meta_specs(n: int) -> list[ModelSpec]:
         # every distinct number a category; NaN a category of its own
         ModelSpec("target_encoding", "TargetEncoder", every, lambda t: make_pipeline(
             preprocessing.TargetEncoder(random_state=0), linear(t)), native_missing=True),
+        # NaN: all-zero spline features (handle_missing='zeros')
+        ModelSpec("spline", "SplineTransformer", every, lambda t: make_pipeline(
+            preprocessing.SplineTransformer(n_knots=5, knots="quantile",
+                                            extrapolation="linear", handle_missing="zeros"),
+            linear(t)), native_missing=True),
     ]
 
 
@@ -496,6 +501,18 @@ def known_bundle_issue(model: str, ds: Dataset, *, refusals: bool = False) -> st
     return None
 
 
+def _converter_refusal(exc: Exception) -> str | None:
+    """The converter's own reason when ``to_pmml`` failed because sklearn2pmml refused the
+    model (the last Java exception line of its log), else None."""
+    from scorer.errors import ExportError
+
+    text = str(exc)
+    if not isinstance(exc, ExportError) or "sklearn2pmml could not convert" not in text:
+        return None
+    lines = [ln.strip() for ln in text.splitlines() if "Exception: " in ln]
+    return lines[-1] if lines else text.splitlines()[0]
+
+
 def _pmml_cell(base: dict[str, Any], est: Any, ds: Dataset, X: Any, bundle_model: Any,
                doc: Path) -> Cell:
     """sklearn2pmml -> tablescore's native reader, checked against the original with the same
@@ -520,11 +537,15 @@ def _pmml_cell(base: dict[str, Any], est: Any, ds: Dataset, X: Any, bundle_model
             model = scorer.load(doc, verify=False)
     except Exception as exc:
         known = known_pmml_issue(base["model"], ds)
-        known = known if known and known.startswith("sklearn2pmml refuses") else None
-        return Cell(**base, path="pmml", transport="in-process",
-                    status="known" if known else "error",
-                    detail=(f"known: {known}; " if known else "")
-                    + f"{type(exc).__name__}: {exc}"[:300])
+        if known and known.startswith("sklearn2pmml refuses"):
+            return Cell(**base, path="pmml", transport="in-process", status="known",
+                        detail=f"known: {known}; {type(exc).__name__}: {exc}"[:300])
+        refusal = _converter_refusal(exc)
+        if refusal is not None:  # sklearn2pmml cannot convert this model: not our error
+            return Cell(**base, path="pmml", transport="in-process", status="unsupported",
+                        detail=f"sklearn2pmml refuses it: {refusal}"[:300])
+        return Cell(**base, path="pmml", transport="in-process", status="error",
+                    detail=f"{type(exc).__name__}: {exc}"[:300])
     score = None
     if not hasattr(X, "columns"):
         # sklearn2pmml keeps only the fields the model uses: score by name, not by position

@@ -47,6 +47,11 @@ def expected_outputs(est: Any, X: Any, outputs: list[Output]) -> dict[str, np.nd
             r = call(_OUTLIER_FIELDS[o.name])
             result[o.name] = r == -1 if o.name == "outlier" else r
             continue
+        # nor a member's probabilities that a document also returns (sklearn2pmml's
+        # StackingClassifier: 'probability(2, 0)' is member 2's): the model's own outputs
+        # are named probability(<class>), in bundles and sklearn2pmml documents alike
+        if o.kind == "probability" and o.name != f"probability({o.class_label})":
+            continue
         if o.kind == "probability":
             result[o.name] = call("predict_proba")[:, class_index(o.class_label)]
         elif o.kind == "decision":

@@ -25,3 +25,18 @@ def test_every_family_on_every_path_and_transport(cells):
             assert (family, *combo) in covered, (family, combo)
     datasets = {c.dataset for c in cells}
     assert {"synthetic_binary", "synthetic_regression", "AuditNA", "iris"} <= datasets
+
+
+def test_a_converter_refusal_is_unsupported_not_an_error():
+    from conformance.matrix import _converter_refusal
+    from scorer.errors import ExportError
+
+    log = ("sklearn2pmml could not convert Pipeline: The SkLearn2PMML application has failed.\n"
+           "SEVERE: Failed to convert PKL to PMML\n"
+           "org.jpmml.python.InvalidAttributeException: Attribute 'extrapolation' has an "
+           "unsupported value 'linear'\n\tat sklearn.Step.getOption(Step.java:1)\n")
+    assert _converter_refusal(ExportError(log)) == (
+        "org.jpmml.python.InvalidAttributeException: Attribute 'extrapolation' has an "
+        "unsupported value 'linear'")
+    assert _converter_refusal(ExportError("PMML export needs Java (JRE 11 or newer)")) is None
+    assert _converter_refusal(ValueError("sklearn2pmml could not convert X")) is None
