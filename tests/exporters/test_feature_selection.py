@@ -121,11 +121,11 @@ def test_rfe_last_step_predicts_and_rfecv_too(tmp_path):
 def test_rfe_over_an_unsupported_estimator_is_refused_by_name(tmp_path):
     """As the last step RFE predicts with its estimator: one tablescore cannot score is
     refused naming it; inside a pipeline (selection only) the same RFE exports."""
-    from sklearn.ensemble import AdaBoostClassifier
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
     X, y = sklearn_dataset("iris")
-    rfe = RFE(AdaBoostClassifier(n_estimators=3, random_state=0), n_features_to_select=2)
-    with pytest.raises(UnsupportedEstimatorError, match=r"sklearn\.AdaBoostClassifier"):
+    rfe = RFE(LinearDiscriminantAnalysis(), n_features_to_select=2)
+    with pytest.raises(UnsupportedEstimatorError, match=r"sklearn\.LinearDiscriminantAnalysis"):
         exporters.build_bundle(rfe.fit(X, y), sample=X)
     est = make_pipeline(rfe, LogisticRegression(max_iter=1000)).fit(X, y)
     model = assert_parity(est, X, tmp_path / "m")
