@@ -21,6 +21,7 @@ from .errors import (
     UnknownCategoryError,
 )
 from .ir import Field
+from .ops import compile_later
 from .xsd import xs_double
 
 _MISSING_STRINGS = frozenset({"", "NA", "N/A", "NaN", "nan"})
@@ -69,6 +70,46 @@ def copy_checked(ws, X, refuse_nan, refuse_inf):
                     if (v != v and refuse_nan[j]) or (v == v and refuse_inf[j]):
                         return i * f + j
     return -1
+
+
+def copy_checked_reference(ws: np.ndarray, X: np.ndarray, refuse_nan: np.ndarray,
+                           refuse_inf: np.ndarray) -> int:
+    """NumPy version of :func:`copy_checked`: the same copy (NumPy's casts to float64 round
+    as Numba's do) and the same status; rows after a refused one are copied too."""
+    n, f = X.shape
+    block = ws[:n, :f]
+    block[...] = X
+    with np.errstate(invalid="ignore"):
+        odd = block - block != 0.0
+    if not odd.any():
+        return -1
+    refused = odd & ((np.isnan(block) & refuse_nan) | (np.isinf(block) & refuse_inf))
+    hit = np.flatnonzero(refused)
+    return int(hit[0]) if hit.size else -1
+
+
+#: the input copy by the types of its arguments (see :func:`copy_into`): ``copy_checked``
+#: once compiled for them, absent until then
+_COPIES: dict[tuple[Any, ...], Any] = {}
+
+
+def copy_into(ws: np.ndarray, X: np.ndarray, refuse_nan: np.ndarray,
+              refuse_inf: np.ndarray) -> int:
+    """:func:`copy_checked` where it is compiled for these argument types (or in Numba's
+    on-disk cache), else :func:`copy_checked_reference`, with the compile queued on the
+    background compile thread (:func:`scorer.ops.compile_later`): a server starting with an
+    empty cache does not compile a copy per input dtype before it is ready (about 0.3 s
+    each), and its first requests of a dtype take the NumPy copy meanwhile, with the same
+    results."""
+    fx, fw = X.flags, ws.flags
+    key = (X.dtype, X.ndim, fx.c_contiguous, fx.f_contiguous, fx.writeable, fx.aligned,
+           ws.ndim, fw.c_contiguous, refuse_nan.dtype, refuse_inf.dtype)
+    copy = _COPIES.get(key)
+    if copy is None:
+        compile_later(copy_checked, (ws, X, refuse_nan, refuse_inf),
+                      lambda: _COPIES.__setitem__(key, copy_checked))
+        copy = _COPIES.get(key, copy_checked_reference)
+    return copy(ws, X, refuse_nan, refuse_inf)
 
 
 class InputEncoder:
@@ -122,8 +163,8 @@ class InputEncoder:
         the caller's workspace ``ws`` (float64[n_rows, width], C order); the rest of ``ws``
         is left as it is. Raises as :meth:`encode` does."""
         self._check_width(X)
-        if copy_checked(ws, X, self.nan_checked, self.inf_checked) >= 0:
-            self._check_numeric(ws[:, : self.n_inputs])  # builds the message
+        if copy_into(ws, X, self.nan_checked, self.inf_checked) >= 0:
+            self._refuse_numeric(X)
 
     # --- numeric fast path --------------------------------------------------------------------
     def _from_numeric_array(self, X: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -132,9 +173,16 @@ class InputEncoder:
             X = X.reshape(1, -1)
         self._check_width(X)
         ws = np.empty((X.shape[0], self.width), dtype=np.float64)
-        if copy_checked(ws, X, self.nan_checked, self.inf_checked) >= 0:
-            self._check_numeric(ws[:, : self.n_inputs])  # builds the message
+        if copy_into(ws, X, self.nan_checked, self.inf_checked) >= 0:
+            self._refuse_numeric(X)
         return ws, single
+
+    def _refuse_numeric(self, X: np.ndarray) -> None:
+        """Raise the error for a numeric array the copy refused, naming every refused row
+        (from ``X`` itself: the compiled copy stops at the first refused cell, and the
+        workspace rows after it hold nothing)."""
+        self._check_numeric(X.astype(np.float64))
+        raise RuntimeError("the input copy refused a cell that the checks accept")
 
     def _check_width(self, X: np.ndarray) -> None:
         if X.ndim != 2:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .bundle import read_bundle
 from .errors import BundleFormatError, TablescoreError, VerificationError
-from .inputs import InputEncoder, copy_checked
+from .inputs import InputEncoder, copy_checked, copy_into
 from .ir import Bundle, Output
 from .ops import BindContext, Bound, compile_later, entry_point, foreground, get_op
 from .tolerances import close_mask
@@ -91,6 +91,11 @@ class Model:
         self._plan_lock = threading.Lock()
         #: per step: its parallel kernel is compiled (batches use the serial one until then)
         self._parallel_ready = [False] * len(self._plan)
+        #: per step: the batch kernel's arguments now (``Bound.args``, until the step's own
+        #: ``Bound.specialised`` ones are compiled), and the parallel kernel's
+        self._args = [b.args for b in self._plan]
+        self._parallel_args = [b.args if b.specialised is None else b.specialised
+                               for b in self._plan]
         self._single_copy: dict[bool | None, Any] = {}
         # the shape a one-row request has (None: string inputs never take the one-row path)
         self._one_row = (1, self._encoder.n_inputs) if self._encoder.all_numeric else None
@@ -205,12 +210,14 @@ class Model:
             return None
         ws = np.empty(self._ws_one_row, dtype=np.float64)
         enc = self._encoder
-        copy = self._single_copy.get(key, copy_checked)
+        copy = self._single_copy.get(key, copy_into)
         if copy(ws, X, enc.nan_checked, enc.inf_checked) >= 0:
             return None
         if key is not None and key not in self._single_copy:
-            self._single_copy[key] = entry_point(
-                copy_checked, (ws, X, enc.nan_checked, enc.inf_checked)) or copy_checked
+            # (None until the copy is compiled for this type: copy_into until then)
+            fn = entry_point(copy_checked, (ws, X, enc.nan_checked, enc.inf_checked))
+            if fn is not None:
+                self._single_copy[key] = fn
         plan = self._single_plan
         if plan is not None:
             for fn, args in plan:
@@ -238,7 +245,8 @@ class Model:
         from 43.9 s to 14.3 s, benchmarks/results/coldstart-2026-12-06.json)."""
         ws = np.empty(self._ws_one_row, dtype=np.float64)  # (a batch's workspace: same type)
         fast = self._single_fast
-        if any(b.single is not None for b in self._plan):  # else fast is the batch kernels
+        if any(b.single is not None or b.specialised is not None for b in self._plan):
+            # (else fast is the batch kernels, which verification compiled)
             self._single_steps = [(b.kernel, b.args) for b in self._plan]
             left = [len(fast)]
 
@@ -252,9 +260,18 @@ class Model:
             for fn, args in fast:
                 compile_later(fn, (ws, *args), one_done)
         for i, b in enumerate(self._plan):
+            if b.specialised is not None:
+                compile_later(b.kernel, (ws, *b.specialised), lambda i=i: self._specialised(i))
             if b.parallel is not None:
-                compile_later(b.parallel, (ws, *b.args),
+                compile_later(b.parallel, (ws, *self._parallel_args[i]),
                               lambda i=i: self._parallel_ready.__setitem__(i, True))
+
+    def _specialised(self, i: int) -> None:
+        """Step ``i``'s batch kernel is compiled for its own arguments: batches take them
+        (the same results), and the shared variant's arrays are dropped."""
+        b = self._plan[i]
+        if b.specialised is not None:
+            self._args[i] = b.args = b.specialised
 
     def columns(self, X: Any, names: list[str] | None = None, *,
                 reference: bool = False) -> np.ndarray:
@@ -313,9 +330,9 @@ class Model:
                 status = b.reference(ws, *b.args)
             elif serial or n < b.parallel_min_rows or not self._parallel_ready[i]:
                 # small batches never pay thread start-up
-                status = b.kernel(ws, *b.args)
+                status = b.kernel(ws, *self._args[i])
             else:
-                status = b.parallel(ws, *b.args)
+                status = b.parallel(ws, *self._parallel_args[i])
             if status >= 0:
                 raise b.error(ws, int(status)) if b.error else RuntimeError(
                     f"step '{b.name}' failed on row {status}")
@@ -469,7 +486,8 @@ def _single_steps(plan: list[Bound]) -> list[tuple[Any, tuple[Any, ...]]]:
             out.append((b.single_then_link, (*b.single_args, *nxt.single_args)))
             i += 2
             continue
-        out.append((b.single, b.single_args) if b.single is not None else (b.kernel, b.args))
+        out.append((b.single, b.single_args) if b.single is not None else
+                   (b.kernel, b.args if b.specialised is None else b.specialised))
         i += 1
     return out
 

@@ -78,6 +78,12 @@ class Bound:
     out_vocab: dict[str, list[str]] = field(default_factory=dict)
     #: step name, for error messages
     name: str = ""
+    #: optional arguments of ``kernel`` (and ``parallel``) in the step's own dtypes, with
+    #: the same results as ``args``: ``args`` are then a variant that many models share
+    #: (e.g. float64 for a float32 tree ensemble), which verification compiles at load,
+    #: and these are faster; the model switches to them once they are compiled
+    #: (:func:`compile_later`), and the parallel kernel only ever takes these
+    specialised: tuple[Any, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.parallel is None:
@@ -250,17 +256,18 @@ def compile_now(kernel: Callable[..., int], args: tuple[Any, ...]) -> None:
 
 
 def compile_later(kernel: Callable[..., int], args: tuple[Any, ...],
-                  then: Callable[[], None]) -> None:
+                  then: Callable[[], None], *, first: bool = False) -> None:
     """Make ``kernel``'s specialisation for ``args`` available, then call ``then``.
 
     At once when it is compiled or in the on-disk cache, or under ``COMPILE_MODE`` "eager";
-    otherwise on the background compile thread. ``then`` is not called if the compile fails
-    (the caller keeps using its fallback)."""
+    otherwise on the background compile thread, after those queued before it (``first``:
+    before them). ``then`` is not called if the compile fails (the caller keeps using its
+    fallback)."""
     if COMPILE_MODE == "eager" or load_cached(kernel, args):
         compile_now(kernel, args)
         then()
         return
-    _BACKGROUND.submit(kernel, args, then)
+    _BACKGROUND.submit(kernel, args, then, first=first)
 
 
 @contextlib.contextmanager
@@ -298,7 +305,8 @@ class _Background:
             self._loads += delta
             self._last_foreground = time.monotonic()
 
-    def submit(self, kernel: Any, args: tuple[Any, ...], then: Callable[[], None]) -> None:
+    def submit(self, kernel: Any, args: tuple[Any, ...], then: Callable[[], None], *,
+               first: bool = False) -> None:
         sig = signature(args)
         if sig is None:
             return
@@ -309,7 +317,7 @@ class _Background:
                 self._waiting[key].append(then)
                 return
             self._waiting[key] = [then]
-            self._queue.append((kernel, args, key))
+            self._queue.insert(0 if first else len(self._queue), (kernel, args, key))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True,
                                                 name="tablescore-compile")

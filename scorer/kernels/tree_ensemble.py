@@ -128,6 +128,12 @@ _CATEGORICAL = 2
 _MISSING_SHIFT = 2
 _FLAG_BITS = 4
 _MISSING_SLOW = 3  # missing kind 0 at a node whose threshold is NaN (no value passes)
+#: the kernels' ``rounding`` argument: bits saying that a float64 variant (every array of
+#: the compare and accumulation dtypes in float64) stands in for a step whose compare
+#: (``ROUND_COMPARE``) or accumulation (``ROUND_ACCUMULATE``) dtype is float32, and rounds
+#: to float32 where that dtype would (see :func:`float64_args`); 0 in the step's own dtypes
+ROUND_COMPARE = 1
+ROUND_ACCUMULATE = 2
 
 
 # --- kernels ---------------------------------------------------------------------------------
@@ -282,14 +288,17 @@ def _walk8(x, featu, childu, thr, steps, n0, n1, n2, n3, n4, n5, n6, n7):
 @njit(cache=True, nogil=True)
 def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr, leafv, trees,
                  base, divisor, refuse_overflow, featu, childu, missu, leafu, xf, acc, cur,
-                 curu, xrep):
+                 curu, xrep, rounding):
     """Score rows ``r0 .. r1`` of ``ws`` (at most ``xf.shape[0] // n_features`` rows).
 
     Scratch: ``xf`` (block * f,) and ``xrep`` (TREE_LANES * f,) of the compare dtype, ``acc``
     (block, k) of the accumulation dtype, ``cur`` int32 and ``curu`` uint32, both
-    (max(block, TREE_LANES),). Returns -1, or the first row refused under
-    ``refuse_overflow``.
+    (max(block, TREE_LANES),). ``rounding``: :data:`ROUND_COMPARE` / :data:`ROUND_ACCUMULATE`
+    bits (the float64 variant of a float32 step, see :func:`float64_args`). Returns -1, or
+    the first row refused under ``refuse_overflow``.
     """
+    cmp32 = (rounding & ROUND_COMPARE) != 0
+    acc32 = (rounding & ROUND_ACCUMULATE) != 0
     nb = r1 - r0
     nf = max(in_cols.shape[0], 1)  # a step from a leaf reads column 0
     k = out_cols.shape[0]
@@ -300,7 +309,10 @@ def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
     for i in range(nb):
         for j in range(in_cols.shape[0]):
             v = ws[r0 + i, in_cols[j]]
-            xb[i, j] = v
+            if cmp32:
+                xb[i, j] = np.float32(v)
+            else:
+                xb[i, j] = v
             nan_free &= v == v
             if refuse_overflow and math.isinf(xb[i, j]) and not math.isinf(v):
                 return r0 + i
@@ -350,6 +362,10 @@ def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
                         leaf = nodes[cur[i], 2]
                         for w in range(w_leaf):
                             acc[i, o + w] += leafv[leaf, w]
+            if acc32:  # each row added one leaf to each of these columns: round the sums
+                for i in range(nb):
+                    for j in range(o, o + w_leaf):
+                        acc[i, j] = np.float32(acc[i, j])
     else:
         # A few rows (a single-row request): one lane per tree of a group of trees instead,
         # so the walks still overlap; leaves are added afterwards in table order.
@@ -393,11 +409,16 @@ def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
                     o = trees[t0 + j, 1]
                     for w in range(w_leaf):
                         acc[i, o + w] += leafv[leaf, w]
+                        if acc32:
+                            acc[i, o + w] = np.float32(acc[i, o + w])
     if divisor.shape[0] > 0:
         d = divisor[0]
         for i in range(nb):
             for j in range(k):
-                ws[r0 + i, out_cols[j]] = acc[i, j] / d
+                q = acc[i, j] / d
+                if acc32:
+                    q = np.float32(q)
+                ws[r0 + i, out_cols[j]] = q
     else:
         for i in range(nb):
             for j in range(k):
@@ -407,7 +428,8 @@ def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
 
 @njit(cache=True, nogil=True)
 def tree_ensemble_kernel(ws, in_cols, out_cols, thr, nodes, cat_words, zero_thr, leafv, trees,
-                         base, divisor, refuse_overflow, block, featu, childu, missu, leafu):
+                         base, divisor, refuse_overflow, block, featu, childu, missu, leafu,
+                         rounding):
     """Serial kernel. ``ws`` float64[n_rows, n_columns]; writes the step's output columns.
 
     Arguments after ``ws`` come from :func:`compile_tables`. Returns -1, or the first row
@@ -425,7 +447,7 @@ def tree_ensemble_kernel(ws, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
         status = _score_block(ws, r0, min(r0 + block, n), in_cols, out_cols, thr, nodes,
                               cat_words, zero_thr, leafv, trees, base, divisor,
                               refuse_overflow, featu, childu, missu, leafu, xf, acc, cur,
-                              curu, xrep)
+                              curu, xrep, rounding)
         if status >= 0:
             return status
     return -1
@@ -564,7 +586,7 @@ def _row_plain_nan(x, featu, childu, missu, thr, leafu, leafv, trees, acc):
 @njit(cache=True, nogil=True, parallel=True)
 def tree_ensemble_parallel(ws, in_cols, out_cols, thr, nodes, cat_words, zero_thr, leafv,
                            trees, base, divisor, refuse_overflow, block, featu, childu, missu,
-                           leafu):
+                           leafu, rounding):
     """Parallel kernel: row blocks on separate threads; results equal the serial kernel's."""
     n = ws.shape[0]
     n_blocks = (n + block - 1) // block
@@ -580,7 +602,7 @@ def tree_ensemble_parallel(ws, in_cols, out_cols, thr, nodes, cat_words, zero_th
         status[b] = _score_block(ws, r0, min(r0 + block, n), in_cols, out_cols, thr, nodes,
                                  cat_words, zero_thr, leafv, trees, base, divisor,
                                  refuse_overflow, featu, childu, missu, leafu, xf, acc, cur,
-                                 curu, xrep)
+                                 curu, xrep, rounding)
     for b in range(n_blocks):
         if status[b] >= 0:
             return status[b]
@@ -985,7 +1007,35 @@ def compile_tables(tt: TreeTables) -> tuple:
     zero_thr = _below(np.array([ZERO_THRESHOLD]), cmp_dtype, False)[0]
     return (tt.in_cols, tt.out_cols, thr, np.ascontiguousarray(nodes), cat_words, zero_thr,
             leafv, trees, base, divisor, tt.refuse_overflow, BLOCK_ROWS, featu, childu, missu,
-            leafu)
+            leafu, 0)
+
+
+def float64_args(args: tuple) -> tuple:
+    """The batch and parallel kernels' arguments ``args`` (:func:`compile_tables`, in the
+    step's own dtypes) with the compare and accumulation dtypes' arrays in float64 and the
+    ``rounding`` bits saying where they were float32: the same results, bit for bit.
+
+    Why it is exact: a float32 threshold, leaf value, base score or divisor is a float64
+    without rounding; an input rounded to float32 and widened compares with a widened
+    threshold as the two float32 values compare; and the sum or quotient of two float32
+    values computed in float64 and then rounded to float32 is the float32 sum or quotient
+    (float64 has more than 2 * 24 + 2 significand bits, so the double rounding is
+    innocuous). Why it exists: Numba compiles a kernel once per tuple of argument types, for
+    several seconds; every tree ensemble a server loads verifies on this one float64
+    variant, and the step's own variant (half the memory traffic for float32) is compiled
+    once the server is ready (:attr:`scorer.ops.Bound.specialised`).
+    """
+    (in_cols, out_cols, thr, nodes, cat_words, zero_thr, leafv, trees, base, divisor,
+     refuse_overflow, block, featu, childu, missu, leafu, rounding) = args
+    if thr.dtype == np.float32:
+        rounding |= ROUND_COMPARE
+    if leafv.dtype == np.float32:
+        rounding |= ROUND_ACCUMULATE
+    f64 = np.float64
+    return (in_cols, out_cols, thr.astype(f64, copy=False), nodes, cat_words, f64(zero_thr),
+            leafv.astype(f64, copy=False), trees, base.astype(f64, copy=False),
+            divisor.astype(f64, copy=False), refuse_overflow, block, featu, childu, missu,
+            leafu, rounding)
 
 
 def _overflow_error(step: Step, in_cols: np.ndarray) -> Callable[[np.ndarray, int], Exception]:
@@ -1024,19 +1074,25 @@ def bind_tree_ensemble(step: Step, ctx: BindContext) -> Bound:
     single_args: tuple = ()
     if args[3].shape[0] == 0:  # every tree is plain (compile_tables kept no general layout)
         (in_c, out_c, thr, _, _, _, leafv, trees, base, divisor, refuse, _, featu, childu,
-         missu, leafu) = args
+         missu, leafu, _) = args
         plain = np.stack([featu, childu, missu, leafu])
         # the batch kernels take rows of the same stack (views: the arrays are held once),
         # and None for the general layout: their specialisation for None leaves out the
         # general walk, so it compiles in about half the time
-        args = (*args[:3], None, *args[4:12], plain[0], plain[1], plain[2], plain[3])
+        args = (*args[:3], None, *args[4:12], plain[0], plain[1], plain[2], plain[3],
+                args[16])
         single = tree_ensemble_row_kernel
         single_args = (pack_cols(int(refuse), in_c, out_c), thr, leafv, trees,
                        np.concatenate([base, divisor]), plain)
+    # verification (and batches until the server is ready) on the float64 variant, which
+    # every tree ensemble shares: one compile at start-up instead of one per dtype pair
+    own = args
+    args = float64_args(own)
     return Bound(tree_ensemble_kernel, reference, args, parallel=tree_ensemble_parallel,
                  parallel_min_rows=min_rows, error=_overflow_error(step, in_cols),
                  single=single, single_args=single_args,
-                 single_then_link=tree_ensemble_row_link_kernel if single else None)
+                 single_then_link=tree_ensemble_row_link_kernel if single else None,
+                 specialised=own if own[16] != args[16] else None)
 
 
 # --- reference -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from protos import POOL
 
 from .. import __version__
 from ..pipeline import Cache, Features, Pipeline, Recorder, Router
+from . import wire
 from .config import ServerConfig
 from .logs import configure_logging
 from .metrics import Metrics
@@ -351,6 +352,7 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
     def initial_load() -> None:
         wait_futures(futures)
         handle._mark_ready()
+        wire.warm_later()  # (the scan of plain ModelInfer requests, if not from the cache)
 
     threading.Thread(target=initial_load, name="tablescore-initial-load", daemon=True).start()
     if wait_ready:

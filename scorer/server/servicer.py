@@ -124,7 +124,9 @@ class InferenceServicer:
         #: the access log (--access-log); None when off: the handlers then skip it entirely
         self.access = AccessLog.create(config.access_log)
         metrics.watch_stage_errors(self.pipeline.errors)
-        wire.warm()
+        # the request scan from Numba's cache; with an empty cache it compiles once the
+        # models are loaded (scorer.server.app), not before them
+        wire.load_if_cached()
 
     # --- plumbing -----------------------------------------------------------------------------
     def generic_handler(self) -> grpc.GenericRpcHandler:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ..ops import entry_point
+from ..ops import compile_later, entry_point, load_cached
 
 # slots of the scan's output: (offset, length) pairs, then the shape
 _NAME, _VERSION, _ID, _TENSOR, _DATATYPE, _RAW, _ROWS, _COLS = 0, 2, 4, 6, 8, 10, 12, 13
@@ -216,11 +216,10 @@ def parse_plain(data: bytes) -> PlainRequest | None:
     if type(data) is not bytes:  # (the entry point takes exactly bytes)
         return None
     out = np.empty(_SLOTS, dtype=np.int64)
-    if _ENTRY:
-        plain = _ENTRY[0](data, out)
-    else:
-        plain = scan_request(data, out)
-        _ENTRY.append(entry_point(scan_request, (data, out)) or scan_request)
+    if not _ENTRY:  # not compiled yet: the general path meanwhile
+        warm_later()
+        return None
+    plain = _ENTRY[0](data, out)
     if not plain:
         return None
     o = out.tolist()
@@ -236,14 +235,57 @@ def parse_plain(data: bytes) -> PlainRequest | None:
                         data[o[_RAW]:o[_RAW] + o[_RAW + 1]], data)
 
 
-def warm() -> None:
-    """Compile the scan (or load it from Numba's cache) and resolve its entry point, so that
-    the first request does not wait for it."""
+def _sample() -> bytes:
+    """A plain request, for compiling and checking the scan."""
     from protos import inference_pb2 as pb
 
     req = pb.ModelInferRequest(model_name="warm-up", id="1")
     req.inputs.add(name="input", datatype="FP64", shape=[1, 1])
     req.raw_input_contents.append(bytes(8))
-    got = parse_plain(req.SerializeToString())
+    return req.SerializeToString()
+
+
+def _ready() -> None:
+    """The scan is compiled: resolve its entry point, check it, and let requests take it."""
+    if _ENTRY:
+        return
+    data = _sample()
+    out = np.empty(_SLOTS, dtype=np.int64)
+    fn = entry_point(scan_request, (data, out)) or scan_request
+    if not fn(data, out):
+        raise RuntimeError("the ModelInfer request scan misread a plain request")
+    _ENTRY.append(fn)
+
+
+def warm() -> None:
+    """Compile the scan now (or load it from Numba's cache), so that the first request does
+    not wait for it (``tablescore warmup``)."""
+    scan_request(_sample(), np.empty(_SLOTS, dtype=np.int64))
+    _ready()
+    got = parse_plain(_sample())
     if got is None or (got.model_name, got.rows, got.cols) != ("warm-up", 1, 1):
         raise RuntimeError(f"the ModelInfer request scan misread a plain request: {got}")
+
+
+def load_if_cached() -> bool:
+    """Take the scan from Numba's on-disk cache if it is there (a warm start: milliseconds);
+    True if requests can take it now. A server calls it at start; with an empty cache it
+    calls :func:`warm_later` once its models are loaded."""
+    if not _ENTRY and load_cached(scan_request, (_sample(), np.empty(_SLOTS, dtype=np.int64))):
+        _ready()
+    return bool(_ENTRY)
+
+
+_LATER: list[bool] = []
+
+
+def warm_later() -> None:
+    """Get the scan compiled on the background compile thread (:func:`scorer.ops.
+    compile_later`), ahead of other queued compiles; requests take the general path, with
+    the same results, until it is. Compiling it before the models load (about 2 s on a
+    2-core machine) delayed an empty-cache server's readiness by as much."""
+    if _ENTRY or _LATER:
+        return
+    _LATER.append(True)
+    compile_later(scan_request, (_sample(), np.empty(_SLOTS, dtype=np.int64)), _ready,
+                  first=True)

@@ -74,6 +74,37 @@ def test_one_row_path_uses_batch_kernels_until_its_own_are_compiled(tmp_path, ir
     assert model._single_plan is not None  # entry points resolved on the fast path
 
 
+def test_float32_trees_verify_on_the_shared_variant_then_switch_to_their_own(monkeypatch):
+    """A tree ensemble compared in float32 verifies (and scores batches) on the float64
+    variant every tree ensemble shares; once its own variant is compiled, batches take that,
+    with the same results bit for bit, and the float64 stand-in arrays are dropped."""
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    import exporters
+
+    X, y = load_iris(return_X_y=True)
+    est = RandomForestClassifier(n_estimators=7, max_depth=4, random_state=0).fit(X, y)
+    bundle = exporters.build_bundle(est, sample=X, name="forest")
+    deferred = []  # (kernel, args, then) of every compile the model asked for
+    monkeypatch.setattr("scorer.model.compile_later",
+                        lambda kernel, args, then: deferred.append((kernel, args, then)))
+    model = Model(bundle)  # verified on the shared variant
+    (i, b), = [(i, b) for i, b in enumerate(model._plan) if b.specialised is not None]
+    assert b.args[2].dtype == np.float64 and b.specialised[2].dtype == np.float32
+    assert model._args[i] is b.args
+    assert any(k is b.kernel and all(x is y for x, y in zip(a[1:], b.specialised, strict=True))
+               for k, a, _ in deferred)
+    before = model.predict_proba(X)
+    np.testing.assert_allclose(before, est.predict_proba(X), rtol=0, atol=1e-12)
+    for _, _, then in deferred:
+        then()
+    assert model._args[i] is b.specialised and b.args is b.specialised
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+    assert model.verify() == len(bundle.verification.expected[next(iter(
+        bundle.verification.expected))])
+
+
 def test_warmup_fills_the_cache_dir_and_a_later_load_compiles_nothing(tmp_path, iris_logreg):
     """Nothing left to compile for a server nor for Arrow batches (a Spark worker)."""
     import exporters

@@ -9,7 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protos import inference_pb2 as pb
+from scorer.server import wire
 from scorer.server.wire import parse_plain
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled_scan() -> None:
+    """The scan compiled (a server compiles it once its models are loaded; until then
+    :func:`parse_plain` sends every request the general way)."""
+    wire.warm()
 
 text = st.text(max_size=40)
 DATATYPES = ["FP64", "FP32", "INT64", "INT32", "BYTES", "", "ÄÖ"]
@@ -150,8 +158,6 @@ def test_many_rows_of_a_real_request_decode_to_the_sent_matrix() -> None:
 def test_warm_reads_its_own_request() -> None:
     from numba.core import config
 
-    from scorer.server import wire
-
     wire.warm()
     assert wire._ENTRY
     if not config.DISABLE_JIT:
@@ -207,3 +213,22 @@ def test_shape_values_may_take_ten_bytes() -> None:
     got = parse_plain(data)
     assert got is not None and (got.rows, got.cols) == (2, 3)
     assert_same(got, pb.ModelInferRequest.FromString(data))
+
+
+def test_until_the_scan_is_compiled_requests_take_the_general_path(monkeypatch) -> None:
+    """With an empty Numba cache the server compiles the scan on the background compile
+    thread once its models are loaded, not before them: until then every request is "not
+    plain" (protobuf parses it, with the same fields), and the first one queues the
+    compile, ahead of other queued compiles, once."""
+    queued = []
+    monkeypatch.setattr(wire, "_ENTRY", [])
+    monkeypatch.setattr(wire, "_LATER", [])
+    monkeypatch.setattr(wire, "compile_later",
+                        lambda kernel, args, then, *, first=False: queued.append(
+                            (kernel, then, first)))
+    data = request().SerializeToString()
+    assert parse_plain(data) is None
+    assert parse_plain(data) is None
+    assert [(k, f) for k, _, f in queued] == [(wire.scan_request, True)]
+    queued[0][1]()  # the background thread compiled it
+    assert_same(parse_plain(data), request())

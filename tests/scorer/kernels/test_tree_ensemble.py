@@ -128,6 +128,20 @@ def run_all(step: Step, X: np.ndarray) -> np.ndarray:
     named = [("parallel", results[1]), ("reference", results[2]), ("row by row", rows)]
     if b.single is not None:
         named.append(("single-row kernel", singles))
+    if b.specialised is not None:
+        # the step's own dtypes (b.args: their float64 stand-in, which rounds to float32
+        # where the step says), by blocks, in parallel and row by row
+        for name, fn in (("own dtypes", b.kernel), ("own dtypes, parallel", b.parallel)):
+            ws = np.full((len(X), X.shape[1] + k), -7.0)
+            ws[:, : X.shape[1]] = X
+            assert fn(ws, *b.specialised) == -1
+            named.append((name, ws[:, X.shape[1]:]))
+        own_rows = np.empty_like(results[0])
+        for i in range(len(X)):
+            ws = np.concatenate([X[i], np.zeros(k)])[None, :]
+            assert b.kernel(ws, *b.specialised) == -1
+            own_rows[i] = ws[0, X.shape[1]:]
+        named.append(("own dtypes, row by row", own_rows))
     for name, r in named:
         np.testing.assert_array_equal(r, results[0], err_msg=f"{name} differs from serial")
     return results[0]
@@ -387,6 +401,34 @@ def test_sum_average_scale_base_and_leaf_width():
                      base=[0.0, 0.0, 0.0])
     got = check_spec(step, X)
     np.testing.assert_array_equal(got[0], np.array([1 + 100, 2 + 10 + 200, 20]) / 3)
+
+
+def test_every_dtype_pair_verifies_on_one_shared_float64_variant():
+    """Whatever a step's compare and accumulation dtypes, its batch kernel's arguments
+    (what verification runs at load) have the same Numba types: an empty-cache server
+    compiles the batch kernel once for all its tree ensembles, and each float32 step's own
+    variant later (``specialised``). The float64 stand-in holds the float32 values exactly
+    and says where to round."""
+    from scorer.ops import signature
+
+    trees = [split(0, 0.1, leaf(0.3), split(1, 1.0 + 2.0**-30, leaf(0.7), leaf(-1e-8)))]
+    ws = np.zeros((1, 3))
+    shared = set()
+    for cmp in ("float64", "float32"):
+        for acc in ("float64", "float32"):
+            b = bind(make_step(trees, n_inputs=2, compare_dtype=cmp, accumulate_dtype=acc))
+            shared.add(signature((ws, *b.args)))
+            assert b.args[16] == (cmp == "float32") * te.ROUND_COMPARE + \
+                (acc == "float32") * te.ROUND_ACCUMULATE
+            if b.specialised is None:
+                assert cmp == acc == "float64"
+                continue
+            own = b.specialised
+            assert own[16] == 0
+            assert own[2].dtype == np.dtype(cmp) and own[6].dtype == np.dtype(acc)
+            np.testing.assert_array_equal(b.args[2], own[2].astype(np.float64))
+            np.testing.assert_array_equal(b.args[6], own[6].astype(np.float64))
+    assert len(shared) == 1
 
 
 def test_float32_accumulation_rounds_every_addition():
