@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     checkouts = {"old": args.old.resolve(), "new": args.new.resolve()}
     with tempfile.TemporaryDirectory(prefix="coldstart-") as tmp:
         work = Path(tmp)
-        repository = args.repository
+        # (absolute: each server runs in its checkout's directory)
+        repository = args.repository.resolve() if args.repository is not None else None
         if repository is None:
             repository = work / "repository"
             models = build_repository(checkouts["old"], repository)
