@@ -92,7 +92,7 @@ from numba import njit, prange
 
 from ..errors import FieldTypeError
 from ..ir import Step
-from ..ops import BindContext, Bound, register_op
+from ..ops import BindContext, Bound, compile_later, register_op
 from ._common import pack_cols, table, unpack_cols
 from .linear import link_row_kernel
 
@@ -610,8 +610,112 @@ def tree_ensemble_parallel(ws, in_cols, out_cols, thr, nodes, cat_words, zero_th
 
 
 # --- layout ----------------------------------------------------------------------------------
+def _one_parent(roots: np.ndarray, feature: np.ndarray, left: np.ndarray, right: np.ndarray,
+                missing_child: np.ndarray) -> bool:
+    """Whether every node is the child of at most one node and not also a root, no two trees
+    share a root, and every ``missing_child`` is a leaf (what exporters write): every walk
+    from a root then reaches distinct nodes and ends."""
+    n = feature.shape[0]
+    internal = feature >= 0
+    into = np.bincount(np.concatenate([left[internal], right[internal], roots]).astype(np.int64),
+                       minlength=n)
+    mc = missing_child[internal]
+    return into.shape[0] == n and not (into > 1).any() and not (feature[mc[mc >= 0]] >= 0).any()
+
+
+def _relayout(roots: np.ndarray, feature: np.ndarray, left: np.ndarray, right: np.ndarray,
+              missing_child: np.ndarray) -> tuple:
+    """:func:`_relayout_kernel` (its results, the same arrays): the kernel where it is
+    compiled or in Numba's on-disk cache, or where the tables need its checks; else
+    :func:`_relayout_levels` in NumPy, with the kernel's compile queued on the background
+    thread (:func:`scorer.ops.compile_later`). The compile took half a second (2-core machine)
+    of every empty-cache start that loads a tree ensemble; NumPy takes milliseconds for
+    thousands of nodes, and about seven times the kernel's time for half a million."""
+    args = (roots, feature, left, right, missing_child)
+    if not _one_parent(*args):
+        return _relayout_kernel(*args)
+    ready: list[bool] = []
+    compile_later(_relayout_kernel, args, lambda: ready.append(True))
+    return _relayout_kernel(*args) if ready else _relayout_levels(*args)
+
+
+def _relayout_levels(roots: np.ndarray, feature: np.ndarray, left: np.ndarray, right: np.ndarray,
+              missing_child: np.ndarray) -> tuple:
+    """:func:`_relayout_kernel` in NumPy, one level of every tree at a time, for tables
+    where :func:`_one_parent` holds (there is then nothing to refuse)."""
+    n = feature.shape[0]
+    n_trees = roots.shape[0]
+    # entries in the order they are made: level by level, each level grouped by tree (its
+    # parents' order) and, per parent, left, right, then its missing_child leaf if that is
+    # the tree's first mention of it; ids are positions in this order
+    trees, nodes, depths = [np.arange(n_trees)], [roots.astype(np.int64)], [np.zeros(n_trees,
+                                                                                    np.int64)]
+    left_id = np.full(0, -1, dtype=np.int64)  # per entry id: its left child's id (-1 leaf)
+    lefts, mrefs = [], []  # (parent ids, left child ids); (parent ids, their (tree, leaf) keys)
+    m_keys, m_ids = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    seen = np.zeros(0, dtype=np.int64)
+    f_tree, f_node, f_id = trees[0], nodes[0], np.arange(n_trees)
+    next_id = n_trees
+    level = 0
+    while f_node.shape[0]:
+        level += 1
+        inner = feature[f_node] >= 0
+        pt, pn, pid = f_tree[inner], f_node[inner], f_id[inner]
+        m = missing_child[pn].astype(np.int64)
+        has_m = m >= 0
+        key = pt * n + m
+        cand = np.flatnonzero(has_m)
+        fresh = cand[~np.isin(key[cand], seen)]
+        _, first = np.unique(key[fresh], return_index=True)
+        add = np.zeros(pn.shape[0], dtype=bool)
+        add[fresh[first]] = True
+        seen = np.concatenate([seen, key[add]])
+        counts = 2 + add
+        start = np.cumsum(counts) - counts
+        total = int(counts.sum())
+        cn = np.empty(total, dtype=np.int64)
+        cn[start] = left[pn]
+        cn[start + 1] = right[pn]
+        cn[start[add] + 2] = m[add]
+        ct = np.repeat(pt, counts)
+        ids = next_id + np.arange(total)
+        lefts.append((pid, next_id + start))
+        m_keys.append(key[add])
+        m_ids.append(next_id + start[add] + 2)
+        mrefs.append((pid[has_m], key[has_m]))
+        trees.append(ct)
+        nodes.append(cn)
+        depths.append(np.full(total, level, dtype=np.int64))
+        f_tree, f_node, f_id = ct, cn, ids
+        next_id += total
+    tree = np.concatenate(trees)
+    node = np.concatenate(nodes)
+    depth = np.concatenate(depths)
+    order = np.argsort(tree, kind="stable")  # slots: tree by tree, each in level order
+    slot = np.empty(next_id, dtype=np.int64)
+    slot[order] = np.arange(next_id)
+    left_id = np.full(next_id, -1, dtype=np.int64)
+    mdest_id = np.full(next_id, -1, dtype=np.int64)
+    all_keys = np.concatenate(m_keys)
+    all_ids = np.concatenate(m_ids)
+    by_key = np.argsort(all_keys)
+    for (pid, lid), (mid, mkey) in zip(lefts, mrefs, strict=True):
+        left_id[pid] = lid
+        if mid.shape[0]:
+            mdest_id[mid] = all_ids[by_key[np.searchsorted(all_keys, mkey, sorter=by_key)]]
+    orig = node[order]
+    leaf = feature[orig] < 0
+    child = np.where(leaf, np.cumsum(leaf) - 1, slot[left_id[order]])
+    md = mdest_id[order]
+    mdest = np.where(md >= 0, slot[md], -1)
+    i32 = np.int32
+    return (orig.astype(i32), child.astype(i32), depth[order].astype(i32), mdest.astype(i32),
+            slot[:n_trees].astype(i32), orig[leaf].astype(i32), tree[order][leaf].astype(i32),
+            -1, -1)
+
+
 @njit(cache=True, nogil=True)
-def _relayout(roots, feature, left, right, missing_child):
+def _relayout_kernel(roots, feature, left, right, missing_child):
     """Breadth-first copy of every tree, a node's two children in adjacent slots.
 
     Returns ``(orig, child, depth, mdest, croot, leaf_orig, leaf_tree, bad_tree, bad_node)``:
@@ -620,6 +724,7 @@ def _relayout(roots, feature, left, right, missing_child):
     per leaf ordinal the original row and tree. A ``missing_child`` leaf gets one slot per
     tree, however many nodes of the tree name it. ``bad_node >= 0`` reports a node reached
     twice within tree ``bad_tree`` (the rows do not form a tree); the arrays are then empty.
+    (Numba; :func:`_relayout_levels` is the same in NumPy for the usual tables.)
     """
     n_nodes = feature.shape[0]
     n_trees = roots.shape[0]

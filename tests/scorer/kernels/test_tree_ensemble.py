@@ -803,3 +803,68 @@ def test_random_ensembles_match_the_spec(data, cmp, op, acc, agg):
                      compare_dtype=cmp, split_operator=op, accumulate_dtype=acc,
                      aggregation=agg)
     check_spec(step, X)
+
+
+# --- layout ----------------------------------------------------------------------------------
+def _random_forest(rng: np.random.Generator, n_trees: int, max_nodes: int, p_missing: float):
+    """(roots, feature, left, right, missing_child) of random trees, rows shuffled; some
+    splits send a missing value to a leaf of their tree (several splits to the same one)."""
+    feature, left, right, mc, roots = [], [], [], [], []
+    for _ in range(n_trees):
+        base = len(feature)
+        roots.append(base)
+        feature.append(-1)
+        left.append(-1)
+        right.append(-1)
+        queue = [base]
+        while queue:
+            v = queue.pop(0)
+            if len(feature) - base < max_nodes and rng.random() < 0.7:
+                c = len(feature)
+                feature[v], left[v], right[v] = int(rng.integers(0, 5)), c, c + 1
+                feature += [-1, -1]
+                left += [-1, -1]
+                right += [-1, -1]
+                queue += [c, c + 1]
+        mc += [-1] * (len(feature) - len(mc))
+        leaves = [i for i in range(base, len(feature)) if feature[i] < 0]
+        for i in range(base, len(feature)):
+            if feature[i] >= 0 and rng.random() < p_missing:
+                mc[i] = int(rng.choice(leaves))
+    n = len(feature)
+    perm = rng.permutation(n)  # new row -> old row
+    new = np.empty(n, dtype=np.int64)
+    new[perm] = np.arange(n)
+    feature, left, right, mc = map(np.asarray, (feature, left, right, mc))
+
+    def moved(col):
+        return np.where(col >= 0, new[np.maximum(col, 0)], -1)[perm]
+
+    return tuple(a.astype(np.int32) for a in (new[np.asarray(roots)], feature[perm],
+                                              moved(left), moved(right), moved(mc)))
+
+
+def test_relayout_levels_equals_the_kernel():
+    """The NumPy relayout (an empty-cache start binds with it, not compiling the kernel) gives
+    the kernel's arrays, slot for slot: breadth-first per tree, missing_child leaves once per
+    tree; tables it cannot take (a node with two parents) go to the kernel, which refuses."""
+    rng = np.random.default_rng(3)
+    for k in range(120):
+        args = _random_forest(rng, int(rng.integers(1, 9)), int(rng.integers(1, 80)),
+                              (0.0, 0.3, 0.9)[k % 3])
+        assert te._one_parent(*args)
+        want = te._relayout_kernel(*args)
+        for name, got, exp in zip(("orig", "child", "depth", "mdest", "croot", "leaf_orig",
+                                   "leaf_tree"), te._relayout_levels(*args)[:7], want[:7],
+                                  strict=True):
+            assert got.dtype == exp.dtype, name
+            np.testing.assert_array_equal(got, exp, err_msg=f"{name} (forest {k})")
+        assert want[7:] == te._relayout_levels(*args)[7:] == (-1, -1)
+        roots, feature, left, right, mc = args
+        for v in np.flatnonzero(feature >= 0)[:3]:
+            # a node reached twice within its tree, and a cycle: refused by the kernel
+            for bad in (right[v], v):
+                changed = left.copy()
+                changed[v] = bad
+                assert not te._one_parent(roots, feature, changed, right, mc)
+                assert te._relayout(roots, feature, changed, right, mc)[7] >= 0
