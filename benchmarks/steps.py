@@ -36,12 +36,16 @@ def profile(family: str, *, rows: int, repeats: int, workdir: Path) -> list[tupl
 
     import exporters
     import scorer
+    from scorer import ops
 
     data = make_data(FAMILIES[family].task, n_train=20_000, n_score=rows, seed=0)
     est, _ = fit(FAMILIES[family], data)
     path = workdir / family
     exporters.export(est, path, sample=data.X_train[:200], overwrite=True)
     model = scorer.load(path)
+    # the kernels a loaded model ends up with (its own dtypes' batch kernels included), not
+    # the variants it scores with while those compile in the background
+    ops.wait_background()
     Xb = data.X_score
     threads = numba.get_num_threads()
     numba.set_num_threads(1)

@@ -47,10 +47,12 @@ def cache_files(cache_dir: Path) -> int:
 def warm_all(paths: list[Path]) -> list[str]:
     """Load each model and compile every kernel specialisation a server uses for it: batch,
     one-row and parallel kernels (``COMPILE_MODE`` "eager": at load, in this thread) and the
-    input copy of every dtype the gRPC codec passes on (the server's own warm-up); every path
-    of Arrow batches (``tablescore score``, Spark workers: :func:`scorer.batch.warm_arrow`);
-    and the server's ModelInfer request scan (:mod:`scorer.server.wire`), compiled at every
-    start.
+    input copy of every dtype the gRPC codec passes on (the server's own warm-up); each tree
+    ensemble's kernel both in the float64 variant verification runs and in its own dtypes;
+    the bind-time tree relayout; every path of Arrow batches (``tablescore score``, Spark
+    workers: :func:`scorer.batch.warm_arrow`); and the server's ModelInfer request scan
+    (:mod:`scorer.server.wire`). A server compiles what is missing from the cache in the
+    background once it is ready; after a warmup nothing is missing.
 
     Returns the models' names. Raises what :func:`scorer.load` raises for a bad model.
     """
