@@ -128,10 +128,11 @@ _CATEGORICAL = 2
 _MISSING_SHIFT = 2
 _FLAG_BITS = 4
 _MISSING_SLOW = 3  # missing kind 0 at a node whose threshold is NaN (no value passes)
-#: the kernels' ``rounding`` argument: bits saying that a float64 variant (every array of
+#: the kernels' ``rounding`` argument: bits saying that the float64 variant (every array of
 #: the compare and accumulation dtypes in float64) stands in for a step whose compare
 #: (``ROUND_COMPARE``) or accumulation (``ROUND_ACCUMULATE``) dtype is float32, and rounds
-#: to float32 where that dtype would (see :func:`float64_args`); 0 in the step's own dtypes
+#: to float32 where that dtype would (see :func:`float64_args`); None in the step's own
+#: dtypes (Numba then compiles the kernel without any of it)
 ROUND_COMPARE = 1
 ROUND_ACCUMULATE = 2
 
@@ -293,12 +294,16 @@ def _score_block(ws, r0, r1, in_cols, out_cols, thr, nodes, cat_words, zero_thr,
 
     Scratch: ``xf`` (block * f,) and ``xrep`` (TREE_LANES * f,) of the compare dtype, ``acc``
     (block, k) of the accumulation dtype, ``cur`` int32 and ``curu`` uint32, both
-    (max(block, TREE_LANES),). ``rounding``: :data:`ROUND_COMPARE` / :data:`ROUND_ACCUMULATE`
-    bits (the float64 variant of a float32 step, see :func:`float64_args`). Returns -1, or
-    the first row refused under ``refuse_overflow``.
+    (max(block, TREE_LANES),). ``rounding``: None in the step's own dtypes, else
+    :data:`ROUND_COMPARE` / :data:`ROUND_ACCUMULATE` bits (the shared float64 variant, see
+    :func:`float64_args`). Returns -1, or the first row refused under ``refuse_overflow``.
     """
-    cmp32 = (rounding & ROUND_COMPARE) != 0
-    acc32 = (rounding & ROUND_ACCUMULATE) != 0
+    if rounding is None:  # the step's own dtypes: Numba compiles no rounding at all
+        cmp32 = False
+        acc32 = False
+    else:
+        cmp32 = (rounding & ROUND_COMPARE) != 0
+        acc32 = (rounding & ROUND_ACCUMULATE) != 0
     nb = r1 - r0
     nf = max(in_cols.shape[0], 1)  # a step from a leaf reads column 0
     k = out_cols.shape[0]
@@ -1112,7 +1117,7 @@ def compile_tables(tt: TreeTables) -> tuple:
     zero_thr = _below(np.array([ZERO_THRESHOLD]), cmp_dtype, False)[0]
     return (tt.in_cols, tt.out_cols, thr, np.ascontiguousarray(nodes), cat_words, zero_thr,
             leafv, trees, base, divisor, tt.refuse_overflow, BLOCK_ROWS, featu, childu, missu,
-            leafu, 0)
+            leafu, None)
 
 
 def float64_args(args: tuple) -> tuple:
@@ -1132,6 +1137,7 @@ def float64_args(args: tuple) -> tuple:
     """
     (in_cols, out_cols, thr, nodes, cat_words, zero_thr, leafv, trees, base, divisor,
      refuse_overflow, block, featu, childu, missu, leafu, rounding) = args
+    rounding = 0 if rounding is None else rounding
     if thr.dtype == np.float32:
         rounding |= ROUND_COMPARE
     if leafv.dtype == np.float32:
@@ -1191,13 +1197,14 @@ def bind_tree_ensemble(step: Step, ctx: BindContext) -> Bound:
                        np.concatenate([base, divisor]), plain)
     # verification (and batches until the server is ready) on the float64 variant, which
     # every tree ensemble shares: one compile at start-up instead of one per dtype pair
+    # (and its rounding tests cost ~3% of a batch: the step's own variant has none)
     own = args
     args = float64_args(own)
     return Bound(tree_ensemble_kernel, reference, args, parallel=tree_ensemble_parallel,
                  parallel_min_rows=min_rows, error=_overflow_error(step, in_cols),
                  single=single, single_args=single_args,
                  single_then_link=tree_ensemble_row_link_kernel if single else None,
-                 specialised=own if own[16] != args[16] else None)
+                 specialised=own)
 
 
 # --- reference -------------------------------------------------------------------------------
