@@ -79,6 +79,12 @@ access the negative-index test and halves the cost of a step. The parallel kerne
 blocks on separate threads. When every tree is plain, a one-row workspace (a single request)
 takes :func:`tree_ensemble_row_kernel` instead: fewer arguments, and a NaN-free row walks
 eight trees at a time with their slots in registers rather than in a lane array.
+
+A model verifies at load on one variant of the batch kernel shared by every tree ensemble,
+the compare and accumulation arrays in float64 and float32 rounding done where the step
+says (:func:`float64_args`, exact): Numba compiles a kernel per tuple of argument types, and
+one compile per dtype pair was seconds of every empty-cache start. The step's own variant
+is compiled in the background and replaces it (:attr:`scorer.ops.Bound.specialised`).
 """
 
 from __future__ import annotations
