@@ -242,7 +242,9 @@ class Model:
         to them when they are; until then the batch kernels, which verification compiled,
         give the same results. A model's load then compiles only what verification needs
         (with the other kernel changes of #18, an empty-cache start of the 7 demo models went
-        from 43.9 s to 14.3 s, benchmarks/results/coldstart-2026-12-06.json)."""
+        from 43.9 s to 14.3 s, benchmarks/results/coldstart-2026-12-06.json; with one shared
+        tree variant and the input copies and request scan in the background, 15.9 s to
+        9.8 s in a later run, coldstart-2026-12-06-shared-variant.json)."""
         ws = np.empty(self._ws_one_row, dtype=np.float64)  # (a batch's workspace: same type)
         fast = self._single_fast
         if any(b.single is not None or b.specialised is not None for b in self._plan):
