@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .argtypes import positive_int
 from .errors import BundleFormatError, TablescoreError
 
 
@@ -193,17 +194,6 @@ def cmd_package(args: argparse.Namespace) -> int:
     print(f"wrote {wheel} (install: pip install --no-index --find-links {args.out} "
           f"{args.name}, with tablescore's wheel there too)")
     return 0
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a usage error, exit 2, otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

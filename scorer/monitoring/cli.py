@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..argtypes import positive_int
+
 
 def cmd_drift(args: argparse.Namespace) -> int:
     from ..files import atomic_output, check_output
@@ -48,17 +50,6 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return 1 if report.drifted else 0
 
 
-def _positive(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
 def _plots(text: str) -> int | None:
     """argparse type of ``--plots``: an integer >= 0, or ``all`` (None)."""
     if text == "all":
@@ -96,7 +87,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="detailed histograms in --out: every feature at the warn or alert "
                    f"level and the N highest by PSI (default {DEFAULT_PLOTS}; all: every "
                    "feature); the others have a small chart in the table")
-    d.add_argument("--threads", type=_positive, default=None,
+    d.add_argument("--threads", type=positive_int, default=None,
                    help="threads counting columns (default: the CPUs, at most 8)")
-    d.add_argument("--batch-rows", type=_positive, default=1 << 16, help=argparse.SUPPRESS)
+    d.add_argument("--batch-rows", type=positive_int, default=1 << 16, help=argparse.SUPPRESS)
     d.set_defaults(fn=cmd_drift)
