@@ -168,6 +168,13 @@ def _single_output(est: Any) -> None:
 # --- CART trees (DecisionTree*, ExtraTree*, forests, GradientBoosting) ---------------------
 def _add_cart(forest: _Forest, tree: Any, *, n_values: int, output: int = 0,
               scale: float = 1.0) -> None:
+    _add_cart_values(forest, tree, tree.tree_.value[:, 0, :n_values], output=output,
+                     scale=scale)
+
+
+def _add_cart_values(forest: _Forest, tree: Any, values: np.ndarray, *, output: int = 0,
+                     scale: float = 1.0) -> None:
+    """Append a CART tree whose leaves hold ``values`` (``(n_nodes, width)``)."""
     t = tree.tree_
     if t.n_outputs != 1:
         raise ExportError(f"{type(tree).__name__} with {t.n_outputs} outputs (multi-output) "
@@ -176,7 +183,7 @@ def _add_cart(forest: _Forest, tree: Any, *, n_values: int, output: int = 0,
     forest.add(feature=np.where(left < 0, -1, t.feature), threshold=t.threshold, left=left,
                right=t.children_right.astype(np.int64),
                default_left=np.asarray(t.missing_go_to_left).astype(bool),
-               values=np.ascontiguousarray(t.value[:, 0, :n_values], dtype=np.float64),
+               values=np.ascontiguousarray(values, dtype=np.float64),
                output=output, scale=scale)
 
 

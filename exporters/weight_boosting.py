@@ -38,7 +38,7 @@ from scorer.errors import ExportError
 
 from .programs import Program, add_program, class_values, export_sub, label_index
 from .registry import register
-from .tree_ensemble import _cart_inputs, _Forest, _single_output, _tree_step
+from .tree_ensemble import _add_cart_values, _cart_inputs, _Forest, _single_output, _tree_step
 
 _CART = ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
          "ExtraTreeRegressor")
@@ -60,19 +60,6 @@ def _members(est: Any) -> tuple[list[Any], np.ndarray]:
 def _all_cart(members: list[Any]) -> bool:
     return all(type(m).__module__.startswith("sklearn.tree") and type(m).__name__ in _CART
                for m in members)
-
-
-def _add_tree(forest: _Forest, tree: Any, values: np.ndarray, output: int = 0) -> None:
-    """Append a CART tree whose leaves hold ``values`` (``(n_nodes, width)``)."""
-    t = tree.tree_
-    if t.n_outputs != 1:
-        raise ExportError(f"{type(tree).__name__} with {t.n_outputs} outputs (multi-output) "
-                          "is not supported")
-    left = t.children_left.astype(np.int64)
-    forest.add(feature=np.where(left < 0, -1, t.feature), threshold=t.threshold, left=left,
-               right=t.children_right.astype(np.int64),
-               default_left=np.asarray(t.missing_go_to_left).astype(bool),
-               values=np.ascontiguousarray(values, dtype=np.float64), output=output)
 
 
 def _inputs(est: Any, g: Graph, cols: list[str], members: list[Any]) -> None:
@@ -100,7 +87,7 @@ def _samme_sums(est: Any, g: Graph, cols: list[str], members: list[Any],
             # the tree's predict: classes_[argmax(tree_.value)] (the first maximum)
             pred = np.argmax(m.tree_.value[:, 0, :k], axis=1)
             vec = np.where(pred[:, None] == np.arange(k)[None, :], w, -1 / (k - 1) * w)
-            _add_tree(forest, m, vec)
+            _add_cart_values(forest, m, vec)
         return _tree_step(g, cols, forest, name="adaboostclassifier", n_outputs=k,
                           aggregation="sum", base=0.0, compare_dtype="float32",
                           refuse_overflow=True)
@@ -177,7 +164,7 @@ def export_adaboost_regressor(est: Any, g: Graph, cols: list[str]) -> list[str]:
     if _all_cart(members):
         forest = _Forest(width=1)
         for i, m in enumerate(members):
-            _add_tree(forest, m, m.tree_.value[:, 0, :1], output=i)
+            _add_cart_values(forest, m, m.tree_.value[:, 0, :1], output=i)
         preds = _tree_step(g, cols, forest, name="adaboostregressor", n_outputs=n,
                            aggregation="sum", base=0.0, compare_dtype="float32",
                            refuse_overflow=True)
