@@ -415,7 +415,10 @@ def _pypmml_compare(est: Any, pmml: Path, X: Any, tol: Any,
     if absent:  # the document names no such output (e.g. a classifier without probabilities)
         return {"absent": ", ".join(absent)}
     got = ref[cols].to_numpy(dtype=np.float64)
-    mine = np.column_stack([np.asarray(ours(rows)[c], dtype=np.float64) for c in cols])
+    try:
+        mine = np.column_stack([np.asarray(ours(rows)[c], dtype=np.float64) for c in cols])
+    except Exception as exc:  # the cell itself reports tablescore's refusal: a note here
+        return {"refused": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
 
     def agree(a: np.ndarray, b: np.ndarray) -> float:
         return float(close_mask(a, b, tol.abs, tol.rel).all(axis=1).mean())
@@ -561,6 +564,8 @@ def _pmml_cell(base: dict[str, Any], est: Any, ds: Dataset, X: Any, bundle_model
             notes.append(f"pypmml not compared: its output has no {cmp['absent']}")
         elif cmp is not None and "error" in cmp:
             notes.append(f"pypmml could not score the document ({cmp['error']})")
+        elif cmp is not None and "refused" in cmp:
+            notes.append(f"pypmml not compared: tablescore refused its rows ({cmp['refused']})")
         elif cmp is not None:
             notes.append(f"pypmml reproduces the original on {cmp['original']:.1%} of rows "
                          f"(max abs diff {cmp['max_abs_diff']:.2g}) and tablescore on "
