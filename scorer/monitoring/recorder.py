@@ -2,14 +2,14 @@
 per model version, in tumbling windows, and exporting PSI / JS per window on /metrics.
 
 The request path only queues what it scored, per model version: a one-row request of numbers
-as the bytes of its row and outputs (about 1 us, no lock), any other as ``(time, request,
-outputs)``. Queued requests are counted in one compiled pass per batch
-(:func:`.kernels.count_batch`, which releases the GIL): by the request thread that finds
-``drain_at`` one-row requests queued (no GIL hand-over between threads for the common case),
-else by a background thread every ``flush_interval`` seconds (at once after a large request,
-so its counting runs beside the next one). Counts stay exact: every queued row is counted, in
-the window of the time its request was recorded. When a queue is full (counting cannot keep
-up) the request is not queued and its rows are counted as dropped
+as one tuple of the bytes of its row and outputs (copies: an in-process caller may reuse its
+input array and owns the outputs; no lock), any other as ``(time, request, outputs)``. Queued
+requests are counted in one compiled pass per batch (:func:`.kernels.count_batch`, which
+releases the GIL) by a background thread every ``flush_interval`` seconds (at once after a
+large request, so its counting runs beside the next one); never in a request's thread.
+Counts stay exact (unless ``sample`` < 1 is asked for large requests): every queued row is
+counted, in the window of the time its request was recorded. When a queue is full (counting
+cannot keep up) the request is not queued and its rows are counted as dropped
 (``tablescore_drift_dropped_rows_total``): the window's PSI is then over the rows counted.
 
 Windows are aligned to the epoch (window ``k`` covers ``[k * w, (k + 1) * w)`` seconds of
@@ -47,10 +47,10 @@ FLUSH_INTERVAL_S = 0.05
 QUEUE_REQUESTS = 1 << 16
 #: rows queued per model version at most (what the queued requests keep alive)
 QUEUE_ROWS = 1 << 21
-#: one-row requests queued when the request thread that queues the next counts them all
-DRAIN_AT = 1024
 #: requests of at least this many rows are counted in a kernel call of their own
 _OWN_CALL_ROWS = 256
+#: requests of at least this many rows are sampled when a sampling rate is set
+SAMPLE_MIN_ROWS = _OWN_CALL_ROWS
 #: requests of more rows than this wake the counting thread at once
 _WAKE_ROWS = 4096
 # integers compare exactly as float64 only up to 2**53
@@ -254,6 +254,14 @@ def _concat(values: list[Any]) -> np.ndarray:
         return np.concatenate([np.asarray(v, dtype=object).reshape(-1) for v in values])
 
 
+def _every(x: Any, k: int) -> Any:
+    """Rows ``0, k, 2k, ...`` of a request's inputs (a matrix (rows, n) or columns by name
+    (rows,)) or outputs (columns by name): views, no copy."""
+    if isinstance(x, Mapping):
+        return {n: np.asarray(v)[::k] for n, v in x.items()}
+    return x if x is None else np.asarray(x)[::k]
+
+
 class WindowSink(Protocol):
     """Where finished windows go besides this process's gauges (a fleet's shared table)."""
 
@@ -327,19 +335,28 @@ class _Monitor:
                 or x.size != self.binner.n_fields):
             self.spec = False
             return
-        self.spec = (x.dtype, x.size, tuple(outs))
+        self.spec = (x.dtype, x.size, tuple(outs), tuple(n for n, _ in outs))
 
-    def take_rows(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    def take_rows(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]] | None:
         """Empty the one-row byte queue: the rows' times (rows,), inputs (rows, n_fields)
-        and outputs {name: (rows,)}."""
-        r = self.rowq
-        items = [r.popleft() for _ in range(len(r))]
-        xdt, width, outs = self.spec
-        cols = list(zip(*items, strict=True))
-        t = np.array(cols[0])
-        X = np.frombuffer(b"".join(cols[1]), dtype=xdt).reshape(-1, width)
-        arrays = {name: np.frombuffer(b"".join(cols[2 + k]), dtype=dt)
-                  for k, (name, dt) in enumerate(outs)}
+        and outputs {name: (rows,)}; None (the rows counted as dropped) when some row's bytes
+        do not have the learned layout."""
+        popleft = self.rowq.popleft
+        items = [popleft() for _ in range(len(self.rowq))]
+        xdt, width, outs, _ = self.spec
+        n = len(items)
+        # column by column in C (map / itemgetter): ~10 ns a row each
+        t = np.fromiter(map(_time_of, items), dtype=np.float64, count=n)
+        xb = b"".join(map(itemgetter(1), items))
+        ob = [b"".join(map(itemgetter(2 + k), items)) for k in range(len(outs))]
+        if (len(xb) != n * width * xdt.itemsize
+                or any(len(b) != n * dt.itemsize for b, (_, dt) in zip(ob, outs, strict=True))):
+            self.dropped += n
+            log.warning("drift counting: one-row outputs of model %s version %s changed "
+                        "dtype; %d rows not counted", self.model, self.version, n)
+            return None
+        X = np.frombuffer(xb, dtype=xdt).reshape(-1, width)
+        arrays = {name: np.frombuffer(b, dtype=dt) for b, (name, dt) in zip(ob, outs, strict=True)}
         return t, X, arrays
 
 
@@ -367,14 +384,25 @@ class DriftRecorder:
     queue_requests, queue_rows : int
         Bounds of each version's queue (requests, rows of multi-row requests); past them a
         request's rows are dropped and counted in ``tablescore_drift_dropped_rows_total``.
+    sample : float
+        ``--drift-sample``: 1 (default) counts every row. Below 1, a request of at least
+        :data:`SAMPLE_MIN_ROWS` rows has only its rows ``0, k, 2k, ...`` counted, ``k =
+        round(1 / sample)`` (a fixed rule: replicas' counts still add exactly; smaller
+        requests are counted whole). The window's PSI is then an estimate from fewer rows:
+        its noise floor grows by ``k`` (docs/monitoring.md).
     """
 
     def __init__(self, window_s: float = DEFAULT_WINDOW_S, thresholds: Thresholds | None = None,
                  *, clock: Callable[[], float] = time.time, sink: WindowSink | None = None,
                  flush_interval: float = FLUSH_INTERVAL_S,
-                 queue_requests: int = QUEUE_REQUESTS, queue_rows: int = QUEUE_ROWS) -> None:
+                 queue_requests: int = QUEUE_REQUESTS, queue_rows: int = QUEUE_ROWS,
+                 sample: float = 1.0) -> None:
         if not window_s > 0:
             raise ValueError(f"drift window must be positive seconds, got {window_s}")
+        if not 0 < sample <= 1:
+            raise ValueError(f"drift sampling rate must be in (0, 1], got {sample}")
+        #: count every ``sample_every``-th row of a large request (1: every row)
+        self.sample_every = max(1, round(1 / sample))
         self.window_s = float(window_s)
         self.thresholds = thresholds or Thresholds()
         self.clock = clock
@@ -382,8 +410,6 @@ class DriftRecorder:
         self.flush_interval = flush_interval
         self.queue_requests = int(queue_requests)
         self.queue_rows = int(queue_rows)
-        #: one-row requests queued for a version when the request thread counts them
-        self.drain_at = DRAIN_AT
         self._monitors: dict[tuple[str, str, str], _Monitor | None] = {}
         #: id(model) -> (weak reference to the model, its monitor or None): the request
         #: path's lookup (the model object of a loaded version is the same for all its
@@ -409,35 +435,26 @@ class DriftRecorder:
             spec = m.spec
             x = request.inputs
             if spec and type(x) is np.ndarray and x.dtype is spec[0] and x.size == spec[1]:
-                # numbers only: keep their bytes, not the request (allocating nothing that
-                # outlives it is what keeps this cheap)
+                # numbers only: one tuple of bytes (the caller may reuse its input array
+                # and owns the outputs: copies, and bytes are the cheapest copy of one
+                # row). Output dtypes are the model version's own; the counting pass checks
+                # the lengths. Counting happens on the counting thread, never here.
                 try:
-                    item = [self.clock(), x.tobytes()]
-                    for name, dt in spec[2]:
-                        a = arrays[name]
-                        if a.dtype is not dt:
-                            break
-                        item.append(a.tobytes())
-                    else:
-                        r = m.rowq
-                        n = len(r)
-                        if n < self.queue_requests:
-                            r.append(item)
-                            if n == self.drain_at:
-                                self._drain_inline()
-                        else:
-                            self._drop(m, 1)
-                        return
+                    item = (self.clock(), x.tobytes(), *[arrays[n].tobytes() for n in spec[3]])
                 except KeyError:  # an output not asked for: the general queue
                     pass
+                else:
+                    r = m.rowq
+                    if len(r) < self.queue_requests:
+                        r.append(item)
+                    else:
+                        self._drop(m, 1)
+                    return
             elif spec is None:
                 m.learn(x, arrays)
             q = m.queue
-            n = len(q)
-            if n < self.queue_requests:
+            if len(q) < self.queue_requests:
                 q.append((self.clock(), request, arrays))
-                if n == self.drain_at:
-                    self._drain_inline()
             else:
                 self._drop(m, 1)
             return
@@ -452,17 +469,6 @@ class DriftRecorder:
             self._drop(m, rows)
         elif rows >= _WAKE_ROWS:
             self._wake.set()
-
-    def _drain_inline(self) -> None:
-        """Count the queues in this request's thread (unless another thread is counting):
-        one-row requests are counted ``drain_at`` at a time where they arrive, which costs
-        the same Python work as the counting thread would, without handing the GIL back
-        and forth between the two threads for every batch."""
-        if self._drain_lock.acquire(blocking=False):
-            try:
-                self.drain()
-            finally:
-                self._drain_lock.release()
 
     def _drop(self, m: _Monitor, rows: int) -> None:
         with m.lock:
@@ -543,7 +549,8 @@ class DriftRecorder:
                 m.queued_rows -= big
         wq = np.floor_divide(np.fromiter(map(_time_of, batch), dtype=np.float64,
                                          count=len(batch)), self.window_s).astype(np.int64)
-        t, X, outs = m.take_rows() if m.rowq else (np.zeros(0), None, None)
+        taken = m.take_rows() if m.rowq else None
+        t, X, outs = taken if taken is not None else (np.zeros(0), None, None)
         wr = np.floor_divide(t, self.window_s).astype(np.int64)
         # windows in time order (a queue's requests arrive in time order, up to threads
         # racing at a boundary)
@@ -558,11 +565,15 @@ class DriftRecorder:
                     if len(batch) else [])
             # large requests one by one (copying them together would cost more than the
             # kernel call it saves), small ones together
+            k = self.sample_every
             for _, r, o in part:
                 if r.rows >= _OWN_CALL_ROWS:
-                    m.binner.count_many([r.inputs], [o], m.counts)
-                    m.rows += r.rows
-                    m.total_rows += r.rows
+                    x, n = r.inputs, r.rows
+                    if k > 1 and n >= SAMPLE_MIN_ROWS:
+                        x, o, n = _every(x, k), _every(o, k), -(-n // k)
+                    m.binner.count_many([x], [o], m.counts)
+                    m.rows += n
+                    m.total_rows += n
             part = [e for e in part if e[1].rows < _OWN_CALL_ROWS]
             inputs = [r.inputs for _, r, _ in part]
             outputs = [o for _, _, o in part]

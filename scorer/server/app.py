@@ -375,7 +375,7 @@ def _drift_recorder(config: ServerConfig, metrics: Metrics, repo: Any) -> Any:
 
         sink = FleetWindows(store, replica_id=getattr(repo, "replica_id", None))
     drift = DriftRecorder(config.drift_window, Thresholds.parse(config.drift_thresholds),
-                          sink=sink)
+                          sink=sink, sample=config.drift_sample)
     metrics.watch_drift(drift)
     if sink is not None:
         metrics.registry.register(sink.collector(drift, settle_s=min(10.0,

@@ -102,6 +102,9 @@ class ServerConfig:
         docs/monitoring.md).
     drift_thresholds : str
         ``WARN,ALERT``: PSI levels whose crossing logs an event ``drift``.
+    drift_sample : float
+        ``--drift-sample``: in (0, 1]; below 1 only every ``round(1 / drift_sample)``-th row
+        of a request of 256 rows or more is counted (docs/monitoring.md). Default 1.
     """
 
     repository: Path
@@ -135,6 +138,7 @@ class ServerConfig:
     features_timeout: float = 0.3
     drift_window: float = 0.0
     drift_thresholds: str = "0.1,0.2"
+    drift_sample: float = 1.0
 
     def __post_init__(self) -> None:
         from .logs import parse_access_mode
@@ -171,6 +175,8 @@ class ServerConfig:
             raise ValueError("load_waiters must be positive")
         if not self.drift_window >= 0:
             raise ValueError("--drift-window must be >= 0 seconds (0: off)")
+        if not 0 < self.drift_sample <= 1:
+            raise ValueError("--drift-sample must be in (0, 1] (1: every row)")
         from ..monitoring.drift import Thresholds
 
         Thresholds.parse(self.drift_thresholds)  # a bad value fails at start (ValueError)

@@ -92,6 +92,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "window on /metrics; with --store, windows also go to the "
                         "registry's database for one fleet figure (default 0: off; see "
                         "docs/monitoring.md for its cost)")
+    p.add_argument("--drift-sample", type=float, default=1.0, metavar="RATE",
+                   help="drift monitoring of requests of 256 rows or more: count every "
+                        "round(1/RATE)-th row only (an estimate: cheaper for large "
+                        "requests, noisier PSI; default 1: every row; docs/monitoring.md)")
     p.add_argument("--drift-thresholds", default="0.1,0.2", metavar="WARN,ALERT",
                    help="PSI levels whose crossing logs a 'drift' event (default 0.1,0.2)")
 
@@ -125,7 +129,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         auth_token_file=args.auth_token_file, access_log=args.access_log,
         features=args.features or None, cache=args.cache,
         features_timeout=args.features_timeout,
-        drift_window=args.drift_window, drift_thresholds=args.drift_thresholds)
+        drift_window=args.drift_window, drift_thresholds=args.drift_thresholds,
+        drift_sample=args.drift_sample)
     return run(config, workers=args.workers, log_format=args.log_format, log_level=level)
 
 
