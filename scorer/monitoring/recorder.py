@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import BundleFormatError
 from ..ir import Field
+from ..pipeline.request import Request
 from . import kernels
 from .drift import FeatureDrift, Thresholds, compare_flat
 from .profile import CategoryMap, Profile, as_numbers
@@ -255,11 +256,22 @@ def _concat(values: list[Any]) -> np.ndarray:
 
 
 def _every(x: Any, k: int) -> Any:
-    """Rows ``0, k, 2k, ...`` of a request's inputs (a matrix (rows, n) or columns by name
-    (rows,)) or outputs (columns by name): views, no copy."""
+    """Copies of rows ``0, k, 2k, ...`` of a request's inputs (a matrix (rows, n) or columns
+    by name (rows,)) or outputs (columns by name)."""
     if isinstance(x, Mapping):
-        return {n: np.asarray(v)[::k] for n, v in x.items()}
-    return x if x is None else np.asarray(x)[::k]
+        return {n: np.array(np.asarray(v)[::k]) for n, v in x.items()}
+    return x if x is None else np.array(np.asarray(x)[::k])
+
+
+def _owned(x: Any) -> Any:
+    """A copy of a small request (its inputs, not its parameters or extras) or of its
+    outputs (dict of str to ndarray): what the counting thread reads later cannot be
+    changed by a caller reusing its arrays."""
+    if isinstance(x, Request):
+        return Request(_owned(x.inputs), x.rows, x.outputs)
+    if isinstance(x, Mapping):
+        return {n: np.array(v) for n, v in x.items()}
+    return x if x is None else np.array(x)
 
 
 class WindowSink(Protocol):
@@ -454,16 +466,28 @@ class DriftRecorder:
                 m.learn(x, arrays)
             q = m.queue
             if len(q) < self.queue_requests:
-                q.append((self.clock(), request, arrays))
+                q.append((self.clock(), _owned(request), _owned(arrays)))
             else:
                 self._drop(m, 1)
             return
-        q = m.queue
         rows = request.rows
+        k = self.sample_every
+        if k > 1 and rows >= SAMPLE_MIN_ROWS:
+            # rows 0, k, 2k, ... copied here (1/k of the request: cheap), so nothing of the
+            # request is kept
+            request = Request(_every(request.inputs, k), -(-rows // k), request.outputs)
+            arrays, rows = _every(arrays, k), request.rows
+        elif rows < _OWN_CALL_ROWS:
+            # small requests: copies (an in-process caller may reuse its arrays); a large
+            # one is kept by reference until counted (a copy would cost about as much as
+            # scoring it): its caller must not modify it in place meanwhile
+            request, arrays = _owned(request), _owned(arrays)
+        big = rows if rows != 1 else 0  # (what _drain takes off queued_rows)
+        q = m.queue
         with m.lock:
-            ok = len(q) < self.queue_requests and m.queued_rows + rows <= self.queue_rows
+            ok = len(q) < self.queue_requests and m.queued_rows + big <= self.queue_rows
             if ok:
-                m.queued_rows += rows
+                m.queued_rows += big
                 q.append((self.clock(), request, arrays))
         if not ok:
             self._drop(m, rows)
@@ -565,15 +589,11 @@ class DriftRecorder:
                     if len(batch) else [])
             # large requests one by one (copying them together would cost more than the
             # kernel call it saves), small ones together
-            k = self.sample_every
             for _, r, o in part:
                 if r.rows >= _OWN_CALL_ROWS:
-                    x, n = r.inputs, r.rows
-                    if k > 1 and n >= SAMPLE_MIN_ROWS:
-                        x, o, n = _every(x, k), _every(o, k), -(-n // k)
-                    m.binner.count_many([x], [o], m.counts)
-                    m.rows += n
-                    m.total_rows += n
+                    m.binner.count_many([r.inputs], [o], m.counts)
+                    m.rows += r.rows
+                    m.total_rows += r.rows
             part = [e for e in part if e[1].rows < _OWN_CALL_ROWS]
             inputs = [r.inputs for _, r, _ in part]
             outputs = [o for _, _, o in part]

@@ -78,6 +78,10 @@ def test_drift_settings_are_checked_at_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="drift-window"):
         ServerConfig(repository=tmp_path, drift_window=-1)
     assert ServerConfig(repository=tmp_path, drift_window=0).drift_window == 0
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="drift-sample"):
+            ServerConfig(repository=tmp_path, drift_window=60, drift_sample=bad)
+    assert ServerConfig(repository=tmp_path, drift_sample=0.05).drift_sample == 0.05
 
 
 def test_replica_of_a_registry_flushes_its_windows(drift_repo: Path, tmp_path: Path) -> None:

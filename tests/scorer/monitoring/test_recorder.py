@@ -15,6 +15,7 @@ import pytest
 
 import scorer
 from scorer.monitoring import DriftRecorder, Profile, Thresholds
+from scorer.monitoring.drift import compare_flat
 from scorer.monitoring.profile import count_columns
 from scorer.pipeline import ModelResolver, Pipeline
 
@@ -207,8 +208,8 @@ def test_integer_labels_counted_like_their_text(tmp_path: Path) -> None:
 
 
 def test_full_queue_drops_and_counts_the_dropped_rows(linear_bundle: Path) -> None:
+    # no counting thread: nothing counts the queue until asked
     rec = DriftRecorder(60, clock=Clock(), flush_interval=0, queue_requests=10)
-    rec.drain_at = 10**9  # nothing counts the queue until asked
     model = scorer.load(linear_bundle)
     pipe = Pipeline(ModelResolver({"linear": model}), recorders=[rec])
     X = reference_data(6, 16)
@@ -241,3 +242,66 @@ def test_one_row_requests_with_strings_take_the_general_queue(mixed_bundle) -> N
     assert w.rows == 30
     assert got.inputs[0].counts[1:4].tolist() == [
         (df["color"][:30] == c).sum() for c in ("blue", "green", "red")]
+
+
+def test_reused_input_and_modified_outputs_count_what_was_scored(linear_bundle: Path) -> None:
+    """In-process callers may refill one input array for every call and modify the outputs
+    they get: one-row and small requests are counted as they were scored."""
+    model = scorer.load(linear_bundle)
+    rec = DriftRecorder(60, clock=Clock(), flush_interval=0)
+    pipe = Pipeline(ModelResolver({"linear": model}), recorders=[rec])
+    X = _shifted(11)[:600]
+    row = np.empty((1, 4))
+    for x in X[:300]:  # one-row requests from one buffer
+        row[0] = x
+        _, out = pipe("linear", row)
+        out["value"][:] = 1e9
+    block = np.empty((10, 4))
+    for a in range(300, 600, 10):  # small requests from one buffer
+        block[:] = X[a:a + 10]
+        _, out = pipe("linear", block)
+        out["value"][:] = -1e9
+    row[0] = np.nan  # what the buffers hold when the counting happens
+    block[:] = np.nan
+    (w,) = rec.current("linear", model.version)
+    profile = Profile.from_json(model.bundle.drift_reference)
+    expected = count_columns(profile.zeros(), {f"x{j}": X[:, j] for j in range(4)},
+                             model.score_arrays(X))
+    assert w.rows == 600 and np.array_equal(w.counts, expected)
+
+
+def _sampled_counts(bundle: Path, X: np.ndarray, sample: float,
+                    sizes: list[int]) -> tuple[int, np.ndarray]:
+    model = scorer.load(bundle)
+    rec = DriftRecorder(60, clock=Clock(), flush_interval=0, sample=sample)
+    pipe = Pipeline(ModelResolver({"linear": model}), recorders=[rec])
+    a = 0
+    for n in sizes:
+        pipe("linear", X[a:a + n])
+        a += n
+    (w,) = rec.current("linear", model.version)
+    return w.rows, w.counts
+
+
+def test_sampling_counts_every_kth_row_of_large_requests(linear_bundle: Path) -> None:
+    model = scorer.load(linear_bundle)
+    profile = Profile.from_json(model.bundle.drift_reference)
+    X = _shifted(12)
+    sizes = [1000, 100, 1, 2899]  # large requests sampled, small ones whole
+    rows, counts = _sampled_counts(linear_bundle, X, 0.1, sizes)
+    picked = np.concatenate([np.arange(0, 1000, 10), np.arange(1000, 1101),
+                             1101 + np.arange(0, 2899, 10)])
+    expected = count_columns(profile.zeros(), {f"x{j}": X[picked, j] for j in range(4)},
+                             model.score_arrays(X[picked]))
+    assert rows == picked.size == 100 + 101 + 290 and np.array_equal(counts, expected)
+    # deterministic: the same requests give the same counts, and two replicas sharing the
+    # requests add up to one process that saw them all
+    assert np.array_equal(_sampled_counts(linear_bundle, X, 0.1, sizes)[1], counts)
+    first = _sampled_counts(linear_bundle, X[:1101], 0.1, sizes[:3])
+    second = _sampled_counts(linear_bundle, X[1101:], 0.1, sizes[3:])
+    assert first[0] + second[0] == rows and np.array_equal(first[1] + second[1], counts)
+    # the shifted feature still stands out on a tenth of the rows
+    drift = {d.name: d.psi for d in compare_flat(profile, profile.flat_counts(), counts)}
+    assert drift["x1"] >= 0.2 and max(drift["x0"], drift["x2"], drift["x3"]) < 0.1
+    with pytest.raises(ValueError, match="sampling rate"):
+        DriftRecorder(60, sample=0)
