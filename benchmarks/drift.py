@@ -3,9 +3,12 @@
 1. **Recorder overhead**: in-process pipeline throughput (``scorer.pipeline.Pipeline``, a
    logistic regression on 30 features whose bundle has a reference profile) with the
    :class:`~scorer.monitoring.DriftRecorder` and without, at 1 row per call and at 100k rows
-   per call; on and off interleaved, median of the repeats (goal: on >= 95% of off). Beside
-   the wall-clock rate, the process CPU time per row (``time.process_time``: the counting
-   thread included), since on a shared machine wall time mostly measures the neighbours.
+   per call (and at 100k rows with ``--drift-sample 0.01``); on and off interleaved, median
+   of the repeats (goal: on >= 95% of off). Beside the wall-clock rate, the process CPU time
+   per row (``time.process_time``: the counting thread included), since on a shared machine
+   wall time mostly measures the neighbours, and the scoring thread's own CPU time
+   (``time.thread_time``: what monitoring costs the thread that scores, the counting being on
+   the counting thread).
 2. **gRPC overhead** (``--grpc``): two ``tablescore serve`` processes on the same model, one
    with ``--drift-window 300`` and one without; single-row ``ModelInfer`` round trips from
    one client, blocks of calls alternating between the two; p50 latency per block (median
@@ -86,50 +89,74 @@ def _export(n_features: int, sample_rows: int, path: Path, seed: int = 0,
     return X
 
 
-def recorder_overhead(tmp: Path, repeats: int = 7) -> dict:
-    """Pipeline throughput with / without the drift recorder at 1 and 100k rows."""
+def recorder_overhead(tmp: Path, repeats: int = 7, sample: float = 0.01) -> dict:
+    """Pipeline throughput with / without the drift recorder at 1 and 100k rows; at 100k
+    rows also with ``--drift-sample`` ``sample`` (rows 0, k, 2k, ... of each request)."""
     import scorer
     from scorer.monitoring import DriftRecorder
     from scorer.pipeline import ModelResolver, Pipeline
 
     _export(30, 20_000, tmp / "logreg", classifier=True)
     model = scorer.load(tmp / "logreg")
-    off = Pipeline(ModelResolver({"m": model}))
     # a queue that never drops in the benchmark: what is left at the end of a repeat is
     # counted inside it (drain), so "on" always does all the counting
-    rec = DriftRecorder(300, queue_rows=1 << 26, queue_requests=1 << 26)
-    on = Pipeline(ModelResolver({"m": model}), recorders=[rec])
+    big = {"queue_rows": 1 << 26, "queue_requests": 1 << 26}
+    recs = {"on": DriftRecorder(300, **big), "sampled": DriftRecorder(300, sample=sample, **big)}
+    pipes = {"off": Pipeline(ModelResolver({"m": model})),
+             **{k: Pipeline(ModelResolver({"m": model}), recorders=[r])
+                for k, r in recs.items()}}
     rng = np.random.default_rng(1)
     out = {}
     for rows, calls in ((1, 20_000), (100_000, 20)):
+        names = ["off", "on"] + (["sampled"] if rows >= 256 else [])
         X = rng.normal(size=(rows, 30))
-        for p in (off, on):  # warm: compile, first window
+        for name in names:  # warm: compile, first window
             for _ in range(min(calls, 2000)):
-                p("m", X)
-        rates: dict[str, list[float]] = {"off": [], "on": []}
-        cpu: dict[str, list[float]] = {"off": [], "on": []}
+                pipes[name]("m", X)
+        rates: dict[str, list[float]] = {k: [] for k in names}
+        cpu: dict[str, list[float]] = {k: [] for k in names}
+        tcpu: dict[str, list[float]] = {k: [] for k in names}
         for r in range(repeats):
-            for name, p in ((("off", off), ("on", on)) if r % 2 == 0
-                            else (("on", on), ("off", off))):
-                t0, c0 = time.perf_counter(), time.process_time()
+            for name in (names if r % 2 == 0 else names[::-1]):
+                p = pipes[name]
+                t0, c0, h0 = time.perf_counter(), time.process_time(), time.thread_time()
                 for _ in range(calls):
                     p("m", X)
-                if name == "on":
-                    rec.drain()  # the repeat's rows counted inside its own time
+                h1 = time.thread_time()  # the scoring thread alone (no counting in it)
+                if name in recs:
+                    recs[name].drain()  # the repeat's rows counted inside its own time
                 rates[name].append(rows * calls / (time.perf_counter() - t0))
                 cpu[name].append((time.process_time() - c0) / (rows * calls) * 1e6)
+                tcpu[name].append((h1 - h0) / (rows * calls) * 1e6)
         med = {k: statistics.median(v) for k, v in rates.items()}
         mcpu = {k: statistics.median(v) for k, v in cpu.items()}
+        mt = {k: statistics.median(v) for k, v in tcpu.items()}
         paired = [a / b for a, b in zip(rates["on"], rates["off"], strict=True)]
-        out[str(rows)] = {"rows_per_s_off": med["off"], "rows_per_s_on": med["on"],
-                          "ratio": med["on"] / med["off"],
-                          "cpu_us_per_row_off": mcpu["off"], "cpu_us_per_row_on": mcpu["on"],
-                          "cpu_ratio": mcpu["off"] / mcpu["on"],
-                          "paired_ratios": paired, "calls_per_repeat": calls,
-                          "repeats": repeats, "dropped_rows": rec.dropped("m", "1")}
+        res = {"rows_per_s_off": med["off"], "rows_per_s_on": med["on"],
+               "ratio": med["on"] / med["off"],
+               "cpu_us_per_row_off": mcpu["off"], "cpu_us_per_row_on": mcpu["on"],
+               "cpu_ratio": mcpu["off"] / mcpu["on"],
+               "thread_cpu_us_per_row_off": mt["off"], "thread_cpu_us_per_row_on": mt["on"],
+               "thread_cpu_ratio": mt["off"] / mt["on"],
+               "paired_ratios": paired, "calls_per_repeat": calls,
+               "repeats": repeats, "dropped_rows": recs["on"].dropped("m", "1")}
         print(f"rows={rows}: off {med['off']:.4g} rows/s, on {med['on']:.4g} rows/s, "
-              f"ratio {med['on'] / med['off']:.3f}; CPU per row off {mcpu['off']:.3g} us, "
-              f"on {mcpu['on']:.3g} us, ratio {mcpu['off'] / mcpu['on']:.3f}", flush=True)
+              f"ratio {med['on'] / med['off']:.3f}; process CPU per row off "
+              f"{mcpu['off']:.3g} us, on {mcpu['on']:.3g} us, ratio "
+              f"{mcpu['off'] / mcpu['on']:.3f}; scoring thread CPU ratio "
+              f"{mt['off'] / mt['on']:.3f}", flush=True)
+        if "sampled" in names:
+            res["sampled"] = {
+                "sample": sample, "rows_per_s": med["sampled"],
+                "ratio": med["sampled"] / med["off"], "cpu_us_per_row": mcpu["sampled"],
+                "cpu_ratio": mcpu["off"] / mcpu["sampled"],
+                "thread_cpu_ratio": mt["off"] / mt["sampled"],
+                "dropped_rows": recs["sampled"].dropped("m", "1")}
+            print(f"rows={rows}, --drift-sample {sample}: {med['sampled']:.4g} rows/s, "
+                  f"ratio {med['sampled'] / med['off']:.3f}; process CPU ratio "
+                  f"{mcpu['off'] / mcpu['sampled']:.3f}; scoring thread CPU ratio "
+                  f"{mt['off'] / mt['sampled']:.3f}", flush=True)
+        out[str(rows)] = res
     return out
 
 
