@@ -305,3 +305,32 @@ def test_sampling_counts_every_kth_row_of_large_requests(linear_bundle: Path) ->
     assert drift["x1"] >= 0.2 and max(drift["x0"], drift["x2"], drift["x3"]) < 0.1
     with pytest.raises(ValueError, match="sampling rate"):
         DriftRecorder(60, sample=0)
+
+
+def test_one_row_records_from_threads_beside_the_counting_thread(linear_bundle: Path) -> None:
+    """Request threads append whole records while the counting thread takes them: every
+    row is counted once."""
+    import threading
+
+    model = scorer.load(linear_bundle)
+    rec = DriftRecorder(60, clock=Clock(), flush_interval=0.001)
+    pipe = Pipeline(ModelResolver({"linear": model}), recorders=[rec])
+    X = reference_data(13, 2000)
+    pipe("linear", X[:1])  # learns the record layout
+
+    def send(lo: int) -> None:
+        for row in X[lo:lo + 500]:
+            pipe("linear", row.reshape(1, -1))
+
+    threads = [threading.Thread(target=send, args=(lo,)) for lo in (1, 501, 1001, 1501)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (w,) = rec.current("linear", model.version)
+    rec.close()
+    profile = Profile.from_json(model.bundle.drift_reference)
+    expected = count_columns(profile.zeros(), {f"x{j}": X[:, j] for j in range(4)},
+                             model.score_arrays(X))
+    assert w.rows == len(X) and np.array_equal(w.counts, expected)
+    assert rec.dropped("linear", model.version) == 0
