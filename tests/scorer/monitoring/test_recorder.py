@@ -334,3 +334,21 @@ def test_one_row_records_from_threads_beside_the_counting_thread(linear_bundle: 
                              model.score_arrays(X))
     assert w.rows == len(X) and np.array_equal(w.counts, expected)
     assert rec.dropped("linear", model.version) == 0
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_one_row_record_holds_time_row_and_outputs(n: int) -> None:
+    import struct
+    from operator import itemgetter
+
+    from scorer.monitoring.recorder import _packer
+
+    x = np.arange(3.0).reshape(1, 3)
+    names = [f"out{i}" for i in range(n)]
+    arrays = {k: np.array([i + 0.5]) for i, k in enumerate(names)} | {"other": np.zeros(1)}
+    pack = _packer(n, itemgetter(*names) if n else None)
+    assert pack(7.0, x, arrays) == (struct.pack("<d", 7.0) + x.tobytes()
+                                    + b"".join(arrays[k].tobytes() for k in names))
+    if n:
+        with pytest.raises(KeyError):  # an output not asked for: the general queue
+            pack(7.0, x, {})
