@@ -97,9 +97,8 @@ class ServerConfig:
         UNAVAILABLE (store) or is scored anyway (cache).
     drift_window : float
         Drift monitoring (docs/monitoring.md): seconds per window of counted rows, per model
-        version whose bundle has a reference profile; 0 (default) turns monitoring off (it
-        costs ~13 us per single-row request and ~6x a 100k-row request's scoring time today:
-        docs/monitoring.md).
+        version whose bundle has a reference profile; 0 (default) turns monitoring off (its
+        cost, per single-row request and for large requests: docs/monitoring.md).
     drift_thresholds : str
         ``WARN,ALERT``: PSI levels whose crossing logs an event ``drift``.
     drift_sample : float
