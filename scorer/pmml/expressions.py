@@ -178,21 +178,34 @@ def _norm_continuous(rd: Reader, el: Element, scope: Scope, prog: Program) -> Ty
         raise fail(el, "needs at least two LinearNorm elements")
     outliers = el.get("outliers", "asIs")
 
+    if any(pts[i + 1][0] < pts[i][0] for i in range(len(pts) - 1)):
+        raise fail(el, "LinearNorm elements must be sorted by ascending orig")
+    m = len(pts) - 1
+    # Tied orig values (sklearn2pmml's QuantileTransformer repeats tied quantiles) make a
+    # vertical step: x at a tie takes the norm of the LAST point with that orig (the point
+    # whose segment starts there), as JPMML does; a zero-width segment is never evaluated.
+    if outliers not in ("asIs", "asMissingValues", "asExtremeValues"):
+        raise fail(el, f"outliers='{outliers}' not supported")
+    if outliers == "asIs" and (pts[0][0] == pts[1][0] or pts[-2][0] == pts[-1][0]):
+        raise fail(el, "outliers='asIs' extrapolates along the first and last segments, and "
+                       "one of them has zero width (equal orig values): undefined")
+
     def seg(i: int) -> None:  # n_i + (x - o_i) * (n_{i+1} - n_i) / (o_{i+1} - o_i)
         (o0, n0), (o1, n1) = pts[i], pts[i + 1]
-        prog.interpolate(col.column, o0, n0, o1, n1)
+        if o0 == o1:  # only the last segment, at x == o_m: the last point's norm
+            prog.const(n1)
+        else:
+            prog.interpolate(col.column, o0, n0, o1, n1)
 
     # IF(x < o_1, seg0, IF(x < o_2, seg1, ... seg_last)), with the outlier rules around it
-    m = len(pts) - 1
     branches: list[tuple[float, object]] = []
     if outliers == "asMissingValues":
         branches.append((pts[0][0], math.nan))
     elif outliers == "asExtremeValues":
         branches.append((pts[0][0], pts[0][1]))
-    elif outliers != "asIs":
-        raise fail(el, f"outliers='{outliers}' not supported")
     for i in range(m - 1):
-        branches.append((pts[i + 1][0], i))
+        if pts[i + 1][0] > pts[i][0]:  # x < o_{i+1} == o_i: already taken by the branch before
+            branches.append((pts[i + 1][0], i))
     for bound, what in branches:
         prog.load(col.column)
         prog.const(bound)

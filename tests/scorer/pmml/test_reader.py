@@ -285,6 +285,56 @@ def test_derived_fields():
     assert math.isnan(got["o_nc"][4]) and math.isnan(got["o_ap"][4])
 
 
+def _norm_model(points: list[tuple[float, float]], outliers: str, *, wrap: str = "") -> str:
+    norms = "".join(f'<LinearNorm orig="{o!r}" norm="{n!r}"/>' for o, n in points)
+    expr = f'<NormContinuous field="x" outliers="{outliers}">{norms}</NormContinuous>'
+    if wrap:  # sklearn2pmml's QuantileTransformer: stdNormalIDF(clipQuantile(NormContinuous))
+        expr = f'<Apply function="{wrap}"><Apply function="clipQuantile">{expr}</Apply></Apply>'
+    return f"""<RegressionModel functionName="regression">{schema("y", "x")}
+      <LocalTransformations><DerivedField name="q" dataType="double" optype="continuous">
+      {expr}</DerivedField></LocalTransformations>
+      <RegressionTable intercept="0"><NumericPredictor name="q" coefficient="1"/>
+      </RegressionTable></RegressionModel>"""
+
+
+CLIP_QUANTILE = """<TransformationDictionary>
+  <DefineFunction name="clipQuantile" optype="continuous" dataType="double">
+    <ParameterField name="x"/><Apply function="min"><Apply function="max"><FieldRef field="x"/>
+    <Constant dataType="double">1.0E-7</Constant></Apply>
+    <Constant dataType="double">0.9999999</Constant></Apply></DefineFunction>
+</TransformationDictionary>"""
+
+
+def test_norm_continuous_tied_orig_values():
+    # sklearn2pmml writes tied quantiles as repeated orig values, at the ends too: x at a tie
+    # takes the norm of the last point with that orig (numpy.interp's rule); a zero-width
+    # segment must never be evaluated (x == the tied last orig gave 0/0 = NaN, which an
+    # imputer downstream then silently replaced)
+    pts = [(1.0, 0.0), (1.0, 0.1), (2.0, 0.4), (2.0, 0.5), (2.0, 0.6), (3.0, 0.8), (3.0, 1.0)]
+    x = [0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, math.nan]
+    o, n = np.array(pts).T
+    for outliers, low, high in (("asExtremeValues", 0.0, 1.0),
+                                ("asMissingValues", math.nan, math.nan)):
+        got = score(_norm_model(pts, outliers), {"x": x})["y"]
+        want = [low, *np.interp(x[1:6], o, n), high, math.nan]
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(want[1:6], [0.1, 0.25, 0.6, 0.7, 1.0], atol=1e-15)
+    # the whole QuantileTransformer shape: no NaN at the tied extremes, scipy's ppf
+    from scipy.stats import norm
+    got = score(_norm_model(pts, "asExtremeValues", wrap="stdNormalIDF"), {"x": x},
+                CLIP_QUANTILE)["y"]
+    want = norm.ppf(np.clip(np.interp(x, o, n), 1e-7, 0.9999999))
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=0)
+    assert np.isfinite(got[:-1]).all()
+
+
+def test_norm_continuous_refuses_undefined_extrapolation():
+    with pytest.raises(PMMLError, match="zero width"):
+        load(_norm_model([(0.0, 0.0), (1.0, 0.5), (1.0, 1.0)], "asIs"))
+    with pytest.raises(PMMLError, match="ascending orig"):
+        load(_norm_model([(0.0, 0.0), (2.0, 0.5), (1.0, 1.0)], "asIs"))
+
+
 # --- MiningSchema ----------------------------------------------------------------------------
 def test_missing_replacement_and_invalid_values():
     m = f"""<RegressionModel functionName="regression">
