@@ -9,7 +9,8 @@ Paths: ``bundle`` (exporters.export -> scorer.load) and ``pmml`` (sklearn2pmml -
 PMML reader -> the same kernels) when Java is available; PMML cells note how often pypmml, the
 reference PMML evaluator, reproduces the original and tablescore on the same document; cells
 whose sklearn2pmml document cannot reproduce the original are listed with their reason in
-:func:`known_pmml_issue` and reported as ``known`` (bundle cells where the original's own
+:func:`known_pmml_issue` and reported as ``known`` (cells whose document declares some scored
+rows invalid: :func:`known_pmml_refusal`; bundle cells where the original's own
 result is not reproducible or meaningless: :func:`known_bundle_issue`). Transports:
 ``in-process`` and ``grpc`` (a real tablescore server on 127.0.0.1).
 """
@@ -473,6 +474,18 @@ def known_pmml_issue(model: str, ds: Dataset) -> str | None:
                 "scikit-learn's predict_proba is NaN there but its predict takes class 0 "
                 "(argmax of equal -inf); the document derives the label from the probabilities, "
                 "so those rows have no prediction (a missing label)")
+    if model == "QuantileTransformer":
+        return ("sklearn2pmml writes tied quantiles as repeated LinearNorm orig values in one "
+                "NormContinuous; scikit-learn maps a value on a tie to the AVERAGE of np.interp "
+                "from the left and from the right (0.5 * (interp(x, q, r) - interp(-x, -q[::-1], "
+                "-r[::-1]))) and snaps values within 1e-7 of the first/last quantile to 0/1, "
+                "but a NormContinuous is one piecewise-linear function whose value at a "
+                "repeated orig is one tied point's norm, never the average (tablescore takes "
+                "the last, as numpy.interp and JPMML-Evaluator's NormalizationUtil; pypmml the "
+                "first): rows on a tied quantile differ "
+                "(tablescore matches the document, evaluated with numpy, to 1e-14). The "
+                "document's ModelVerification rows are scikit-learn's outputs, which the "
+                "document itself does not reproduce")
     if model == "KNeighbors" and ds.name == "AuditNA":
         return known_bundle_issue(model, ds)
     if model == "KNeighbors" and ds.task == "multiclass":
@@ -482,6 +495,21 @@ def known_pmml_issue(model: str, ds: Dataset) -> str | None:
                 "2-2-1 votes are common; on data with duplicate rows (Wine) scikit-learn's "
                 "KD-tree also orders exactly tied neighbours by its traversal, PMML by "
                 "training order")
+    return None
+
+
+def known_pmml_refusal(model: str, ds: Dataset) -> str | None:
+    """Explicit list of PMML-path cells whose document declares some of the scored rows
+    invalid (so a conforming evaluator refuses them) where the original scores them, with the
+    reason. The cell compares the rows the document accepts: ``known`` when those all pass,
+    ``fail`` otherwise; a refusal in an unlisted cell stays an error."""
+    if model == "TargetEncoder" and ds.name.startswith("synthetic"):
+        return ("the scored rows hold x7 values never seen in fit (+-1e-300, 0.0): "
+                "scikit-learn encodes an unseen category as the target mean, but the document "
+                "declares the fitted values as x7's DataField Values and keeps the default "
+                "invalidValueTreatment='returnInvalid', so per PMML such a row's result is "
+                "invalid (the MapValues defaultValue is never reached); tablescore refuses "
+                "those rows, pypmml returns no prediction for them")
     return None
 
 
@@ -556,8 +584,18 @@ def _pmml_cell(base: dict[str, Any], est: Any, ds: Dataset, X: Any, bundle_model
 
         names = [f"x{j}" for j in range(np.asarray(X).shape[1])]
         score = lambda A: model.score_arrays(pd.DataFrame(np.asarray(A), columns=names))  # noqa: E731
+    known = known_pmml_issue(base["model"], ds)
+    known_refusal = known_pmml_refusal(base["model"], ds)
+    refused: list[int] = []
+    if known_refusal:
+        # the document declares some rows invalid: compare on the rows it accepts, and say
+        # which it refused; unlisted cells score the whole batch (a refusal is an error)
+        X, refused = _document_refusals(X, score or model.score_arrays)
     cell = _check_cell(base, "pmml", "in-process", est, model, X, score, t0,
                        detail="", tolerance=tol)
+    if refused:
+        notes.insert(0, f"the document refuses {len(refused)} rows (e.g. {refused[:5]}); "
+                        "the others compared")
     if tol is not None:
         cmp = _pypmml_compare(est, doc, X, tol, model.score_arrays)
         if cmp is not None and "absent" in cmp:
@@ -570,13 +608,40 @@ def _pmml_cell(base: dict[str, Any], est: Any, ds: Dataset, X: Any, bundle_model
             notes.append(f"pypmml reproduces the original on {cmp['original']:.1%} of rows "
                          f"(max abs diff {cmp['max_abs_diff']:.2g}) and tablescore on "
                          f"{cmp['tablescore']:.1%}")
-    known = known_pmml_issue(base["model"], ds)
-    if cell.status == "fail" and known:
+    if refused and cell.status == "pass":  # the accepted rows match: the refusals are the issue
+        cell.status = "known"
+        notes.insert(0, f"known: {known_refusal}")
+    elif cell.status == "fail" and known:
         cell.status = "known"
         notes.insert(0, f"known: {known}")
     cell.detail = "; ".join(notes) if cell.status in ("pass", "known") else \
         "\n".join([cell.detail, *(["; ".join(notes)] if notes else [])])
     return cell
+
+
+def _document_refusals(X: Any, score: Callable[[Any], Any]) -> tuple[Any, list[int]]:
+    """The rows of ``X`` the document accepts, and the positions of those it refuses with an
+    input error (each row scored alone once the whole batch was refused); other errors are
+    left for the cell to report."""
+    from scorer.errors import InputError
+
+    try:
+        score(X)
+        return X, []
+    except InputError:
+        pass
+    except Exception:  # not a refusal of rows: the cell reports it
+        return X, []
+    rows = (lambda i: X.iloc[i : i + 1]) if hasattr(X, "iloc") else (lambda i: X[i : i + 1])
+    keep = np.ones(len(X), dtype=bool)
+    for i in range(len(X)):
+        try:
+            score(rows(i))
+        except InputError:
+            keep[i] = False
+        except Exception:  # not a refusal: the cell scores this row and reports the error
+            continue
+    return (X.iloc[keep] if hasattr(X, "iloc") else X[keep]), np.flatnonzero(~keep).tolist()
 
 
 def _known_bundle(spec: ModelSpec, ds: Dataset, cell: Cell) -> Cell:
