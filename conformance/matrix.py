@@ -504,7 +504,8 @@ def known_pmml_refusal(model: str, ds: Dataset) -> str | None:
     reason. The cell compares the rows the document accepts: ``known`` when those all pass,
     ``fail`` otherwise; a refusal in an unlisted cell stays an error."""
     if model == "TargetEncoder" and ds.name.startswith("synthetic"):
-        return ("the scored rows hold x7 values never seen in fit (+-1e-300, 0.0): "
+        return ("the scored rows 20-29 hold x7 values never seen in fit (+-1e300, +-1e-300, "
+                "0.0): "
                 "scikit-learn encodes an unseen category as the target mean, but the document "
                 "declares the fitted values as x7's DataField Values and keeps the default "
                 "invalidValueTreatment='returnInvalid', so per PMML such a row's result is "
@@ -594,8 +595,8 @@ def _pmml_cell(base: dict[str, Any], est: Any, ds: Dataset, X: Any, bundle_model
     cell = _check_cell(base, "pmml", "in-process", est, model, X, score, t0,
                        detail="", tolerance=tol)
     if refused:
-        notes.insert(0, f"the document refuses {len(refused)} rows (e.g. {refused[:5]}); "
-                        "the others compared")
+        notes.insert(0, f"the document refuses {len(refused)} of the {len(refused) + len(X)} "
+                        f"compared rows (positions {refused[:10]}); the other {len(X)} compared")
     if tol is not None:
         cmp = _pypmml_compare(est, doc, X, tol, model.score_arrays)
         if cmp is not None and "absent" in cmp:
