@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FieldTypeError, InputError, MissingFieldError
-from .files import DataFileError, atomic_output, output_format
+from .files import DataFileError, atomic_output, not_utf8, output_format, unreadable_data_file
 
 #: CSV cells read as missing unless --na-values adds more (what ``read_table`` reads as missing)
 DEFAULT_NA_VALUES = ("", "NA", "N/A")
@@ -139,13 +139,8 @@ class _Source:
             # pre_buffer (pyarrow's default) keeps every range read until the file is closed:
             # 174 MiB live after iterating 6M rows x 3 columns, 2 MiB without it
             self._pf = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
-        except FileNotFoundError:
-            raise DataFileError(f"data file '{self.path}' does not exist") from None
-        except IsADirectoryError:
-            raise DataFileError(f"data file '{self.path}' is a directory") from None
-        except PermissionError:
-            raise DataFileError(f"data file '{self.path}' is not readable (permission "
-                                "denied)") from None
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            raise unreadable_data_file(self.path, exc) from None
         except Exception as exc:  # ArrowInvalid: not Parquet
             raise DataFileError(f"data file '{self.path}' is not a valid Parquet file: "
                                 f"{str(exc).strip().splitlines()[0]}") from None
@@ -158,17 +153,9 @@ class _Source:
                 header = fh.readline()
             self.size = self.path.stat().st_size
         except UnicodeDecodeError as exc:
-            raise _not_utf8(self.path, exc.start, exc.object[exc.start]) from None
-        except IsADirectoryError:
-            raise DataFileError(f"data file '{self.path}' is a directory") from None
-        except FileNotFoundError:
-            raise DataFileError(f"data file '{self.path}' does not exist") from None
-        except PermissionError:
-            raise DataFileError(f"data file '{self.path}' is not readable (permission "
-                                "denied)") from None
+            raise not_utf8(self.path, exc.start, exc.object[exc.start]) from None
         except OSError as exc:
-            raise DataFileError(f"data file '{self.path}' cannot be read: "
-                                f"{exc.strerror or exc}") from None
+            raise unreadable_data_file(self.path, exc) from None
         if not header.strip():
             raise DataFileError(f"data file '{self.path}' is empty: a CSV needs a header row "
                                 "naming the columns")
@@ -219,7 +206,7 @@ class _Source:
             text = str(exc)
             if "UTF8" in text:
                 offset, byte = _first_bad_utf8(self.path)
-                raise _not_utf8(self.path, offset, byte) from None
+                raise not_utf8(self.path, offset, byte) from None
             raise DataFileError(f"data file '{self.path}' is not a valid CSV file: "
                                 f"{text.strip().splitlines()[0]}") from None
         finally:
@@ -267,11 +254,6 @@ class _Source:
         skipped = np.array(sorted(r for r in self.ragged_rows() if r >= 0), dtype=np.int64)
         good_before = skipped - np.arange(len(skipped))
         return emitted + np.searchsorted(good_before, emitted, side="right") + 1
-
-
-def _not_utf8(path: Path, offset: int, byte: int) -> DataFileError:
-    return DataFileError(f"data file '{path}' is not UTF-8 text (byte 0x{byte:02x} at offset "
-                         f"{offset}): save it as UTF-8 CSV or Parquet")
 
 
 def _first_bad_utf8(path: Path) -> tuple[int, int]:

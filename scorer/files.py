@@ -77,16 +77,9 @@ def read_table(path: str | os.PathLike[str]):
     except DataFileError:
         raise
     except UnicodeDecodeError as exc:
-        raise DataFileError(f"data file '{p}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}"
-                            f" at offset {exc.start}): save it as UTF-8 CSV or Parquet") from None
-    except IsADirectoryError:
-        raise DataFileError(f"data file '{p}' is a directory") from None
-    except FileNotFoundError:
-        raise DataFileError(f"data file '{p}' does not exist") from None
-    except PermissionError:
-        raise DataFileError(f"data file '{p}' is not readable (permission denied)") from None
+        raise not_utf8(p, exc.start, exc.object[exc.start]) from None
     except OSError as exc:
-        raise DataFileError(f"data file '{p}' cannot be read: {exc.strerror or exc}") from None
+        raise unreadable_data_file(p, exc) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataFileError(f"data file '{p}' is not a valid CSV file: "
                             f"{str(exc).strip()}") from None
@@ -95,6 +88,23 @@ def read_table(path: str | os.PathLike[str]):
             raise
         raise DataFileError(f"data file '{p}' is not a valid Parquet file: "
                             f"{str(exc).strip().splitlines()[0]}") from None
+
+
+def unreadable_data_file(path: str | os.PathLike[str], exc: OSError) -> DataFileError:
+    """The user's-terms error for an input data file the OS would not open or read."""
+    if isinstance(exc, IsADirectoryError):
+        return DataFileError(f"data file '{path}' is a directory")
+    if isinstance(exc, FileNotFoundError):
+        return DataFileError(f"data file '{path}' does not exist")
+    if isinstance(exc, PermissionError):
+        return DataFileError(f"data file '{path}' is not readable (permission denied)")
+    return DataFileError(f"data file '{path}' cannot be read: {exc.strerror or exc}")
+
+
+def not_utf8(path: str | os.PathLike[str], offset: int, byte: int) -> DataFileError:
+    """The error for a text data file with an invalid UTF-8 byte at ``offset``."""
+    return DataFileError(f"data file '{path}' is not UTF-8 text (byte 0x{byte:02x} at offset "
+                         f"{offset}): save it as UTF-8 CSV or Parquet")
 
 
 def check_output(path: str | os.PathLike[str]) -> Path:
