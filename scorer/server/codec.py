@@ -194,6 +194,15 @@ def _shape(t: Any) -> tuple[int, ...]:
     return shape
 
 
+def _column_shape(t: Any) -> tuple[int, ...]:
+    """The shape of a tensor that holds one column: [rows] or [rows, 1]."""
+    shape = _shape(t)
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+        raise ShapeError(f"input '{t.name}': expected shape [rows] or [rows, 1], got "
+                         f"{list(shape)}")
+    return shape
+
+
 def tensor_array(t: Any, raw: bytes | None) -> np.ndarray:
     """The tensor's data as an array of its shape: numbers, or ``bytes`` objects for BYTES.
 
@@ -376,10 +385,7 @@ def _decode_with_extras(req: Any, schema: ModelSchema, max_rows: int,
             continue
         if t.name in found:
             raise InputError(f"input '{t.name}' is given twice")
-        shape = _shape(t)
-        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
-            raise ShapeError(f"input '{t.name}': expected shape [rows] or [rows, 1], got "
-                             f"{list(shape)}")
+        shape = _column_shape(t)
         if shape[0] > max_rows:
             raise ResourceLimitError(f"the request has {shape[0]} rows; this server scores at "
                                      f"most {max_rows} per request")
@@ -420,10 +426,7 @@ def _columns(tensors: Any, raw_parts: Any, schema: ModelSchema, *, partial: bool
                              f"{len(names)}])")
         if t.name in cols:
             raise InputError(f"input '{t.name}' is given twice")
-        shape = _shape(t)
-        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
-            raise ShapeError(f"input '{t.name}': expected shape [rows] or [rows, 1], got "
-                             f"{list(shape)}")
+        shape = _column_shape(t)
         if n_rows >= 0 and shape[0] != n_rows:
             raise ShapeError(f"input '{t.name}' has {shape[0]} rows, input "
                              f"'{tensors[0].name}' has {n_rows}")
