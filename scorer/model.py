@@ -153,6 +153,12 @@ class Model:
         return self.bundle.output_names
 
     @property
+    def numeric_inputs(self) -> bool:
+        """Every input is a number (double, integer or boolean): a numeric matrix in the
+        order of :attr:`input_names` scores like the same columns by name."""
+        return self._encoder.all_numeric
+
+    @property
     def parallel_min_rows(self) -> int | None:
         """Smallest batch for which some step runs a parallel (prange) kernel, else None.
         Servers use it to warm the parallel kernels and to size batches."""

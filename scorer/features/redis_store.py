@@ -338,29 +338,52 @@ def _encode(meta: ViewMeta, batch: Batch) -> tuple[Any, Any, np.ndarray]:
     return keys, rows, 2 + 2 * present
 
 
+#: numbers parsed one by one in Python at most (more: one Arrow cast)
+_PYTHON_PARSE = 512
+_NAN = float("nan")
+
+
 def _decode(meta: ViewMeta, features: list[str], res: list[list[bytes | None]]) -> Rows:
     """HMGET answers (per key: the features' values, then ``_ts``; None where absent) as
     :class:`~.store.Rows`. The numbers of all keys are parsed in one Arrow cast (correctly
     rounded, so a double comes back with its bits: four calls whatever the number of keys,
     instead of a Python ``float`` per value); strings and timestamps in Python."""
-    import pyarrow as pa
-
     n, k = len(res), len(features)
     ts_raw = [r[k] for r in res]
     found = np.fromiter((t is not None for t in ts_raw), dtype=bool, count=n)
     ts = np.fromiter((0 if t is None else int(t) for t in ts_raw), dtype=np.int64, count=n)
-    num = [j for j, f in enumerate(features) if meta.types.get(f) != "string"]
+    types = meta.types
+    num = [j for j, f in enumerate(features) if types.get(f) != "string"]
     cols: dict[str, np.ndarray] = {}
     null: dict[str, np.ndarray] = {}
+    matrix = None
     if num:
-        flat = ([v for r in res for v in r[:k]] if len(num) == k
-                else [r[j] for r in res for j in num])
-        vals = pa.array(flat, type=pa.binary()).view(pa.string()).cast(pa.float64())
-        block = vals.to_numpy(zero_copy_only=False).reshape(n, len(num)).T.copy()
+        every = len(num) == k
+        flat = [v for r in res for v in r[:k]] if every else [r[j] for r in res for j in num]
+        rows = None
+        if len(flat) <= _PYTHON_PARSE:
+            # a few values: Python's float (correctly rounded too: the same bits) costs less
+            # than Arrow's fixed cost per call (~100 us for one entity)
+            try:
+                rows = np.array([_NAN if v is None else float(v) for v in flat],
+                                dtype=np.float64).reshape(n, len(num))
+            except ValueError:  # not a number: Arrow's error, as for many values
+                rows = None
+        if rows is None:
+            import pyarrow as pa
+
+            vals = pa.array(flat, type=pa.binary()).view(pa.string()).cast(pa.float64())
+            rows = vals.to_numpy(zero_copy_only=False).reshape(n, len(num))
+        block = rows.T.copy()
         isnull = np.isnan(block)
         isnull &= found
+        if every:
+            matrix = block.T  # (n, k), in the order asked for
+            cols = dict(zip(features, block, strict=True))  # (rows of block: contiguous)
+            null = dict(zip(features, isnull, strict=True))
+            return Rows(found, ts, cols, null, matrix)
         for i, j in enumerate(num):
-            cols[features[j]] = block[i]  # contiguous
+            cols[features[j]] = block[i]
             null[features[j]] = isnull[i]
     for j, f in enumerate(features):
         if f not in cols:
@@ -369,7 +392,7 @@ def _decode(meta: ViewMeta, features: list[str], res: list[list[bytes | None]]) 
             col[:] = [None if v is None else v.decode("utf-8") for v in raw]
             cols[f] = col
             null[f] = np.fromiter((v is None for v in raw), dtype=bool, count=n) & found
-    return Rows(found, ts, cols, null)
+    return Rows(found, ts, cols, null, matrix)
 
 
 def _offsets(a: Any) -> np.ndarray:

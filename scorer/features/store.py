@@ -100,12 +100,17 @@ class Rows:
         objects (None where null or not found) for strings.
     null : dict of str to ndarray of bool, shape (n,)
         The entity has a row but this feature is null in it.
+    matrix : ndarray of float64, shape (n, len(features)), optional
+        When every requested feature is numeric, a backend may also give them as one
+        matrix in the order they were asked for (``columns`` are then its columns): a model
+        of numeric inputs scores it without assembling its columns.
     """
 
     found: np.ndarray
     ts_us: np.ndarray
     columns: dict[str, np.ndarray]
     null: dict[str, np.ndarray]
+    matrix: np.ndarray | None = None
 
 
 class FeatureStore(Protocol):

@@ -178,6 +178,47 @@ def test_redis_reads_n_ids_in_one_round_trip(view_name: str, tmp_path: Path) -> 
         s.close()
 
 
+def test_redis_parses_few_and_many_values_to_the_same_bits(view_name: str, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """A few values are parsed by Python's float, many by one Arrow cast: the same bits
+    either way, and a read of numbers only also comes as one matrix of its columns."""
+    from scorer.features import redis_store
+    from tests.services import redis_db
+
+    rng = np.random.default_rng(3)
+    n = 40
+    df = pd.DataFrame({"id": np.arange(n), "a": rng.normal(size=n) * 10.0 ** rng.integers(
+        -300, 300, n), "b": rng.integers(-2 ** 62, 2 ** 62, n), "c": rng.random(n) > 0.5})
+    df.loc[0, "a"], df.loc[1, "a"], df.loc[2, "a"] = -0.0, -np.inf, 5e-324
+    df.loc[3, "a"], df.loc[4, "a"] = np.nan, 0.1 + 0.2
+    df.to_parquet(tmp_path / "v.parquet")
+    s = open_store(redis_db())
+    try:
+        load(s, tmp_path / "v.parquet", view=view_name, entity="id")
+        meta = s.view(view_name)
+        assert meta is not None
+        keys = [str(i) for i in range(n)] + ["absent"]
+        few = s.read(meta, keys, ["a", "b", "c"])  # 123 values: Python
+        monkeypatch.setattr(redis_store, "_PYTHON_PARSE", 0)
+        many = s.read(meta, keys, ["a", "b", "c"])  # Arrow
+        for c in "abc":
+            assert np.array_equal(few.columns[c].view(np.int64), many.columns[c].view(np.int64))
+            assert few.null[c].tolist() == many.null[c].tolist()
+        a = few.columns["a"]
+        assert np.array_equal(a[:n][~np.isnan(df["a"])].view(np.int64),
+                              df["a"].dropna().to_numpy().view(np.int64))
+        assert np.signbit(a[0]) and few.null["a"][3] and not few.null["a"][n]
+        assert np.array_equal(few.columns["b"][:n], df["b"].to_numpy(dtype=float))
+        for rows in (few, many):
+            assert rows.matrix is not None and rows.matrix.shape == (n + 1, 3)
+            for j, c in enumerate("abc"):
+                assert np.array_equal(rows.matrix[:, j].view(np.int64),
+                                      rows.columns[c].view(np.int64))
+    finally:
+        s.delete_view(view_name)  # type: ignore[attr-defined]
+        s.close()
+
+
 @pytest.mark.parametrize("batch_rows", [1, 3, 1000])
 def test_latest_wins_inside_one_batch_whatever_the_order(store: FeatureStore, view_name: str,
                                                          tmp_path: Path, batch_rows: int,
