@@ -69,9 +69,13 @@ def count_matrix(X, cols, edges, edge_off, count_off, counts):  # pragma: no cov
 def count_numeric(x, edges, offset, counts):  # pragma: no cover - numba
     """Count the 1-D numeric array ``x`` (rows,) against ``edges`` (E,) into
     ``counts[offset:offset + E + 2]``."""
-    e1 = edges.size
-    for i in range(x.size):
-        counts[offset + _numeric_bin(np.float64(x[i]), edges, 0, e1)] += 1
+    B = 512
+    xs = np.empty(B)
+    for a in range(0, x.size, B):
+        m = min(B, x.size - a)
+        for i in range(m):
+            xs[i] = np.float64(x[a + i])
+        _add_counts(xs[:m], edges, counts, offset)
 
 
 @njit(cache=True, nogil=True)
@@ -139,33 +143,34 @@ V_NUMERIC, V_CODES, V_KEYS = 0, 1, 2
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _padded_bin(x, E, t, e):  # pragma: no cover - numba
-    """Bin of ``x`` against row ``t`` of the padded edge table ``E`` holding ``e`` edges
-    (``+inf`` after them), branch-free: ``c`` edges ``<= x`` (at most ``e``: ``+inf`` passes
-    the padding), then ``1 + c`` below / inside, ``- 1`` for ``x == edges[-1]`` (the last inner
-    bin), ``+ 1`` above, and 0 for NaN (every comparison false)."""
-    c = 0
-    for q in range(E.shape[1]):
-        c += x >= E[t, q]
-    c = min(c, e)
-    return 1 + c + (x > E[t, e - 1]) - (c == e) - (x != x)
+def _add_counts(xs, edges, counts, o):  # pragma: no cover - numba
+    """Add the bins of every value of ``xs`` (m,) against ``edges`` (E >= 2,) into
+    ``counts[o:o + E + 2]``.
 
-
-@njit(cache=True, nogil=True, inline="always")
-def _block_bins(xs, cb, m, E, t, e):  # pragma: no cover - numba
-    """:func:`_padded_bin` of ``xs[:m]`` into ``cb[:m]``, edge by edge over the block (the
-    inner loop over values vectorises: ~3x faster than value by value)."""
+    Not bin by bin: per edge, the number of values ``>=`` it (``>`` for the last edge) is a
+    reduction that vectorises, and a bin's count is the difference of two of them (NaN is
+    counted apart: every comparison with it is false). A bin per value and a scatter into
+    the counts cost ~2x more (the scatter's stores depend on each other)."""
+    m = xs.size
+    e = edges.size
+    nan = 0
     for i in range(m):
-        cb[i] = 0
-    for q in range(E.shape[1]):
-        eq = E[t, q]
+        nan += xs[i] != xs[i]
+    counts[o] += nan
+    prev = m - nan  # values >= -inf: all but NaN
+    for q in range(e - 1):
+        eq = edges[q]
+        g = 0
         for i in range(m):
-            cb[i] += xs[i] >= eq
-    last = E[t, e - 1]
+            g += xs[i] >= eq
+        counts[o + 1 + q] += prev - g  # below edges[0], then inner bin q - 1
+        prev = g
+    last = edges[e - 1]
+    g = 0
     for i in range(m):
-        x = xs[i]
-        c = min(cb[i], e)
-        cb[i] = 1 + c + (x > last) - (c == e) - (x != x)
+        g += xs[i] > last
+    counts[o + e] += prev - g  # the last inner bin holds x == edges[-1]
+    counts[o + e + 1] += g
 
 
 @njit(cache=True, nogil=True)
@@ -203,29 +208,22 @@ def count_batch(X, cols, E, ne, coff, V, vstart, vrow, vkind, K, kn, kc, vm, vof
     """
     n = X.shape[0]
     k = cols.size
-    B = 512  # rows per block: one column's values in a buffer, compared edge by edge
-    xs = np.empty(B)
-    cb = np.empty(B, dtype=np.int64)
+    # rows per block: the block's columns are copied side by side (X read in memory order;
+    # one column's values contiguous for the per-edge reductions) and stay in L1
+    B = 128
+    xT = np.empty((max(k, 1), B))
     for a in range(0, n, B):
         m = min(B, n - a)
+        for i in range(m):
+            for t in range(k):
+                xT[t, i] = np.float64(X[a + i, cols[t]])
         for t in range(k):
-            c = cols[t]
-            for i in range(m):
-                xs[i] = np.float64(X[a + i, c])
-            _block_bins(xs, cb, m, E, t, ne[t])
-            o = coff[t]
-            for i in range(m):
-                counts[o + cb[i]] += 1
+            _add_counts(xT[t, :m], E[t, :ne[t]], counts, coff[t])
     for j in range(vkind.size):
         kind, r, o, mj = vkind[j], vrow[j], voff[j], vm[j]
         if kind == 0:
-            for a in range(vstart[j], vstart[j + 1], B):
-                m = min(B, vstart[j + 1] - a)
-                for i in range(m):
-                    xs[i] = V[a + i]
-                _block_bins(xs, cb, m, E, r, ne[r])
-                for i in range(m):
-                    counts[o + cb[i]] += 1
+            for a in range(vstart[j], vstart[j + 1], 4 * B):
+                _add_counts(V[a:min(a + 4 * B, vstart[j + 1])], E[r, :ne[r]], counts, o)
             continue
         for i in range(vstart[j], vstart[j + 1]):
             x = V[i]

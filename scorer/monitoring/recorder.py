@@ -2,8 +2,10 @@
 per model version, in tumbling windows, and exporting PSI / JS per window on /metrics.
 
 The request path only queues what it scored, per model version: a one-row request of numbers
-as one tuple of the bytes of its row and outputs (copies: an in-process caller may reuse its
-input array and owns the outputs; no lock), any other as ``(time, request, outputs)``. Queued
+that got every output as the bytes of its input row, appended to one buffer per window (a
+copy: an in-process caller may reuse its input array; no lock; the counting thread scores
+these rows again, in one batch, for their outputs: the batch path returns what the one-row
+path did, bit for bit), any other as ``(time, request, outputs)``. Queued
 requests are counted in one compiled pass per batch (:func:`.kernels.count_batch`, which
 releases the GIL) by a background thread every ``flush_interval`` seconds (at once after a
 large request, so its counting runs beside the next one); never in a request's thread.
@@ -19,7 +21,6 @@ wall-clock time), so windows of several replicas are the same windows and their 
 from __future__ import annotations
 
 import logging
-import struct
 import threading
 import time
 import weakref
@@ -53,13 +54,14 @@ QUEUE_ROWS = 1 << 21
 _OWN_CALL_ROWS = 256
 #: requests of at least this many rows are sampled when a sampling rate is set
 SAMPLE_MIN_ROWS = _OWN_CALL_ROWS
+#: seconds a rotated input-only buffer is kept after it was last found empty
+_ROTATED_GRACE_S = 2.0
 #: requests of more rows than this wake the counting thread at once
 _WAKE_ROWS = 4096
 # integers compare exactly as float64 only up to 2**53
 _EXACT_INT = float(2 ** 53)
 _EMPTY_X = np.zeros((0, 0))
 _time_of = itemgetter(0)
-_pack_time = struct.Struct("<d").pack
 
 
 def _key_tables(categories: Sequence[str]) -> tuple[list[tuple[float, int]],
@@ -265,26 +267,6 @@ def _every(x: Any, k: int) -> Any:
     return x if x is None else np.array(np.asarray(x)[::k])
 
 
-def _packer(n: int, get: Any) -> Callable[[float, np.ndarray, Mapping[str, Any]], bytes]:
-    """``pack(time, x, arrays)``: the record of a one-row request of ``n`` outputs (taken
-    from ``arrays`` by the itemgetter ``get``): the bytes of its time, of ``x`` and of each
-    output, in one ``bytes``.
-
-    Written out for ``n`` (only indices go into the source): a comprehension over the
-    outputs costs ~600 ns more per request (its frame, the name lookups) than the same
-    ``tobytes`` calls written one after the other.
-    """
-    outs = ", ".join(f"o{i}" for i in range(n))
-    src = "def pack(t, x, arrays):\n"
-    if n:
-        src += f"    {outs} = get(arrays)\n"  # (itemgetter of one name: the item itself)
-    parts = "".join(f", o{i}.tobytes()" for i in range(n))
-    src += f"    return join((pack_time(t), x.tobytes(){parts}))\n"
-    scope: dict[str, Any] = {"get": get, "join": b"".join, "pack_time": _pack_time}
-    exec(src, scope)  # (generated from integers only)
-    return scope["pack"]
-
-
 def _owned(x: Any) -> Any:
     """A copy of a small request (its inputs, not its parameters or extras) or of its
     outputs (dict of str to ndarray): what the counting thread reads later cannot be
@@ -326,8 +308,8 @@ class _Monitor:
     """One model version's reference, queue, current window and last report."""
 
     __slots__ = ("binner", "counts", "dropped", "fingerprint", "last", "levels", "lock",
-                 "model", "queue", "queued_rows", "ref", "rowq", "rows", "spec",
-                 "total_rows", "version", "window")
+                 "model", "model_ref", "queue", "queued_rows", "ref", "rows", "rowx",
+                 "total_rows", "version", "window", "xold", "xspec", "xwin")
 
     def __init__(self, model: str, version: str, fingerprint: str, binner: Binner) -> None:
         self.model, self.version, self.fingerprint = model, version, fingerprint
@@ -338,15 +320,20 @@ class _Monitor:
         self.queue: deque[tuple[float, Any, Mapping[str, np.ndarray]]] = deque()
         #: rows of the queued requests of more than one row (guarded by ``lock``)
         self.queued_rows = 0
-        #: one-row requests of numbers, one fixed-size record after the other: the bytes of
-        #: [time (float64), input row, output 1, ...] in the layout of ``spec``. One buffer,
-        #: not an object per request: allocating and later freeing objects per request cost
-        #: more than the counting (about 0.8 us a row)
-        self.rowq = bytearray()
-        #: (input dtype, input count, ((output name, dtype), ...), output names, record
-        #: dtype, record bytes) of the one-row requests that go to ``rowq``: learned from
-        #: the first one-row request; None until then, False when they cannot (strings)
-        self.spec: Any = None
+        #: one-row requests that asked for every output, inputs only: the bytes of each
+        #: input row, one after the other, all recorded in window ``xwin`` (their outputs are
+        #: scored again in one batch by the counting thread: a batch row costs a fraction of
+        #: copying a one-row request's outputs here). Rotated out into ``xold`` as
+        #: ``(window, buffer, rotated at)`` by the first row of a later window.
+        self.rowx = bytearray()
+        self.xwin = -1.0
+        self.xold: list[tuple[float, bytearray, float]] = []
+        #: (input dtype, input count, output count of the model, bytes of a full ``rowx``)
+        #: of the rows that go to ``rowx``; None until learnt, False when they cannot
+        self.xspec: Any = None
+        #: weak reference to the model the version's requests were scored by (scores the
+        #: rows of ``rowx`` again)
+        self.model_ref: Any = None
         self.lock = threading.Lock()
         self.dropped = 0
         self.window = -1
@@ -357,41 +344,30 @@ class _Monitor:
         self.last: tuple[float, int, list[FeatureDrift]] | None = None
         self.levels: dict[tuple[str, str], str] = {}
 
-    def learn(self, x: Any, arrays: Mapping[str, np.ndarray]) -> None:
-        """Set :attr:`spec` from a one-row request: its input dtype and output dtypes, when
-        they are all numbers (bytes of one row then stand for the arrays)."""
-        outs = []
-        for fp in self.binner.profile.outputs:
-            a = arrays.get(fp.name)
-            if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiub":
-                self.spec = False
-                return
-            outs.append((fp.name, a.dtype))
-        if (not isinstance(x, np.ndarray) or x.dtype.kind not in "fiub"
-                or x.size != self.binner.n_fields):
-            self.spec = False
-            return
-        rec = np.dtype([("t", "<f8"), ("x", x.dtype, (x.size,))]
-                       + [(f"o{k}", dt) for k, (_, dt) in enumerate(outs)])
-        self.spec = (x.dtype, x.size, tuple(outs), _packer(len(outs), itemgetter(
-            *[n for n, _ in outs]) if outs else None), rec, rec.itemsize)
+    def learn(self, x: Any, n_outputs: int, queue_requests: int) -> None:
+        """Set :attr:`xspec` from a one-row request: its input dtype, when the inputs are
+        numbers (the bytes of the row then stand for it); ``n_outputs`` is how many outputs
+        the model has."""
+        numeric_row = (isinstance(x, np.ndarray) and x.dtype.kind in "fiub"
+                       and x.size == self.binner.n_fields)
+        self.xspec = ((x.dtype, x.size, n_outputs, x.dtype.itemsize * x.size * queue_requests)
+                      if numeric_row else False)
 
-    def take_rows(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Empty the one-row buffer (whole records: a request appends its record in one
-        operation): the rows' times (rows,), inputs (rows, n_fields) and outputs
-        {name: (rows,)}."""
-        buf = self.rowq
-        size = self.spec[5]
+    def take_inputs(self, buf: bytearray) -> np.ndarray:
+        """Empty ``buf`` of :attr:`rowx`'s whole rows: the rows (rows, n_fields)."""
+        dtype, n = self.xspec[0], self.xspec[1]
+        size = dtype.itemsize * n
         nb = len(buf) // size * size
-        data = buf[:nb]  # a copy: ``buf`` stays resizable for the requests appending to it
-        del buf[:nb]  # (only what was taken: records appended meanwhile stay)
-        rec = np.frombuffer(data, dtype=self.spec[4])
-        # contiguous, aligned columns (records are packed): the kernels' usual types
-        t = np.ascontiguousarray(rec["t"])
-        X = np.ascontiguousarray(rec["x"])
-        arrays = {name: np.ascontiguousarray(rec[f"o{k}"])
-                  for k, (name, _) in enumerate(self.spec[2])}
-        return t, X, arrays
+        data = buf[:nb]  # a copy: rows appended meanwhile stay in ``buf``
+        del buf[:nb]
+        return np.frombuffer(data, dtype=dtype).reshape(-1, n)
+
+    def rotate_inputs(self, w: float) -> None:
+        """Start :attr:`rowx` of window ``w`` (lock held)."""
+        if self.xwin >= 0:  # (kept even empty: a request thread may still append to it)
+            self.xold.append((self.xwin, self.rowx, time.monotonic()))
+        self.rowx = bytearray()
+        self.xwin = w
 
 
 class DriftRecorder:
@@ -466,27 +442,22 @@ class DriftRecorder:
         if m is None:
             return
         if request.rows == 1:  # the common serving case: no lock, no row bookkeeping
-            spec = m.spec
             x = request.inputs
-            if spec and type(x) is np.ndarray and x.dtype is spec[0] and x.size == spec[1]:
-                # numbers only: one record of bytes appended to the version's buffer (the
-                # caller may reuse its input array and owns the outputs: copies, and bytes
-                # are the cheapest copy of one row). Counting happens on the counting
-                # thread, never here.
-                try:
-                    item = spec[3](self.clock(), x, arrays)
-                except KeyError:  # an output not asked for: the general queue
-                    pass
+            xs = m.xspec
+            if (xs and type(x) is np.ndarray and x.dtype is xs[0] and x.size == xs[1]
+                    and len(arrays) == xs[2]):
+                # numbers, every output: the bytes of the input row alone (a copy: the
+                # caller may reuse its array); the counting thread scores such rows again
+                # in one batch for their outputs
+                w = self.clock() // self.window_s
+                r = m.rowx
+                if w == m.xwin and len(r) < xs[3]:
+                    r += x.tobytes()  # one operation under the GIL: whole rows only
                 else:
-                    if len(item) == spec[5]:  # (else an output changed dtype: general queue)
-                        r = m.rowq
-                        if len(r) < spec[5] * self.queue_requests:
-                            r += item  # one operation under the GIL: whole records only
-                        else:
-                            self._drop(m, 1)
-                        return
-            elif spec is None:
-                m.learn(x, arrays)
+                    self._row_slow(m, x, w)
+                return
+            if xs is None:
+                m.learn(x, len(target.model.output_names), self.queue_requests)
             q = m.queue
             if len(q) < self.queue_requests:
                 q.append((self.clock(), _owned(request), _owned(arrays)))
@@ -517,6 +488,20 @@ class DriftRecorder:
         elif rows >= _WAKE_ROWS:
             self._wake.set()
 
+    def _row_slow(self, m: _Monitor, x: np.ndarray, w: float) -> None:
+        """An input-only row that is the first of a later window (rotates the buffer), of
+        an earlier one (a thread racing the boundary: counted in the later one), or past the
+        queue bound (dropped)."""
+        with m.lock:
+            if w > m.xwin:
+                m.rotate_inputs(w)
+            r = m.rowx
+            full = len(r) >= m.xspec[3]
+            if not full:
+                r += x.tobytes()
+        if full:
+            self._drop(m, 1)
+
     def _drop(self, m: _Monitor, rows: int) -> None:
         with m.lock:
             first = m.dropped == 0
@@ -536,8 +521,12 @@ class DriftRecorder:
         try:
             ref = weakref.ref(model)
         except TypeError:  # a model object without weak references: the slower lookup
+            if m is not None:
+                m.model_ref = lambda: model
             return (lambda: model), m
         entry = (ref, m)
+        if m is not None:
+            m.model_ref = ref
         self._fast[id(model)] = entry
         weakref.finalize(model, self._fast.pop, id(model), None)
         return entry
@@ -583,7 +572,7 @@ class DriftRecorder:
         ``flush_interval``)."""
         with self._drain_lock:
             for m in list(self._monitors.values()):
-                if m is not None and (m.queue or m.rowq):
+                if m is not None and (m.queue or m.rowx or m.xold):
                     self._drain(m)
 
     def _drain(self, m: _Monitor) -> None:
@@ -596,11 +585,11 @@ class DriftRecorder:
                 m.queued_rows -= big
         wq = np.floor_divide(np.fromiter(map(_time_of, batch), dtype=np.float64,
                                          count=len(batch)), self.window_s).astype(np.int64)
-        t, X, outs = m.take_rows() if m.rowq else (np.zeros(0), None, None)
-        wr = np.floor_divide(t, self.window_s).astype(np.int64)
+        xrows = self._input_rows(m)
         # windows in time order (a queue's requests arrive in time order, up to threads
         # racing at a boundary)
-        for wk in np.unique(np.concatenate([wq, wr])).tolist():
+        wx = np.array([w for w, _ in xrows], dtype=np.int64)
+        for wk in np.unique(np.concatenate([wq, wx])).tolist():
             if wk > m.window:
                 done = self._rotate(m, wk)
                 if done is not None:
@@ -620,20 +609,54 @@ class DriftRecorder:
             inputs = [r.inputs for _, r, _ in part]
             outputs = [o for _, _, o in part]
             rows = sum(r.rows for _, r, _ in part)
-            if X is not None:
-                sel = wr == wk
-                if sel.all():
-                    inputs.append(X)
-                    outputs.append(outs)
-                    rows += X.shape[0]
-                elif sel.any():
-                    inputs.append(X[sel])
-                    outputs.append({k: v[sel] for k, v in outs.items()})
-                    rows += int(sel.sum())
+            for w, xr in xrows:
+                if w == wk:
+                    inputs.append(xr)
+                    outputs.append(self._rescore(m, xr))
+                    rows += xr.shape[0]
             if rows:
                 m.binner.count_many(inputs, outputs, m.counts)
                 m.rows += rows
                 m.total_rows += rows
+
+    def _input_rows(self, m: _Monitor) -> list[tuple[int, np.ndarray]]:
+        """Take the input-only rows of ``m`` by window: ``[(window, rows (n, n_fields))]``
+        (drain lock held). A rotated buffer is kept a while after it was last found empty:
+        a request thread that read it just before the rotation may still append a row."""
+        out = []
+        with m.lock:
+            old = list(m.xold)
+            cur = (m.xwin, m.rowx)
+        now = time.monotonic()
+        keep = []
+        for w, buf, since in old:
+            if buf:
+                out.append((int(w), m.take_inputs(buf)))
+                keep.append((w, buf, now))
+            elif now - since < _ROTATED_GRACE_S:
+                keep.append((w, buf, since))
+        with m.lock:
+            m.xold[:len(old)] = keep
+        if cur[1]:
+            out.append((int(cur[0]), m.take_inputs(cur[1])))
+        return [(w, x) for w, x in out if x.shape[0]]
+
+    def _rescore(self, m: _Monitor, X: np.ndarray) -> Mapping[str, np.ndarray]:
+        """The outputs of input-only rows (rows, n_fields), scored again by the model that
+        answered them (the batch path returns what the one-row path returned, bit for
+        bit); none when that model is gone or fails (its inputs are still counted)."""
+        model = m.model_ref() if m.model_ref is not None else None
+        if model is None:
+            log.warning("model %s version %s unloaded before its last %d rows' outputs were "
+                        "counted (their inputs are)", m.model, m.version, X.shape[0])
+            return {}
+        try:
+            return model.score_arrays(X)
+        except Exception:
+            log.warning("model %s version %s: scoring %d recorded rows again for drift "
+                        "failed (their inputs are counted)", m.model, m.version, X.shape[0],
+                        exc_info=True)
+            return {}
 
     # --- windows ------------------------------------------------------------------------------
     def _rotate(self, m: _Monitor, w: int) -> WindowCounts | None:

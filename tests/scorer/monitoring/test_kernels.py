@@ -103,7 +103,7 @@ def _batch(draw: st.DrawFn) -> tuple:
     """A count_batch call: a matrix with numeric columns, and other columns of every kind."""
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    n = draw(st.integers(0, 1100))  # across the kernel's 512-row blocks
+    n = draw(st.integers(0, 1100))  # across the kernel's blocks (128 rows; 512 values of V)
     k = draw(st.integers(0, 4))
     dtype = draw(st.sampled_from([np.float64, np.float32, np.int64]))
     X = (rng.normal(size=(n, k + 1)) * 3).astype(dtype)

@@ -336,19 +336,77 @@ def test_one_row_records_from_threads_beside_the_counting_thread(linear_bundle: 
     assert rec.dropped("linear", model.version) == 0
 
 
-@pytest.mark.parametrize("n", [0, 1, 3])
-def test_one_row_record_holds_time_row_and_outputs(n: int) -> None:
-    import struct
-    from operator import itemgetter
+def _monitor(rec: DriftRecorder):  # type: ignore[no-untyped-def]
+    (m,) = [m for m in rec._monitors.values() if m is not None]
+    return m
 
-    from scorer.monitoring.recorder import _packer
 
-    x = np.arange(3.0).reshape(1, 3)
-    names = [f"out{i}" for i in range(n)]
-    arrays = {k: np.array([i + 0.5]) for i, k in enumerate(names)} | {"other": np.zeros(1)}
-    pack = _packer(n, itemgetter(*names) if n else None)
-    assert pack(7.0, x, arrays) == (struct.pack("<d", 7.0) + x.tobytes()
-                                    + b"".join(arrays[k].tobytes() for k in names))
-    if n:
-        with pytest.raises(KeyError):  # an output not asked for: the general queue
-            pack(7.0, x, {})
+def test_one_row_requests_are_scored_again_for_their_outputs(linear_bundle: Path) -> None:
+    """A one-row request of numbers leaves only its input row: the counting thread scores
+    those rows again in a batch (the same outputs); one whose outputs are not all there (a
+    score stage of its own) is queued with them, and only those are counted."""
+    model = scorer.load(linear_bundle)
+    rec = DriftRecorder(60, clock=Clock(), flush_interval=0)
+    pipe = Pipeline(ModelResolver({"linear": model}), recorders=[rec])
+    X = _shifted(21)[:400]
+    for x in X[:300]:
+        pipe("linear", x.reshape(1, -1))
+    m = _monitor(rec)
+    assert len(m.rowx) == 299 * X[:1].nbytes  # (the first one: learnt from, queued)
+    assert len(m.queue) == 1
+    no_outputs = Pipeline(ModelResolver({"linear": model}), lambda t, r: {},
+                          recorders=[rec])
+    for x in X[300:]:
+        no_outputs("linear", x.reshape(1, -1))
+    assert len(m.queue) == 101
+    (w,) = rec.current("linear", model.version)
+    profile = Profile.from_json(model.bundle.drift_reference)
+    expected = count_columns(profile.zeros(), {f"x{j}": X[:, j] for j in range(4)},
+                             model.score_arrays(X[:300]))
+    assert w.rows == 400 and np.array_equal(w.counts, expected)
+
+
+def test_one_row_inputs_count_in_the_window_they_were_recorded_in(
+        linear_bundle: Path) -> None:
+    clock = Clock(1000.0)
+    model = scorer.load(linear_bundle)
+    rec = DriftRecorder(60, clock=clock, flush_interval=0)
+    pipe = Pipeline(ModelResolver({"linear": model}), recorders=[rec])
+    X = reference_data(22, 30)
+    for x in X[:12]:
+        pipe("linear", x.reshape(1, -1))
+    clock.t = 1070.0  # the next window: the buffer of the first is set aside, not counted yet
+    for x in X[12:]:
+        pipe("linear", x.reshape(1, -1))
+    assert len(_monitor(rec).xold) == 1
+    (start, rows, _), = rec.report().values()
+    assert (start, rows) == (960.0, 12)
+    (w,) = rec.current("linear", model.version)
+    profile = Profile.from_json(model.bundle.drift_reference)
+    expected = count_columns(profile.zeros(), {f"x{j}": X[12:, j] for j in range(4)},
+                             model.score_arrays(X[12:]))
+    assert w.start == 1020.0 and w.rows == 18 and np.array_equal(w.counts, expected)
+
+
+def test_one_row_inputs_of_an_unloaded_model_are_still_counted(linear_bundle: Path,
+                                                               caplog) -> None:
+    import gc
+
+    model = scorer.load(linear_bundle)
+    version = model.version
+    rec = DriftRecorder(60, clock=Clock(), flush_interval=0)
+    pipe = Pipeline(ModelResolver({"linear": model}), recorders=[rec])
+    X = reference_data(23, 20)
+    for x in X:
+        pipe("linear", x.reshape(1, -1))
+    profile = Profile.from_json(model.bundle.drift_reference)
+    del pipe, model
+    gc.collect()
+    with caplog.at_level(logging.WARNING, logger="tablescore.drift"):
+        (w,) = rec.current("linear", version)
+    assert "unloaded before its last 19 rows' outputs were counted" in caplog.text
+    # the first row (its request taught the layout) was queued with its outputs
+    got = profile.with_counts(w.counts, w.rows)
+    assert w.rows == 20
+    assert all(f.counts.sum() == 20 for f in got.inputs)
+    assert all(f.counts.sum() == 1 for f in got.outputs)
