@@ -20,6 +20,7 @@ column with Arrow straight into the Redis protocol and pipelined (no MULTI).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -353,7 +354,8 @@ def _decode(meta: ViewMeta, features: list[str], res: list[list[bytes | None]]) 
     found = np.fromiter((t is not None for t in ts_raw), dtype=bool, count=n)
     ts = np.fromiter((0 if t is None else int(t) for t in ts_raw), dtype=np.int64, count=n)
     types = meta.types
-    num = [j for j, f in enumerate(features) if types.get(f) != "string"]
+    num = (range(k) if "string" not in types.values()
+           else [j for j, f in enumerate(features) if types.get(f) != "string"])
     cols: dict[str, np.ndarray] = {}
     null: dict[str, np.ndarray] = {}
     matrix = None
@@ -379,9 +381,11 @@ def _decode(meta: ViewMeta, features: list[str], res: list[list[bytes | None]]) 
         isnull &= found
         if every:
             matrix = block.T  # (n, k), in the order asked for
-            cols = dict(zip(features, block, strict=True))  # (rows of block: contiguous)
-            null = dict(zip(features, isnull, strict=True))
-            return Rows(found, ts, cols, null, matrix)
+            # columns by name made when asked for (a scorer of the matrix never does: a view
+            # per feature costs ~0.2 us)
+            index = {f: j for j, f in enumerate(features)}
+            return Rows(found, ts, _Rows(index, block), _Rows(index, isnull),  # type: ignore[arg-type]
+                        matrix)
         for i, j in enumerate(num):
             cols[features[j]] = block[i]
             null[features[j]] = isnull[i]
@@ -393,6 +397,24 @@ def _decode(meta: ViewMeta, features: list[str], res: list[list[bytes | None]]) 
             cols[f] = col
             null[f] = np.fromiter((v is None for v in raw), dtype=bool, count=n) & found
     return Rows(found, ts, cols, null, matrix)
+
+
+class _Rows(Mapping[str, np.ndarray]):
+    """``name -> block[index[name]]``: the rows of a 2-D array by name, made on access."""
+
+    __slots__ = ("_block", "_index")
+
+    def __init__(self, index: dict[str, int], block: np.ndarray) -> None:
+        self._index, self._block = index, block
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._block[self._index[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
 def _offsets(a: Any) -> np.ndarray:
