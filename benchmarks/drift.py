@@ -1,7 +1,8 @@
 """Drift monitoring benchmark: ``python -m benchmarks.drift [--rows 1000000] [--features 100]``.
 
 1. **Recorder overhead**: in-process pipeline throughput (``scorer.pipeline.Pipeline``, a
-   logistic regression on 30 features whose bundle has a reference profile) with the
+   logistic regression on 30 features whose bundle has a reference profile; ``--models
+   logreg,forest`` also a 200-tree forest on the same inputs) with the
    :class:`~scorer.monitoring.DriftRecorder` and without, at 1 row per call and at 100k rows
    per call (and at 100k rows with ``--drift-sample 0.01``); on and off interleaved, median
    of the repeats (goal: on >= 95% of off). Beside the wall-clock rate, the process CPU time
@@ -75,7 +76,8 @@ print(json.dumps({"version": evidently.__version__, "read_s": t_read, "run_s": t
 
 
 def _export(n_features: int, sample_rows: int, path: Path, seed: int = 0,
-            classifier: bool = False) -> np.ndarray:
+            classifier: bool = False, forest: bool = False) -> np.ndarray:
+    from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LinearRegression, LogisticRegression
 
     import exporters
@@ -83,21 +85,29 @@ def _export(n_features: int, sample_rows: int, path: Path, seed: int = 0,
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(sample_rows, n_features))
     w = rng.normal(size=n_features)
-    est = (LogisticRegression(max_iter=200).fit(X, X @ w > 0) if classifier
-           else LinearRegression().fit(X, X @ w))
+    if forest:
+        est = RandomForestClassifier(n_estimators=200, max_depth=10, random_state=0,
+                                     n_jobs=1).fit(X[:5000], X[:5000] @ w > 0)
+    else:
+        est = (LogisticRegression(max_iter=200).fit(X, X @ w > 0) if classifier
+               else LinearRegression().fit(X, X @ w))
     exporters.export(est, path, sample=X, name=path.name)
     return X
 
 
-def recorder_overhead(tmp: Path, repeats: int = 7, sample: float = 0.01) -> dict:
+def recorder_overhead(tmp: Path, repeats: int = 7, sample: float = 0.01,
+                      model_kind: str = "logreg") -> dict:
     """Pipeline throughput with / without the drift recorder at 1 and 100k rows; at 100k
-    rows also with ``--drift-sample`` ``sample`` (rows 0, k, 2k, ... of each request)."""
+    rows also with ``--drift-sample`` ``sample`` (rows 0, k, 2k, ... of each request).
+    ``model_kind``: ``logreg`` (a logistic regression on 30 inputs: the cheapest model to
+    score, so the recorder's largest share) or ``forest`` (200 trees of depth 10 on the
+    same 30 inputs)."""
     import scorer
     from scorer.monitoring import DriftRecorder
     from scorer.pipeline import ModelResolver, Pipeline
 
-    _export(30, 20_000, tmp / "logreg", classifier=True)
-    model = scorer.load(tmp / "logreg")
+    _export(30, 20_000, tmp / model_kind, classifier=True, forest=model_kind == "forest")
+    model = scorer.load(tmp / model_kind)
     # a queue that never drops in the benchmark: what is left at the end of a repeat is
     # counted inside it (drain), so "on" always does all the counting
     big = {"queue_rows": 1 << 26, "queue_requests": 1 << 26}
@@ -107,7 +117,8 @@ def recorder_overhead(tmp: Path, repeats: int = 7, sample: float = 0.01) -> dict
                 for k, r in recs.items()}}
     rng = np.random.default_rng(1)
     out = {}
-    for rows, calls in ((1, 20_000), (100_000, 20)):
+    sizes = ((1, 20_000), (100_000, 20)) if model_kind == "logreg" else ((1, 5000), (100_000, 4))
+    for rows, calls in sizes:
         names = ["off", "on"] + (["sampled"] if rows >= 256 else [])
         X = rng.normal(size=(rows, 30))
         for name in names:  # warm: compile, first window
@@ -380,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--evidently-timeout", type=float, default=900.0)
     p.add_argument("--skip-overhead", action="store_true",
                    help="no recorder overhead (in-process scoring with monitoring on / off)")
+    p.add_argument("--models", default="logreg",
+                   help="comma-separated models of the in-process overhead: logreg, forest")
     p.add_argument("--grpc", action="store_true", help="also the gRPC single-row overhead")
     p.add_argument("--skip-batch", action="store_true", help="no batch report")
     p.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
@@ -398,7 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tablescore-drift-bench-") as d:
         tmp = Path(d)
         if not args.skip_overhead:
-            results["recorder_overhead"] = recorder_overhead(tmp)
+            for kind in args.models.split(","):
+                print(f"-- {kind}", flush=True)
+                key = "recorder_overhead" + ("" if kind == "logreg" else f"_{kind}")
+                results[key] = recorder_overhead(tmp, model_kind=kind)
         if args.grpc:
             results["grpc_overhead"] = grpc_overhead(tmp)
         if not args.skip_batch:

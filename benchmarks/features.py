@@ -18,6 +18,9 @@ it, and the output cache.
 4. Output cache (``local:64``), same server process kind: one full row, a hit (the same row
    again) versus a miss.
 
+``--baseline CHECKOUT`` also serves the same repository with another checkout's tablescore
+(the previous main) and sends each draw to it too, in turn with this one's and Feast's.
+
 Results: benchmarks/results/features-<date>[-<entities>].json.
 """
 
@@ -140,9 +143,9 @@ class _Feast:
 
 
 @contextlib.contextmanager
-def _server(repo: Path, *options: str) -> Iterator[str]:
-    """``tablescore serve --repository repo OPTIONS`` in a process of its own, ready; yields
-    its gRPC address."""
+def _server(repo: Path, *options: str, root: Path = HERE.parent) -> Iterator[str]:
+    """``tablescore serve --repository repo OPTIONS`` of the checkout ``root`` in a process
+    of its own, ready; yields its gRPC address."""
     import socket
 
     import tritonclient.grpc as tc
@@ -150,10 +153,10 @@ def _server(repo: Path, *options: str) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    env = {**os.environ, "PYTHONPATH": str(root)}
     proc = subprocess.Popen([sys.executable, "-m", "tablescore", "serve", "--repository",
                              str(repo), "--port", str(port), "--metrics-port", "0", *options],
-                            env=env, stdout=subprocess.DEVNULL)
+                            env=env, stdout=subprocess.DEVNULL, cwd=root)
     addr = f"127.0.0.1:{port}"
     try:
         client = tc.InferenceServerClient(addr)
@@ -185,6 +188,10 @@ def main() -> int:
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/9")
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--no-feast", action="store_true")
+    ap.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
+                    help="also serve with another checkout's tablescore (the previous main), "
+                         "its requests interleaved with this one's and Feast's")
+    ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--feast-db", type=int, default=15,
                     help="Feast's database on the same Redis (emptied afterwards: use one that "
                          "holds nothing else; tests use 10-15 minus this)")
@@ -243,28 +250,41 @@ def main() -> int:
             print("feast load", result["feast"], file=sys.stderr)
         else:
             result["feast"] = "skipped (benchmarks/.venvs/feast not installed)"
-        with _server(repo, "--features", args.redis, "--features-timeout", "1.0") as addr:
-            client = tc.InferenceServerClient(addr)
+        serve = ("--features", args.redis, "--features-timeout", "1.0")
+        with contextlib.ExitStack() as servers:
+            addr = servers.enter_context(_server(repo, *serve))
+            clients = {"": tc.InferenceServerClient(addr)}
+            if args.baseline is not None:
+                result["baseline"] = {"checkout": str(args.baseline)}
+                clients["baseline"] = tc.InferenceServerClient(servers.enter_context(
+                    _server(repo, *serve, root=args.baseline.resolve())))
             for size, batches in draws.items():
-                # request by request: ours, then Feast's lookup of the same ids, so both see
-                # the same moments of a shared machine
-                lat, flat = [], []
+                # request by request: ours (and the baseline's), then Feast's lookup of the
+                # same ids, so all see the same moments of a shared machine
+                lat: dict[str, list[float]] = {k: [] for k in clients}
+                flat = []
                 for j, ids in [(0, batches[0])] * 5 + list(enumerate(batches)):  # 5 warm-up
                     a = np.asarray(ids, dtype=np.int64)
                     inp = tc.InferInput("customer_id", [len(a)], "INT64")
                     inp.set_data_from_numpy(a)
-                    t = time.perf_counter()
-                    client.infer("forest", [inp])
-                    lat.append(time.perf_counter() - t)
+                    for k, client in clients.items():
+                        t = time.perf_counter()
+                        client.infer("forest", [inp])
+                        lat[k].append(time.perf_counter() - t)
                     if feast is not None:
                         flat.append(feast.lookup(size, j))
-                result[f"grpc_entity_{size}"] = pct(lat[5:])
+                result[f"grpc_entity_{size}"] = pct(lat[""][5:])
                 print(size, result[f"grpc_entity_{size}"], file=sys.stderr)
+                if "baseline" in lat:
+                    result["baseline"][f"grpc_entity_{size}"] = pct(lat["baseline"][5:])
+                    print("baseline", size, result["baseline"][f"grpc_entity_{size}"],
+                          file=sys.stderr)
                 if feast is not None:
                     result["feast"][f"get_online_features_{size}"] = pct(flat[5:])
                     print("feast", size, result["feast"][f"get_online_features_{size}"],
                           file=sys.stderr)
-            client.close()
+            for client in clients.values():
+                client.close()
         if feast is not None:
             feast.close()
             feast = None
@@ -293,7 +313,7 @@ def main() -> int:
             feast.close()
         store.delete_view(view)  # type: ignore[attr-defined]
         store.close()
-    out = HERE / "results" / f"features-{result['date']}-{n}.json"
+    out = args.out or HERE / "results" / f"features-{result['date']}-{n}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(out)
     return 0
