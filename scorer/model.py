@@ -172,9 +172,15 @@ class Model:
         return self._classes
 
     # --- core ---------------------------------------------------------------------------------
-    def _run(self, X: Any, *, reference: bool = False) -> tuple[np.ndarray, bool]:
+    def _run(self, X: Any, *, reference: bool = False,
+             serial: bool = False) -> tuple[np.ndarray, bool]:
         """Score ``X``; return the output-relevant workspace columns (``self._keep``) as an
-        array of shape (n_rows, len(keep)) and whether ``X`` was a single row."""
+        array of shape (n_rows, len(keep)) and whether ``X`` was a single row. ``serial``:
+        in the calling thread only (no parallel kernel, no thread pool)."""
+        if serial:
+            ws, single = self._encoder.encode(X)
+            self._run_rows(ws, reference=reference, serial=True)
+            return ws[:, self._keep_sel], single
         if (not reference and isinstance(X, np.ndarray) and X.ndim == 2
                 and X.shape[0] > self._chunk_rows and X.dtype.kind in "fiub"
                 and self._encoder.all_numeric):
@@ -421,9 +427,13 @@ class Model:
         res, _ = self._run(X, reference=reference)
         return pd.DataFrame({o.name: self._column(res, o) for o in self._outputs})
 
-    def score_arrays(self, X: Any, *, reference: bool = False) -> dict[str, np.ndarray]:
-        """Every output column as a dict of 1-D arrays (no pandas; used by transports)."""
-        res, _ = self._run(X, reference=reference)
+    def score_arrays(self, X: Any, *, reference: bool = False,
+                     serial: bool = False) -> dict[str, np.ndarray]:
+        """Every output column as a dict of 1-D arrays (no pandas; used by transports).
+        ``serial``: in the calling thread only, never a parallel kernel (background work
+        beside requests: Numba's workqueue layer aborts the process when two threads launch
+        parallel kernels at once); the same results."""
+        res, _ = self._run(X, reference=reference, serial=serial)
         return {o.name: np.ascontiguousarray(self._column(res, o)) for o in self._outputs}
 
     def _release_tables(self) -> None:

@@ -651,7 +651,8 @@ class DriftRecorder:
                         "counted (their inputs are)", m.model, m.version, X.shape[0])
             return {}
         try:
-            return model.score_arrays(X)
+            # serial: never a parallel kernel beside a request thread's (see score_arrays)
+            return model.score_arrays(X, serial=True)
         except Exception:
             log.warning("model %s version %s: scoring %d recorded rows again for drift "
                         "failed (their inputs are counted)", m.model, m.version, X.shape[0],

@@ -13,6 +13,7 @@ import pytest
 import exporters
 import scorer
 from scorer.errors import MissingValueError, ShapeError
+from scorer.ops import wait_background
 
 
 def _fit(kind: str):
@@ -167,6 +168,9 @@ def test_one_row_plan_folds_the_link_into_the_tree_step(tmp_path):
     model = scorer.load(tmp_path / "b")
     assert [b.link for b in model._plan] == [False, True]
     batch = model.predict_proba(X)
+    model.predict_proba(X[:1])
+    # the folded one-row kernel compiles in the background (at once from a warm cache)
+    assert wait_background(120)
     for i in range(0, len(X), 5):
         np.testing.assert_array_equal(model.predict_proba(X[i : i + 1]), batch[i : i + 1])
     assert model._single_plan is not None and len(model._single_plan) == 1
@@ -258,3 +262,12 @@ def test_large_batch_from_several_callers_at_once(tmp_path):
     for g, w, b in zip(got, want, batches, strict=True):
         np.testing.assert_array_equal(g, w)
         np.testing.assert_allclose(w, est.predict_proba(b), rtol=1e-12, atol=1e-12)
+
+
+def test_serial_scoring_equals_the_default(fitted):
+    _, model, X = fitted
+    big = np.repeat(X, 40, axis=0)  # past the parallel kernels' and the chunks' thresholds
+    serial, default = model.score_arrays(big, serial=True), model.score_arrays(big)
+    assert serial.keys() == default.keys()
+    for name in default:
+        np.testing.assert_array_equal(serial[name], default[name])

@@ -410,3 +410,25 @@ def test_one_row_inputs_of_an_unloaded_model_are_still_counted(linear_bundle: Pa
     assert w.rows == 20
     assert all(f.counts.sum() == 20 for f in got.inputs)
     assert all(f.counts.sum() == 1 for f in got.outputs)
+
+
+def test_one_row_rows_are_scored_again_serially(linear_bundle: Path) -> None:
+    """The counting thread never launches a parallel kernel (one beside a request thread's
+    aborts a process on Numba's workqueue layer): its batches run serially."""
+    model = scorer.load(linear_bundle)
+    calls: list[tuple[int, bool]] = []
+    run_rows = model._run_rows
+
+    def spy(ws, **kw):  # type: ignore[no-untyped-def]
+        calls.append((ws.shape[0], kw.get("serial", False)))
+        return run_rows(ws, **kw)
+
+    model._run_rows = spy  # type: ignore[method-assign]
+    rec = DriftRecorder(60, clock=Clock(), flush_interval=0)
+    pipe = Pipeline(ModelResolver({"linear": model}), recorders=[rec])
+    X = reference_data(24, 3000)
+    for x in X:
+        pipe("linear", x.reshape(1, -1))
+    calls.clear()
+    (w,) = rec.current("linear", model.version)
+    assert w.rows == 3000 and calls == [(2999, True)]
