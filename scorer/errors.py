@@ -77,6 +77,11 @@ class EntityNotFoundError(TablescoreError):
     ``max_age``), and the model's feature binding refuses such requests."""
 
 
+class FeatureViewNotFoundError(TablescoreError):
+    """A model's feature binding names a view the store does not hold: the server's
+    configuration (or the store's loading) is wrong, not the request (FAILED_PRECONDITION)."""
+
+
 class NotReadyError(TablescoreError):
     """The server or model is not ready to score."""
 

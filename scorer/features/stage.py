@@ -19,9 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EntityNotFoundError, MissingFieldError, UnavailableError
+from ..errors import (
+    EntityNotFoundError,
+    FeatureViewNotFoundError,
+    MissingFieldError,
+    UnavailableError,
+)
 from ..pipeline import Request, Target
 from .metrics import FeatureMetrics
+from .redis_store import redact
 from .store import FeatureStore, ViewMeta, canonical_keys
 
 log = logging.getLogger("tablescore.features")
@@ -180,7 +186,10 @@ class FeatureStage:
             return None
         if time.monotonic() - self._failed_at >= self.retry_after:
             try:
-                self.view(b.view)
+                if self.view(b.view) is None:
+                    # the store answered without the view: the ids cannot be read however
+                    # the request is written
+                    return self._absent(target.name, b.view, names)
                 return None  # the store answered: the caller looks again
             except UnavailableError:
                 pass
@@ -190,6 +199,16 @@ class FeatureStage:
             f"{', '.join(repr(n) for n in names)} may be entity ids (name the column in the "
             'model\'s config.json, "features": {"entity": ...}, to have it recognised '
             "without the store)")
+
+    def _absent(self, model: str, view: str,
+                names: list[str] | None = None) -> FeatureViewNotFoundError:
+        sent = (f" (so input{'s' if len(names) > 1 else ''} "
+                f"{', '.join(repr(n) for n in names)} cannot be read as entity ids)"
+                if names else "")
+        return FeatureViewNotFoundError(
+            f"model '{model}' reads feature view '{view}', which the feature store "
+            f"{redact(self.store.url)} does not hold{sent}: load it (tablescore features "
+            "load --store URL --view NAME ...) or fix the model's features binding")
 
     # --- the stage ----------------------------------------------------------------------------
     def fill(self, target: Target, request: Request) -> Request:
@@ -216,8 +235,7 @@ class FeatureStage:
         if entity is None or entity in request.extras:
             meta = self.view(b.view)
             if meta is None:
-                raise MissingFieldError(f"model '{target.name}' reads feature view "
-                                        f"'{b.view}', which the store does not hold")
+                raise self._absent(target.name, b.view)
             entity = b.entity or meta.entity
         ids = request.extras.get(entity)
         if ids is None or meta is None:

@@ -408,3 +408,31 @@ def test_cache_hits_and_never_outlives_a_version_or_features(
             assert hits(server) == 3
         finally:
             client.close()
+
+
+def test_a_binding_to_a_view_the_store_does_not_hold(bundles: dict[str, Exported],
+                                                     tmp_path: Path, store_url: str) -> None:
+    """The store answers but holds no such view: the server's configuration is wrong, not
+    the request: FAILED_PRECONDITION naming the model, the view and the fix, whether the
+    binding names the entity column or not; full rows are still served."""
+    model = scorer.load(bundles["iris"].path)
+    X = np.ascontiguousarray(bundles["iris"].X[:2], dtype=np.float64)
+    repo = tmp_path / "repo"
+    publish(bundles["iris"].path, repo, "iris", 1)
+    publish(bundles["iris"].path, repo, "named", 1)
+    absent = _view()
+    _bind(repo, "iris", view=absent)
+    _bind(repo, "named", view=absent, entity=ENTITY)
+    with serve_features(repo, store_url) as server:
+        client = tc.InferenceServerClient(server.address)
+        try:
+            for name in ("iris", "named"):
+                with pytest.raises(InferenceServerException) as ei:
+                    client.infer(name, [_ids_input(np.array([3]))])
+                assert _code(ei.value) == "StatusCode.FAILED_PRECONDITION", ei.value.message()
+                msg = ei.value.message()
+                assert f"model '{name}' reads feature view '{absent}'" in msg
+                assert "does not hold" in msg and "tablescore features load" in msg
+                _assert_scores(infer_matrix(client, name, X), model.score_arrays(X))
+        finally:
+            client.close()
