@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from ..errors import UnavailableError
+from ..errors import InputError, UnavailableError
 from .store import Batch, Rows, ViewMeta, check_view_name, empty_rows
 
 #: seconds a read or write may wait for Redis before the request is answered UNAVAILABLE
@@ -157,7 +157,18 @@ class RedisStore:
         n = len(batch)
         if n == 0:
             return 0
-        keys, rows, row_args = _encode(meta, batch)
+        try:
+            keys, rows, row_args = _encode(meta, batch)
+        except Exception as exc:
+            if not _offset_overflow(exc):
+                raise
+            # over 2 GiB of text in one Arrow string array (its offsets are 32-bit): halves
+            if n == 1:
+                raise InputError(f"view '{meta.name}': the row of entity "
+                                 f"'{batch.keys[0].as_py()}' holds over 2 GiB of text") from exc
+            h = n // 2
+            return (self.write(meta, batch.slice(0, h), batch_rows=batch_rows)
+                    + self.write(meta, batch.slice(h, n), batch_rows=batch_rows))
         ko, kdata = _offsets(keys), _data(keys)
         ro, rdata = _offsets(rows), _data(rows)
         cum = np.concatenate(([0], np.cumsum(row_args)))
@@ -305,6 +316,14 @@ def _text(col: Any, type_: str) -> Any:
         # double-conversion library), e.g. 0.1, 1e-300, 0.00001, inf, -inf
         return pc.cast(col.cast(pa.float64()), pa.string())
     return pc.cast(col, pa.string())  # integer digits; strings as they are
+
+
+def _offset_overflow(exc: BaseException) -> bool:
+    """``exc`` is Arrow refusing a string array of more than 2 GiB (32-bit offsets)."""
+    import pyarrow as pa
+
+    return (isinstance(exc, (pa.ArrowCapacityError, pa.ArrowInvalid))
+            and "overflow" in str(exc).lower())
 
 
 def _encode(meta: ViewMeta, batch: Batch) -> tuple[Any, Any, np.ndarray]:

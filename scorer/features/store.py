@@ -84,6 +84,11 @@ class Batch:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def slice(self, start: int, stop: int) -> Batch:
+        """Rows ``start:stop`` (Arrow slices: no copy)."""
+        return Batch(self.keys.slice(start, stop - start), self.ts_us[start:stop],
+                     {f: c.slice(start, stop - start) for f, c in self.columns.items()})
+
 
 @dataclass
 class Rows:

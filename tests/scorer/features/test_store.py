@@ -219,6 +219,49 @@ def test_redis_parses_few_and_many_values_to_the_same_bits(view_name: str, tmp_p
         s.close()
 
 
+def test_redis_splits_a_batch_of_more_text_than_arrow_holds(view_name: str, tmp_path: Path,
+                                                             monkeypatch) -> None:
+    """A batch whose encoded rows pass Arrow's 2 GiB per string array is written in halves
+    (simulated: the encoder refuses more than 7 rows, as it would past 2 GiB); one row that
+    alone is too large is a clear error."""
+    import pyarrow as pa
+
+    from scorer.features import redis_store
+    from tests.services import redis_db
+
+    encode = redis_store._encode
+
+    def small_only(meta, batch):  # type: ignore[no-untyped-def]
+        if len(batch) > 7:
+            raise pa.ArrowCapacityError("array cannot contain more than 2147483646 bytes, "
+                                        "have 2147483650 (offset overflow)")
+        return encode(meta, batch)
+
+    monkeypatch.setattr(redis_store, "_encode", small_only)
+    s = open_store(redis_db())
+    try:
+        df = pd.DataFrame({"id": np.arange(50), "x": np.arange(50.0) / 3,
+                           "s": [f"text {i}" for i in range(50)]})
+        df.to_parquet(tmp_path / "a.parquet")
+        report = load(s, tmp_path / "a.parquet", view=view_name, entity="id")
+        assert (report.rows, report.written) == (50, 50)
+        meta = s.view(view_name)
+        assert meta is not None
+        rows = s.read(meta, [str(i) for i in range(50)], ["x", "s"])
+        assert rows.columns["x"].tolist() == (np.arange(50.0) / 3).tolist()
+        assert rows.columns["s"].tolist() == [f"text {i}" for i in range(50)]
+
+        def never(meta, batch):  # type: ignore[no-untyped-def]
+            raise pa.ArrowCapacityError("offset overflow")
+
+        monkeypatch.setattr(redis_store, "_encode", never)
+        with pytest.raises(InputError, match="entity '0' holds over 2 GiB of text"):
+            load(s, tmp_path / "a.parquet", view=view_name, entity="id")
+    finally:
+        s.delete_view(view_name)  # type: ignore[attr-defined]
+        s.close()
+
+
 @pytest.mark.parametrize("batch_rows", [1, 3, 1000])
 def test_latest_wins_inside_one_batch_whatever_the_order(store: FeatureStore, view_name: str,
                                                          tmp_path: Path, batch_rows: int,
