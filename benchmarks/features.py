@@ -191,6 +191,8 @@ def main() -> int:
     ap.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
                     help="also serve with another checkout's tablescore (the previous main), "
                          "its requests interleaved with this one's and Feast's")
+    ap.add_argument("--sizes", default="1,100",
+                    help="ids per request, comma-separated (default 1,100)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--feast-db", type=int, default=15,
                     help="Feast's database on the same Redis (emptied afterwards: use one that "
@@ -241,7 +243,7 @@ def main() -> int:
                          name="forest")
         (repo / "forest" / "config.json").write_text(json.dumps({"features": {"view": view}}))
         draws = {str(size): [rng.integers(0, n, size).tolist() for _ in range(args.requests)]
-                 for size in (1, 100)}
+                 for size in map(int, args.sizes.split(","))}
         feast = _Feast(args, data, tmp, nf, draws) if FEAST_PY.exists() and \
             not args.no_feast else None
         if feast is not None:
