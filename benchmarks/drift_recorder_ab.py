@@ -31,6 +31,8 @@ def main() -> None:
     p.add_argument("--baseline", type=Path, required=True, metavar="CHECKOUT")
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--calls", type=int, default=20_000)
+    p.add_argument("--model", choices=("logreg", "forest"), default="logreg",
+                   help="a logistic regression (default) or a 200-tree forest, 30 inputs")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
 
@@ -45,8 +47,8 @@ def main() -> None:
     sys.modules[spec.name] = base  # (its dataclasses look their module up there)
     spec.loader.exec_module(base)
     with tempfile.TemporaryDirectory() as tmp:
-        _export(30, 20_000, Path(tmp) / "logreg", classifier=True)
-        model = scorer.load(Path(tmp) / "logreg")
+        _export(30, 20_000, Path(tmp) / "m", classifier=True, forest=args.model == "forest")
+        model = scorer.load(Path(tmp) / "m")
     big = {"queue_rows": 1 << 26, "queue_requests": 1 << 26}
     recs = {"this": DriftRecorder(300, **big), "baseline": base.DriftRecorder(300, **big)}
     pipes = {"off": Pipeline(ModelResolver({"m": model})),
@@ -71,6 +73,7 @@ def main() -> None:
     med = {k: [statistics.median(x[i] for x in v) / args.calls * 1e6 for i in range(3)]
            for k, v in runs.items()}
     out = {"date": dt.date.today().isoformat(), "baseline": str(args.baseline),
+           "model": args.model,
            "rounds": args.rounds, "calls": args.calls,
            "us_per_call": {k: dict(zip(("wall", "process_cpu", "thread_cpu"), v, strict=True))
                            for k, v in med.items()}}
