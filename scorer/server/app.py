@@ -474,11 +474,40 @@ def serve(repository: str | os.PathLike[str], *, port: int = 0, host: str = "127
 
 
 # --- running as a program --------------------------------------------------------------------
-def _install_stop_signals(stop: threading.Event) -> None:
+class _Stop:
+    """What a stop signal sets, polled by the main thread.
+
+    The handler only assigns an attribute: a ``threading.Event``'s ``set()`` takes the lock
+    that the interrupted main thread may be holding inside that Event's ``wait()`` (a
+    deadlock: the server then never stopped), and logging takes locks the interrupted thread
+    may hold too; the main thread logs the signal once it has seen it.
+    """
+
+    __slots__ = ("signum",)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds, until a signal came; True if one did."""
+        end = time.monotonic() + timeout
+        while self.signum is None:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, 0.05))
+        return True
+
+    def log(self) -> None:
+        if self.signum is not None:
+            log.info("signal received", extra={"event": "signal",
+                                               "signal": signal.Signals(self.signum).name})
+
+
+def _install_stop_signals(stop: _Stop) -> None:
     def on_signal(signum: int, frame: Any) -> None:
-        log.info("signal received", extra={"event": "signal",
-                                           "signal": signal.Signals(signum).name})
-        stop.set()
+        if stop.signum is None:
+            stop.signum = signum
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -486,11 +515,12 @@ def _install_stop_signals(stop: threading.Event) -> None:
 
 def run_single(config: ServerConfig) -> int:
     """Serve until SIGTERM / SIGINT, then drain for ``config.grace`` seconds. Main thread only."""
-    stop = threading.Event()
+    stop = _Stop()
     _install_stop_signals(stop)
     handle = start(config, wait_ready=False)
     while not stop.wait(0.5):
         pass
+    stop.log()
     handle.stop()
     return 0
 
@@ -523,7 +553,7 @@ def run(config: ServerConfig, *, workers: int = 1, log_format: str = "json",
         return run_single(config)
     if config.port == 0:
         raise ValueError("--workers above 1 needs a fixed --port (the workers share it)")
-    stop = threading.Event()
+    stop = _Stop()
     _install_stop_signals(stop)  # before the workers exist: an early SIGTERM still reaches them
     ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold gRPC state
     procs = []
@@ -539,7 +569,7 @@ def run(config: ServerConfig, *, workers: int = 1, log_format: str = "json",
     log.info("workers started", extra={"event": "workers", "port": config.port,
                                        "pids": [p.pid for p in procs]})
     status = 0
-    while not stop.is_set():
+    while stop.signum is None:
         dead = [p for p in procs if not p.is_alive()]
         if dead:
             status = dead[0].exitcode or 1
@@ -547,6 +577,7 @@ def run(config: ServerConfig, *, workers: int = 1, log_format: str = "json",
                 "event": "worker_exited", "pid": dead[0].pid, "exitcode": dead[0].exitcode})
             break
         stop.wait(0.5)
+    stop.log()
     for p in procs:
         if p.is_alive() and p.pid is not None:
             os.kill(p.pid, signal.SIGTERM)
