@@ -118,6 +118,10 @@ class FeatureStage:
         self.retry_after = retry_after
         self._bindings: dict[str, tuple[Any, Binding | None]] = {}
         self._meta: dict[str, tuple[ViewMeta, float]] = {}
+        #: views the store answered it does not hold, and when (asked again after
+        #: ``retry_after`` seconds: requests to a misconfigured model do not each cost a
+        #: store round trip)
+        self._absent_at: dict[str, float] = {}
         self._failed_at = -1e9
         self._failure = ""
         self._lock = threading.Lock()
@@ -142,14 +146,18 @@ class FeatureStage:
         return b
 
     def view(self, name: str, *, block: bool = True) -> ViewMeta | None:
-        """The view's metadata (cached for ``meta_ttl``). With ``block`` False, None instead
-        of asking a store that failed within ``retry_after`` seconds."""
+        """The view's metadata (cached for ``meta_ttl``; a view the store does not hold, for
+        ``retry_after``). With ``block`` False, None instead of asking a store that failed
+        within ``retry_after`` seconds."""
         now = time.monotonic()
         got = self._meta.get(name)
         if got is not None and now - got[1] < self.meta_ttl:
             return got[0]
         if not block and now - self._failed_at < self.retry_after:
             return got[0] if got is not None else None
+        absent = self._absent_at.get(name)
+        if absent is not None and now - absent < self.retry_after:
+            return None
         try:
             meta = self.store.view(name)
         except UnavailableError as exc:
@@ -159,6 +167,9 @@ class FeatureStage:
             raise
         if meta is not None:
             self._meta[name] = (meta, now)
+            self._absent_at.pop(name, None)
+        else:
+            self._absent_at[name] = now
         return meta
 
     def extra_inputs(self, target: Target) -> frozenset[str]:
