@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..registry.store import redact
+from ..urls import redact
 from .exposures import Row, SinkUnavailable
 
 if TYPE_CHECKING:

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..errors import InputError, UnavailableError
+from ..urls import redact
 from .store import Batch, Rows, ViewMeta, check_view_name, empty_rows
 
 #: seconds a read or write may wait for Redis before the request is answered UNAVAILABLE
@@ -59,15 +60,6 @@ for i = 1, #KEYS do
 end
 return written
 """
-
-
-def redact(url: str) -> str:
-    """``url`` without its password."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
 
 
 class RedisStore:

@@ -26,8 +26,8 @@ from ..errors import (
     UnavailableError,
 )
 from ..pipeline import Request, Target
+from ..urls import redact
 from .metrics import FeatureMetrics
-from .redis_store import redact
 from .store import FeatureStore, ViewMeta, canonical_keys
 
 log = logging.getLogger("tablescore.features")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .store import ModelState, RegistryError, Snapshot, SQLStore, redact
+from ..urls import redact
+from .store import ModelState, RegistryError, Snapshot, SQLStore
 
 
 def _sqlite(url: str, **kw: Any) -> SQLStore:

@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import UnavailableError
-from .store import CHANNEL, SQLStore, redact
+from ..urls import redact
+from .store import CHANNEL, SQLStore
 
 #: a constant key for pg_advisory_xact_lock: creating the schema once among racing processes
 _SCHEMA_LOCK = 7_123_456_789

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelNotFoundError, NotReadyError
-from .store import Snapshot, SQLStore, redact, write_bundle_files
+from ..urls import redact
+from .store import Snapshot, SQLStore, write_bundle_files
 
 log = logging.getLogger("tablescore.registry")
 

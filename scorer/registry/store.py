@@ -34,11 +34,6 @@ class RegistryError(TablescoreError):
     """A registry operation was refused (unknown model or version, alias in use, ...)."""
 
 
-def redact(url: str) -> str:
-    """``url`` without its password (for messages and logs)."""
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
-
-
 @dataclass
 class Event:
     """One row of the event log."""
