@@ -359,9 +359,11 @@ _NAN = float("nan")
 
 def _decode(meta: ViewMeta, features: list[str], res: list[list[bytes | None]]) -> Rows:
     """HMGET answers (per key: the features' values, then ``_ts``; None where absent) as
-    :class:`~.store.Rows`. The numbers of all keys are parsed in one Arrow cast (correctly
-    rounded, so a double comes back with its bits: four calls whatever the number of keys,
-    instead of a Python ``float`` per value); strings and timestamps in Python."""
+    :class:`~.store.Rows`. The numbers of all keys are parsed together, both ways correctly
+    rounded (a double comes back with its bits): up to :data:`_PYTHON_PARSE` of them by
+    Python's ``float``, more by one Arrow cast (a few calls whatever the number of keys, but
+    ~100 us of fixed cost); strings and timestamps in Python. When every feature asked for
+    is a number, ``Rows.matrix`` holds them and the columns by name are views of it."""
     n, k = len(res), len(features)
     ts_raw = [r[k] for r in res]
     found = np.fromiter((t is not None for t in ts_raw), dtype=bool, count=n)

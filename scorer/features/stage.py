@@ -278,15 +278,13 @@ class FeatureStage:
         found = rows.found
         # (count_nonzero: a fraction of a ufunc reduction's cost on a few rows)
         n_missing = n - int(np.count_nonzero(found))
-        n_stale = 0
-        stale = None
+        stale = np.zeros(n, dtype=bool)
         if meta.max_age is not None:
             stale = found & (time.time() * 1e6 - rows.ts_us > meta.max_age * 1e6)
-            n_stale = int(np.count_nonzero(stale))
+        n_stale = int(np.count_nonzero(stale))
         per = len(read)
         if rows.matrix is not None:  # null: NaN in a row that was found (and not stale)
-            kept = rows.matrix if not (n_missing or n_stale) else rows.matrix[
-                found & ~stale if n_stale else found]
+            kept = rows.matrix if not (n_missing or n_stale) else rows.matrix[found & ~stale]
             nulls = int(np.count_nonzero(np.isnan(kept)))
         elif n_stale:
             keep = ~stale
@@ -296,10 +294,9 @@ class FeatureStage:
         m.count(meta.name, {PRESENT: n * per - (n_missing + n_stale) * per - nulls,
                             NOT_FOUND: n_missing * per, OUTSIDE_MAX_AGE: n_stale * per,
                             NULL_VALUE: nulls})
-        gone = ~found | stale if n_stale else ~found
+        gone = ~found | stale
         if n_missing + n_stale and b.missing == "refuse":
-            raise _refusal(meta, keys, found,
-                           stale if stale is not None else np.zeros(n, dtype=bool))
+            raise _refusal(meta, keys, found, stale)
         if (rows.matrix is not None and not given and len(read) == len(names)
                 and getattr(target.model, "numeric_inputs", False)):
             # numbers for every input (column i of the matrix is input i: nothing sent,
