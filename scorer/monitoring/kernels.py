@@ -22,49 +22,6 @@ from numba import njit
 PSI_EPSILON = 1e-4
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _numeric_bin(x: float, edges: np.ndarray, e0: int, e1: int) -> int:
-    """Bin of ``x`` against ``edges[e0:e1]`` (see the module docstring)."""
-    if x != x:
-        return 0
-    if x < edges[e0]:
-        return 1
-    if x > edges[e1 - 1]:
-        return e1 - e0 + 1
-    # largest i in [0, E-2] with edges[e0 + i] <= x: the number of inner edges <= x,
-    # branch-free (a binary search's unpredictable branches cost more at E <= 22)
-    b = 0
-    for k in range(e0 + 1, e1 - 1):
-        b += x >= edges[k]
-    return 2 + b
-
-
-@njit(cache=True, nogil=True)
-def count_matrix(X, cols, edges, edge_off, count_off, counts):  # pragma: no cover - numba
-    """Count the numeric columns ``cols`` of ``X`` into ``counts``.
-
-    Parameters
-    ----------
-    X : ndarray of shape (rows, n_columns), any numeric dtype
-        The request's inputs in the model's order.
-    cols : int64 ndarray of shape (k,)
-        Columns of ``X`` to count.
-    edges : float64 ndarray of shape (sum of edge counts,)
-        The edges of column ``cols[t]`` are ``edges[edge_off[t]:edge_off[t + 1]]``.
-    edge_off : int64 ndarray of shape (k + 1,)
-    count_off : int64 ndarray of shape (k,)
-        First bin of column ``cols[t]`` in ``counts``.
-    counts : int64 ndarray
-        Added to in place.
-    """
-    n = X.shape[0]
-    k = cols.size
-    for i in range(n):  # row by row: X is read once, in memory order
-        for t in range(k):
-            x = np.float64(X[i, cols[t]])
-            counts[count_off[t] + _numeric_bin(x, edges, edge_off[t], edge_off[t + 1])] += 1
-
-
 @njit(cache=True, nogil=True)
 def count_numeric(x, edges, offset, counts):  # pragma: no cover - numba
     """Count the 1-D numeric array ``x`` (rows,) against ``edges`` (E,) into

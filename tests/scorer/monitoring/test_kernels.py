@@ -42,24 +42,6 @@ def test_constant_feature_has_one_inner_bin() -> None:
     assert list(kernels.numeric_bins_reference(np.array([3.0, 2.0, 4.0]), edges)) == [2, 1, 3]
 
 
-def test_matrix_kernel_equals_columns() -> None:
-    rng = np.random.default_rng(7)
-    X = rng.normal(size=(3000, 5)).astype(np.float32)
-    X[rng.random(X.shape) < 0.02] = np.nan
-    cols = np.array([0, 2, 4], np.int64)
-    edges = [numeric_edges(X[:, j], 10 + j) for j in cols]
-    flat = np.concatenate(edges)
-    edge_off = np.concatenate([[0], np.cumsum([len(e) for e in edges])]).astype(np.int64)
-    count_off = np.concatenate([[0], np.cumsum([len(e) + 2 for e in edges])[:-1]]).astype(
-        np.int64)
-    counts = np.zeros(sum(len(e) + 2 for e in edges), np.int64)
-    kernels.count_matrix(X, cols, flat, edge_off, count_off, counts)
-    expected = np.concatenate([
-        np.bincount(kernels.numeric_bins_reference(X[:, j], e), minlength=len(e) + 2)
-        for j, e in zip(cols, edges, strict=True)])
-    assert np.array_equal(counts, expected)
-
-
 def test_code_bins_equal_reference() -> None:
     codes = np.array([0, 1, 2, -1, np.nan, 5, 2, 0], dtype=np.float64)
     counts = np.zeros(5, np.int64)
