@@ -177,17 +177,17 @@ class Model:
         """Score ``X``; return the output-relevant workspace columns (``self._keep``) as an
         array of shape (n_rows, len(keep)) and whether ``X`` was a single row. ``serial``:
         in the calling thread only (no parallel kernel, no thread pool)."""
-        if serial:
-            ws, single = self._encoder.encode(X)
-            self._run_rows(ws, reference=reference, serial=True)
-            return ws[:, self._keep_sel], single
         if (not reference and isinstance(X, np.ndarray) and X.ndim == 2
                 and X.shape[0] > self._chunk_rows and X.dtype.kind in "fiub"
                 and self._encoder.all_numeric):
             try:
-                return self._run_chunked(X), False
+                return self._run_chunked(X, serial=serial), False
             except TablescoreError:
                 pass  # re-run whole below: the error then names the row in the caller's terms
+        if serial:
+            ws, single = self._encoder.encode(X)
+            self._run_rows(ws, reference=reference, serial=True)
+            return ws[:, self._keep_sel], single
         if not reference:
             ws = self._run_single(X)
             if ws is not None:
@@ -302,14 +302,15 @@ class Model:
             raise KeyError(f"model '{self.display_name}' has no workspace column {exc.args[0]!r}") \
                 from None
 
-    def _run_chunked(self, X: np.ndarray) -> np.ndarray:
+    def _run_chunked(self, X: np.ndarray, *, serial: bool = False) -> np.ndarray:
         """Large numeric batches in cache-sized row chunks: each chunk's workspace stays in
         cache from one step to the next, and only the output columns of all rows are kept
-        (no n_rows x width workspace to allocate and fault in)."""
+        (no n_rows x width workspace to allocate and fault in). ``serial``: the chunks one
+        after the other in the calling thread, by the serial kernels."""
         n = X.shape[0]
         out = np.empty((n, len(self._keep)), dtype=np.float64)
         n_chunks = -(-n // self._chunk_rows)
-        threads = min(_num_threads(), n_chunks)
+        threads = 1 if serial else min(_num_threads(), n_chunks)
         # Chunks spread over threads, each running the serial kernels (which release the
         # GIL), whenever there are enough chunks to share out: a thread that is done takes
         # the next chunk, so one slow core delays one chunk, not every parallel loop (2
@@ -324,7 +325,7 @@ class Model:
             Xc = X[i0 : i0 + chunk]
             ws = _scratch(Xc.shape[0], self.width)
             self._encoder.encode_numeric(Xc, ws)
-            self._run_rows(ws, serial=pooled)
+            self._run_rows(ws, serial=serial or pooled)
             out[i0 : i0 + chunk] = ws[:, self._keep_sel]
 
         if pooled:

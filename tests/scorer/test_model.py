@@ -12,7 +12,7 @@ import pytest
 
 import exporters
 import scorer
-from scorer.errors import MissingValueError, ShapeError
+from scorer.errors import MissingValueError, ShapeError, TablescoreError
 from scorer.ops import wait_background
 
 
@@ -266,8 +266,31 @@ def test_large_batch_from_several_callers_at_once(tmp_path):
 
 def test_serial_scoring_equals_the_default(fitted):
     _, model, X = fitted
-    big = np.repeat(X, 40, axis=0)  # past the parallel kernels' and the chunks' thresholds
+    # past the parallel kernels' threshold, and three chunks and a part (serial: the chunks
+    # one after the other in this thread)
+    big = np.repeat(X, 3 * model._chunk_rows // len(X) + 2, axis=0)
+    assert big.shape[0] > 3 * model._chunk_rows
     serial, default = model.score_arrays(big, serial=True), model.score_arrays(big)
     assert serial.keys() == default.keys()
     for name in default:
         np.testing.assert_array_equal(serial[name], default[name])
+    small = X[:37]  # and below the chunk size (the whole batch at once)
+    serial, default = model.score_arrays(small, serial=True), model.score_arrays(small)
+    for name in default:
+        np.testing.assert_array_equal(serial[name], default[name])
+
+
+def test_serial_scoring_refuses_a_row_as_the_default_does(tmp_path):
+    """A refused row in a later chunk: the same error, naming the same row, either way."""
+    est, X = _fit("logreg")
+    exporters.export(est, tmp_path / "m", sample=X)
+    model = scorer.load(tmp_path / "m")
+    big = np.repeat(X, 2 * model._chunk_rows // len(X) + 2, axis=0)
+    big[model._chunk_rows + 3, 2] = np.inf
+    errors = []
+    for serial in (True, False):
+        with pytest.raises(TablescoreError) as exc:
+            model.score_arrays(big, serial=serial)
+        errors.append(str(exc.value))
+    assert errors[0] == errors[1]
+    assert str(model._chunk_rows + 3) in errors[0]
