@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ PRESENT, NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE = ("PRESENT", "NOT_FOUND", "NULL
                                                    "OUTSIDE_MAX_AGE")
 #: ids named in a refusal at most
 _NAMED_IDS = 5
+#: models whose columns to read are kept at most (FeatureStage._columns)
+_PLANS = 256
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,9 @@ class FeatureStage:
         self._failed_at = -1e9
         self._failure = ""
         self._lock = threading.Lock()
+        #: id(model) -> (weak reference to the model, view metadata, binding, its columns):
+        #: see _columns
+        self._plans: dict[int, tuple[Any, ViewMeta, Binding, Any]] = {}
 
     # --- bindings and views -------------------------------------------------------------------
     def binding(self, name: str) -> Binding | None:
@@ -252,19 +258,10 @@ class FeatureStage:
         if ids is None or meta is None:
             return request
         given = inputs or {}
-        names = target.model.input_names
-        need = [n for n in names if n not in given]
-        if not need:
+        names, columns, read = self._columns(target, b, meta, given)
+        if not columns:
             return request
-        columns = {n: b.mapping.get(n, n) for n in need}
-        absent = [n for n, c in columns.items() if c not in meta.types]
-        if absent:
-            raise MissingFieldError(
-                f"model '{target.name}' needs input{'s' if len(absent) > 1 else ''} "
-                f"{', '.join(repr(a) for a in absent)}: not sent, and view '{meta.name}' has "
-                f"no such column{'s' if len(absent) > 1 else ''}")
         keys = canonical_keys(ids)
-        read = list(dict.fromkeys(columns.values()))
         m = self.metrics
         t0 = time.perf_counter()
         try:
@@ -317,6 +314,43 @@ class FeatureStage:
             filled[n_] = col
         request.inputs = {nm: given[nm] if nm in given else filled[nm] for nm in names}
         return request
+
+
+    def _columns(self, target: Target, b: Binding, meta: ViewMeta, given: Mapping[str, Any],
+                 ) -> tuple[list[str], dict[str, str], list[str]]:
+        """``(model inputs, input -> view column of each input to read, view columns to
+        read)``: the inputs not in ``given``. Kept per model, view metadata and binding for
+        requests that send nothing but ids (~10 µs of a one-id request with 50 inputs).
+
+        Raises
+        ------
+        MissingFieldError
+            An input to read that the view has no column for.
+        """
+        model = target.model
+        if not given:
+            kept = self._plans.get(id(model))
+            if (kept is not None and kept[0]() is model and kept[1] is meta
+                    and kept[2] is b):
+                return kept[3]
+        names = model.input_names
+        columns = {n: b.mapping.get(n, n) for n in names if n not in given}
+        absent = [n for n, c in columns.items() if c not in meta.types]
+        if absent:
+            raise MissingFieldError(
+                f"model '{target.name}' needs input{'s' if len(absent) > 1 else ''} "
+                f"{', '.join(repr(a) for a in absent)}: not sent, and view '{meta.name}' has "
+                f"no such column{'s' if len(absent) > 1 else ''}")
+        plan = (names, columns, list(dict.fromkeys(columns.values())))
+        if not given:
+            try:
+                ref = weakref.ref(model)  # (an unloaded version's model is not kept alive)
+            except TypeError:
+                return plan
+            if len(self._plans) >= _PLANS:
+                self._plans.clear()
+            self._plans[id(model)] = (ref, meta, b, plan)
+        return plan
 
 
 def _refusal(meta: ViewMeta, keys: list[str], found: np.ndarray,

@@ -157,9 +157,8 @@ def test_redis_reads_n_ids_in_one_round_trip(view_name: str, tmp_path: Path) -> 
         meta = s.view(view_name)
         assert meta is not None
         sent: list[int] = []
-        conn = s._r.connection_pool.get_connection()  # type: ignore[attr-defined]
-        cls = type(conn)
-        s._r.connection_pool.release(conn)  # type: ignore[attr-defined]
+        s.read(meta, ["0"], ["x"])  # this thread's connection made and connected (handshake)
+        cls = type(s._connection())  # type: ignore[attr-defined]
         original = cls.send_packed_command
 
         def counting(self, command, check_health=True):  # type: ignore[no-untyped-def]
