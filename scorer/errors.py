@@ -82,6 +82,12 @@ class FeatureViewNotFoundError(TablescoreError):
     configuration (or the store's loading) is wrong, not the request (FAILED_PRECONDITION)."""
 
 
+class FeatureDataError(TablescoreError):
+    """The feature store holds something that does not follow its layout (a view's metadata,
+    or a stored value or timestamp that is not one): the store's content is wrong, not the
+    request; reloading the view fixes it (FAILED_PRECONDITION)."""
+
+
 class NotReadyError(TablescoreError):
     """The server or model is not ready to score."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InputError
 from .metrics import FeatureMetrics
 from .stage import Binding, FeatureStage
 from .store import FeatureStore, Rows, ViewMeta
@@ -27,7 +28,7 @@ def open_store(url: str, **options: Any) -> FeatureStore:
 
         options.pop("timeout", None)  # a socket timeout means nothing to a local file
         return SQLiteStore(url, **options)
-    raise ValueError(f"unknown feature store '{url.split('@')[-1]}': use redis://HOST:PORT/DB "
+    raise InputError(f"unknown feature store '{url.split('@')[-1]}': use redis://HOST:PORT/DB "
                      "or sqlite:///PATH")
 
 

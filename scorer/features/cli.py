@@ -9,12 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import FeatureViewNotFoundError, InputError
+from ..urls import redact
+
 
 def _store(args: argparse.Namespace) -> Any:
     from . import open_store
 
     if not args.store:
-        raise ValueError("no feature store: give --store URL or set TABLESCORE_FEATURES")
+        raise InputError("no feature store: give --store URL or set TABLESCORE_FEATURES")
     return open_store(args.store)
 
 
@@ -47,7 +50,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     try:
         meta = store.view(args.view)
         if meta is None:
-            raise ValueError(f"no view '{args.view}' in {args.store}")
+            raise FeatureViewNotFoundError(f"no view '{args.view}' in {redact(args.store)}")
         rows = store.read(meta, list(args.ids), list(meta.features))
     finally:
         store.close()

@@ -41,11 +41,11 @@ class LoadReport:
 
 
 def check_compatible(old: ViewMeta, new: ViewMeta) -> None:
-    """ValueError unless ``new`` has the entity, features and types of the stored ``old``."""
+    """InputError unless ``new`` has the entity, features and types of the stored ``old``."""
     if old.entity != new.entity:
-        raise ValueError(f"view '{old.name}' is keyed by '{old.entity}', not '{new.entity}'")
+        raise InputError(f"view '{old.name}' is keyed by '{old.entity}', not '{new.entity}'")
     if tuple(old.features) != tuple(new.features) or old.types != new.types:
-        raise ValueError(f"view '{old.name}' holds features {list(old.features)} "
+        raise InputError(f"view '{old.name}' holds features {list(old.features)} "
                          f"({old.types}); the data has {list(new.features)} ({new.types}): "
                          "load it into a new view")
 

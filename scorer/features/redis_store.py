@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from ..errors import InputError, UnavailableError
+from ..errors import FeatureDataError, InputError, UnavailableError
 from ..urls import redact
 from .store import Batch, Rows, ViewMeta, check_view_name, empty_rows
 
@@ -96,6 +96,7 @@ class RedisStore:
                                        health_check_interval=0)
         self._errors: tuple[type[BaseException], ...] = (redis.ConnectionError,
                                                          redis.TimeoutError, OSError)
+        self._closed = _ClosedConnection
         self._w: Any = None
         # (view, *features) -> the read command's parts (see read)
         self._hmget: dict[tuple[str, ...], Any] = {}
@@ -133,14 +134,39 @@ class RedisStore:
 
     # --- metadata -----------------------------------------------------------------------------
     def view(self, name: str) -> ViewMeta | None:
+        """The view's metadata, None when the store has no view ``name``.
+
+        Raises
+        ------
+        FeatureDataError
+            ``ts:v:<name>`` is not a hash of the layout's fields (written by another client).
+        """
+        import redis
+
         check_view_name(name)
-        d = self._call(self._r.hgetall, f"ts:v:{name}")
+        try:
+            d = self._call(self._r.hgetall, f"ts:v:{name}")
+        except redis.ResponseError as exc:  # WRONGTYPE: not a hash
+            raise FeatureDataError(f"feature view '{name}': its metadata key ts:v:{name} "
+                                   f"cannot be read as a hash ({exc})") from exc
         if not d:
             return None
-        d = {k.decode(): v.decode() for k, v in d.items()}
-        return ViewMeta(name, d["entity"], tuple(json.loads(d["features"])),
-                        json.loads(d["types"]),
-                        float(d["max_age"]) if d.get("max_age") else None)
+        try:
+            d = {k.decode(): v.decode() for k, v in d.items()}
+            features = json.loads(d["features"])
+            types = json.loads(d["types"])
+            max_age = float(d["max_age"]) if d.get("max_age") else None
+            if not (isinstance(d["entity"], str) and isinstance(features, list)
+                    and all(isinstance(f, str) for f in features)
+                    and isinstance(types, dict)
+                    and all(types.get(f) in _TYPES for f in features)):
+                raise ValueError("entity, features or types do not follow the layout")
+        except (KeyError, ValueError) as exc:  # (UnicodeDecodeError, JSONDecodeError too)
+            what = f"no field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise FeatureDataError(
+                f"feature view '{name}': its metadata (hash ts:v:{name}) does not follow the "
+                f"layout of docs/features.md ({what}); load the view again") from exc
+        return ViewMeta(name, d["entity"], tuple(features), types, max_age)
 
     def define_view(self, meta: ViewMeta) -> None:
         from .loader import check_compatible
@@ -241,7 +267,7 @@ class RedisStore:
         # most of the view: HGETALL walks a hash once, where HMGET searches it per field
         # (Redis keeps a hash of up to 128 fields as a list)
         whole = 2 * len(features) >= len(meta.features)
-        cmd = self._hmget.get((meta.name, *features))
+        cmd = self._hmget.get((meta.name, whole, *features))
         if cmd is None:
             fields = [*features, "_ts"]
             cmd = ((b"*2\r\n$7\r\nHGETALL\r\n", b"") if whole else
@@ -250,26 +276,50 @@ class RedisStore:
                    f"ts:f:{meta.name}:".encode(), tuple(f.encode() for f in fields))
             if len(self._hmget) > 1000:
                 self._hmget.clear()
-            self._hmget[(meta.name, *features)] = cmd
+            self._hmget[(meta.name, whole, *features)] = cmd
         (head, tail), prefix, names = cmd
         out = []
         for k in keys:
             kb = prefix + k.encode()
             out.append(b"%s$%d\r\n%s\r\n%s" % (head, len(kb), kb, tail))
         conn = self._connection()
+        payload = [b"".join(out)]
         try:
-            conn.send_packed_command([b"".join(out)], check_health=False)
-            res = [conn.read_response() for _ in range(n)]  # one round trip for all N ids
-        except BaseException as exc:
-            conn.disconnect()  # answers may be left unread: not reusable
-            if isinstance(exc, self._errors):
-                raise self._unavailable(exc) from exc
-            raise
+            res = self._round_trip(conn, payload, n)
+        except self._closed:
+            # a connection Redis closed since this thread's last read (a restart, its idle
+            # timeout, a proxy): reads are idempotent, so once more on a new one (connecting
+            # is bounded by the timeout; a store that is down fails this one too)
+            res = self._round_trip(conn, payload, n, again=True)
         if whole:  # a map (RESP3) or [field, value, ...] -> the values of ``names``
             res = [list(map((r if isinstance(r, dict) else
                              dict(zip(r[::2], r[1::2], strict=True))).get, names))
                    for r in res]
-        return _decode(meta, features, res)
+        return _decode(meta, features, res, keys)
+
+    def _round_trip(self, conn: Any, payload: list[bytes], n: int, *,
+                    again: bool = False) -> list[Any]:
+        """Send ``payload`` (``n`` commands) on ``conn`` and read the ``n`` answers: one round
+        trip. Raises ``_ClosedConnection`` when a connection that was connected before this
+        call turns out closed (unless ``again``), else UnavailableError when Redis does not
+        answer, FeatureDataError when a key is not a hash."""
+        import redis
+
+        reused = not again and getattr(conn, "_sock", None) is not None
+        try:
+            conn.send_packed_command(payload, check_health=False)
+            return [conn.read_response() for _ in range(n)]  # one round trip for all N ids
+        except BaseException as exc:
+            conn.disconnect()  # answers may be left unread: not reusable
+            if isinstance(exc, redis.ResponseError):  # WRONGTYPE: a key that is not a hash
+                raise FeatureDataError(f"feature store {redact(self.url)}: an entity key "
+                                       f"cannot be read as a hash ({exc})") from exc
+            if reused and isinstance(exc, redis.ConnectionError) \
+                    and not isinstance(exc, redis.TimeoutError):
+                raise _ClosedConnection from exc
+            if isinstance(exc, self._errors):
+                raise self._unavailable(exc) from exc
+            raise
 
     def delete_view(self, name: str) -> int:
         """Remove a view and its rows (tests, operators); returns keys deleted."""
@@ -290,6 +340,14 @@ class RedisStore:
         self._r.close()
         if self._w is not None:
             self._w.close()
+
+
+class _ClosedConnection(Exception):
+    """A thread's connection was closed by the other end since its last use."""
+
+
+#: the feature types of the layout
+_TYPES = frozenset(("double", "integer", "boolean", "string"))
 
 
 def _chunks(it: Any, size: int) -> Any:
@@ -379,16 +437,76 @@ _PYTHON_PARSE = 512
 _NAN = float("nan")
 
 
-def _decode(meta: ViewMeta, features: list[str], res: list[list[bytes | None]]) -> Rows:
+#: what Python's ``int`` and ``float`` accept and the layout (and Arrow's cast) do not:
+#: whitespace around a number, ``_`` between digits
+_LOOSE = b" \t\n\r\x0b\x0c_"
+
+
+def _decode(meta: ViewMeta, features: list[str], res: list[list[bytes | None]],
+            keys: list[str]) -> Rows:
     """HMGET answers (per key: the features' values, then ``_ts``; None where absent) as
     :class:`~.store.Rows`. The numbers of all keys are parsed together, both ways correctly
     rounded (a double comes back with its bits): up to :data:`_PYTHON_PARSE` of them by
     Python's ``float``, more by one Arrow cast (a few calls whatever the number of keys, but
-    ~100 us of fixed cost); strings and timestamps in Python. When every feature asked for
-    is a number, ``Rows.matrix`` holds them and the columns by name are views of it."""
+    ~100 us of fixed cost); strings and timestamps in Python. Both ways accept the same
+    texts. When every feature asked for is a number, ``Rows.matrix`` holds them and the
+    columns by name are views of it.
+
+    Raises
+    ------
+    FeatureDataError
+        A stored value (or timestamp) that is not one of its type, naming the entity.
+    """
+    try:
+        return _decode_rows(meta, features, res)
+    except (ValueError, OverflowError) as exc:  # (ArrowInvalid, UnicodeDecodeError too)
+        raise _bad_value(meta, features, res, keys) from exc
+
+
+def _strict(values: Any) -> None:
+    """ValueError when a text of ``values`` (bytes, None) holds what :data:`_LOOSE` lists."""
+    joined = b"".join(filter(None, values))
+    if len(joined.translate(None, _LOOSE)) != len(joined):
+        raise ValueError("whitespace or '_' in a stored number")
+
+
+def _bad_value(meta: ViewMeta, features: list[str], res: list[list[bytes | None]],
+               keys: list[str]) -> FeatureDataError:
+    """The error naming the first stored value of ``res`` that is not of its type."""
+    k = len(features)
+    for key, r in zip(keys, res, strict=True):
+        for j, (name, v) in enumerate(zip([*features, "_ts"], r, strict=True)):
+            if v is None:
+                continue
+            kind = "timestamp" if j == k else meta.types.get(name, "double")
+            try:
+                if kind == "string":
+                    v.decode("utf-8")
+                    continue
+                _strict([v])
+                if kind == "timestamp":
+                    if not -(1 << 63) <= int(v) < 1 << 63:
+                        raise ValueError("out of int64's range")
+                    continue
+                float(v)
+                import pyarrow as pa
+
+                pa.array([v], type=pa.binary()).view(pa.string()).cast(pa.float64())
+            except ValueError:
+                what = "an integer timestamp" if kind == "timestamp" else f"a {kind}"
+                return FeatureDataError(
+                    f"feature view '{meta.name}': entity '{key}' holds {name} = {v[:60]!r}, "
+                    f"which is not {what} of the layout (docs/features.md); load the view "
+                    "again")
+    return FeatureDataError(f"feature view '{meta.name}': stored values that cannot be read")
+
+
+def _decode_rows(meta: ViewMeta, features: list[str], res: list[list[bytes | None]]) -> Rows:
+    """:func:`_decode` without naming a bad value (ValueError, OverflowError)."""
     n, k = len(res), len(features)
     ts_raw = [r[k] for r in res]
     found = np.fromiter((t is not None for t in ts_raw), dtype=bool, count=n)
+    _strict(ts_raw)
     ts = np.fromiter((0 if t is None else int(t) for t in ts_raw), dtype=np.int64, count=n)
     types = meta.types
     num = (range(k) if "string" not in types.values()
@@ -403,11 +521,9 @@ def _decode(meta: ViewMeta, features: list[str], res: list[list[bytes | None]]) 
         if len(flat) <= _PYTHON_PARSE:
             # a few values: Python's float (correctly rounded too: the same bits) costs less
             # than Arrow's fixed cost per call (~100 us for one entity)
-            try:
-                rows = np.array([_NAN if v is None else float(v) for v in flat],
-                                dtype=np.float64).reshape(n, len(num))
-            except ValueError:  # not a number: Arrow's error, as for many values
-                rows = None
+            rows = np.array([_NAN if v is None else float(v) for v in flat],
+                            dtype=np.float64).reshape(n, len(num))
+            _strict(flat)  # (what the Arrow cast refuses, refused here too)
         if rows is None:
             import pyarrow as pa
 

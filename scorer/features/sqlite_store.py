@@ -9,6 +9,7 @@ the table ``views`` holds each view's metadata as the Redis layout does (docs/fe
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -47,6 +48,13 @@ class SQLiteStore:
         self.path = path_of(url)
         self.timeout = timeout
         self._local = threading.local()
+        #: every thread's connection: (thread, connection, process id), closed by close(); a
+        #: connection of a thread that ended is closed when another thread opens one
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection, int]] = []
+        self._conns_lock = threading.Lock()
+        #: bumped by close(): a thread's connection of an earlier generation (closed) or of
+        #: another process (a fork: SQLite connections must not cross it) is opened again
+        self._gen = 0
         self._meta: dict[str, ViewMeta] = {}
         db = self._db()
         with db:
@@ -54,8 +62,9 @@ class SQLiteStore:
                        "features TEXT, types TEXT, max_age REAL)")
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
+        local = self._local
+        db = getattr(local, "db", None)
+        if db is None or local.gen != (self._gen, os.getpid()):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, timeout=self.timeout,
@@ -65,7 +74,19 @@ class SQLiteStore:
             except (sqlite3.Error, OSError) as exc:
                 raise UnavailableError(f"feature store {self.url} cannot be opened: {exc}") \
                     from exc
-            self._local.db = db
+            pid = os.getpid()
+            local.db, local.gen = db, (self._gen, pid)
+            with self._conns_lock:
+                kept = []
+                for thread, conn, p in self._conns:
+                    if p != pid:
+                        continue  # a parent process's (forked): not ours to close
+                    if thread.is_alive():
+                        kept.append((thread, conn, p))
+                    else:
+                        conn.close()
+                kept.append((threading.current_thread(), db, pid))
+                self._conns = kept
         return db
 
     @staticmethod
@@ -164,10 +185,15 @@ class SQLiteStore:
         return True
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        """Close every thread's connection (a thread that reads afterwards opens a new one)."""
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+            self._gen += 1
+        pid = os.getpid()
+        for _, conn, p in conns:
+            if p == pid:  # (a forked parent's connections are not ours to close)
+                conn.close()
+        self._local.db = None
 
 
 def _values(col: Any) -> list[Any]:

@@ -22,14 +22,16 @@ import numpy as np
 
 from ..errors import (
     EntityNotFoundError,
+    FeatureDataError,
     FeatureViewNotFoundError,
+    InputError,
     MissingFieldError,
     UnavailableError,
 )
 from ..pipeline import Request, Target
 from ..urls import redact
 from .metrics import FeatureMetrics
-from .store import FeatureStore, ViewMeta, canonical_keys
+from .store import FeatureStore, ViewMeta, canonical_keys, check_view_name
 
 log = logging.getLogger("tablescore.features")
 
@@ -83,6 +85,10 @@ class Binding:
         entity = d.get("entity")
         if entity is not None and not isinstance(entity, str):
             raise ValueError('"features.entity" must be a string')
+        try:
+            check_view_name(d["view"])
+        except InputError as exc:
+            raise ValueError(f'"features.view": {exc}') from None
         return cls(d["view"], dict(mapping), missing, entity)
 
 
@@ -125,6 +131,8 @@ class FeatureStage:
         #: ``retry_after`` seconds: requests to a misconfigured model do not each cost a
         #: store round trip)
         self._absent_at: dict[str, float] = {}
+        #: views whose metadata the store holds but cannot be read: the error, and when
+        self._bad_at: dict[str, tuple[FeatureDataError, float]] = {}
         self._failed_at = -1e9
         self._failure = ""
         self._lock = threading.Lock()
@@ -152,9 +160,17 @@ class FeatureStage:
         return b
 
     def view(self, name: str, *, block: bool = True) -> ViewMeta | None:
-        """The view's metadata (cached for ``meta_ttl``; a view the store does not hold, for
-        ``retry_after``). With ``block`` False, None instead of asking a store that failed
-        within ``retry_after`` seconds."""
+        """The view's metadata (cached for ``meta_ttl``; a view the store does not hold, or
+        whose metadata it cannot read, for ``retry_after``). With ``block`` False, None
+        instead of asking a store that failed within ``retry_after`` seconds.
+
+        Raises
+        ------
+        UnavailableError
+            The store did not answer (and the view was never read).
+        FeatureDataError
+            The store's metadata of the view does not follow the layout.
+        """
         now = time.monotonic()
         got = self._meta.get(name)
         if got is not None and now - got[1] < self.meta_ttl:
@@ -164,6 +180,9 @@ class FeatureStage:
         absent = self._absent_at.get(name)
         if absent is not None and now - absent < self.retry_after:
             return None
+        bad = self._bad_at.get(name)
+        if bad is not None and now - bad[1] < self.retry_after:
+            raise bad[0]
         try:
             meta = self.store.view(name)
         except UnavailableError as exc:
@@ -171,6 +190,10 @@ class FeatureStage:
             if got is not None:  # a store that is down does not forget the view's columns
                 return got[0]
             raise
+        except FeatureDataError as exc:
+            self._bad_at[name] = (exc, now)
+            raise
+        self._bad_at.pop(name, None)
         if meta is not None:
             self._meta[name] = (meta, now)
             self._absent_at.pop(name, None)
@@ -187,17 +210,19 @@ class FeatureStage:
             return frozenset((b.entity,))
         try:
             meta = self.view(b.view, block=False)
-        except UnavailableError:
+        except (UnavailableError, FeatureDataError):
             return frozenset()  # the request then refers to an unknown input
         return frozenset((meta.entity,)) if meta is not None else frozenset()
 
-    def unknown_inputs(self, target: Target, names: list[str]) -> UnavailableError | None:
+    def unknown_inputs(self, target: Target, names: list[str],
+                       ) -> UnavailableError | FeatureDataError | FeatureViewNotFoundError | None:
         """Called for a request whose columns ``names`` neither the model nor a stage takes:
         an UnavailableError when one of them may be the entity column of the view bound to
         ``target``'s model, which cannot be known while the store is down (the binding
         does not name ``entity``, and the store has not answered since the server
-        started); None otherwise (they are unknown inputs). Asks the store at most once per
-        ``retry_after`` seconds, within its timeout."""
+        started); the store's answer when it answers that it has no such view, or one it
+        cannot read; None otherwise (they are unknown inputs). Asks the store at most once
+        per ``retry_after`` seconds, within its timeout."""
         b = self.binding(target.name)
         if b is None or b.entity is not None or b.view in self._meta:
             return None
@@ -210,6 +235,8 @@ class FeatureStage:
                 return None  # the store answered: the caller looks again
             except UnavailableError:
                 pass
+            except FeatureDataError as exc:  # the store answered with a view it cannot read
+                return exc
         return UnavailableError(
             f"{self._failure}; model '{target.name}' reads feature view '{b.view}', whose "
             f"entity column is not known until the store answers, so input "
@@ -250,7 +277,12 @@ class FeatureStage:
         entity = b.entity
         meta = None
         if entity is None or entity in request.extras:
-            meta = self.view(b.view)
+            try:
+                meta = self.view(b.view)
+            except UnavailableError:
+                # (a lookup the store did not answer: its metadata was never read)
+                self.metrics.store_errors.labels(b.view).inc()
+                raise
             if meta is None:
                 raise self._absent(target.name, b.view)
             entity = b.entity or meta.entity

@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import InputError
+
 #: feature types a view holds (the bundle field types they feed)
 TYPES = ("double", "integer", "boolean", "string")
 
@@ -28,9 +30,9 @@ _VIEW_RE = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 
 def check_view_name(name: str) -> str:
     """``name`` if it is a valid view name (letters, digits, ``_ . -``; 1-100 characters);
-    ValueError otherwise."""
+    InputError otherwise."""
     if not isinstance(name, str) or not _VIEW_RE.fullmatch(name):
-        raise ValueError(f"invalid view name {name!r}: use 1-100 letters, digits, '_', '.', "
+        raise InputError(f"invalid view name {name!r}: use 1-100 letters, digits, '_', '.', "
                          "'-'")
     return name
 

@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import TablescoreError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``serve`` options to ``p``."""
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         return run_from_args(args)
-    except (FileNotFoundError, OSError, ValueError) as exc:
+    except (FileNotFoundError, OSError, ValueError, TablescoreError) as exc:
         print(f"tablescore serve: {exc}", file=sys.stderr)
         return 2
 

@@ -138,11 +138,31 @@ def test_cli_load_and_get(store_url: str, store: FeatureStore, view_name: str,
     assert "no entity column 'nope'" in capsys.readouterr().err
 
 
+def test_cli_refuses_in_one_line_what_the_user_must_fix(
+        store_url: str, store: FeatureStore, view_name: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    pd.DataFrame({"id": [1], "x": [1.0]}).to_parquet(tmp_path / "a.parquet")
+    pd.DataFrame({"id": [1], "y": [1.0]}).to_parquet(tmp_path / "b.parquet")
+    load(store, tmp_path / "a.parquet", view=view_name, entity="id")
+    cases = [
+        (["load", "--store", store_url, "--view", view_name, "--entity", "id", "--data",
+          str(tmp_path / "b.parquet")], "load it into a new view"),
+        (["load", "--store", store_url, "--view", "bad/name", "--entity", "id", "--data",
+          str(tmp_path / "a.parquet")], "invalid view name 'bad/name'"),
+        (["get", "--store", "bogus://x", "--view", view_name, "1"], "unknown feature store"),
+        (["get", "--store", store_url, "--view", "absent_view", "1"], "no view 'absent_view'"),
+    ]
+    for args, message in cases:
+        assert cli(["features", *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
 def test_a_view_keeps_its_columns(store: FeatureStore, view_name: str, tmp_path: Path) -> None:
     pd.DataFrame({"id": [1], "x": [1.0]}).to_parquet(tmp_path / "a.parquet")
     pd.DataFrame({"id": [1], "y": [1.0]}).to_parquet(tmp_path / "b.parquet")
     load(store, tmp_path / "a.parquet", view=view_name, entity="id")
-    with pytest.raises(ValueError, match="load it into a new view"):
+    with pytest.raises(InputError, match="load it into a new view"):
         load(store, tmp_path / "b.parquet", view=view_name, entity="id")
 
 
