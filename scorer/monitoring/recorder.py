@@ -13,6 +13,8 @@ Counts stay exact (unless ``sample`` < 1 is asked for large requests): every que
 counted, in the window of the time its request was recorded. When a queue is full (counting
 cannot keep up) the request is not queued and its rows are counted as dropped
 (``tablescore_drift_dropped_rows_total``): the window's PSI is then over the rows counted.
+So are the rows of a request that cannot be counted (the other requests counted with it
+still are).
 
 Windows are aligned to the epoch (window ``k`` covers ``[k * w, (k + 1) * w)`` seconds of
 wall-clock time), so windows of several replicas are the same windows and their counts add.
@@ -62,6 +64,11 @@ _WAKE_ROWS = 4096
 _EXACT_INT = float(2 ** 53)
 _EMPTY_X = np.zeros((0, 0))
 _time_of = itemgetter(0)
+#: the request path's lookup entry: (model's weak reference, monitor or None, served name,
+#: version)
+_Entry = tuple[Callable[[], Any], "_Monitor | None", str, str]
+#: what the request path finds for a model object without an entry (matches no model)
+_NO_ENTRY: _Entry = (lambda: None, None, "", "")
 
 
 def _key_tables(categories: Sequence[str]) -> tuple[list[tuple[float, int]],
@@ -259,22 +266,28 @@ def _concat(values: list[Any]) -> np.ndarray:
         return np.concatenate([np.asarray(v, dtype=object).reshape(-1) for v in values])
 
 
-def _every(x: Any, k: int) -> Any:
-    """Copies of rows ``0, k, 2k, ...`` of a request's inputs (a matrix (rows, n) or columns
-    by name (rows,)) or outputs (columns by name)."""
+def _every(x: Any, k: int, *, names: Sequence[str] = ()) -> Any:
+    """Copies of rows ``0, k, 2k, ...`` of a request's inputs (a matrix (rows, n), columns
+    by name (rows,) or a data frame: its columns ``names``, by name) or outputs (columns by
+    name)."""
     if isinstance(x, Mapping):
         return {n: np.array(np.asarray(v)[::k]) for n, v in x.items()}
+    if hasattr(x, "columns"):
+        return {n: np.array(np.asarray(x[n])[::k]) for n in names if n in x.columns}
     return x if x is None else np.array(np.asarray(x)[::k])
 
 
-def _owned(x: Any) -> Any:
+def _owned(x: Any, *, names: Sequence[str] = ()) -> Any:
     """A copy of a small request (its inputs, not its parameters or extras) or of its
     outputs (dict of str to ndarray): what the counting thread reads later cannot be
-    changed by a caller reusing its arrays."""
+    changed by a caller reusing its arrays. A data frame becomes its columns ``names`` (the
+    model's inputs) by name: the model reads a frame's columns by name, in any order."""
     if isinstance(x, Request):
-        return Request(_owned(x.inputs), x.rows, x.outputs)
+        return Request(_owned(x.inputs, names=names), x.rows, x.outputs)
     if isinstance(x, Mapping):
         return {n: np.array(v) for n, v in x.items()}
+    if hasattr(x, "columns"):
+        return {n: np.array(x[n]) for n in names if n in x.columns}
     return x if x is None else np.array(x)
 
 
@@ -421,10 +434,17 @@ class DriftRecorder:
         self.queue_requests = int(queue_requests)
         self.queue_rows = int(queue_rows)
         self._monitors: dict[tuple[str, str, str], _Monitor | None] = {}
-        #: id(model) -> (weak reference to the model, its monitor or None): the request
-        #: path's lookup (the model object of a loaded version is the same for all its
-        #: requests; the weak reference tells a reused id from the same model)
-        self._fast: dict[int, tuple[Any, _Monitor | None]] = {}
+        #: id(model) -> (weak reference to the model, its monitor or None, served name,
+        #: version): the request path's lookup (the model object of a loaded version is the
+        #: same for all its requests; the weak reference tells a reused id from the same
+        #: model; the name and version, a model object served under several names)
+        self._fast: dict[int, _Entry] = {}
+        #: (id(model), name, version) -> entry: the names and versions of a model object
+        #: besides the one ``_fast`` holds
+        self._named: dict[tuple[int, str, str], _Entry] = {}
+        #: (model, version) -> (rows, dropped rows) of retired monitors: their counters go
+        #: on in the series of the version (guarded by the drain lock)
+        self._retired: dict[tuple[str, str], tuple[int, int]] = {}
         self._create = threading.Lock()
         self._drain_lock = threading.RLock()
         self._wake = threading.Event()
@@ -435,10 +455,9 @@ class DriftRecorder:
     def record(self, target: Any, request: Any, arrays: Mapping[str, np.ndarray]) -> None:
         """Queue the request's rows for counting in its version's current window."""
         model = target.model
-        e = self._fast.get(id(model))
-        if e is None or e[0]() is not model:
-            e = self._lookup(target)
-        m = e[1]
+        ref, m, name, version = self._fast.get(id(model), _NO_ENTRY)
+        if ref() is not model or name is not target.name or version is not target.version:
+            m = self._slow_monitor(target)
         if m is None:
             return
         if request.rows == 1:  # the common serving case: no lock, no row bookkeeping
@@ -460,7 +479,8 @@ class DriftRecorder:
                 m.learn(x, len(target.model.output_names), self.queue_requests)
             q = m.queue
             if len(q) < self.queue_requests:
-                q.append((self.clock(), _owned(request), _owned(arrays)))
+                q.append((self.clock(), _owned(request, names=m.binner._names),
+                          _owned(arrays)))
             else:
                 self._drop(m, 1)
             return
@@ -469,13 +489,14 @@ class DriftRecorder:
         if k > 1 and rows >= SAMPLE_MIN_ROWS:
             # rows 0, k, 2k, ... copied here (1/k of the request: cheap), so nothing of the
             # request is kept
-            request = Request(_every(request.inputs, k), -(-rows // k), request.outputs)
+            request = Request(_every(request.inputs, k, names=m.binner._names),
+                              -(-rows // k), request.outputs)
             arrays, rows = _every(arrays, k), request.rows
         elif rows < _OWN_CALL_ROWS:
             # small requests: copies (an in-process caller may reuse its arrays); a large
             # one is kept by reference until counted (a copy would cost about as much as
             # scoring it): its caller must not modify it in place meanwhile
-            request, arrays = _owned(request), _owned(arrays)
+            request, arrays = _owned(request, names=m.binner._names), _owned(arrays)
         big = rows if rows != 1 else 0  # (what _drain takes off queued_rows)
         q = m.queue
         with m.lock:
@@ -512,24 +533,47 @@ class DriftRecorder:
                         extra={"event": "drift_dropped", "model": m.model,
                                "version": m.version})
 
-    def _lookup(self, target: Any) -> tuple[Any, _Monitor | None]:
+    def _lookup(self, target: Any, *, fast: bool = True) -> _Entry:
+        """The entry of ``target``, its monitor created if new; kept in ``_fast`` when
+        ``fast`` (and the model takes weak references)."""
         key = (target.name, target.version, target.fingerprint)
-        m = self._monitors.get(key, False)
-        if m is False:
-            m = self._monitor(key, target)
         model = target.model
         try:
-            ref = weakref.ref(model)
+            ref: Any = weakref.ref(model)
         except TypeError:  # a model object without weak references: the slower lookup
-            if m is not None:
-                m.model_ref = lambda: model
-            return (lambda: model), m
-        entry = (ref, m)
-        if m is not None:
-            m.model_ref = ref
-        self._fast[id(model)] = entry
-        weakref.finalize(model, self._fast.pop, id(model), None)
+            ref, fast = (lambda: model), False
+        while True:
+            m = self._monitors.get(key, False)
+            if m is False:
+                m = self._monitor(key, target)
+            if m is None:
+                break
+            with self._create:
+                # not one _retire has just removed (a model of its fingerprint loaded again)
+                if self._monitors.get(key) is m:
+                    m.model_ref = ref
+                    break
+        entry = (ref, m, target.name, target.version)
+        if fast:
+            self._fast[id(model)] = entry
+            weakref.finalize(model, self._fast.pop, id(model), None)
         return entry
+
+    def _slow_monitor(self, target: Any) -> _Monitor | None:
+        """The monitor of ``target`` when ``_fast`` has no entry for it: the first request
+        of its model object (or one without weak references), or another name or version
+        of a model object ``_fast`` holds (one model object served under several names)."""
+        model = target.model
+        e = self._fast.get(id(model))
+        if e is None or e[0]() is not model:
+            return self._lookup(target)[1]
+        key = (id(model), target.name, target.version)
+        e = self._named.get(key)
+        if e is None or e[0]() is not model:
+            e = self._lookup(target, fast=False)
+            self._named[key] = e
+            weakref.finalize(model, self._named.pop, key, None)
+        return e[1]
 
     def _monitor(self, key: tuple[str, str, str], target: Any) -> _Monitor | None:
         with self._create:
@@ -602,22 +646,54 @@ class DriftRecorder:
             # kernel call it saves), small ones together
             for _, r, o in part:
                 if r.rows >= _OWN_CALL_ROWS:
-                    m.binner.count_many([r.inputs], [o], m.counts)
-                    m.rows += r.rows
-                    m.total_rows += r.rows
+                    self._count_each(m, [r.inputs], [o], [r.rows])
             part = [e for e in part if e[1].rows < _OWN_CALL_ROWS]
             inputs = [r.inputs for _, r, _ in part]
             outputs = [o for _, _, o in part]
-            rows = sum(r.rows for _, r, _ in part)
+            sizes = [r.rows for _, r, _ in part]
             for w, xr in xrows:
                 if w == wk:
                     inputs.append(xr)
                     outputs.append(self._rescore(m, xr))
-                    rows += xr.shape[0]
-            if rows:
+                    sizes.append(xr.shape[0])
+            rows = sum(sizes)
+            if not rows:
+                continue
+            try:
                 m.binner.count_many(inputs, outputs, m.counts)
+            except Exception:
+                # one request the binner cannot read must not lose the others' rows
+                self._count_each(m, inputs, outputs, sizes)
+            else:
                 m.rows += rows
                 m.total_rows += rows
+
+    def _count_each(self, m: _Monitor, inputs: list[Any],
+                    outputs: list[Mapping[str, np.ndarray]], sizes: list[int]) -> None:
+        """Count requests one by one (drain lock held); the rows of a request that cannot be
+        counted are counted as dropped, with one warning for all of them.
+
+        ``count_many`` fails while putting its columns together, before its kernel adds
+        anything: a request that fails leaves ``m.counts`` as it was.
+        """
+        lost, failed, error = 0, 0, None
+        for x, o, n in zip(inputs, outputs, sizes, strict=True):
+            try:
+                m.binner.count_many([x], [o], m.counts)
+            except Exception as exc:
+                lost, failed, error = lost + n, failed + 1, error or exc
+                continue
+            m.rows += n
+            m.total_rows += n
+        if not lost:
+            return
+        with m.lock:
+            m.dropped += lost
+        log.warning("model %s version %s: %d rows of %d requests could not be counted for "
+                    "drift (tablescore_drift_dropped_rows_total)", m.model, m.version, lost,
+                    failed, exc_info=error,
+                    extra={"event": "drift_uncountable", "model": m.model,
+                           "version": m.version, "rows": lost})
 
     def _input_rows(self, m: _Monitor) -> list[tuple[int, np.ndarray]]:
         """Take the input-only rows of ``m`` by window: ``[(window, rows (n, n_fields))]``
@@ -707,6 +783,26 @@ class DriftRecorder:
                 done = self._rotate(m, w)
                 if done is not None:
                     self._finish(m, done)
+            self._retire()
+
+    def _retire(self) -> None:
+        """Forget the monitors of unloaded models that a newer monitor of the same model
+        version replaced (a bundle reloaded with new parameters), once their rows are
+        counted and their last window reported (drain lock held, after a drain): their
+        counters go on in the version's series."""
+        monitors = list(self._monitors.items())
+        newest = {(m.model, m.version): key for key, m in monitors if m is not None}
+        for key, m in monitors:
+            if (m is None or newest[(m.model, m.version)] == key or m.model_ref is None
+                    or m.model_ref() is not None or m.rows or m.queue or m.rowx
+                    or any(buf for _, buf, _ in m.xold)):
+                continue
+            with self._create:
+                if m.model_ref() is not None or self._monitors.get(key) is not m:
+                    continue  # a model of its fingerprint was loaded again meanwhile
+                del self._monitors[key]
+            rows, dropped = self._retired.get((m.model, m.version), (0, 0))
+            self._retired[(m.model, m.version)] = (rows + m.total_rows, dropped + m.dropped)
 
     def close(self) -> None:
         """Stop the counting thread after a last pass; the current windows' counts go to
@@ -745,9 +841,12 @@ class DriftRecorder:
                 if m is not None]
 
     def dropped(self, model: str, version: str) -> int:
-        """Rows of ``model`` / ``version`` not counted because the queue was full."""
-        return sum(m.dropped for m in list(self._monitors.values())
-                   if m is not None and m.model == model and m.version == version)
+        """Rows of ``model`` / ``version`` not counted (the queue was full, or the request
+        could not be counted)."""
+        with self._drain_lock:
+            return self._retired.get((model, version), (0, 0))[1] + sum(
+                m.dropped for m in list(self._monitors.values())
+                if m is not None and m.model == model and m.version == version)
 
     def report(self) -> dict[tuple[str, str], tuple[float, int, list[FeatureDrift]]]:
         """The last finished window of every monitored version: ``(model, version) ->
@@ -794,9 +893,16 @@ class DriftRecorder:
                                     "monitoring", labels=["model", "version"])
         dropped = CounterMetricFamily(
             "tablescore_drift_dropped_rows", "Rows not counted for drift monitoring because "
-            "the counting queue was full", labels=["model", "version"])
-        for m in list(self._monitors.values()):
-            if m is not None:
-                total.add_metric([m.model, m.version], m.total_rows)
-                dropped.add_metric([m.model, m.version], m.dropped)
+            "the counting queue was full or their request could not be counted",
+            labels=["model", "version"])
+        # one series per version: the monitors of its fingerprints (and retired ones) add up
+        with self._drain_lock:
+            sums = dict(self._retired)
+            for m in list(self._monitors.values()):
+                if m is not None:
+                    rows, lost = sums.get((m.model, m.version), (0, 0))
+                    sums[(m.model, m.version)] = (rows + m.total_rows, lost + m.dropped)
+        for (model, version), (rows, lost) in sums.items():
+            total.add_metric([model, version], rows)
+            dropped.add_metric([model, version], lost)
         yield from (fpsi, opsi, fjs, ojs, wrows, wend, total, dropped)
