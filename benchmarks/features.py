@@ -142,6 +142,37 @@ class _Feast:
             r.delete(*batch)  # Feast's keys only: its database holds nothing else
 
 
+def entity_data(rng: np.random.Generator, n: int, nf: int,
+                tmp: Path) -> tuple[pd.DataFrame, Path]:
+    """``n`` entities (``customer_id`` 0..n-1) x ``nf`` normal doubles ``f0...``, one event
+    time: the frame and the Parquet file holding it (in ``tmp``)."""
+    names = [f"f{i}" for i in range(nf)]
+    df = pd.DataFrame(rng.normal(size=(n, nf)), columns=names)
+    df.insert(0, "customer_id", np.arange(n, dtype=np.int64))
+    df["event_timestamp"] = pd.Timestamp("2026-01-01", tz="UTC")
+    data = tmp / "features.parquet"
+    df.to_parquet(data)
+    return df, data
+
+
+def forest_repository(df: pd.DataFrame, view: str, repo: Path) -> Path:
+    """A model repository holding ``forest``: a 200-tree random forest on the features of
+    :func:`entity_data`'s first 5,000 rows, bound to ``view``."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    import exporters
+
+    names = list(df.columns[1:-1])
+    X = df[names].iloc[:5000]
+    v = X.to_numpy()
+    y = (v[:, 0] + v[:, 1] * v[:, 2] > 0).astype(int)
+    forest = RandomForestClassifier(n_estimators=200, max_depth=10, random_state=0,
+                                    n_jobs=1).fit(X, y)
+    exporters.export(forest, repo / "forest" / "1", sample=X, name="forest")
+    (repo / "forest" / "config.json").write_text(json.dumps({"features": {"view": view}}))
+    return repo
+
+
 @contextlib.contextmanager
 def _server(repo: Path, *options: str, root: Path = HERE.parent) -> Iterator[str]:
     """``tablescore serve --repository repo OPTIONS`` of the checkout ``root`` in a process
@@ -193,6 +224,10 @@ def main() -> int:
                          "its requests interleaved with this one's and Feast's")
     ap.add_argument("--sizes", default="1,100",
                     help="ids per request, comma-separated (default 1,100)")
+    ap.add_argument("--block", type=int, default=1, metavar="N",
+                    help="requests of each engine in a row before the next engine's (default "
+                         "1: request by request; N > 1: as a server busy with a stream of "
+                         "requests sees them, caches warm)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--feast-db", type=int, default=15,
                     help="Feast's database on the same Redis (emptied afterwards: use one that "
@@ -200,21 +235,15 @@ def main() -> int:
     args = ap.parse_args()
 
     import tritonclient.grpc as tc
-    from sklearn.ensemble import RandomForestClassifier
 
-    import exporters
     from scorer.features import open_store
     from scorer.features.loader import load
 
     rng = np.random.default_rng(0)
     n, nf = args.entities, args.features
-    names = [f"f{i}" for i in range(nf)]
     tmp = Path(tempfile.mkdtemp(prefix="ts-featbench-"))
-    df = pd.DataFrame(rng.normal(size=(n, nf)), columns=names)
-    df.insert(0, "customer_id", np.arange(n, dtype=np.int64))
-    df["event_timestamp"] = pd.Timestamp("2026-01-01", tz="UTC")
-    data = tmp / "features.parquet"
-    df.to_parquet(data)
+    df, data = entity_data(rng, n, nf, tmp)
+    names = list(df.columns[1:-1])
     result: dict = {"date": dt.date.today().isoformat(), "entities": n, "features": nf,
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
                     "redis": args.redis}
@@ -234,14 +263,7 @@ def main() -> int:
                             "written": again.written}
         print("load", result["load"], "reload", result["reload"], file=sys.stderr)
 
-        X = df[names].to_numpy()[:5000]
-        y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
-        forest = RandomForestClassifier(n_estimators=200, max_depth=10, random_state=0,
-                                        n_jobs=1).fit(pd.DataFrame(X, columns=names), y)
-        repo = tmp / "repo"
-        exporters.export(forest, repo / "forest" / "1", sample=pd.DataFrame(X, columns=names),
-                         name="forest")
-        (repo / "forest" / "config.json").write_text(json.dumps({"features": {"view": view}}))
+        repo = forest_repository(df, view, tmp / "repo")
         draws = {str(size): [rng.integers(0, n, size).tolist() for _ in range(args.requests)]
                  for size in map(int, args.sizes.split(","))}
         feast = _Feast(args, data, tmp, nf, draws) if FEAST_PY.exists() and \
@@ -260,21 +282,28 @@ def main() -> int:
                 result["baseline"] = {"checkout": str(args.baseline)}
                 clients["baseline"] = tc.InferenceServerClient(servers.enter_context(
                     _server(repo, *serve, root=args.baseline.resolve())))
+            result["block"] = args.block
             for size, batches in draws.items():
-                # request by request: ours (and the baseline's), then Feast's lookup of the
-                # same ids, so all see the same moments of a shared machine
+                # in turn, a block of requests each (default: one): ours (and the
+                # baseline's), then Feast's lookups of the same ids, so all see the same
+                # moments of a shared machine
                 lat: dict[str, list[float]] = {k: [] for k in clients}
                 flat = []
-                for j, ids in [(0, batches[0])] * 5 + list(enumerate(batches)):  # 5 warm-up
-                    a = np.asarray(ids, dtype=np.int64)
-                    inp = tc.InferInput("customer_id", [len(a)], "INT64")
-                    inp.set_data_from_numpy(a)
+                order = [(0, batches[0])] * 5 + list(enumerate(batches))  # 5 warm-up
+                for b in range(0, len(order), args.block):
+                    block = order[b:b + args.block]
+                    inputs = []
+                    for _, ids in block:
+                        inp = tc.InferInput("customer_id", [len(ids)], "INT64")
+                        inp.set_data_from_numpy(np.asarray(ids, dtype=np.int64))
+                        inputs.append(inp)
                     for k, client in clients.items():
-                        t = time.perf_counter()
-                        client.infer("forest", [inp])
-                        lat[k].append(time.perf_counter() - t)
+                        for inp in inputs:
+                            t = time.perf_counter()
+                            client.infer("forest", [inp])
+                            lat[k].append(time.perf_counter() - t)
                     if feast is not None:
-                        flat.append(feast.lookup(size, j))
+                        flat.extend(feast.lookup(size, j) for j, _ in block)
                 result[f"grpc_entity_{size}"] = pct(lat[""][5:])
                 print(size, result[f"grpc_entity_{size}"], file=sys.stderr)
                 if "baseline" in lat:
