@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..pipeline import Request, Target
-from .key import digest, request_key
+from .key import Uncacheable, digest, request_key
 from .metrics import CacheMetrics
 
 Arrays = dict[str, np.ndarray]
@@ -96,14 +96,19 @@ class RedisCache:
         return "ts:c:" + digest(key).hex()
 
     def get(self, target: Target, request: Request) -> Arrays | None:
-        key = request_key(target, request)
+        try:
+            key = request_key(target, request)
+        except Uncacheable:
+            return None  # scored, not counted as a lookup
         try:
             blob = self._r.get(self._name(key))
+            # (an entry that does not decode, written by something else, is an error too)
+            got = decode(blob) if blob is not None else None
         except Exception:
             self.metrics.error()
             raise  # the pipeline logs it, counts it and scores the request
-        if blob is not None:
-            stored, arrays = decode(blob)
+        if got is not None:
+            stored, arrays = got
             if stored == key:
                 self.metrics.hit()
                 return arrays
@@ -111,7 +116,10 @@ class RedisCache:
         return None
 
     def put(self, target: Target, request: Request, arrays: Arrays) -> None:
-        key = request_key(target, request)
+        try:
+            key = request_key(target, request)
+        except Uncacheable:
+            return
         try:
             self._r.set(self._name(key), encode(key, arrays), ex=self.ttl)
         except Exception:

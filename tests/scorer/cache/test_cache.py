@@ -116,3 +116,82 @@ def test_open_cache_refuses_unknown_specs() -> None:
         open_cache("local:lots")
     with pytest.raises(ValueError, match="expected local:MB or redis"):
         open_cache("memcached://x")
+
+
+def test_object_values_are_keyed_with_their_type() -> None:
+    t = _Target("a")
+
+    def key(*values: object) -> bytes:
+        col = np.empty(len(values), dtype=object)
+        col[:] = list(values)
+        return request_key(t, _req({"c": col}))
+
+    # a missing value and the category "nan" score differently: never one entry
+    distinct = [key(np.nan), key("nan"), key(None), key("None"), key(1), key("1"),
+                key(True), key("True"), key(b"a"), key("b'a'"), key(1.0), key(-0.0),
+                key(0.0), key("ab", "c"), key("a", "bc")]
+    assert len(set(distinct)) == len(distinct)
+    assert key("x", None, 2.5) == key("x", None, 2.5)
+    with pytest.raises(local_mod.Uncacheable):
+        key(object())
+
+
+def test_requests_the_cache_cannot_key_are_scored_not_cached() -> None:
+    from scorer.pipeline import ModelResolver
+
+    class Unsigned(_Model):
+        fingerprint = None  # built in memory: two such models would share entries
+
+    for model, X in ((Unsigned(), {"c": np.array([1.0, 2.0])}),
+                     (_Model(), {"c": np.array([object(), object()], dtype=object)})):
+        model.score_arrays = lambda X, m=model: (  # type: ignore[method-assign]
+            setattr(m, "calls", m.calls + 1) or {"y": np.zeros(2)})
+        cache = LocalCache(1 << 20)
+        p = Pipeline(ModelResolver({"m": model}), cache=cache)
+        for _ in range(3):
+            p("m", Request(X, 2, ["y"]))
+        assert model.calls == 3 and len(cache) == 0
+        assert cache.metrics.counts == {"hit": 0, "miss": 0, "error": 0}
+        assert p.errors.snapshot() == {}
+
+
+@pytest.mark.parametrize("kind", ["numbers", "strings"])
+def test_local_cache_memory_stays_within_its_bound(kind: str) -> None:
+    import gc
+    import tracemalloc
+
+    bound = 1 << 20
+    c = LocalCache(bound)
+    t = _Target("f")
+    outs = ["p0", "p1", "p2", "label"]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(20_000):  # one-row requests, the usual case
+            r = Request(np.array([[float(i), 1.0, 2.0, 3.0]]), 1, outs)
+            arrays = ({o: np.array([0.5]) for o in outs} if kind == "numbers" else
+                      {o: np.array([f"label-{i}-{o}"], dtype=object) for o in outs})
+            c.put(t, r, arrays)
+        del r, arrays
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert len(c) < 20_000 and c.bytes <= bound
+    assert used <= 1.15 * bound, (used, c.bytes)  # what it holds, not 2-3x its bound
+
+
+def test_a_redis_entry_that_does_not_decode_is_counted_as_an_error() -> None:
+    c = open_cache(redis_db())
+    t = _Target(uuid.uuid4().hex)
+    r = _req(np.ones((1, 2)))
+    name = c._name(request_key(t, r))  # type: ignore[attr-defined]
+    c._r.set(name, b"\x00\x01 not an entry", ex=60)  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(Exception):  # noqa: B017 (the pipeline absorbs any failure)
+            c.get(t, r)
+        assert c.metrics.counts["error"] == 1
+    finally:
+        c._r.delete(name)  # type: ignore[attr-defined]
+        c.close()
