@@ -379,9 +379,12 @@ def _decode_with_extras(req: Any, schema: ModelSchema, max_rows: int,
     model_t, model_raw, found = [], [], {}
     for i, t in enumerate(req.inputs):
         part = raw_parts[i] if raw else None
-        if t.name not in extras:
+        if t.name not in extras or t.name in schema.index:
+            # (a column both a stage and the model read, e.g. an experiment's unit that is
+            # a feature too, goes to both)
             model_t.append(t)
             model_raw.append(part)
+        if t.name not in extras:
             continue
         if t.name in found:
             raise InputError(f"input '{t.name}' is given twice")

@@ -168,3 +168,43 @@ def test_exposures_in_postgres_while_the_database_comes_and_goes(
             rows = conn.execute("SELECT unit, arm, version FROM tablescore_exposures "
                                 "ORDER BY unit::int").fetchall()
     assert rows == [(str(u), *_expected(u, 0.5)[:2]) for u in range(40)]
+
+
+def test_a_unit_that_is_also_a_model_input(tmp_path: Path) -> None:
+    """An experiment's unit (store_id) that the model reads as a feature too: the column
+    goes to the router and to the model, and each arm scores it."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    import exporters
+    import scorer
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"store_id": rng.integers(0, 100, 300).astype(np.int64),
+                       "x": rng.normal(size=300)})
+    y = (df["x"] + df["store_id"] / 50 > 1).astype(int)
+    repo = tmp_path / "repo"
+    for v, c in ((1, 1.0), (2, 0.01)):
+        exporters.export(LogisticRegression(C=c).fit(df, y), repo / "m" / str(v), name="m")
+    (repo / "m" / "config.json").write_text(json.dumps({
+        "version_policy": {"all": {}}, "experiment": {
+            "name": "e1", "unit": "store_id", "salt": "s", "shadow": None,
+            "arms": [{"name": "control", "version": "1", "weight": 0.5},
+                     {"name": "candidate", "version": "2", "weight": 0.5}]}}))
+    models = {v: scorer.load(repo / "m" / v) for v in ("1", "2")}
+    with serve(repo, port=0, ready_timeout=120) as server:
+        client = tc.InferenceServerClient(server.address)
+        seen = set()
+        for unit in range(20):
+            a = tc.InferInput("store_id", [1], "INT64")
+            a.set_data_from_numpy(np.array([unit], np.int64))
+            b = tc.InferInput("x", [1], "FP64")
+            b.set_data_from_numpy(np.array([0.3]))
+            r = client.infer("m", [a, b])
+            version = r.get_response().model_version
+            seen.add(version)
+            want = models[version].score_arrays(
+                {"store_id": np.array([unit]), "x": np.array([0.3])})["probability(1)"]
+            assert r.as_numpy("probability(1)").tolist() == want.tolist()
+        client.close()
+    assert seen == {"1", "2"}  # both arms answered
