@@ -134,6 +134,11 @@ class ExposureLog:
         self._lock = threading.Lock()  # for the counters only (drops are the rare path)
         self.dropped = 0
         self.written = 0
+        #: records the writer took from the buffer and has not written or dropped yet
+        self._held = 0
+        #: of those, how many close() counted as dropped when it gave up waiting (the
+        #: writer's late outcome for them corrects the counts: nothing counted twice)
+        self._abandoned = 0
         #: True while the sink is reachable (False after a failed attempt, until one works)
         self.up = True
         self._stop = threading.Event()
@@ -161,7 +166,9 @@ class ExposureLog:
 
     def _drop(self, n: int) -> None:
         with self._lock:
-            self.dropped += n
+            k = min(n, self._abandoned)  # (already counted by close)
+            self._abandoned -= k
+            self.dropped += n - k
 
     # --- writer -------------------------------------------------------------------------------
     def _take(self, pending: list[Row]) -> None:
@@ -186,16 +193,19 @@ class ExposureLog:
         while True:
             stopping = self._stop.is_set()
             self._take(pending)
+            self._held = len(pending)
             now = time.monotonic()
             if pending and (stopping or (now >= retry_at and (
                     len(pending) >= self.max_rows or now >= next_flush))):
                 if self._deliver(pending):
                     pending = []
+                    self._held = 0
                     delay = 0.0
                     next_flush = now + self.flush_s
                 elif stopping:  # one last try failed: what is left is lost, counted
                     self._drop(len(pending) + len(self._buffer))
                     self._buffer.clear()
+                    self._held = 0
                     return
                 else:
                     delay = min(max(0.1, 2 * delay), self.backoff_max_s)
@@ -229,6 +239,9 @@ class ExposureLog:
                 "event": "exposures_available", "sink": self.sink.name})
         self.up = True
         with self._lock:
+            k = min(len(rows), self._abandoned)  # written after all: not lost
+            self._abandoned -= k
+            self.dropped -= k
             self.written += len(rows) - lost
             self.dropped += lost
         return True
@@ -251,12 +264,17 @@ class ExposureLog:
         self._stop.set()
         self._thread.join(timeout=self.close_timeout)
         if self._thread.is_alive():
-            left = len(self._buffer)
-            self._buffer.clear()
-            self._drop(left)
+            with self._lock:
+                left = len(self._buffer)
+                self._buffer.clear()
+                # the batch the writer holds (being written, or waiting for the sink) is
+                # lost too unless its write ends after all
+                held = self._held - self._abandoned
+                self._abandoned += held
+                self.dropped += left + held
             log.warning("exposure log not flushed in time; records lost", extra={
                 "event": "exposures_close_timeout", "sink": self.sink.name,
-                "buffered": left})
+                "buffered": left, "in_flight": held})
         try:
             self.sink.close()
         except Exception:
