@@ -87,10 +87,12 @@ def expand_inputs(spec: str | os.PathLike[str]) -> list[Path]:
             raise DataFileError(f"data directory '{p}' holds no .csv or .parquet file")
         return found
     if any(c in text for c in "*?[") and not p.exists():
+        # data files only, as in a directory (Spark's _SUCCESS, hidden files: not data)
         found = sorted(Path(f) for f in globmod.glob(text, recursive=True)
-                       if Path(f).is_file())
+                       if Path(f).is_file() and Path(f).suffix.lower() in _DATA_SUFFIXES
+                       and not Path(f).name.startswith((".", "_")))
         if not found:
-            raise DataFileError(f"data pattern '{text}' matches no file")
+            raise DataFileError(f"data pattern '{text}' matches no .csv or .parquet file")
         return found
     return [p]
 
@@ -572,20 +574,43 @@ class _Writer:
 
 
 def _output_batch(keep: Any, arrays: dict[str, np.ndarray], names: list[str],
-                  schema: Any) -> Any:
-    """One output record batch: the kept columns, then the model's outputs; cast to
-    ``schema`` (the first batch's) when given, so that every batch of a file has one schema.
-    NaN stays NaN (not null), as in-process scoring returns it."""
+                  schema: Any, *, path: Path | None = None) -> Any:
+    """One output record batch: the kept columns, then the model's outputs; the outputs cast
+    to ``schema`` (the first batch's) when given, so that every batch has one schema. A kept
+    column of another kind than in the first batch (a later file that holds ids as text, the
+    first as integers) is an InputError naming file ``path``, never cast (a cast would turn
+    the text ``00123`` into ``123``); of the same kind (int32, int64) it is cast. NaN stays NaN (not
+    null), as in-process scoring returns it."""
     import pyarrow as pa
 
-    cols = list(keep.columns) if keep is not None else []
-    cols += [pa.array(arrays[name]) for name in names]
+    kept = list(keep.columns) if keep is not None else []
+    cols = kept + [pa.array(arrays[name]) for name in names]
     if schema is None:
         return pa.RecordBatch.from_arrays(
             cols, names=[*(keep.schema.names if keep is not None else []), *names])
+    for c, f in zip(kept, schema, strict=False):
+        if c.type != f.type and _kind_of(c.type) != _kind_of(f.type):
+            raise InputError(f"--keep column '{f.name}' is {c.type} in '{path}' but {f.type} "
+                             "in the first data file: give it one type in every file")
     cols = [c if c.type == f.type else c.cast(f.type) for c, f in zip(cols, schema,
                                                                       strict=True)]
     return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def _kind_of(t: Any) -> str:
+    """What a kept column's values are, whatever their width or encoding: a column of one
+    kind in every file is cast to the first file's type (int32 and int64, string and
+    dictionary-encoded string); of another kind it is refused (text and numbers)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    for kind, test in (("integer", pa.types.is_integer), ("float", pa.types.is_floating),
+                       ("text", lambda x: pa.types.is_string(x) or pa.types.is_large_string(x)),
+                       ("bytes", lambda x: pa.types.is_binary(x) or pa.types.is_large_binary(x))):
+        if test(t):
+            return kind
+    return str(t)
 
 
 def rejected_path(out: str | os.PathLike[str]) -> Path:
@@ -672,13 +697,15 @@ def score_files(model: Any, data: str | os.PathLike[str], out: str | os.PathLike
 
     bar = _progress(progress, total)
     with ExitStack() as stack:
-        tmp = stack.enter_context(atomic_output(out))
         rejects = None
         if skip:
+            # entered first, so renamed into place last: only once the output is (an error
+            # finishing the output removes the sidecar's temporary file, not an old pair)
             rtmp = stack.enter_context(atomic_output(rejected_path(out)))
             rejects = csv.writer(stack.enter_context(open(rtmp, "w", newline="",
                                                           encoding="utf-8")))
             rejects.writerow(["file", "row", "reason"])
+        tmp = stack.enter_context(atomic_output(out))
         reader = _Background(produce)
         writer = _Writer(tmp, fmt)
         schema = None
@@ -732,7 +759,7 @@ def score_files(model: Any, data: str | os.PathLike[str], out: str | os.PathLike
                         mask[list(all_bad)] = False
                         keep_b = keep_b.filter(mask)
                     keep_rows = keep_b
-                out_b = _output_batch(keep_rows, arrays, outputs, schema)
+                out_b = _output_batch(keep_rows, arrays, outputs, schema, path=chunk.file)
                 schema = out_b.schema
                 writer.put(out_b)
                 result.rows += out_b.num_rows

@@ -23,6 +23,7 @@ import hashlib
 import io
 import os
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -63,6 +64,15 @@ def pep440_version(version: str) -> str:
     return "0+" + ".".join(parts) if parts else "0"
 
 
+#: import names a packaged model must not take: tablescore's packages and those of what it
+#: installs (the wheel's module would replace them in the environment)
+_TAKEN = frozenset((
+    "scorer", "exporters", "protos", "conformance", "tablescore", "numpy", "numba",
+    "llvmlite", "pyarrow", "pandas", "re2", "grpc", "grpc_health", "grpc_reflection",
+    "google", "prometheus_client", "psycopg", "psycopg_pool", "psycopg_binary", "redis",
+    "hiredis", "tqdm"))
+
+
 def module_name(name: str) -> str:
     """The import name for a distribution ``name``: dashes as underscores.
 
@@ -75,7 +85,12 @@ def module_name(name: str) -> str:
     if not _NAME.match(name):
         raise InputError(f"--name {name!r}: use a letter, then letters, digits, '-' or '_' "
                          "(the module is the name with dashes as underscores)")
-    return name.replace("-", "_")
+    module = name.replace("-", "_")
+    if module.lower() in _TAKEN or module in sys.stdlib_module_names:
+        raise InputError(f"--name {name!r}: a module '{module}' is tablescore's own, one it "
+                         "needs or Python's: installing the wheel would replace it; choose "
+                         "another name")
+    return module
 
 
 def _record_hash(data: bytes) -> str:

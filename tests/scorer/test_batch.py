@@ -126,8 +126,9 @@ def test_directory_and_glob_of_files_are_one_input(bundles, tmp_path, capsys):
     for k in range(3):  # Spark's layout: part files and a _SUCCESS marker
         df.iloc[k * 300:(k + 1) * 300].to_parquet(parts / f"part-{k:05d}.parquet")
     (parts / "_SUCCESS").write_text("")
+    (parts / ".part-00000.parquet.crc").write_text("")
     want = expected(bundles["imputed"], df)
-    for data in (parts, parts / "part-*.parquet"):
+    for data in (parts, parts / "part-*.parquet", parts / "*"):  # a glob: data files only
         out = tmp_path / "o.parquet"
         code, out_text, err = run(["score", bundles["imputed"], "--data", data, "--out", out],
                                   capsys)
@@ -155,6 +156,55 @@ def test_keep_before_the_bundle_and_repeated(bundles, tmp_path, capsys):
                         "--keep", "customer_id", "city"], capsys)
     assert code == 0, err
     assert list(pd.read_parquet(out).columns)[:2] == ["customer_id", "city"]
+
+
+def test_a_kept_column_of_another_kind_in_a_later_file_is_refused(bundles, tmp_path,
+                                                                   capsys):
+    df = frame(40)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    df.iloc[:20].to_parquet(parts / "a.parquet")  # ids as integers
+    text = df.iloc[20:].astype({"customer_id": str})
+    text.loc[text.index[3], "customer_id"] = "00123"
+    text.to_parquet(parts / "b.parquet")  # ids as text: never cast to 123
+    out = tmp_path / "o.parquet"
+    code, _, err = run(["score", bundles["imputed"], "--data", parts, "--out", out,
+                        "--keep", "customer_id"], capsys)
+    assert code == 2
+    assert "--keep column 'customer_id' is " in err and "string in" in err and "b.parquet" in err
+    assert not out.exists()
+    # the same kind in another width (int32, int64): carried, as the first file's type
+    df.iloc[20:].astype({"customer_id": np.int32}).to_parquet(parts / "b.parquet")
+    code, _, err = run(["score", bundles["imputed"], "--data", parts, "--out", out,
+                        "--keep", "customer_id"], capsys)
+    assert code == 0, err
+    assert pd.read_parquet(out)["customer_id"].tolist() == df["customer_id"].tolist()
+
+
+def test_an_output_that_cannot_be_finished_leaves_the_previous_pair(bundles, tmp_path,
+                                                                     capsys, monkeypatch):
+    """With --on-error skip, the output and its sidecar of refused rows are a pair: when the
+    output cannot be put in place, the previous run's sidecar stays too."""
+    data = tmp_path / "in.csv"
+    bad_csv(data, "abc")
+    out = tmp_path / "o.parquet"
+    args = ["score", bundles["imputed"], "--data", data, "--out", out, "--on-error", "skip"]
+    assert run(args, capsys)[0] == 0
+    before = (out.read_bytes(), (tmp_path / "o.parquet.rejected.csv").read_bytes())
+    frame(30).to_csv(data, index=False)  # a second run with other rows, no refusals
+    real = os.replace
+
+    def failing(src, dst, *a, **k):  # the output's rename fails (a full disk, say)
+        if Path(dst) == out:
+            raise OSError(28, "No space left on device")
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", failing)
+    code, _, err = run(args, capsys)
+    assert code == 4, err
+    assert (out.read_bytes(), (tmp_path / "o.parquet.rejected.csv").read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "o.parquet",
+                                                           "o.parquet.rejected.csv"]
 
 
 @pytest.mark.parametrize("name", ["x.json", "x", "x.parquet.gz"])

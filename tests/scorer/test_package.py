@@ -90,7 +90,8 @@ def test_bundle_versions_become_pep440(given, expected):
     assert pep440_version(given) == expected
 
 
-@pytest.mark.parametrize("name", ["9lives", "churn model", "a/b"])
+@pytest.mark.parametrize("name", ["9lives", "churn model", "a/b", "scorer", "tablescore", "numpy",
+                                  "json", "grpc"])
 def test_names_that_cannot_be_modules_are_refused(bundle, tmp_path, name, capsys):
     assert main(["package", str(bundle), "--name", name, "--out", str(tmp_path)]) == 2
     assert "--name" in capsys.readouterr().err
