@@ -385,9 +385,22 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
+def check_table_path(rel: object) -> str:
+    """``rel`` if it is a plain relative path inside a bundle (``tables/x.parquet``):
+    BundleFormatError for an absolute path, a ``..``, ``.`` or empty part, a backslash or a
+    NUL (checked as text, before any file is touched: a symlink in the bundle cannot make a
+    path that looks inside point outside)."""
+    if (not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel
+            or "\0" in rel or any(p in ("", ".", "..") for p in rel.split("/"))):
+        raise BundleFormatError(f"table path {rel!r} is not a plain relative path inside the "
+                                "bundle directory")
+    return rel
+
+
 def _load_table(root: Path, rel: str, entries: dict[str, Any], verify: bool) -> Table:
     if rel not in entries:
         raise BundleFormatError(f"table '{rel}' is referenced but not listed in the manifest")
+    check_table_path(rel)
     path = (root / rel).resolve()
     if root.resolve() not in path.parents:
         raise BundleFormatError(f"table path '{rel}' escapes the bundle directory")

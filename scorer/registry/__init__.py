@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import InputError
 from ..urls import redact
 from .store import ModelState, RegistryError, Snapshot, SQLStore
 
@@ -35,12 +36,12 @@ BACKENDS: dict[str, Callable[..., SQLStore]] = {
 
 
 def open_store(url: str, **options: Any) -> SQLStore:
-    """The registry at ``url``; ``ValueError`` for an unknown scheme, ``UnavailableError`` when
+    """The registry at ``url``; ``InputError`` for an unknown scheme, ``UnavailableError`` when
     it cannot be reached."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
     backend = BACKENDS.get(scheme)
     if backend is None:
-        raise ValueError(f"unknown registry store '{redact(url)}': use sqlite:///PATH or "
+        raise InputError(f"unknown registry store '{redact(url)}': use sqlite:///PATH or "
                          "postgresql://USER@HOST:PORT/DB")
     return backend(url, **options)
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..errors import InputError
+
 
 @contextmanager
 def _store(args: argparse.Namespace) -> Iterator[Any]:
@@ -22,7 +24,7 @@ def _store(args: argparse.Namespace) -> Iterator[Any]:
     from . import open_store
 
     if not args.store:
-        raise ValueError("no registry: give --store URL or set TABLESCORE_STORE")
+        raise InputError("no registry: give --store URL or set TABLESCORE_STORE")
     store = open_store(args.store)
     try:
         yield store
@@ -135,11 +137,14 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     if (args.config is None) == (not args.end):
-        raise ValueError("give --config FILE (start or change) or --end")
+        raise InputError("give --config FILE (start or change) or --end")
     experiment = None
     if args.config is not None:
         with open(args.config, encoding="utf-8") as fh:
-            experiment = json.load(fh)
+            try:
+                experiment = json.load(fh)
+            except ValueError as exc:
+                raise InputError(f"--config {args.config}: not JSON ({exc})") from None
         if isinstance(experiment, dict) and "experiment" in experiment:
             experiment = experiment["experiment"]  # a whole config.json is fine too
     with _store(args) as store:

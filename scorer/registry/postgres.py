@@ -17,6 +17,8 @@ from .store import CHANNEL, SQLStore
 
 #: a constant key for pg_advisory_xact_lock: creating the schema once among racing processes
 _SCHEMA_LOCK = 7_123_456_789
+#: another: writers that add an event queue on it until they commit (events commit in id order)
+_EVENT_LOCK = 7_123_456_790
 
 
 class PostgresStore(SQLStore):
@@ -73,6 +75,11 @@ class PostgresStore(SQLStore):
             if pool_timeout:
                 raise self._unavailable(exc) from exc
             raise
+
+    def _serialize_events(self, cur: Any) -> None:
+        # ids are handed out at INSERT, visible at COMMIT: without this lock a replica could
+        # see event 43 committed before 42 and never apply 42
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_EVENT_LOCK,))
 
     def _notify(self, cur: Any, event_id: int) -> None:
         # delivered at commit, to every LISTENing session; the payload is the id only

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnavailableError
+from ..errors import InputError, UnavailableError
 from .store import SQLStore
 
 
@@ -31,7 +31,7 @@ class SQLiteStore(SQLStore):
         super().__init__(url)
         path = url.removeprefix("sqlite:///")
         if not path or path == url:
-            raise ValueError(f"a SQLite store URL is sqlite:///PATH, not '{url}'")
+            raise InputError(f"a SQLite store URL is sqlite:///PATH, not '{url}'")
         self.path = Path(path)
         self.poll_interval = poll_interval
         self._local = threading.local()

@@ -140,12 +140,7 @@ def bundle_files(path: str | os.PathLike[str], *, sample: Any = None,
         elif (src / MANIFEST).is_file():
             manifest = read_manifest(src)
             names = [MANIFEST, *sorted(manifest.get("tables") or {})]
-            files = {}
-            for rel in names:
-                p = (src / rel).resolve()
-                if src.resolve() not in p.parents:
-                    raise BundleError(f"table path '{rel}' escapes the bundle directory")
-                files[rel] = p.read_bytes()
+            files = {rel: _bundle_file(src, rel) for rel in names}
             _write_tree(copy, files)
         else:
             raise InputError(f"'{src}' is neither a bundle directory (no manifest.json) nor a "
@@ -162,13 +157,32 @@ def _add_profile(bundle: Any, sample: Any, bins: int) -> None:
     bundle.drift_reference = sample_profile(bundle, sample, bins=bins).to_json()
 
 
+def _bundle_file(src: Path, rel: str) -> bytes:
+    """The bytes of file ``rel`` of the bundle directory ``src``: a plain relative path,
+    through no symlink (a bundle from elsewhere must not make the publisher read, or later
+    write, outside the bundle)."""
+    from ..bundle import check_table_path
+
+    check_table_path(rel)
+    p = src
+    for part in rel.split("/"):
+        p = p / part
+        if p.is_symlink():
+            raise BundleError(f"bundle file '{rel}' goes through a symbolic link ({p}): "
+                              "publish a bundle of plain files")
+    return p.read_bytes()
+
+
 def _read_tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes()
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _write_tree(root: Path, files: dict[str, bytes]) -> None:
+    from ..bundle import check_table_path
+
     for rel, data in files.items():
+        check_table_path(rel)  # (paths read back from a registry too: never outside root)
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
@@ -254,8 +268,14 @@ class SQLStore:
     def _q(self, sql: str) -> str:
         return sql.replace("?", self.param) if self.param != "?" else sql
 
+    def _serialize_events(self, cur: Any) -> None:
+        """Make events commit in the order of their ids (a backend whose writers can commit
+        out of order takes a lock here, held to the commit): replicas take the highest id
+        as "everything up to here is applied". SQLite's writers are serialized already."""
+
     def _event(self, cur: Any, kind: str, model: str, version: int | None = None,
                alias: str | None = None) -> int:
+        self._serialize_events(cur)
         cur.execute(self._q("INSERT INTO ts_events (at, kind, model, version, alias) "
                             "VALUES (?, ?, ?, ?, ?) RETURNING id"),
                     (time.time(), kind, model, version, alias))
@@ -284,24 +304,28 @@ class SQLStore:
         """:meth:`publish` of bytes already verified by :func:`bundle_files`."""
         q = self._q
         with self.transaction(write=True) as cur:
+            # the model row is the per-model lock, taken first: concurrent publishers of the
+            # model queue on it, and each then sees what the one before committed (the same
+            # bundle twice: one version; others: the next numbers, none lost, none reused)
+            cur.execute(q("INSERT INTO ts_models (name, next_version) VALUES (?, 1) "
+                          "ON CONFLICT (name) DO NOTHING"), (model,))
+            cur.execute(q("UPDATE ts_models SET next_version = next_version WHERE name = ?"),
+                        (model,))
             cur.execute(q("SELECT version FROM ts_versions WHERE model = ? AND fingerprint = ?"),
                         (model, fingerprint))
             row = cur.fetchone()
             if row is not None:
                 version = int(row[0])
             else:
-                cur.execute(q("SELECT 1 FROM ts_bundles WHERE fingerprint = ?"), (fingerprint,))
-                if cur.fetchone() is None:
-                    for rel, data in files.items():
-                        cur.execute(q("INSERT INTO ts_blobs (fingerprint, path, data) "
-                                      "VALUES (?, ?, ?)"), (fingerprint, rel, data))
-                    cur.execute(q("INSERT INTO ts_bundles (fingerprint, bytes, created_at) "
-                                  "VALUES (?, ?, ?)"),
-                                (fingerprint, sum(len(d) for d in files.values()), time.time()))
-                # the model row is the per-model lock: concurrent publishers queue on it and
-                # each gets the next number (none lost, none reused after a delete)
-                cur.execute(q("INSERT INTO ts_models (name, next_version) VALUES (?, 1) "
-                              "ON CONFLICT (name) DO NOTHING"), (model,))
+                # (content-addressed: another model's publisher may store the same bundle
+                # at the same moment; the bytes are the same)
+                for rel, data in files.items():
+                    cur.execute(q("INSERT INTO ts_blobs (fingerprint, path, data) "
+                                  "VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+                                (fingerprint, rel, data))
+                cur.execute(q("INSERT INTO ts_bundles (fingerprint, bytes, created_at) "
+                              "VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+                            (fingerprint, sum(len(d) for d in files.values()), time.time()))
                 cur.execute(q("UPDATE ts_models SET next_version = next_version + 1 "
                               "WHERE name = ? RETURNING next_version - 1"), (model,))
                 version = int(cur.fetchone()[0])

@@ -153,5 +153,125 @@ def test_unreachable_postgres_names_the_url_without_its_password() -> None:
 
 
 def test_unknown_scheme_is_refused() -> None:
-    with pytest.raises(ValueError, match="sqlite:///PATH or postgresql://"):
+    with pytest.raises(InputError, match="sqlite:///PATH or postgresql://"):
         open_store("mysql://x")
+
+
+def test_a_bundle_cannot_make_the_publisher_read_or_write_outside_it(
+        store_url, bundles, tmp_path: Path) -> None:
+    """Untrusted bundles: a table path through a symlink, or with '..', is refused before
+    any file is touched; nothing lands outside the bundle (the reviewer's case wrote
+    .../pwned/evil.txt through a symlinked directory)."""
+    target = tmp_path / "pwned"
+    for case in ("symlink", "dotdot", "absolute"):
+        bad = tmp_path / "evil"
+        shutil.rmtree(bad, ignore_errors=True)
+        shutil.copytree(bundles[0], bad)
+        manifest = json.loads((bad / "manifest.json").read_text())
+        if case == "symlink":
+            # L -> 20 directories down inside the bundle: 20 '..' after L resolve to the
+            # bundle itself, where the file exists; written as text into the publisher's
+            # copy (where L is a plain directory) they climb to / and then to the target
+            deep = bad.joinpath(*[f"d{i}" for i in range(20)])
+            deep.mkdir(parents=True)
+            (bad / "L").symlink_to(deep, target_is_directory=True)
+            inside = str(target / "evil.txt").lstrip("/")
+            (bad / inside).parent.mkdir(parents=True)
+            (bad / inside).write_text("written by a bundle")
+            rel = "L/" + "../" * 20 + inside
+        elif case == "dotdot":
+            rel = "tables/../../pwned/evil.txt"
+        else:
+            rel = str(target / "evil.txt")
+        manifest["tables"][rel] = {"sha256": "0" * 64, "rows": 0, "columns": []}
+        (bad / "manifest.json").write_text(json.dumps(manifest))
+        s = open_store(store_url)
+        try:
+            with pytest.raises(BundleError, match=r"plain relative path|symbolic link"):
+                s.publish(bad, "iris")
+            assert s.snapshot().models == {}
+        finally:
+            s.close()
+        assert not target.exists(), case
+
+
+def test_the_same_bundle_published_at_once_by_many(store_url, bundles) -> None:
+    """Publishers racing with one bundle, to one model and to others: one version per
+    model, no error (a UniqueViolation was an internal error on PostgreSQL)."""
+    got: dict[tuple[str, int], int] = {}
+    errors: list[BaseException] = []
+    jobs = [("iris", k) for k in range(4)] + [(f"m{k}", k) for k in range(4)]
+    barrier = threading.Barrier(len(jobs))
+
+    def publish(model: str, k: int) -> None:
+        s = open_store(store_url)
+        try:
+            barrier.wait()
+            got[(model, k)] = s.publish(bundles[1], model)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=publish, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert set(got.values()) == {1}
+    s = open_store(store_url)
+    try:
+        snap = s.snapshot()
+        assert sorted(snap.models) == ["iris", "m0", "m1", "m2", "m3"]
+        assert all(list(m.versions) == [1] for m in snap.models.values())
+    finally:
+        s.close()
+
+
+def test_events_commit_in_the_order_of_their_ids(store_url) -> None:
+    """A writer that has added an event holds the others' events until it commits: a
+    replica taking the highest id as applied never skips one committed later."""
+    import time
+
+    if not store_url.startswith("postgresql"):
+        pytest.skip("SQLite serializes its writers already")
+    a, b = open_store(store_url), open_store(store_url)
+    inside, times = threading.Event(), {}
+
+    def first() -> None:
+        with a.transaction(write=True) as cur:
+            times["a_id"] = a._event(cur, "publish", "x", 1)
+            inside.set()
+            time.sleep(0.5)
+        times["a_commit"] = time.monotonic()
+
+    t = threading.Thread(target=first)
+    t.start()
+    try:
+        assert inside.wait(10)
+        with b.transaction(write=True) as cur:
+            times["b_id"] = b._event(cur, "publish", "y", 1)
+            times["b_event"] = time.monotonic()
+    finally:
+        t.join()
+        a.close()
+        b.close()
+    assert times["b_id"] > times["a_id"]
+    assert times["b_event"] >= times["a_commit"]  # it waited for the earlier one's commit
+
+
+@pytest.mark.parametrize("args", [
+    ["list"], ["list", "--store", "foo://x"], ["alias", "iris", "p", "1", "--store",
+                                               "sqlite://relative.db"],
+    ["experiment", "iris", "--store", "sqlite:///{tmp}/r.db"],
+    ["experiment", "iris", "--store", "sqlite:///{tmp}/r.db", "--config", "{tmp}/bad.json"]])
+def test_registry_usage_errors_exit_2_in_one_line(args, tmp_path: Path, capsys,
+                                                  monkeypatch) -> None:
+    from tablescore.cli import main
+
+    monkeypatch.delenv("TABLESCORE_STORE", raising=False)
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(["registry", *[a.format(tmp=tmp_path) for a in args]]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
