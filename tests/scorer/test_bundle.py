@@ -143,7 +143,7 @@ def test_table_path_cannot_escape(bundle_dir):
         m["steps"][0]["tables"]["columns"] = "../outside.parquet"
 
     _rewrite_manifest(bundle_dir, edit)
-    with pytest.raises(BundleFormatError, match="escapes the bundle directory"):
+    with pytest.raises(BundleFormatError, match="not a plain relative path inside the bundle"):
         scorer.load(bundle_dir)
 
 
