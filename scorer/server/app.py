@@ -427,7 +427,9 @@ def _output_cache(config: ServerConfig) -> Cache:
     """The output cache ``config.cache`` describes."""
     from ..cache import open_cache
 
-    return open_cache(config.cache, timeout=config.features_timeout)
+    # (a redis:// cache URL's own ?timeout= wins over --features-timeout)
+    own = "timeout=" in config.cache.partition("?")[2]
+    return open_cache(config.cache, timeout=None if own else config.features_timeout)
 
 
 def serve(repository: str | os.PathLike[str], *, port: int = 0, host: str = "127.0.0.1",

@@ -195,3 +195,15 @@ def test_a_redis_entry_that_does_not_decode_is_counted_as_an_error() -> None:
     finally:
         c._r.delete(name)  # type: ignore[attr-defined]
         c.close()
+
+
+def test_the_server_keeps_a_cache_urls_own_timeout() -> None:
+    from scorer.server.app import _output_cache
+    from scorer.server.config import ServerConfig
+
+    for url, want in ((redis_db() + "?timeout=5", 5.0), (redis_db(), 0.7)):
+        c = _output_cache(ServerConfig(repository=".", cache=url, features_timeout=0.7))
+        try:
+            assert c._r.connection_pool.connection_kwargs["socket_timeout"] == want  # type: ignore[attr-defined]
+        finally:
+            c.close()  # type: ignore[attr-defined]
