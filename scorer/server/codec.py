@@ -317,6 +317,7 @@ def decode_request(req: Any, schema: ModelSchema, *, max_rows: int,
     first = tensors[0]
     if len(tensors) == 1 and len(first.shape) == 2 and (first.name not in schema.index
                                                          or len(names) == 1):
+        _check_width(first, schema)  # before any value is read (a BYTES split is costly)
         arr = tensor_array(first, raw_parts[0] if raw else None)
         return DecodedRequest(_matrix(first, arr, schema), arr.shape[0], outputs, raw=raw)
     return DecodedRequest(*_columns(tensors, raw_parts if raw else None, schema), outputs,
@@ -378,6 +379,9 @@ def _decode_with_extras(req: Any, schema: ModelSchema, max_rows: int,
                          f"{len(req.inputs)} inputs")
     model_t, model_raw, found = [], [], {}
     for i, t in enumerate(req.inputs):
+        if raw and t.HasField("contents"):  # (as the path without stages refuses it)
+            raise InputError(f"input '{t.name}' has contents, but the request uses "
+                             "raw_input_contents for its inputs")
         part = raw_parts[i] if raw else None
         if t.name not in extras or t.name in schema.index:
             # (a column both a stage and the model read, e.g. an experiment's unit that is
@@ -406,6 +410,7 @@ def _decode_with_extras(req: Any, schema: ModelSchema, max_rows: int,
     first = model_t[0] if model_t else None
     if (first is not None and len(model_t) == 1 and len(first.shape) == 2
             and (first.name not in schema.index or len(schema.names) == 1)):
+        _check_width(first, schema)
         inputs = _matrix(first, tensor_array(first, model_raw[0]), schema)  # one 2-D tensor
         n = inputs.shape[0]
         if n != rows:
@@ -457,6 +462,15 @@ def _columns(tensors: Any, raw_parts: Any, schema: ModelSchema, *, partial: bool
             f"{', '.join(repr(m) for m in missing)} (model '{schema.name}' expects "
             f"{len(names)}: {', '.join(names)})")
     return cols, n_rows
+
+
+def _check_width(t: Any, schema: ModelSchema) -> None:
+    """ShapeError unless the 2-D tensor ``t`` declares one column per model input."""
+    n = len(schema.names)
+    shape = list(t.shape)
+    if len(shape) != 2 or shape[1] != n:
+        raise ShapeError(f"input '{t.name}': expected shape [rows, {n}] (inputs in order: "
+                         f"{', '.join(schema.names)}), got {shape}")
 
 
 def _matrix(t: Any, arr: np.ndarray, schema: ModelSchema) -> np.ndarray:

@@ -145,6 +145,9 @@ class ServerConfig:
         self.repository = Path(self.repository)
         if not 0.0 <= self.control_group < 1.0:
             raise ValueError("--control-group must be a fraction in [0, 1)")
+        if not 1024 <= self.max_message_bytes <= 2**31 - 1:  # (gRPC's limit is a C int)
+            raise ValueError("--max-message-mb must be between 0.001 and 2047 "
+                             f"(got {self.max_message_bytes / 2**20:g})")
         parse_access_mode(self.access_log)  # a bad value fails at start (ValueError)
         if self.exposures is not None:
             from ..experiments.exposures import SINKS, scheme_of

@@ -89,6 +89,10 @@ def parse_access_mode(spec: str) -> tuple[str, float]:
                      "(0 < RATE <= 1)")
 
 
+#: longest model name or version an access log line holds (a valid name is at most 255)
+MAX_NAME = 256
+
+
 class AccessLog:
     """One log record per request (``event: "access"``), or per sampled request.
 
@@ -121,8 +125,10 @@ class AccessLog:
         return None if mode == "off" else cls(spec or "off")
 
     def note(self, model: str, version: str, rows: int) -> None:
-        """What the current request scored: the model, the version that answered, rows."""
-        self._local.note = (model, version, rows)
+        """What the current request scored: the model, the version that answered, rows. The
+        names are the client's (an unknown model's): cut to :data:`MAX_NAME` characters, so
+        a request cannot write megabytes into the log."""
+        self._local.note = (model[:MAX_NAME], version[:MAX_NAME], rows)
 
     def log(self, method: str, code: str, t0: float, context: Any = None) -> None:
         """Log the request that started at ``perf_counter()`` ``t0`` and ended with ``code``

@@ -223,3 +223,63 @@ def test_bogus_shapes_fail_fast(server) -> None:
         req.inputs.add(name="color", datatype="FP64", shape=[-1])
         with pytest.raises(grpc.RpcError, match="invalid shape"):
             stub(req, timeout=5)
+
+
+def test_a_bytes_matrix_of_the_wrong_width_is_refused_before_its_values_are_read(
+        server, monkeypatch) -> None:
+    """A [1, N] BYTES matrix for a 3-input model: refused by its declared shape, before its
+    N strings are split (15M empty strings once took 0.5 GB and 4 s a call)."""
+    from scorer.server import codec
+
+    read = []
+    real = codec.tensor_array
+    monkeypatch.setattr(codec, "tensor_array", lambda t, *a: read.append(t.name) or real(t, *a))
+    with grpc.insecure_channel(server.address) as ch:
+        stub = ch.unary_unary(INFER, request_serializer=lambda m: m.SerializeToString(),
+                              response_deserializer=service_pb2.ModelInferResponse.FromString)
+        n = 100_000
+        req = service_pb2.ModelInferRequest(model_name="mixed")
+        req.inputs.add(name="input", datatype="BYTES", shape=[1, n])
+        req.raw_input_contents.append(b"\0\0\0\0" * n)
+        with pytest.raises(grpc.RpcError) as err:
+            stub(req, timeout=30)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "expected shape [rows, 3]" in err.value.details()
+        assert f"got [1, {n}]" in err.value.details()
+    assert read == []  # no value of it was read
+
+
+def test_max_message_mb_out_of_grpcs_range_is_a_usage_error(tmp_path) -> None:
+    from scorer.server.config import ServerConfig
+
+    for mb in (-1, 0, 2048):
+        with pytest.raises(ValueError, match="--max-message-mb must be between"):
+            ServerConfig(repository=tmp_path, max_message_bytes=int(mb * 1024 * 1024))
+
+
+def test_raw_and_contents_mixed_are_refused_with_a_stage_column_too(bundles) -> None:
+    """A request with an id column for a stage (an experiment's unit) takes another decoding
+    path: it refuses an input that has contents beside raw_input_contents as well."""
+    import scorer
+    from scorer.errors import InputError
+    from scorer.server.codec import ModelSchema, decode_request
+
+    schema = ModelSchema(scorer.load(bundles["iris"].path))
+    req = service_pb2.ModelInferRequest(model_name="iris")
+    t = req.inputs.add(name="input", datatype="FP64", shape=[1, 4])
+    t.contents.fp64_contents.extend([1.0, 2.0, 3.0, 4.0])
+    req.raw_input_contents.append(np.zeros(4).tobytes())
+    u = req.inputs.add(name="uid", datatype="INT64", shape=[1])
+    req.raw_input_contents.append(np.array([5], dtype=np.int64).tobytes())
+    assert u.name == "uid"
+    with pytest.raises(InputError, match="has contents, but the request uses raw_input"):
+        decode_request(req, schema, max_rows=10, extras=frozenset({"uid"}))
+
+
+def test_the_access_log_cuts_a_clients_model_name() -> None:
+    from scorer.server.logs import MAX_NAME, AccessLog
+
+    log = AccessLog("all")
+    log.note("A" * 1_000_000, "7" * 5000, 1)
+    model, version, rows = log._local.note
+    assert (len(model), len(version), rows) == (MAX_NAME, MAX_NAME, 1)
