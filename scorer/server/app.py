@@ -108,8 +108,29 @@ def _server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     if config.tls_client_ca is not None:
         with open(config.tls_client_ca, "rb") as f:
             ca = f.read()
+    _check_tls(config)
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
                                        require_client_auth=ca is not None)
+
+
+def _check_tls(config: ServerConfig) -> None:
+    """ValueError naming the file when the certificate and key do not load or do not match,
+    or the client CA file holds no certificate (gRPC said only that it could not bind the
+    port, or started and refused every client)."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(config.tls_cert, config.tls_key)
+    except ssl.SSLError as exc:
+        raise ValueError(f"--tls-cert {config.tls_cert} / --tls-key {config.tls_key}: not a "
+                         f"certificate and its private key ({exc.reason or exc})") from None
+    if config.tls_client_ca is not None:
+        try:  # (an empty file too: NO_CERTIFICATE_OR_CRL_FOUND; every client refused)
+            ctx.load_verify_locations(cafile=config.tls_client_ca)
+        except ssl.SSLError as exc:
+            raise ValueError(f"--tls-client-ca {config.tls_client_ca}: no PEM certificate "
+                             f"({exc.reason or exc})") from None
 
 
 def _reflection_pool() -> Any:

@@ -163,3 +163,23 @@ def test_empty_token_file_is_refused(repo: Path, tmp_path: Path) -> None:
     (tmp_path / "token").write_text("  \n")
     with pytest.raises(ValueError, match="is empty"):
         serve(repo, port=0, poll_interval=0, auth_token_file=tmp_path / "token")
+
+
+def test_tls_files_that_do_not_load_are_named(repo: Path, certs, tmp_path: Path) -> None:
+    cert, key = certs["server"]
+    other_cert, other_key = certs["other"]
+    (tmp_path / "garbage.pem").write_text("not a certificate\n")
+    (tmp_path / "empty.pem").write_text("")
+    cases = [
+        ({"tls_cert": tmp_path / "garbage.pem", "tls_key": key}, "not a certificate and"),
+        ({"tls_cert": cert, "tls_key": other_key}, "not a certificate and"),  # no match
+        ({"tls_cert": key, "tls_key": cert}, "not a certificate and"),        # swapped
+        ({"tls_cert": cert, "tls_key": key, "tls_client_ca": tmp_path / "empty.pem"},
+         "--tls-client-ca .*empty.pem: no PEM certificate"),
+        ({"tls_cert": cert, "tls_key": key, "tls_client_ca": tmp_path / "garbage.pem"},
+         "--tls-client-ca"),
+    ]
+    for options, message in cases:
+        with pytest.raises(ValueError, match=message):
+            serve(repo, port=0, poll_interval=0, **options)
+    assert other_cert.exists()
