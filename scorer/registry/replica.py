@@ -13,6 +13,10 @@ writing each version directory aside and renaming it into place, rewriting the v
 (the newest ``latest`` versions plus every aliased one), and removing what is no longer
 served. It never relies on having seen every notification: after a lost connection it
 reconnects with backoff and compares the event-log head with the last event it applied.
+
+The directory is the replica's own: it marks it (:data:`MARKER`) on first use, refuses a
+non-empty directory without the mark (an operator's model repository or notes given by
+mistake), and only ever removes bundle directories and version policies it writes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -31,9 +36,12 @@ from typing import Any
 
 from ..errors import ModelNotFoundError, NotReadyError
 from ..urls import redact
-from .store import Snapshot, SQLStore, write_bundle_files
+from .store import RegistryError, Snapshot, SQLStore, write_bundle_files
 
 log = logging.getLogger("tablescore.registry")
+
+#: the file that marks a directory as a replica's: only such a directory is ever cleaned up
+MARKER = ".tablescore-replica"
 
 
 class RegistryReplica:
@@ -52,6 +60,12 @@ class RegistryReplica:
         Seconds between heartbeats (what it serves, in the registry's ``ts_replicas``).
     max_backoff_s : float
         Longest wait between reconnection attempts.
+
+    Raises
+    ------
+    RegistryError
+        The repository directory is not empty and carries no :data:`MARKER` (it is not a
+        replica's: the replica would delete what is there), or it cannot be used.
     """
 
     def __init__(self, store: SQLStore, repository: Any, *, replica_id: str | None = None,
@@ -59,13 +73,18 @@ class RegistryReplica:
         self.store = store
         self.repository = repository
         self.root = Path(repository.root)
+        try:
+            _claim(self.root)
+        except BaseException:
+            store.close()  # the caller gets no replica to close
+            raise
         self.replica_id = replica_id or f"{socket.gethostname()}:{os.getpid()}"
         self.heartbeat_s = heartbeat_s
         self.max_backoff_s = max_backoff_s
         #: model -> alias -> version, as of the last applied event
         self.aliases: dict[str, dict[str, str]] = {}
-        #: model -> alias -> the version it named before it last moved: it answers for the
-        #: alias until the new version is ready here (an alias move never fails a request)
+        #: model -> alias -> the version that answered for it when it last moved: it answers
+        #: until the new target is ready here (an alias move never fails a request)
         self.previous: dict[str, dict[str, str]] = {}
         self.last_event = 0
         self.connected = False
@@ -73,6 +92,9 @@ class RegistryReplica:
         self.started_at = time.time()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # sync() and the follower thread both apply: one at a time, or two writers race to
+        # rename the same version directory into place
+        self._apply_lock = threading.Lock()
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> list[Future[None]]:
@@ -121,6 +143,13 @@ class RegistryReplica:
             return False
         return True
 
+    def _answering(self, name: str, alias: str) -> str | None:
+        """The version that answers a request for ``alias`` of ``name`` now, if any."""
+        try:
+            return str(self.resolve(name, alias).version)
+        except (ModelNotFoundError, NotReadyError):
+            return None
+
     def __getattr__(self, name: str) -> Any:
         # views(), view(), load_model(), ...: the repository's own
         return getattr(self.repository, name)
@@ -158,36 +187,48 @@ class RegistryReplica:
         return self._apply(self.store.snapshot())
 
     def _apply(self, snap: Snapshot, *, poll: bool = True) -> list[Future[None]]:
+        with self._apply_lock:
+            return self._apply_locked(snap, poll=poll)
+
+    def _apply_locked(self, snap: Snapshot, *, poll: bool) -> list[Future[None]]:
         wanted = {name: m for name, m in snap.models.items() if _safe_dir(name)}
         for name, m in wanted.items():
             model_dir = self.root / name
             serve = m.served()
             for v in serve:
                 target = model_dir / str(v)
-                if not (target / "manifest.json").is_file():
-                    write_bundle_files(target, self.store.fetch(m.versions[v]))
+                have = _fingerprint(target)
+                if have != m.versions[v]:
+                    # missing, or another bundle under the same number (a registry recreated
+                    # or restored numbers versions anew): the registry's content wins
+                    _replace_bundle(target, self.store.fetch(m.versions[v]))
             config: dict[str, Any] = {"version_policy": {"specific": {"versions": serve}}}
             if m.experiment is not None:
                 config["experiment"] = m.experiment
             _write_if_changed(model_dir / "config.json", config)
             for entry in _entries(model_dir):
-                if entry.is_dir() and entry.name.isdigit() and int(entry.name) not in serve:
+                if entry.name.isdigit() and int(entry.name) not in serve:
                     # the repository keeps a loaded version in memory until its successor
                     # is ready: removing the directory never interrupts requests
-                    shutil.rmtree(entry, ignore_errors=True)
+                    _remove_bundle(entry)
         for entry in _entries(self.root):
-            if entry.is_dir() and not entry.name.startswith(".") and entry.name not in wanted:
-                shutil.rmtree(entry, ignore_errors=True)
+            if not entry.name.startswith(".") and entry.name not in wanted:
+                _remove_model(entry)
         aliases = {name: {a: str(v) for a, v in m.aliases.items()}
                    for name, m in wanted.items()}
         previous = {name: dict(p) for name, p in self.previous.items() if name in aliases}
         for name, now in aliases.items():
             for a, v in now.items():
                 old = self.aliases.get(name, {}).get(a)
-                if old is not None and old != v:
-                    # the repository keeps the old target loaded until every version it
-                    # should serve is ready (or the new one failed): it answers meanwhile
-                    previous.setdefault(name, {})[a] = old
+                if old is None or old == v:
+                    continue
+                # the version answering for the alias now (the old target, or while that is
+                # still loading the fallback before it): the repository keeps it loaded until
+                # every version it should serve is ready, so it answers meanwhile. Nothing
+                # answers: the existing fallback (if any) stays
+                answering = self._answering(name, a)
+                if answering is not None:
+                    previous.setdefault(name, {})[a] = answering
         # scan first: an alias never names a version the repository has not seen
         futures = self.repository.poll() if poll else []
         self.aliases, self.previous = aliases, previous
@@ -220,6 +261,84 @@ def _entries(path: Path) -> Iterator[Path]:
         yield from path.iterdir()
     except OSError:
         return
+
+
+def _claim(root: Path) -> None:
+    """Make ``root`` this replica's directory: create and mark it when new or empty, accept
+    it when marked; refuse anything else (RegistryError naming the directory)."""
+    marker = root / MARKER
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if marker.is_file():
+            return
+        if not root.is_dir():
+            raise RegistryError(f"replica repository '{root}' is not a directory")
+        if any(root.iterdir()):
+            raise RegistryError(
+                f"replica repository '{root}' is not empty and is not a replica's (no "
+                f"{MARKER} file): the replica would delete what is there; give an empty or "
+                f"new directory for --repository")
+        marker.write_text("tablescore registry replica: this directory's content is "
+                          "managed by the replica and removed when the registry drops it\n")
+    except OSError as exc:
+        raise RegistryError(f"replica repository '{root}' cannot be used: {exc}") from exc
+
+
+def _fingerprint(bundle: Path) -> str | None:
+    """The fingerprint in the manifest of the bundle directory ``bundle`` (None: no readable
+    manifest)."""
+    try:
+        fp = json.loads((bundle / "manifest.json").read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return fp if isinstance(fp, str) else None
+
+
+def _replace_bundle(target: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` as the bundle directory ``target``, replacing what is there."""
+    if not os.path.lexists(target):
+        write_bundle_files(target, files)
+        return
+    # the new bundle complete beside the old one first, then two renames: the directory is
+    # missing for an instant only, and the repository keeps the loaded version meanwhile
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    new = target.with_name(f".{target.name}.new-{tag}")
+    old = target.with_name(f".{target.name}.old-{tag}")
+    write_bundle_files(new, files)
+    try:
+        os.rename(target, old)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    os.rename(new, target)
+    if old.is_symlink() or not old.is_dir():
+        old.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_bundle(path: Path) -> None:
+    """Remove a version directory the replica wrote (a bundle: it holds a manifest); anything
+    else under that name is left alone."""
+    if path.is_dir() and not path.is_symlink() and (path / "manifest.json").is_file():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_model(model_dir: Path) -> None:
+    """Remove what the replica wrote for a model it no longer serves (its bundles and version
+    policy), then the directory if that left it empty."""
+    if not model_dir.is_dir() or model_dir.is_symlink():
+        return
+    for entry in _entries(model_dir):
+        if entry.name.isdigit():
+            _remove_bundle(entry)
+    (model_dir / "config.json").unlink(missing_ok=True)
+    try:
+        model_dir.rmdir()
+    except OSError:  # something the replica did not write is there: it stays
+        pass
 
 
 def _safe_dir(name: str) -> bool:
