@@ -192,7 +192,7 @@ def test_export_of_string_columns_without_sample_says_to_pass_one(tmp_path, caps
 def test_a_bug_is_exit_70_with_its_traceback(setup, tmp_path, monkeypatch, capsys):
     bundle, data, _ = setup
 
-    def broken(*args) -> None:
+    def broken(*args, **kwargs) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(batch, "_output_batch", broken)  # a bug in the batch writer
