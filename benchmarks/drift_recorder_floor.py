@@ -1,0 +1,98 @@
+"""What any recorder stage costs a one-row in-process call, beside the drift recorder's:
+``python -m benchmarks.drift_recorder_floor [--rounds 15] [--calls 20000]``.
+
+``Pipeline`` calls of one row on the logistic regression of ``benchmarks.drift`` (30 inputs),
+in rotating order: no recorder; a recorder whose ``record`` does nothing; a minimal one (a
+dictionary lookup by the model's id and the row's bytes appended to a buffer: the least a
+recorder that keeps rows can do in Python); the :class:`~scorer.monitoring.DriftRecorder`
+(its rows counted inside the round). Medians of wall time per call; the ratio to no
+recorder is the throughput the #24 goal (>= 0.95) is about. Results:
+``benchmarks/results/drift-recorder-floor-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .drift import ROOT, _export
+
+
+class _Noop:
+    def record(self, target: Any, request: Any, arrays: Any) -> None:
+        pass
+
+
+class _Minimal:
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.monitors: dict[int, Any] = {}
+
+    def record(self, target: Any, request: Any, arrays: Any) -> None:
+        self.monitors.get(id(target.model))
+        self.buf += request.inputs.tobytes()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--calls", type=int, default=20_000)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+
+    import scorer
+    from scorer.monitoring import DriftRecorder
+    from scorer.pipeline import ModelResolver, Pipeline
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _export(30, 20_000, Path(tmp) / "m", classifier=True)
+        model = scorer.load(Path(tmp) / "m")
+    drift = DriftRecorder(300, queue_rows=1 << 26, queue_requests=1 << 26)
+    minimal = _Minimal()
+    recorders: dict[str, Any] = {"off": None, "noop": _Noop(), "minimal": minimal,
+                                 "drift": drift}
+    pipes = {k: Pipeline(ModelResolver({"m": model}), recorders=[r] if r else [])
+             for k, r in recorders.items()}
+    X = np.random.default_rng(1).normal(size=(1, 30))
+    for pipe in pipes.values():
+        for _ in range(3000):
+            pipe("m", X)
+    names = list(pipes)
+    runs: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(args.rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            pipe = pipes[name]
+            t0 = time.perf_counter()
+            for _ in range(args.calls):
+                pipe("m", X)
+            if name == "drift":
+                drift.drain()
+            minimal.buf.clear()
+            runs[name].append(time.perf_counter() - t0)
+    off = statistics.median(runs["off"])
+    out: dict[str, Any] = {"date": dt.date.today().isoformat(), "rounds": args.rounds,
+                           "calls": args.calls, "us_per_call": {}, "ratio": {}}
+    for k in names:
+        w = statistics.median(runs[k])
+        out["us_per_call"][k] = round(w / args.calls * 1e6, 3)
+        out["ratio"][k] = round(off / w, 3)
+        print(f"{k:>8}: {w / args.calls * 1e6:.3f} us per call, throughput ratio {off / w:.3f}")
+    drift.close()
+    path = args.out or ROOT / "benchmarks" / "results" / \
+        f"drift-recorder-floor-{out['date']}.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
