@@ -8,6 +8,7 @@ import { parquetMetadata, parquetReadObjects } from 'hyparquet'
 import { compressors } from 'hyparquet-compressors'
 import { BundleFormatError, IncompatibleBundleError, IntegrityError } from './errors.mjs'
 import { canonical, parseTyped, plain } from './json.mjs'
+import { validateManifest } from './schema.mjs'
 
 export const FORMAT = 'tablescore-bundle'
 export const READS_MAJOR = 1
@@ -69,28 +70,26 @@ export function readManifest (root) {
     throw new BundleFormatError(`${mpath}: 'format' is not '${FORMAT}'`)
   }
   checkSchemaVersion(typed.get('schema_version')) // the major version first
+  validateManifest(typed, mpath) // scorer/schema/manifest.schema.json
   const manifest = plain(typed)
-  checkShape(manifest, mpath)
+  manifest.tables = manifest.tables ?? {}
+  for (const s of manifest.steps) {
+    s.inputs = s.inputs ?? []
+    s.outputs = s.outputs ?? []
+  }
   return { typed, manifest }
 }
 
-// The key / type rules the scorer relies on (a subset of scorer/schema/manifest.schema.json).
-function checkShape (m, where) {
-  const need = (cond, what) => { if (!cond) throw new BundleFormatError(`${where}: ${what}`) }
-  const isObj = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
-  need(isObj(m.model) && typeof m.model.name === 'string', "'model' must be an object with a string 'name'")
-  for (const key of ['inputs', 'outputs', 'steps']) need(Array.isArray(m[key]), `'${key}' must be an array`)
-  need(isObj(m.tables), "'tables' must be an object")
-  m.inputs.forEach((f, i) => {
-    need(isObj(f) && typeof f.name === 'string', `inputs[${i}].name: must be a string`)
-    need(f.type === undefined || ['double', 'integer', 'string', 'boolean'].includes(f.type), `inputs[${i}].type: must be one of double, integer, string, boolean`)
-  })
-  m.steps.forEach((s, i) => {
-    need(isObj(s) && typeof s.op === 'string', `steps[${i}].op: must be a string`)
-    need(Number.isInteger(s.op_version) && s.op_version >= 0 && s.op_version <= 2 ** 31 - 1, `steps[${i}].op_version: must be integer, not ${JSON.stringify(s.op_version)}`)
-    need(Array.isArray(s.inputs) && Array.isArray(s.outputs), `steps[${i}]: inputs / outputs must be arrays`)
-  })
-  m.outputs.forEach((o, i) => need(isObj(o) && typeof o.name === 'string' && typeof o.kind === 'string', `outputs[${i}]: needs string name and kind`))
+/** `rel` if it is a plain relative path inside a bundle (`tables/x.parquet`): a
+ * BundleFormatError for a non-string or empty path, an absolute path, a `..`, `.` or empty
+ * part, a backslash or a NUL (§1; checked as text, before any file is touched: a symlink in
+ * the bundle cannot make a path that looks inside point outside). */
+export function checkTablePath (rel) {
+  if (typeof rel !== 'string' || rel === '' || rel.startsWith('/') || rel.includes('\\') ||
+      rel.includes('\0') || rel.split('/').some((p) => p === '' || p === '.' || p === '..')) {
+    throw new BundleFormatError(`table path ${JSON.stringify(rel)} is not a plain relative path inside the bundle directory`)
+  }
+  return rel
 }
 
 /** Parquet bytes -> {column: array} (int64 as Number, strings as string / null). */
@@ -121,6 +120,7 @@ export async function parseParquetAsync (buf, rel = '<table>') {
 
 export async function readTableAsync (root, rel, entries, verify = true) {
   if (!Object.hasOwn(entries, rel)) throw new BundleFormatError(`table '${rel}' is referenced but not listed in the manifest`)
+  checkTablePath(rel)
   const rootReal = fs.realpathSync(root)
   const p = path.resolve(rootReal, rel)
   let real

@@ -20,6 +20,20 @@ export function numberFromText (s, field) {
   throw new FieldTypeError(`field '${field}' expects numbers, got ${JSON.stringify(s)} (numbers as text are read as XML Schema's xs:double)`)
 }
 
+/** The category a number (a float, as Python's scorer receives it) names in a string field
+ * (§2.2, scorer/inputs.py _category_text): its text (Python's repr: `8.0`, `1e+16`, `-0.0`);
+ * for a number that is exactly an integer, the integer's text (`8`, `1000000000000000000000`)
+ * when the vocabulary has it and not the repr. */
+export function categoryText (x, vocab) {
+  const s = pyFloatRepr(x)
+  if (vocab.has(s)) return s
+  if (Number.isFinite(x) && Number.isInteger(x)) {
+    const i = BigInt(x).toString() // exact: -0 -> '0', 1e21 -> '1000000000000000000000'
+    if (vocab.has(i)) return i
+  }
+  return s
+}
+
 function rowsList (rows) {
   const shown = rows.slice(0, 5).join(', ')
   const more = rows.length > 5 ? ` and ${rows.length - 5} more` : ''
@@ -71,6 +85,13 @@ export class Model {
       const cols = [o.column, ...(o.columns || [])].filter((c) => c !== undefined && c !== null)
       for (const c of cols) if (!index.has(c)) throw new BundleFormatError(`output '${o.name}' reads unknown column '${c}'`)
       if (o.kind === 'label' && o.rule !== 'argmax' && o.rule !== 'threshold') throw new BundleFormatError(`label rule '${o.rule}' unknown (output '${o.name}')`)
+      if (o.kind === 'label') {
+        const nc = o.rule === 'argmax' ? (Array.isArray(o.columns) ? o.columns.length : -1) : 2
+        if (o.rule === 'argmax' && nc < 0) throw new BundleFormatError(`label output '${o.name}' (rule argmax) has no 'columns'`)
+        if (o.rule === 'threshold' && (o.column === undefined || o.column === null)) throw new BundleFormatError(`label output '${o.name}' (rule threshold) has no 'column'`)
+        if (!Array.isArray(o.classes) || o.classes.length !== nc) throw new BundleFormatError(`label output '${o.name}' needs 'classes', one per ${o.rule === 'argmax' ? 'column' : 'side of the threshold'} (${nc})`)
+      }
+      if (o.kind !== 'label' && (o.column === undefined || o.column === null)) throw new BundleFormatError(`output '${o.name}' (kind ${o.kind}) has no 'column'`)
       const typedClasses = o.kind === 'label' ? typedOutputs[i].get('classes') : null
       return {
         ...o,
@@ -109,7 +130,13 @@ export class Model {
         ws[i * W + j] = x
       }
     })
-    // missing / infinite values the schema refuses, naming the field and rows (§2.2)
+    this._checkValues(ws, n)
+    return ws
+  }
+
+  /** Missing / infinite values the schema refuses, naming the field and rows (§2.2). */
+  _checkValues (ws, n) {
+    const W = this.width
     this.inputs.forEach((f, j) => {
       if (f.missing === 'error') {
         const bad = []
@@ -122,7 +149,6 @@ export class Model {
         if (bad.length) throw new FieldTypeError(`field '${f.name}' has infinite values (${rowsList(bad)}); this model accepts only finite numbers for it`)
       }
     })
-    return ws
   }
 
   _code (f, vocab, v, i) {
@@ -130,12 +156,9 @@ export class Model {
     let s
     if (typeof v === 'string') s = v
     else if (typeof v === 'boolean') s = v ? 'True' : 'False' // Python's str(True)
-    else if (typeof v === 'number' || typeof v === 'bigint') {
-      // a number names the category of its text; an integral one its integer's text (§2.2)
-      const x = Number(v)
-      const cands = Number.isInteger(x) ? [String(v), x.toFixed(1)] : [pyFloatRepr(x)]
-      s = cands.find((c) => vocab.has(c)) ?? cands[cands.length - 1]
-    } else s = String(v)
+    else if (typeof v === 'bigint') s = v.toString() // a Python int: its text
+    else if (typeof v === 'number') s = categoryText(v, vocab)
+    else s = String(v)
     const code = vocab.get(s)
     if (code !== undefined) return code
     if (f.unknown === 'error') {
@@ -208,11 +231,16 @@ export class Model {
   }
 
   /** Score a purely numeric row-major Float64Array (n rows x inputs), no per-value checks
-   * beyond the schema's missing / infinite rules: the fast path for numeric models. */
+   * beyond the schema's missing / infinite rules: the fast path for numeric models (a model
+   * with string inputs is refused: raw numbers are not category codes). */
   scoreMatrix (X, n) {
     const nIn = this.inputs.length; const W = this.width
+    const strings = this.inputs.filter((f) => f.type === 'string').map((f) => `'${f.name}'`)
+    if (strings.length) throw new FieldTypeError(`scoreMatrix takes only numeric models; this model has string input${strings.length > 1 ? 's' : ''} ${strings.join(', ')} (use scoreColumns or predict)`)
+    if (X.length < n * nIn) throw new FieldTypeError(`scoreMatrix: ${X.length} values for ${n} rows of ${nIn} inputs`)
     const ws = new Float64Array(n * W)
     for (let i = 0; i < n; i++) for (let j = 0; j < nIn; j++) ws[i * W + j] = X[i * nIn + j]
+    this._checkValues(ws, n)
     return this._outputs(this.run(ws, n), n)
   }
 
