@@ -210,15 +210,29 @@ class Profile:
 
 # --- building ---------------------------------------------------------------------------------
 def numeric_edges(values: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
-    """Quantile edges of the finite values (rows,): ``quantile(x, linspace(0, 1, bins + 1))``
-    (NumPy's default linear interpolation) with repeated edges dropped; ``[v, v]`` for a
-    constant feature, ``[0, 0]`` for one without finite values. float64 (E,)."""
+    """Bin edges of the finite values (rows,). float64 (E,).
+
+    - A feature of at most ``bins + 1`` distinct values (flags, counts, codes): the values
+      themselves and, after the largest, the next double up, so each value has a bin of its
+      own (the last bin is closed: edges ``[0, 1]`` alone would put 0 and 1 in one bin, and
+      a flag's drift could never show).
+    - Otherwise ``quantile(x, linspace(0, 1, bins + 1))`` (NumPy's linear interpolation; where
+      that overflows, values of the sample) with repeated edges dropped.
+    - ``[0, 0]`` for a feature without finite values.
+    """
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
     if x.size == 0:
         return np.zeros(2)
-    e = np.unique(np.quantile(x, np.linspace(0.0, 1.0, bins + 1)))
-    return np.repeat(e, 2) if e.size == 1 else e
+    distinct = np.unique(x)
+    if distinct.size <= bins + 1:
+        return np.append(distinct, np.nextafter(distinct[-1], np.inf))
+    qs = np.linspace(0.0, 1.0, bins + 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.quantile(x, qs)
+    if not np.isfinite(e).all():  # (max - min beyond the doubles: interpolation overflowed)
+        e = np.quantile(x, qs, method="inverted_cdf")
+    return np.unique(e)
 
 
 def as_numbers(values: Any) -> np.ndarray:
@@ -265,7 +279,7 @@ class CategoryMap:
         import pandas as pd
 
         missing = pd.isna(arr)
-        if not all(isinstance(v, str) for v in arr[~missing][:1]):
+        if not all(isinstance(v, str) for v in arr[~missing]):  # (every value: 1 and "1")
             arr = np.array([None if m else str(v) for v, m in zip(arr, missing, strict=True)],
                            dtype=object)
         out = self._index.get_indexer(arr).astype(np.float64)

@@ -8,6 +8,7 @@ import base64
 import html
 import io
 import json
+import logging
 import math
 import os
 import queue
@@ -26,6 +27,8 @@ from ..files import DataFileError
 from .drift import FeatureDrift, Thresholds, compare_flat
 from .profile import CategoryMap, Profile, count_feature, reference_profile
 
+log = logging.getLogger("tablescore.drift")
+
 #: rows per record batch read from a data file
 BATCH_ROWS = 1 << 16
 #: detailed histograms in the HTML report besides those of features past the warn level
@@ -35,11 +38,15 @@ READ_AHEAD = 2
 
 
 def iter_batches(path: str | os.PathLike[str], batch_rows: int = BATCH_ROWS, *,
-                 columns: Collection[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
+                 columns: Collection[str] | None = None,
+                 types: Mapping[str, str] | None = None) -> Iterator[dict[str, np.ndarray]]:
     """The columns of a CSV or Parquet file, ``batch_rows`` rows at a time (rows,) each:
     numbers as float64 / int64 (missing: NaN), text as objects (missing: None).
 
     ``columns``: read only these (those the file has; the others are left out); None: all.
+    ``types``: column -> the model's field type: a CSV's ``string`` field is read as text
+    (zip codes ``02134`` stay text, not the number 2134) and a number field as float64
+    (not typed by its first block: a ``1.5`` after a million integers is read too).
     """
     import pyarrow as pa
 
@@ -56,7 +63,7 @@ def iter_batches(path: str | os.PathLike[str], batch_rows: int = BATCH_ROWS, *,
             batches: Any = pf.iter_batches(batch_size=batch_rows, columns=(
                 None if columns is None else [c for c in names if c in columns]))
         else:
-            batches = _csv_batches(p, columns)
+            batches = _csv_batches(p, columns, types or {}, batch_rows)
         for batch in batches:
             yield {name: _column(batch.column(i))
                    for i, name in enumerate(batch.schema.names)}
@@ -64,24 +71,58 @@ def iter_batches(path: str | os.PathLike[str], batch_rows: int = BATCH_ROWS, *,
         raise DataFileError(f"cannot read data file '{p}': {exc}") from exc
 
 
-def _csv_batches(p: Path, columns: Collection[str] | None) -> Any:
+def file_columns(path: str | os.PathLike[str]) -> list[str]:
+    """The column names of a CSV (its header) or Parquet file (its schema)."""
+    import pyarrow as pa
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileError(f"data file '{p}' does not exist")
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return list(pq.ParquetFile(p).schema_arrow.names)
+        import pyarrow.csv as pcsv
+
+        r = pcsv.open_csv(p)
+        try:
+            return list(r.schema.names)
+        finally:
+            r.close()
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(f"cannot read data file '{p}': {exc}") from exc
+
+
+def _csv_batches(p: Path, columns: Collection[str] | None, types: Mapping[str, str],
+                 batch_rows: int) -> Any:
+    import pyarrow as pa
     import pyarrow.csv as pcsv
+
+    column_types = {name: pa.string() if t == "string" else pa.float64()
+                    for name, t in types.items()}
 
     def reader(include: list[str] | None) -> Any:
         return pcsv.open_csv(p, read_options=pcsv.ReadOptions(block_size=8 << 20),
                              convert_options=pcsv.ConvertOptions(
                                  null_values=["", "NA", "N/A"], strings_can_be_null=True,
-                                 include_columns=include))
+                                 include_columns=include, column_types=column_types))
+
+    def sliced(r: Any) -> Iterator[Any]:
+        # (a block holds ~8 MB of text: hundreds of thousands of rows, three of them alive at
+        # once with the read-ahead; counted in batch_rows pieces like Parquet's)
+        for b in r:
+            for o in range(0, b.num_rows, batch_rows):
+                yield b.slice(o, batch_rows)
 
     r = reader(None)
-    if columns is None:
-        return r
-    names = r.schema.names
-    keep = [c for c in names if c in columns]
-    if len(keep) == len(names):
-        return r
-    r.close()  # reopened parsing only the wanted columns
-    return reader(keep)
+    if columns is not None:
+        names = r.schema.names
+        keep = [c for c in names if c in columns]
+        if len(keep) != len(names):
+            r.close()  # reopened parsing only the wanted columns
+            r = reader(keep)
+    return sliced(r)
 
 
 def _column(col: Any) -> np.ndarray:
@@ -222,9 +263,23 @@ def count_file(layout: Profile, model: Any, path: str | os.PathLike[str], *,
     the columns the layout or the model uses) and counted with ``threads`` threads (default:
     the CPUs, at most 8). A feature with no column is left without counts.
     """
+    inputs = list(model.bundle.inputs) if model is not None else []
+    if inputs:
+        have = set(file_columns(path))
+        absent = [f.name for f in inputs if f.name not in have]
+        if len(absent) == len(inputs):
+            # (else every feature would read "n/a" and the report say "no drift", exit 0)
+            raise DataFileError(f"data file '{path}' has none of the model's inputs "
+                                f"({', '.join(absent)}); its columns: "
+                                f"{', '.join(sorted(have)) or 'none'}")
+        if absent:
+            log.warning("data file %s lacks the model's inputs %s: they and the outputs are "
+                        "not counted", path, ", ".join(absent))
     counter = FileCounter(layout, model, threads=threads)
     try:
-        for cols in read_ahead(iter_batches(path, batch_rows, columns=counter.columns())):
+        types = {f.name: f.type for f in inputs}
+        for cols in read_ahead(iter_batches(path, batch_rows, columns=counter.columns(),
+                                            types=types)):
             counter.add(cols)
     finally:
         counter.close()
@@ -243,7 +298,8 @@ def read_reference(model: Any, path: str | os.PathLike[str], *, bins: int = 10) 
     """A reference profile from a data file (``--reference``): the file is read whole (its
     quantiles set the bins), its outputs scored by the model."""
     parts: dict[str, list[np.ndarray]] = {}
-    for cols in iter_batches(path, columns={f.name for f in model.bundle.inputs}):
+    for cols in iter_batches(path, columns={f.name for f in model.bundle.inputs},
+                             types={f.name: f.type for f in model.bundle.inputs}):
         for k, v in cols.items():
             parts.setdefault(k, []).append(v)
     columns = {k: np.concatenate(v) for k, v in parts.items()}

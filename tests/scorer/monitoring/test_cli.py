@@ -85,3 +85,42 @@ def test_usage_errors(linear_bundle: Path, tmp_path: Path, args: list[str], code
     monkeypatch.chdir(tmp_path)
     _frame(reference_data(1, 10)).to_csv(tmp_path / "x.csv", index=False)
     assert main(["drift", str(linear_bundle), *args]) == code
+
+
+def test_numeric_looking_category_codes_in_a_csv_are_read_as_text(tmp_path: Path) -> None:
+    """Zip codes '02134' in a CSV: text, as the model and its profile have them (Arrow's
+    guess, the number 2134, showed PSI 11 against identical data)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    import exporters
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"zip": rng.choice(["00501", "02134", "10001"], 3000).astype(object)})
+    y = (df["zip"] == "02134").to_numpy().astype(int) ^ (rng.random(3000) < 0.2)
+    est = make_pipeline(OneHotEncoder(), LogisticRegression()).fit(df, y)
+    exporters.export(est, tmp_path / "zip", sample=df, name="zip")
+    df.to_csv(tmp_path / "same.csv", index=False)
+    code = main(["drift", str(tmp_path / "zip"), "--data", str(tmp_path / "same.csv"),
+                 "--json", str(tmp_path / "r.json")])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and report["max_psi"] < 1e-9, report
+
+
+def test_a_file_with_none_of_the_models_inputs_is_refused(linear_bundle: Path, tmp_path: Path,
+                                                         capsys) -> None:
+    pd.DataFrame({"foo": [1.0, 2.0], "bar": [3.0, 4.0]}).to_csv(tmp_path / "w.csv",
+                                                                 index=False)
+    code = main(["drift", str(linear_bundle), "--data", str(tmp_path / "w.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "has none of the model's inputs (x0, x1, x2, x3)" in err
+
+
+def test_csv_batches_are_batch_rows_long(tmp_path: Path) -> None:
+    from scorer.monitoring.report import iter_batches
+
+    _frame(reference_data(5, n=5000)).to_csv(tmp_path / "c.csv", index=False)
+    sizes = [len(b["x0"]) for b in iter_batches(tmp_path / "c.csv", 1000,
+                                                 types={"x0": "double"})]
+    assert sizes == [1000] * 5

@@ -35,7 +35,7 @@ def test_numeric_bins_equal_reference(seed: int) -> None:
 
 def test_constant_feature_has_one_inner_bin() -> None:
     edges = numeric_edges(np.full(50, 3.0))
-    assert list(edges) == [3.0, 3.0]
+    assert list(edges) == [3.0, np.nextafter(3.0, np.inf)]
     counts = np.zeros(4, np.int64)
     kernels.count_numeric(np.array([3.0, 2.0, 4.0, np.nan, 3.0]), edges, 0, counts)
     assert list(counts) == [1, 1, 2, 1]
@@ -147,3 +147,28 @@ def test_count_batch_equals_numpy_reference(case: tuple) -> None:
     assert np.array_equal(got, want)
     X, cols, V, vstart = args[0], args[1], args[5], args[6]
     assert got.sum() == X.shape[0] * len(cols) + len(V) == vstart[-1] + X.shape[0] * len(cols)
+
+
+def test_a_flag_or_a_count_has_a_bin_per_value() -> None:
+    """Edges [0, 1] alone put 0 and 1 in one (closed) bin: a flag's drift never showed."""
+    rng = np.random.default_rng(0)
+    ref = (rng.random(4000) < 0.1).astype(float)  # 10% ones
+    cur = (rng.random(4000) < 0.9).astype(float)  # 90% ones
+    edges = numeric_edges(ref)
+    assert list(edges) == [0.0, 1.0, np.nextafter(1.0, np.inf)]
+    c_ref, c_cur = (np.zeros(len(edges) + 2, np.int64) for _ in range(2))
+    kernels.count_numeric(ref, edges, 0, c_ref)
+    kernels.count_numeric(cur, edges, 0, c_cur)
+    assert c_ref[2] == (ref == 0).sum() and c_ref[3] == (ref == 1).sum()
+    assert c_cur[2] == (cur == 0).sum() and c_cur[3] == (cur == 1).sum()
+    counts3 = numeric_edges(np.repeat([0.0, 1.0, 2.0], 100))
+    assert list(counts3) == [0.0, 1.0, 2.0, np.nextafter(2.0, np.inf)]
+    # many distinct values: quantiles, as before
+    assert len(numeric_edges(rng.normal(size=1000), bins=10)) == 11
+
+
+def test_edges_stay_finite_where_interpolation_overflows() -> None:
+    x = np.concatenate([np.full(50, -1e308), np.full(50, 1e308), np.linspace(-1, 1, 100)])
+    edges = numeric_edges(x)
+    assert np.isfinite(edges).all() and np.all(np.diff(edges) > 0)
+    assert edges[0] == -1e308 and edges[-1] == 1e308
