@@ -86,6 +86,9 @@ def field_ref(rd: Reader, name: str | None, scope: Scope, el: Element, prog: Pro
     if ent is None:
         raise fail(el, f"refers to field '{name}', which is not defined here")
     if isinstance(ent, Inline):
+        # (each hop through an inlined argument is work too: nested functions whose
+        # arguments refer to arguments once took ~30x the budget before it ran out)
+        prog.charge()
         return expression(rd, ent.el, ent.scope, prog)
     if isinstance(ent, Pending):
         ent = rd.materialize(name, ent)
@@ -241,10 +244,7 @@ def _out_value(rd: Reader, text: str | None, out: Typ, el: Element) -> float:
 def _result_typ(rd: Reader, dtype: str, values: list[str]) -> Typ:
     """The type of a value chosen among ``values`` (strings become a new vocabulary)."""
     if dtype == "string":
-        vocab: list[str] = []
-        for v in values:
-            if v not in vocab:
-                vocab.append(v)
+        vocab = list(dict.fromkeys(values))  # (first occurrences, in order: linear)
         return Typ("string", Col(column="", dtype="string", vocab=vocab))
     return Typ(dtype)
 
@@ -449,7 +449,9 @@ def _apply_body(rd: Reader, el: Element, fn: str, args: list[Element], scope: Sc
                 if out.col is not None and other.col is not None and \
                         other.vocab != out.vocab:
                     # two code spaces: the result's vocabulary is their union
-                    union = list(out.vocab) + [v for v in other.vocab if v not in out.vocab]
+                    known = set(out.vocab)
+                    union = list(out.vocab) + [v for v in dict.fromkeys(other.vocab)
+                                               if v not in known]
                     out = Typ("string", Col("", "string", union))
                     _recoded(rd, then_else[1], scope, prog, other.vocab, union)
                 else:
@@ -479,6 +481,8 @@ def _apply_body(rd: Reader, el: Element, fn: str, args: list[Element], scope: Sc
 #: string functions evaluated over a vocabulary at load time (arguments: value, constants)
 _STRING_FUNCTIONS = ("substring", "lowercase", "uppercase", "trimBlanks", "concat", "replace",
                      "matches")
+#: category text that string functions may make in one document's expression at most
+_MAX_TEXT = 16 << 20
 _MAX_CATEGORIES = 10_000
 
 
@@ -553,11 +557,27 @@ def _string_function(rd: Reader, el: Element, fn: str, args: list[Element], scop
         combos = [(*c, j) for c in combos for j in range(len(vocab_i))]
         if len(combos) > _MAX_CATEGORIES:
             raise fail(el, f"'{fn}' would create more than {_MAX_CATEGORIES} categories")
-    results = [apply(tuple(vocabs[k][j] for k, j in enumerate(c))) for c in combos]
-    vocab: list[str] = []
-    for r in results:
-        if r not in vocab:
-            vocab.append(r)
+    results = []
+    budget = _MAX_TEXT
+    for c in combos:
+        vals = tuple(vocabs[k][j] for k, j in enumerate(c))
+        # the most text this call can make, charged before it is made (a replacement
+        # inserted at every position of a long value, a long constant concatenated to
+        # every category: a 99 KB document once made a gigabyte)
+        if fn == "replace":
+            most = len(vals[0]) + (len(vals[0]) + 1) * len(consts[2] or "")
+        elif fn == "concat":
+            it = iter(vals)
+            most = sum(len(next(it)) if k is None else len(k) for k in consts)
+        else:
+            most = len(vals[0]) + 5
+        budget -= most
+        if budget < 0:
+            raise fail(el, f"'{fn}' would make more than {_MAX_TEXT >> 20} MiB of category "
+                           "text")
+        results.append(apply(vals))
+    position = {r: i for i, r in enumerate(dict.fromkeys(results))}
+    vocab = list(position)
 
     def key() -> None:  # mixed-radix index of the argument codes (NaN if any is missing)
         stride = 1.0
@@ -582,7 +602,7 @@ def _string_function(rd: Reader, el: Element, fn: str, args: list[Element], scop
         key()
         prog.const(float(i))
         prog.emit("EQ")
-        prog.const(float(vocab.index(r)))
+        prog.const(float(position[r]))
     prog.const(-1.0)
     for _ in results:
         prog.emit("IF")
@@ -691,7 +711,8 @@ def _recoded(rd: Reader, el: Element, scope: Scope, prog: Program, src: list[str
 
     IF(e == i, dst.index(src[i]), ...) for every code that moves; ``e`` is pure, so
     evaluating it once per test is only a cost."""
-    moves = [(i, dst.index(v)) for i, v in enumerate(src) if dst.index(v) != i]
+    first = {v: j for j, v in reversed(list(enumerate(dst)))}  # (dst.index, in O(1))
+    moves = [(i, first[v]) for i, v in enumerate(src) if first[v] != i]
     for i, j in moves:
         expression(rd, el, scope, prog)
         prog.const(float(i))

@@ -51,18 +51,36 @@ class Col:
     #: valid Values are enforced, invalidValueTreatment='returnInvalid'), else None
     closed: list[float] | None = None
 
+    #: category -> first position in ``vocab`` / in ``extra``, for the entries indexed so
+    #: far (a dictionary: a document of N categories compared N times cost O(N^2) with
+    #: ``list.index``, tens of seconds for 80k categories)
+    _pos: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _extra_pos: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _indexed: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
+
     def code(self, s: str) -> float:
         """Code of category ``s``."""
-        assert self.vocab is not None
-        try:
-            return float(self.vocab.index(s))
-        except ValueError:
-            if self.growable:
-                self.vocab.append(s)
-                return float(len(self.vocab) - 1)
-            if s not in self.extra:
-                self.extra.append(s)
-            return -2.0 - self.extra.index(s)
+        vocab = self.vocab
+        assert vocab is not None
+        seen_id, n = self._indexed
+        if seen_id != id(vocab) or n > len(vocab):  # (another list, or one cut short)
+            self._pos, n = {}, 0
+        for i in range(n, len(vocab)):  # entries appended since (the first one wins)
+            self._pos.setdefault(vocab[i], i)
+        self._indexed = (id(vocab), len(vocab))
+        i = self._pos.get(s)
+        if i is not None:
+            return float(i)
+        if self.growable:
+            vocab.append(s)
+            self._pos[s] = len(vocab) - 1
+            self._indexed = (id(vocab), len(vocab))
+            return float(len(vocab) - 1)
+        j = self._extra_pos.get(s)
+        if j is None:
+            self.extra.append(s)
+            j = self._extra_pos[s] = len(self.extra) - 1
+        return -2.0 - j
 
 
 @dataclass

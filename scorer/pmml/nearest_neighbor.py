@@ -114,7 +114,8 @@ def nearest_neighbor_model(rd: Reader, el: Element, scope: Scope, res: Result) -
                 raise ValueError
         except ValueError:  # text ids: codes into their vocabulary
             id_vocab = list(dict.fromkeys(raw))
-            inst["id"] = np.array([float(id_vocab.index(v)) for v in raw])
+            id_code = {v: i for i, v in enumerate(id_vocab)}  # (list.index: O(n^2))
+            inst["id"] = np.array([float(id_code[v]) for v in raw])
     targets = _targets(el)
     if res.function == "classification" and len(targets) != 1:
         raise fail(el, f"{len(targets)} target fields: a classification needs exactly one")

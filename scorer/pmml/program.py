@@ -43,13 +43,18 @@ class Program:
     def __len__(self) -> int:
         return len(self.opcode)
 
-    def emit(self, name: str, arg: int = 0, value: float = 0.0) -> None:
+    def charge(self) -> None:
+        """Count one unit of compile work against the document's budget (an instruction, or
+        a step of inlining that emits none)."""
         self.budget.left -= 1
         if self.budget.left < 0:
             from .fields import PMMLError
 
             raise PMMLError(f"PMML: the document's expressions expand to more than "
                             f"{MAX_INSTRUCTIONS} instructions")
+
+    def emit(self, name: str, arg: int = 0, value: float = 0.0) -> None:
+        self.charge()
         self.opcode.append(OPCODES[name])
         self.arg.append(int(arg))
         self.value.append(float(value))

@@ -158,6 +158,8 @@ class Reader:
                     "have yet)" if dtype and dtype.startswith(("date", "time")) else ""))
             valid, missing_vals = [], []
             for v in df.findall("Value"):
+                if v.get("value") is None:  # (every later reader of Values relies on it)
+                    raise fail(v, "has no 'value' attribute")
                 prop = v.get("property", "valid")
                 if prop == "valid":
                     valid.append(v.get("value"))
@@ -866,6 +868,8 @@ class Reader:
             counts = [attr_number(sd, "recordCount", "0") for sd in sds]
             denom = number(total, node, "recordCount") if total is not None else sum(counts)
             for sd, cnt in zip(sds, counts, strict=True):
+                if sd.get("value") is None:
+                    raise fail(sd, "has no 'value' attribute")
                 i = int(index_of(sd.get("value"), sd))
                 p = sd.get("probability")
                 probs[i] = number(p, sd, "probability") if p is not None else (
@@ -1533,6 +1537,9 @@ def build(root: Element, *, name: str) -> Bundle:
             outputs.append(label_output(oname, col.column, ["false", "true"], "boolean"))
         else:
             outputs.append(Output(name=oname, kind="transformed", column=col.column))
+    if not outputs:  # (the document's fault, not the graph builder's)
+        raise fail(m, "defines no outputs: no target field in its MiningSchema and no "
+                      "OutputField")
     g.outputs = outputs
     g.task = res.function if res.function in ("regression", "classification") else (
         "classification" if res.function == "clustering" and res.label is not None

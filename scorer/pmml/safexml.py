@@ -21,6 +21,9 @@ from ..errors import BundleFormatError
 MAX_BYTES = 64 * 1024 * 1024
 #: deepest accepted element nesting (PMML trees nest one element per tree level)
 MAX_DEPTH = 2000
+#: most elements accepted (each costs ~450 bytes in memory: a 64 MB document of empty
+#: elements would have held ~5 GB; a 500-tree forest of 2,000-node trees has ~3M)
+MAX_ELEMENTS = 4_000_000
 
 
 class PMMLSecurityError(BundleFormatError):
@@ -93,6 +96,7 @@ def parse_bytes(data: bytes, *, max_depth: int = MAX_DEPTH) -> Element:
         return 0
 
     names: dict[str, str] = {}  # qualified name -> local name (few distinct names)
+    count = [0]  # elements so far
 
     def local(name: str) -> str:
         loc = names.get(name)
@@ -101,6 +105,10 @@ def parse_bytes(data: bytes, *, max_depth: int = MAX_DEPTH) -> Element:
         return loc
 
     def start(name: str, attrs: dict[str, str]) -> None:
+        count[0] += 1
+        if count[0] > MAX_ELEMENTS:
+            raise PMMLSecurityError(f"PMML document line {p.CurrentLineNumber}: more than "
+                                    f"{MAX_ELEMENTS:,} elements")
         if len(stack) >= max_depth:
             raise PMMLSecurityError(f"PMML document line {p.CurrentLineNumber}: elements "
                                     f"nest deeper than {max_depth} levels")

@@ -107,6 +107,8 @@ def _instance(vi: Element, nf: int) -> np.ndarray:
             raise fail(a, f"declares n={n} entries but holds {v.size}")
     elif a.tag in ("REAL-SparseArray", "INT-SparseArray"):
         n = integer(a.get("n", str(nf)), a, "n")
+        if n != nf:  # (checked before allocating: n is the document's word)
+            raise fail(a, f"declares n={n} entries for {nf} vector fields")
         v = np.full(n, _number(a, "defaultValue", "0"))
         idx_el = a.find("Indices")
         ent_el = a.find("REAL-Entries" if a.tag == "REAL-SparseArray" else "INT-Entries")
