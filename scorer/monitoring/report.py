@@ -240,10 +240,18 @@ class FileCounter:
                 outputs = scored.result() if scored is not None else self.model.score_arrays(
                     {c: cols[c] for c in self.inputs})
             except InputError as exc:
-                # a batch the model refuses (a missing value it does not accept, ...): its
-                # inputs are counted (a missing-value bin filling up is drift too), its
-                # outputs cannot be
-                self.unscored += len(next(iter(cols.values())))
+                # a batch holding rows the model refuses (a missing value it does not
+                # accept, ...): the refused rows found by halving, the others scored and
+                # their outputs counted; every row's inputs are counted (a missing-value bin
+                # filling up is drift too)
+                from ..batch import score_isolating
+
+                n = len(next(iter(cols.values())))
+                arrays, good, _ = score_isolating(
+                    lambda inp, _n: self.model.score_arrays(inp),
+                    {c: cols[c] for c in self.inputs}, n)
+                outputs = arrays or {}
+                self.unscored += int(n - good.sum())
                 self.unscored_reason = self.unscored_reason or str(exc)
         src = {**outputs, **cols}
         self._run([(i, src[feats[i].name]) for i in range(self.n_inputs, len(feats))

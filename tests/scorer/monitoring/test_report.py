@@ -81,30 +81,30 @@ def test_read_ahead_stops_its_thread_when_the_consumer_stops() -> None:
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_batches_the_model_refuses_count_their_inputs_only(linear_bundle: Path,
+def test_rows_the_model_refuses_count_their_inputs_only(linear_bundle: Path,
                                                            tmp_path: Path, capsys,
                                                            threads: int) -> None:
     model = scorer.load(linear_bundle)
     layout = Profile.from_json(model.bundle.drift_reference)
     X = reference_data(21, 5000)
-    X[:5, 1] = np.nan  # this model does not accept missing values: batch 0 is refused
+    X[:5, 1] = np.nan  # this model does not accept missing values: 5 rows of batch 0
     X[5, 2] = 50.0  # above the reference range
     _frame(X).to_parquet(tmp_path / "cur.parquet")
     counter = count_file(layout, model, tmp_path / "cur.parquet", batch_rows=700,
                          threads=threads)
     cols = {f"x{j}": X[:, j] for j in range(4)}
-    scored = {k: v[700:] for k, v in cols.items()}
+    scored = {k: v[5:] for k, v in cols.items()}  # the batch's other rows are scored
     expected = count_columns(layout, cols, {})
     expected += count_columns(layout, {}, model.score_arrays(scored))
     assert counter.rows == 5000 and np.array_equal(counter.counts, expected)
-    assert counter.unscored == 700 and "missing values" in counter.unscored_reason
+    assert counter.unscored == 5 and "missing values" in counter.unscored_reason
     code = main(["drift", str(linear_bundle), "--data", str(tmp_path / "cur.parquet"),
                  "--json", str(tmp_path / "r.json"), "--batch-rows", "700"])
     report = json.loads((tmp_path / "r.json").read_text())
-    assert code == 0 and report["unscored_rows"] == 700
+    assert code == 0 and report["unscored_rows"] == 5
     missing = next(f for f in report["features"] if f["name"] == "x1")
     assert missing["current"][0] == 5  # the missing bin
-    assert "outputs of 700 of 5000 rows not counted" in capsys.readouterr().err
+    assert "outputs of 5 of 5000 rows not counted" in capsys.readouterr().err
 
 
 def test_file_counts_with_scored_outputs_equal_whole_columns(linear_bundle: Path,
