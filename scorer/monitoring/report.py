@@ -39,7 +39,8 @@ READ_AHEAD = 2
 
 def iter_batches(path: str | os.PathLike[str], batch_rows: int = BATCH_ROWS, *,
                  columns: Collection[str] | None = None,
-                 types: Mapping[str, str] | None = None) -> Iterator[dict[str, np.ndarray]]:
+                 types: Mapping[str, str] | None = None,
+                 empty_text: Collection[str] = ()) -> Iterator[dict[str, np.ndarray]]:
     """The columns of a CSV or Parquet file, ``batch_rows`` rows at a time (rows,) each:
     numbers as float64 / int64 (missing: NaN), text as objects (missing: None).
 
@@ -47,6 +48,8 @@ def iter_batches(path: str | os.PathLike[str], batch_rows: int = BATCH_ROWS, *,
     ``types``: column -> the model's field type: a CSV's ``string`` field is read as text
     (zip codes ``02134`` stay text, not the number 2134) and a number field as float64
     (not typed by its first block: a ``1.5`` after a million integers is read too).
+    ``empty_text``: string fields whose empty CSV cell is the category ``""`` (a field whose
+    vocabulary holds it, as the model reads it), not a missing value.
     """
     import pyarrow as pa
 
@@ -63,7 +66,7 @@ def iter_batches(path: str | os.PathLike[str], batch_rows: int = BATCH_ROWS, *,
             batches: Any = pf.iter_batches(batch_size=batch_rows, columns=(
                 None if columns is None else [c for c in names if c in columns]))
         else:
-            batches = _csv_batches(p, columns, types or {}, batch_rows)
+            batches = _csv_batches(p, columns, types or {}, batch_rows, set(empty_text))
         for batch in batches:
             yield {name: _column(batch.column(i))
                    for i, name in enumerate(batch.schema.names)}
@@ -94,24 +97,42 @@ def file_columns(path: str | os.PathLike[str]) -> list[str]:
         raise DataFileError(f"cannot read data file '{p}': {exc}") from exc
 
 
+_NULL_TEXT = ["", "NA", "N/A"]
+
+
 def _csv_batches(p: Path, columns: Collection[str] | None, types: Mapping[str, str],
-                 batch_rows: int) -> Any:
+                 batch_rows: int, empty_text: set[str]) -> Any:
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
     column_types = {name: pa.string() if t == "string" else pa.float64()
                     for name, t in types.items()}
+    # text cells are kept as text here (Arrow's null markers apply to every string column
+    # alike), then made missing per column below
+    nulls = pa.array(_NULL_TEXT)
+    nulls_but_empty = pa.array(_NULL_TEXT[1:])
 
     def reader(include: list[str] | None) -> Any:
         return pcsv.open_csv(p, read_options=pcsv.ReadOptions(block_size=8 << 20),
                              convert_options=pcsv.ConvertOptions(
-                                 null_values=["", "NA", "N/A"], strings_can_be_null=True,
+                                 null_values=_NULL_TEXT, strings_can_be_null=False,
                                  include_columns=include, column_types=column_types))
+
+    def missing_marked(b: Any) -> Any:
+        cols = []
+        for name, col in zip(b.schema.names, b.columns, strict=True):
+            if pa.types.is_string(col.type):
+                marks = nulls_but_empty if name in empty_text else nulls
+                col = pc.if_else(pc.is_in(col, value_set=marks), pa.scalar(None, col.type), col)
+            cols.append(col)
+        return pa.RecordBatch.from_arrays(cols, names=b.schema.names)
 
     def sliced(r: Any) -> Iterator[Any]:
         # (a block holds ~8 MB of text: hundreds of thousands of rows, three of them alive at
         # once with the read-ahead; counted in batch_rows pieces like Parquet's)
         for b in r:
+            b = missing_marked(b)
             for o in range(0, b.num_rows, batch_rows):
                 yield b.slice(o, batch_rows)
 
@@ -286,8 +307,9 @@ def count_file(layout: Profile, model: Any, path: str | os.PathLike[str], *,
     counter = FileCounter(layout, model, threads=threads)
     try:
         types = {f.name: f.type for f in inputs}
+        empty = {f.name for f in inputs if "" in (f.categories or ())}
         for cols in read_ahead(iter_batches(path, batch_rows, columns=counter.columns(),
-                                            types=types)):
+                                            types=types, empty_text=empty)):
             counter.add(cols)
     finally:
         counter.close()
@@ -306,8 +328,10 @@ def read_reference(model: Any, path: str | os.PathLike[str], *, bins: int = 10) 
     """A reference profile from a data file (``--reference``): the file is read whole (its
     quantiles set the bins), its outputs scored by the model."""
     parts: dict[str, list[np.ndarray]] = {}
-    for cols in iter_batches(path, columns={f.name for f in model.bundle.inputs},
-                             types={f.name: f.type for f in model.bundle.inputs}):
+    inputs = model.bundle.inputs
+    for cols in iter_batches(path, columns={f.name for f in inputs},
+                             types={f.name: f.type for f in inputs},
+                             empty_text={f.name for f in inputs if "" in (f.categories or ())}):
         for k, v in cols.items():
             parts.setdefault(k, []).append(v)
     columns = {k: np.concatenate(v) for k, v in parts.items()}
