@@ -126,6 +126,9 @@ class VersionPolicy:
                              '{"all": {}}, {"specific": {"versions": [...]}}')
         kind, body = next(iter(d.items()))
         body = body or {}
+        if not isinstance(body, dict):  # ({"specific": [1]}: refused, not an AttributeError)
+            raise ValueError(f"version_policy.{kind} must be an object, e.g. "
+                             '{"specific": {"versions": [1, 2]}}')
         if kind == "latest":
             n = body.get("num_versions", 1)
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -383,6 +386,9 @@ def _scan_model_dir(model_dir: Path) -> _DiskModel:
             error = f"{CONFIG}: nested too deeply"
         except (OSError, ValueError) as exc:
             error = f"{CONFIG}: {exc}"
+        except Exception as exc:  # (any other surprise in a config is the config's fault:
+            # the previous policy stays in force, the directory is still followed)
+            error = f"{CONFIG}: {type(exc).__name__}: {exc}"
     return _DiskModel(versions, pending, policy, error, config=config)
 
 
@@ -728,9 +734,20 @@ class Repository:
                     "event": "config_invalid", "model": st.name, "error": dm.policy_error})
             st.policy_error = dm.policy_error
             return
+        policy = dm.policy or VersionPolicy()
+        if st.has_policy and dm.versions and not policy.select(dm.versions):
+            # (a typo such as "specific": {"versions": [9]} would unload every version: kept
+            # as an invalid config is, the previous policy goes on serving)
+            error = (f"{CONFIG}: version policy {policy.describe()} selects none of the "
+                     f"versions on disk ({', '.join(sorted(dm.versions, key=int))})")
+            if error != st.policy_error:
+                log.warning("bad model config; keeping the previous version policy", extra={
+                    "event": "config_invalid", "model": st.name, "error": error})
+            st.policy_error = error
+            return
         st.policy_error = None
         st.has_policy = True
-        st.policy = dm.policy or VersionPolicy()
+        st.policy = policy
         if dm.config != st.config:  # a new object only on change: stages cache by identity
             st.config = dm.config
 
@@ -739,7 +756,13 @@ class Repository:
 
         Call with ``self._lock`` held, then :meth:`_publish`.
         """
-        cands = st.disk.versions
+        cands = dict(st.disk.versions)
+        for v in st.disk.pending:
+            lv = st.loaded.get(v)
+            if lv is not None and v not in cands:
+                # its directory is being written again in place (no manifest yet): what is
+                # loaded goes on answering for it until the new files load (or it is deleted)
+                cands[v] = _DiskVersion(lv.path, lv.stamp)
         target = [] if st.unloaded or st.blocked() else st.policy.select(cands)
         started = []
         for v in target:

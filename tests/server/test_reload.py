@@ -239,6 +239,72 @@ def test_version_policy_parsing() -> None:
     assert VersionPolicy.from_json({"specific": {"versions": [1, 3]}}).select(
         ["1", "2", "3"]) == ["1", "3"]
     for bad in ({"latest": {"num_versions": 0}}, {"newest": {}}, {"specific": {}},
-                {"all": {}, "latest": {}}, []):
+                {"all": {}, "latest": {}}, [], {"specific": [1]}, {"latest": 2}):
         with pytest.raises(ValueError):
             VersionPolicy.from_json(bad)
+
+
+def _hammer(client: tc.InferenceServerClient, stop: threading.Event, errors: list,
+            versions: set) -> None:
+    while not stop.is_set():
+        try:
+            versions.add(infer_matrix(client, "iris", np.zeros((1, 4))).get_response()
+                         .model_version)
+        except InferenceServerException as exc:
+            errors.append(str(exc))
+
+
+def test_a_policy_of_the_wrong_shape_or_selecting_nothing_keeps_the_model_served(
+        repo: Path, live, bundles) -> None:
+    """config.json edits that are mistakes: the previous policy goes on serving, and the
+    directory is still followed (a list body froze the model: new versions never loaded,
+    deleted ones served on; a policy naming no version on disk unloaded everything)."""
+    _, client = live
+    publish(bundles["iris_v2"].path, repo, "iris", 2)
+    wait_for(lambda: client.is_model_ready("iris", "2"), what="version 2")
+    stop, errors, versions = threading.Event(), [], set()
+    t = threading.Thread(target=_hammer, args=(client, stop, errors, versions))
+    t.start()
+    try:
+        for bad in ({"specific": [1]}, {"specific": {"versions": [9]}}):
+            (repo / "iris" / "config.json").write_text(json.dumps({"version_policy": bad}))
+            wait_for(lambda: "version policy" in " ".join(
+                r for _, r in states(client, "iris").values()) or "config" in " ".join(
+                r for _, r in states(client, "iris").values()), what="the config refused")
+            time.sleep(3 * POLL)
+        publish(bundles["iris"].path, repo, "iris", 3)  # still followed
+        wait_for(lambda: client.is_model_ready("iris", "3"), what="version 3")
+    finally:
+        stop.set()
+        t.join()
+    assert errors == [] and {"2", "3"} <= versions
+
+
+def test_the_only_version_written_again_in_place_answers_meanwhile(
+        repo: Path, live, bundles) -> None:
+    """rm -r iris/1; mkdir iris/1; copy the files (manifest last): version 1 as loaded
+    answers until the new files load (it was unloaded at once: every request failed)."""
+    _, client = live
+    stop, errors, versions = threading.Event(), [], set()
+    t = threading.Thread(target=_hammer, args=(client, stop, errors, versions))
+    t.start()
+    try:
+        time.sleep(0.2)
+        target = repo / "iris" / "1"
+        shutil.rmtree(target)
+        target.mkdir()
+        src = bundles["iris_v2"].path
+        for f in sorted(src.rglob("*")):
+            if f.is_file() and f.name != "manifest.json":
+                (target / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(f, target / f.relative_to(src))
+        time.sleep(5 * POLL)  # polls while the directory has no manifest
+        shutil.copy(src / "manifest.json", target / "manifest.json")
+        X = bundles["iris"].X[:3]
+        want = bundles["iris_v2"].est.predict_proba(X)
+        wait_for(lambda: np.allclose(infer_matrix(client, "iris", X).as_numpy(
+            "probability(1)"), want[:, 1]), what="the new files served")
+    finally:
+        stop.set()
+        t.join()
+    assert errors == [] and versions == {"1"}
