@@ -937,15 +937,26 @@ class Repository:
                     st.unloaded = False
                     st.failed.clear()  # an explicit load retries failed versions
         self.poll()
-        with self._lock:
-            st = self._models.get(name)
-            pending = [f for _, f in st.loading.values()] if st else []
-        if pending:
-            wait_futures(pending, timeout=timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # (a load the watcher superseded, its files having changed, ends early: the new
+            # one is waited for too, until none of this model's loads is in progress)
+            with self._lock:
+                st = self._models.get(name)
+                pending = [f for _, f in st.loading.values() if not f.done()] if st else []
+            if not pending or self._closed:
+                break
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            wait_futures(pending, timeout=left)
         if self._closed:
             raise RepositoryClosedError("the server is shutting down; the load was abandoned")
         view = self.view(name)
         if view.default is None:
+            if pending:  # still loading when the wait ended: not a failure (UNAVAILABLE)
+                raise NotReadyError(f"model '{name}' is still loading: "
+                                    f"{view.why_not_ready()}; ask again later")
             raise BundleError(f"model '{name}' failed to load: {view.why_not_ready()}")
         return view
 

@@ -70,3 +70,30 @@ def test_load_waiters_must_be_positive(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="load_waiters"):
         ServerConfig(repository=tmp_path, load_waiters=0)
+
+
+def test_a_load_superseded_while_waited_for_is_waited_for_again(tmp_path: Path, bundles,
+                                                                monkeypatch) -> None:
+    """RepositoryModelLoad while the version's files change: the watcher starts a new load
+    (the first ends early); the caller waits for the new one and gets the model, not
+    FAILED_PRECONDITION 'failed to load: version 1: loading'."""
+    import os
+
+    publish(bundles["iris"].path, tmp_path, "iris", 1)
+    with serve(tmp_path, port=0, poll_interval=0.1, threads=2, ready_timeout=60) as handle:
+        client = tc.InferenceServerClient(handle.address)
+        client.unload_model("iris")
+        monkeypatch.setattr(repository, "_DEBUG_LOAD_DELAY_S", 1.0, raising=False)
+        manifest = tmp_path / "iris" / "1" / "manifest.json"
+
+        def touch() -> None:
+            time.sleep(0.4)
+            st = manifest.stat()
+            os.utime(manifest, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+        t = threading.Thread(target=touch)
+        t.start()
+        client.load_model("iris", client_timeout=30)  # no exception: it waited for the reload
+        t.join()
+        assert client.is_model_ready("iris", "1")
+        client.close()
