@@ -22,7 +22,9 @@ def expected_outputs(est: Any, X: Any, outputs: list[Output]) -> dict[str, np.nd
     if type(est).__module__.startswith("xgboost") and type(est).__name__ == "Booster":
         import xgboost  # a raw Booster predicts on a DMatrix only
 
-        X = xgboost.DMatrix(X)
+        # (enable_categorical: a Booster trained on pandas category columns needs it to
+        # predict; numeric data reads the same)
+        X = xgboost.DMatrix(X, enable_categorical=True)
 
     def call(method: str) -> np.ndarray:
         if method not in cache:

@@ -123,6 +123,8 @@ class Model:
                                                 dtype=np.int64))
         self._label = next((o for o in self._outputs if o.kind == "label"), None)
         self._value = next((o for o in self._outputs if o.kind == "value"), None)
+        #: positions of every value output (several targets: predict returns them all)
+        self._value_cols = [o.column for o in self._outputs if o.kind == "value"]
         # every label output, with what it needs precomputed (a model may have several:
         # PMML with two targets, or a categorical output field)
         self._label_rules: dict[str, tuple[str, Any, float, np.ndarray]] = {}
@@ -386,10 +388,13 @@ class Model:
 
     # --- sklearn-like API ---------------------------------------------------------------------
     def predict(self, X: Any, *, reference: bool = False) -> np.ndarray:
-        """Labels (classifiers) or values (regressors), shape (n_rows,)."""
+        """Labels (classifiers) or values (regressors): shape (n_rows,), or (n_rows,
+        n_targets) for a model of several value outputs, as the original's ``predict``."""
         res, _ = self._run(X, reference=reference)
         if self._label is not None:
             return self._labels(res)
+        if len(self._value_cols) > 1:
+            return res[:, [self._pos[c] for c in self._value_cols]]
         if self._value is not None:
             return res[:, self._pos[self._value.column]].copy()
         raise AttributeError(f"model '{self.display_name}' has no predicted value or label output")

@@ -344,3 +344,20 @@ def test_raw_booster_exports_with_verification_rows(tmp_path) -> None:
     assert model.bundle.verification is not None
     np.testing.assert_allclose(model.predict(X), booster.predict(xgb.DMatrix(X)),
                                rtol=1e-6, atol=1e-6)
+
+
+def test_raw_booster_on_pandas_category_columns(tmp_path) -> None:
+    """A Booster trained with enable_categorical on a category column: exported (computing
+    its reference outputs needed a DMatrix that allows categories) and scoring as it does."""
+    rng = np.random.default_rng(7)
+    df = pd.DataFrame({"n": rng.normal(size=600),
+                       "s": pd.Categorical(rng.choice(["a", "b", "c", "d"], 600))})
+    df.loc[df.index[::17], "s"] = np.nan
+    y = ((df["n"] > 0) ^ (df["s"] == "b")).astype(int)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 3, "nthread": 1},
+                        xgb.DMatrix(df, y, enable_categorical=True), 15)
+    exporters.export(booster, tmp_path / "b", sample=df)
+    model = scorer.load(tmp_path / "b")
+    np.testing.assert_allclose(model.predict(df),
+                               booster.predict(xgb.DMatrix(df, enable_categorical=True)),
+                               rtol=1e-6, atol=1e-6)

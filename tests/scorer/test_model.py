@@ -294,3 +294,14 @@ def test_serial_scoring_refuses_a_row_as_the_default_does(tmp_path):
         errors.append(str(exc.value))
     assert errors[0] == errors[1]
     assert str(model._chunk_rows + 3) in errors[0]
+
+
+def test_predict_of_several_targets_returns_them_all(tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    est = LinearRegression().fit(X, np.c_[X[:, 0], 10 + X[:, 1]])
+    exporters.export(est, tmp_path / "m", sample=X)
+    got = scorer.load(tmp_path / "m").predict(X)
+    assert got.shape == (60, 2)  # the second target was dropped silently
+    np.testing.assert_allclose(got, est.predict(X), rtol=1e-12, atol=1e-12)
