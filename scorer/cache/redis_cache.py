@@ -21,6 +21,8 @@ from .metrics import CacheMetrics
 Arrays = dict[str, np.ndarray]
 
 DEFAULT_TTL = 3600
+#: largest entry stored, in MB (?max_entry_mb=)
+DEFAULT_MAX_ENTRY_MB = 8.0
 DEFAULT_TIMEOUT = 0.3
 
 
@@ -70,7 +72,8 @@ class RedisCache:
     Parameters
     ----------
     url : str
-        ``redis://host:port/db`` (``?ttl=SECONDS``, ``?timeout=SECONDS``).
+        ``redis://host:port/db`` (``?ttl=SECONDS``, ``?timeout=SECONDS``, ``?max_entry_mb=MB``:
+        an entry larger than this is not stored, default :data:`DEFAULT_MAX_ENTRY_MB`).
     timeout : float, optional
         Socket timeout: a cache slower than this is skipped (the request is scored).
     """
@@ -84,6 +87,15 @@ class RedisCache:
         self.url = url
         q = parse_qs(urlsplit(url).query)
         self.ttl = int(q["ttl"][0]) if "ttl" in q else DEFAULT_TTL
+        try:
+            mb = float(q["max_entry_mb"][0]) if "max_entry_mb" in q else DEFAULT_MAX_ENTRY_MB
+        except ValueError:
+            raise ValueError(f"--cache {url.split('?')[0]}: max_entry_mb must be a number of "
+                             "megabytes") from None
+        if not mb > 0:
+            raise ValueError("--cache: max_entry_mb must be positive")
+        #: bytes an entry may take (a 400k-row request's outputs stored ~68 MB for the TTL)
+        self.max_entry = int(mb * 1024 * 1024)
         if timeout is None:
             timeout = float(q["timeout"][0]) if "timeout" in q else DEFAULT_TIMEOUT
         self.metrics = metrics if metrics is not None else CacheMetrics("redis")
@@ -120,8 +132,13 @@ class RedisCache:
             key = request_key(target, request)
         except Uncacheable:
             return
+        if len(key) + sum(np.asarray(a).nbytes for a in arrays.values()) > self.max_entry:
+            return  # (estimated before encoding: large batches are not what a cache is for)
+        blob = encode(key, arrays)
+        if len(blob) > self.max_entry:
+            return
         try:
-            self._r.set(self._name(key), encode(key, arrays), ex=self.ttl)
+            self._r.set(self._name(key), blob, ex=self.ttl)
         except Exception:
             self.metrics.error()
             raise

@@ -207,3 +207,19 @@ def test_the_server_keeps_a_cache_urls_own_timeout() -> None:
             assert c._r.connection_pool.connection_kwargs["socket_timeout"] == want  # type: ignore[attr-defined]
         finally:
             c.close()  # type: ignore[attr-defined]
+
+
+def test_redis_entries_larger_than_the_bound_are_not_stored() -> None:
+    c = open_cache(redis_db() + "?max_entry_mb=0.01")  # 10 KB
+    t = _Target(uuid.uuid4().hex)
+    small, big = _req(np.ones((2, 2))), _req(np.ones((4000, 2)))
+    try:
+        c.put(t, small, {"y": np.zeros(2)})
+        c.put(t, big, {"y": np.zeros(4000)})  # 32 KB of outputs: scored, not kept
+        assert c.get(t, small) is not None and c.get(t, big) is None
+        assert not c._r.exists(c._name(request_key(t, big)))  # type: ignore[attr-defined]
+    finally:
+        c._r.delete(c._name(request_key(t, small)))  # type: ignore[attr-defined]
+        c.close()  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="max_entry_mb"):
+        open_cache(redis_db() + "?max_entry_mb=lots")
