@@ -399,8 +399,8 @@ _ROW0 = re.compile(r" \(row 0\)| in row 0\b")
 
 
 def score_isolating(score: Callable[[Any, int], dict[str, np.ndarray]], inputs: Any, n: int,
-                    *, first_only: bool = False) -> tuple[dict[str, np.ndarray] | None,
-                                                          np.ndarray, dict[int, str]]:
+                    *, first_only: bool = False, failed: InputError | None = None,
+                    ) -> tuple[dict[str, np.ndarray] | None, np.ndarray, dict[int, str]]:
     """Score ``n`` rows; where the model refuses the batch, find the refused rows by halving.
 
     Parameters
@@ -414,6 +414,8 @@ def score_isolating(score: Callable[[Any, int], dict[str, np.ndarray]], inputs: 
         Row count.
     first_only : bool
         Stop at the first refused row (``on_error="fail"``): its outputs are then None.
+    failed : InputError, optional
+        The caller scored the whole batch already and got this: not scored whole again.
 
     Returns
     -------
@@ -424,10 +426,12 @@ def score_isolating(score: Callable[[Any, int], dict[str, np.ndarray]], inputs: 
     bad : dict of int to str
         Refused row (0-based) -> the model's reason.
     """
-    try:  # the good path: one call, nothing else
-        return score(inputs, n), np.ones(n, dtype=bool), {}
-    except InputError as exc:
-        first = exc
+    first = failed
+    if first is None:
+        try:  # the good path: one call, nothing else
+            return score(inputs, n), np.ones(n, dtype=bool), {}
+        except InputError as exc:
+            first = exc
     good = np.ones(n, dtype=bool)
     bad: dict[int, str] = {}
     parts: list[dict[str, np.ndarray]] = []

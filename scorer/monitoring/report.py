@@ -14,8 +14,9 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,13 +52,8 @@ def iter_batches(path: str | os.PathLike[str], batch_rows: int = BATCH_ROWS, *,
     ``empty_text``: string fields whose empty CSV cell is the category ``""`` (a field whose
     vocabulary holds it, as the model reads it), not a missing value.
     """
-    import pyarrow as pa
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataFileError(f"data file '{p}' does not exist")
-    try:
-        if p.suffix.lower() in (".parquet", ".pq"):
+    with _reading(path) as p:
+        if _is_parquet(p):
             import pyarrow.parquet as pq
 
             # memory-mapped: pages are decoded straight from the page cache (no read copy)
@@ -70,19 +66,36 @@ def iter_batches(path: str | os.PathLike[str], batch_rows: int = BATCH_ROWS, *,
         for batch in batches:
             yield {name: _column(batch.column(i))
                    for i, name in enumerate(batch.schema.names)}
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
-        raise DataFileError(f"cannot read data file '{p}': {exc}") from exc
 
 
-def file_columns(path: str | os.PathLike[str]) -> list[str]:
-    """The column names of a CSV (its header) or Parquet file (its schema)."""
+@contextmanager
+def _reading(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """The data file ``path`` as a Path, its read errors (and its absence) as DataFileError."""
     import pyarrow as pa
 
     p = Path(path)
     if not p.is_file():
         raise DataFileError(f"data file '{p}' does not exist")
     try:
-        if p.suffix.lower() in (".parquet", ".pq"):
+        yield p
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(f"cannot read data file '{p}': {exc}") from exc
+
+
+def _is_parquet(p: Path) -> bool:
+    return p.suffix.lower() in (".parquet", ".pq")
+
+
+def _typing(fields: Sequence[Any]) -> dict[str, Any]:
+    """:func:`iter_batches`' ``types`` and ``empty_text`` for the model's input ``fields``."""
+    return {"types": {f.name: f.type for f in fields},
+            "empty_text": {f.name for f in fields if "" in (f.categories or ())}}
+
+
+def file_columns(path: str | os.PathLike[str]) -> list[str]:
+    """The column names of a CSV (its header) or Parquet file (its schema)."""
+    with _reading(path) as p:
+        if _is_parquet(p):
             import pyarrow.parquet as pq
 
             return list(pq.ParquetFile(p).schema_arrow.names)
@@ -93,8 +106,6 @@ def file_columns(path: str | os.PathLike[str]) -> list[str]:
             return list(r.schema.names)
         finally:
             r.close()
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
-        raise DataFileError(f"cannot read data file '{p}': {exc}") from exc
 
 
 _NULL_TEXT = ["", "NA", "N/A"]
@@ -270,7 +281,7 @@ class FileCounter:
                 n = len(next(iter(cols.values())))
                 arrays, good, _ = score_isolating(
                     lambda inp, _n: self.model.score_arrays(inp),
-                    {c: cols[c] for c in self.inputs}, n)
+                    {c: cols[c] for c in self.inputs}, n, failed=exc)
                 outputs = arrays or {}
                 self.unscored += int(n - good.sum())
                 self.unscored_reason = self.unscored_reason or str(exc)
@@ -306,10 +317,8 @@ def count_file(layout: Profile, model: Any, path: str | os.PathLike[str], *,
                         "not counted", path, ", ".join(absent))
     counter = FileCounter(layout, model, threads=threads)
     try:
-        types = {f.name: f.type for f in inputs}
-        empty = {f.name for f in inputs if "" in (f.categories or ())}
         for cols in read_ahead(iter_batches(path, batch_rows, columns=counter.columns(),
-                                            types=types, empty_text=empty)):
+                                            **_typing(inputs))):
             counter.add(cols)
     finally:
         counter.close()
@@ -329,9 +338,7 @@ def read_reference(model: Any, path: str | os.PathLike[str], *, bins: int = 10) 
     quantiles set the bins), its outputs scored by the model."""
     parts: dict[str, list[np.ndarray]] = {}
     inputs = model.bundle.inputs
-    for cols in iter_batches(path, columns={f.name for f in inputs},
-                             types={f.name: f.type for f in inputs},
-                             empty_text={f.name for f in inputs if "" in (f.categories or ())}):
+    for cols in iter_batches(path, columns={f.name for f in inputs}, **_typing(inputs)):
         for k, v in cols.items():
             parts.setdefault(k, []).append(v)
     columns = {k: np.concatenate(v) for k, v in parts.items()}
