@@ -77,6 +77,15 @@ def request_key(target: Target, request: Request) -> bytes:
     return b"\x1e".join(parts)
 
 
+def key_or_none(target: Target, request: Request) -> bytes | None:
+    """:func:`request_key`, or None for a request that is not cached (:class:`Uncacheable`):
+    the cache stages then score it without a lookup."""
+    try:
+        return request_key(target, request)
+    except Uncacheable:
+        return None
+
+
 def digest(key: bytes) -> bytes:
     """The lookup hash of a key (16 bytes)."""
     return hashlib.blake2b(key, digest_size=16).digest()

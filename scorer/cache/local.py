@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..pipeline import Request, Target
-from .key import Uncacheable, digest, request_key
+from .key import digest, key_or_none
 from .metrics import CacheMetrics
 
 Arrays = dict[str, np.ndarray]
@@ -54,9 +54,8 @@ class LocalCache:
         return len(self._entries)
 
     def get(self, target: Target, request: Request) -> Arrays | None:
-        try:
-            key = request_key(target, request)
-        except Uncacheable:
+        key = key_or_none(target, request)
+        if key is None:
             return None  # scored, not counted as a lookup
         h = digest(key)
         with self._lock:
@@ -69,9 +68,8 @@ class LocalCache:
         return None
 
     def put(self, target: Target, request: Request, arrays: Arrays) -> None:
-        try:
-            key = request_key(target, request)
-        except Uncacheable:
+        key = key_or_none(target, request)
+        if key is None:
             return
         # a copy: the caller's arrays may be views of buffers it reuses
         value = {k: np.array(v, copy=True) for k, v in arrays.items()}

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..pipeline import Request, Target
-from .key import Uncacheable, digest, request_key
+from .key import digest, key_or_none
 from .metrics import CacheMetrics
 
 Arrays = dict[str, np.ndarray]
@@ -108,9 +108,8 @@ class RedisCache:
         return "ts:c:" + digest(key).hex()
 
     def get(self, target: Target, request: Request) -> Arrays | None:
-        try:
-            key = request_key(target, request)
-        except Uncacheable:
+        key = key_or_none(target, request)
+        if key is None:
             return None  # scored, not counted as a lookup
         try:
             blob = self._r.get(self._name(key))
@@ -128,9 +127,8 @@ class RedisCache:
         return None
 
     def put(self, target: Target, request: Request, arrays: Arrays) -> None:
-        try:
-            key = request_key(target, request)
-        except Uncacheable:
+        key = key_or_none(target, request)
+        if key is None:
             return
         if len(key) + sum(np.asarray(a).nbytes for a in arrays.values()) > self.max_entry:
             return  # (estimated before encoding: large batches are not what a cache is for)

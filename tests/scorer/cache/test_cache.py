@@ -10,6 +10,7 @@ import pytest
 
 from scorer.cache import LocalCache, RedisCache, open_cache, request_key
 from scorer.cache import local as local_mod
+from scorer.cache.key import Uncacheable
 from scorer.cache.redis_cache import decode, encode
 from scorer.pipeline import Pipeline, Request
 from tests.services import RedisServer, redis_db
@@ -132,7 +133,7 @@ def test_object_values_are_keyed_with_their_type() -> None:
                 key(0.0), key("ab", "c"), key("a", "bc")]
     assert len(set(distinct)) == len(distinct)
     assert key("x", None, 2.5) == key("x", None, 2.5)
-    with pytest.raises(local_mod.Uncacheable):
+    with pytest.raises(Uncacheable):
         key(object())
 
 
