@@ -122,8 +122,7 @@ class Model:
         self._decision_sel = _as_slice(np.array([self._pos[o.column] for o in self._decision],
                                                 dtype=np.int64))
         self._label = next((o for o in self._outputs if o.kind == "label"), None)
-        self._value = next((o for o in self._outputs if o.kind == "value"), None)
-        #: positions of every value output (several targets: predict returns them all)
+        #: the value outputs' columns (several targets: predict returns them all)
         self._value_cols = [o.column for o in self._outputs if o.kind == "value"]
         # every label output, with what it needs precomputed (a model may have several:
         # PMML with two targets, or a categorical output field)
@@ -393,10 +392,11 @@ class Model:
         res, _ = self._run(X, reference=reference)
         if self._label is not None:
             return self._labels(res)
-        if len(self._value_cols) > 1:
-            return res[:, [self._pos[c] for c in self._value_cols]]
-        if self._value is not None:
-            return res[:, self._pos[self._value.column]].copy()
+        cols = [self._pos[c] for c in self._value_cols]
+        if len(cols) > 1:
+            return res[:, cols]
+        if cols:
+            return res[:, cols[0]].copy()
         raise AttributeError(f"model '{self.display_name}' has no predicted value or label output")
 
     def _predict_proba(self, X: Any, *, reference: bool = False) -> np.ndarray:
