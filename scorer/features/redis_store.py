@@ -96,7 +96,6 @@ class RedisStore:
                                        health_check_interval=0)
         self._errors: tuple[type[BaseException], ...] = (redis.ConnectionError,
                                                          redis.TimeoutError, OSError)
-        self._closed = _ClosedConnection
         self._w: Any = None
         # (view, *features) -> the read command's parts (see read)
         self._hmget: dict[tuple[str, ...], Any] = {}
@@ -286,7 +285,7 @@ class RedisStore:
         payload = [b"".join(out)]
         try:
             res = self._round_trip(conn, payload, n)
-        except self._closed:
+        except _ClosedConnection:
             # a connection Redis closed since this thread's last read (a restart, its idle
             # timeout, a proxy): reads are idempotent, so once more on a new one (connecting
             # is bounded by the timeout; a store that is down fails this one too)

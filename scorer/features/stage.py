@@ -347,7 +347,6 @@ class FeatureStage:
         request.inputs = {nm: given[nm] if nm in given else filled[nm] for nm in names}
         return request
 
-
     def _columns(self, target: Target, b: Binding, meta: ViewMeta, given: Mapping[str, Any],
                  ) -> tuple[list[str], dict[str, str], list[str]]:
         """``(model inputs, input -> view column of each input to read, view columns to
