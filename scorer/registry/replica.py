@@ -34,6 +34,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from ..bundle import MANIFEST
 from ..errors import ModelNotFoundError, NotReadyError
 from ..urls import redact
 from .store import RegistryError, Snapshot, SQLStore, write_bundle_files
@@ -288,7 +289,7 @@ def _fingerprint(bundle: Path) -> str | None:
     """The fingerprint in the manifest of the bundle directory ``bundle`` (None: no readable
     manifest)."""
     try:
-        fp = json.loads((bundle / "manifest.json").read_text()).get("fingerprint")
+        fp = json.loads((bundle / MANIFEST).read_text()).get("fingerprint")
     except (OSError, ValueError, AttributeError):
         return None
     return fp if isinstance(fp, str) else None
@@ -322,7 +323,7 @@ def _replace_bundle(target: Path, files: dict[str, bytes]) -> None:
 def _remove_bundle(path: Path) -> None:
     """Remove a version directory the replica wrote (a bundle: it holds a manifest); anything
     else under that name is left alone."""
-    if path.is_dir() and not path.is_symlink() and (path / "manifest.json").is_file():
+    if path.is_dir() and not path.is_symlink() and (path / MANIFEST).is_file():
         shutil.rmtree(path, ignore_errors=True)
 
 
