@@ -12,31 +12,15 @@ from concurrent.futures import wait
 from pathlib import Path
 
 import pytest
-from sklearn.linear_model import LogisticRegression
 
-import exporters
 from scorer.registry import RegistryError, open_store
 from scorer.registry.replica import RegistryReplica
 from scorer.server import repository as repository_module
 from scorer.server.repository import Repository
-from tests.datasets import sklearn_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 #: what marks a directory as a replica's (scorer.registry.replica.MARKER)
 MARKER = ".tablescore-replica"
-
-
-@pytest.fixture(scope="module")
-def bundles(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Three iris bundles with different parameters (so different fingerprints)."""
-    root = tmp_path_factory.mktemp("bundles")
-    X, y = sklearn_dataset("iris")
-    out = []
-    for k, c in enumerate((1.0, 0.3, 0.1)):
-        est = LogisticRegression(C=c, max_iter=1000).fit(X, y)
-        exporters.export(est, root / f"b{k}", sample=X, name="iris")
-        out.append(root / f"b{k}")
-    return out
 
 
 def _replica(url: str, root: Path) -> RegistryReplica:

@@ -16,19 +16,6 @@ from scorer.registry import RegistryError, open_store
 from tests.datasets import sklearn_dataset
 
 
-@pytest.fixture(scope="module")
-def bundles(tmp_path_factory) -> list[Path]:
-    """Three iris bundles with different parameters (so different fingerprints)."""
-    root = tmp_path_factory.mktemp("bundles")
-    X, y = sklearn_dataset("iris")
-    out = []
-    for k, c in enumerate((1.0, 0.3, 0.1)):
-        est = LogisticRegression(C=c, max_iter=1000).fit(X, y)
-        exporters.export(est, root / f"b{k}", sample=X, name="iris")
-        out.append(root / f"b{k}")
-    return out
-
-
 def test_publish_is_versioned_and_idempotent(store_url, bundles) -> None:
     s = open_store(store_url)
     try:
