@@ -726,22 +726,18 @@ class Repository:
             return futures
 
     def _apply_policy(self, st: _ModelState, dm: _DiskModel) -> None:
-        if dm.policy_error:
-            if dm.policy_error != st.policy_error:
-                log.warning("bad model config; " + (
-                    "keeping the previous version policy" if st.has_policy else
-                    "the model does not load until it is fixed"), extra={
-                    "event": "config_invalid", "model": st.name, "error": dm.policy_error})
-            st.policy_error = dm.policy_error
-            return
         policy = dm.policy or VersionPolicy()
-        if st.has_policy and dm.versions and not policy.select(dm.versions):
+        error = dm.policy_error
+        if not error and st.has_policy and dm.versions and not policy.select(dm.versions):
             # (a typo such as "specific": {"versions": [9]} would unload every version: kept
             # as an invalid config is, the previous policy goes on serving)
             error = (f"{CONFIG}: version policy {policy.describe()} selects none of the "
                      f"versions on disk ({', '.join(sorted(dm.versions, key=int))})")
+        if error:
             if error != st.policy_error:
-                log.warning("bad model config; keeping the previous version policy", extra={
+                log.warning("bad model config; " + (
+                    "keeping the previous version policy" if st.has_policy else
+                    "the model does not load until it is fixed"), extra={
                     "event": "config_invalid", "model": st.name, "error": error})
             st.policy_error = error
             return
@@ -937,24 +933,14 @@ class Repository:
                     st.unloaded = False
                     st.failed.clear()  # an explicit load retries failed versions
         self.poll()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            # (a load the watcher superseded, its files having changed, ends early: the new
-            # one is waited for too, until none of this model's loads is in progress)
-            with self._lock:
-                st = self._models.get(name)
-                pending = [f for _, f in st.loading.values() if not f.done()] if st else []
-            if not pending or self._closed:
-                break
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                break
-            wait_futures(pending, timeout=left)
+        # (a load the watcher superseded, its files having changed, ends early: the new one
+        # is waited for too, until none of this model's loads is in progress)
+        done = self.wait_loading(timeout, model=name)
         if self._closed:
             raise RepositoryClosedError("the server is shutting down; the load was abandoned")
         view = self.view(name)
         if view.default is None:
-            if pending:  # still loading when the wait ended: not a failure (UNAVAILABLE)
+            if not done:  # still loading when the wait ended: not a failure (UNAVAILABLE)
                 raise NotReadyError(f"model '{name}' is still loading: "
                                     f"{view.why_not_ready()}; ask again later")
             raise BundleError(f"model '{name}' failed to load: {view.why_not_ready()}")
@@ -979,14 +965,17 @@ class Repository:
         except (OSError, ValueError):  # whatever the filesystem says, it is not a model
             return False
 
-    def wait_loading(self, timeout: float | None = None) -> bool:
-        """Wait until no load is in progress; True if none is left."""
+    def wait_loading(self, timeout: float | None = None, *, model: str | None = None) -> bool:
+        """Wait until no load (of ``model``, or of any model) is in progress, or the
+        repository closes; True if none is left."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
-                pending = [f for st in self._models.values() for _, f in st.loading.values()]
-            if not pending:
-                return True
+                states = (self._models.values() if model is None else
+                          [st for st in (self._models.get(model),) if st is not None])
+                pending = [f for st in states for _, f in st.loading.values() if not f.done()]
+            if not pending or self._closed:
+                return not pending
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return False
