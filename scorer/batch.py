@@ -80,21 +80,25 @@ def expand_inputs(spec: str | os.PathLike[str]) -> list[Path]:
     text = os.fspath(spec)
     p = Path(text)
     if p.is_dir():
-        found = sorted(f for f in p.rglob("*") if f.is_file() and
-                       f.suffix.lower() in _DATA_SUFFIXES and
-                       not any(part.startswith((".", "_")) for part in f.relative_to(p).parts))
+        found = sorted(f for f in p.rglob("*") if _data_file(f, f.relative_to(p).parts))
         if not found:
             raise DataFileError(f"data directory '{p}' holds no .csv or .parquet file")
         return found
     if any(c in text for c in "*?[") and not p.exists():
         # data files only, as in a directory (Spark's _SUCCESS, hidden files: not data)
-        found = sorted(Path(f) for f in globmod.glob(text, recursive=True)
-                       if Path(f).is_file() and Path(f).suffix.lower() in _DATA_SUFFIXES
-                       and not Path(f).name.startswith((".", "_")))
+        found = sorted(f for f in map(Path, globmod.glob(text, recursive=True))
+                       if _data_file(f, (f.name,)))
         if not found:
             raise DataFileError(f"data pattern '{text}' matches no .csv or .parquet file")
         return found
     return [p]
+
+
+def _data_file(f: Path, names: tuple[str, ...]) -> bool:
+    """``f`` is a CSV or Parquet file none of whose ``names`` (its path below the directory
+    searched, or its own name) is hidden (``.``) or a marker like Spark's ``_SUCCESS``."""
+    return (f.suffix.lower() in _DATA_SUFFIXES and not any(n.startswith((".", "_"))
+                                                           for n in names) and f.is_file())
 
 
 def _kind(path: Path) -> str:
