@@ -20,6 +20,10 @@ it, and the output cache.
 
 ``--baseline CHECKOUT`` also serves the same repository with another checkout's tablescore
 (the previous main) and sends each draw to it too, in turn with this one's and Feast's.
+``--raw-client`` also sends each draw through a bare grpcio stub (request bytes made in
+advance, answer unparsed), in turn with the others: the server without tritonclient's work.
+``--feast-server`` also sends each of Feast's lookups through Feast's own feature server
+(``feast serve``, HTTP): Feast as a service, across a process boundary as ours is.
 
 Results: benchmarks/results/features-<date>[-<entities>].json.
 """
@@ -53,8 +57,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64
-data, repo, conn, n_feat, draws_path = sys.argv[1:6]
-n_feat = int(n_feat)
+data, repo, conn, n_feat, draws_path, port = sys.argv[1:7]
+n_feat, port = int(n_feat), int(port)
 repo = Path(repo); (repo / "data").mkdir(parents=True, exist_ok=True)
 (repo / "feature_store.yaml").write_text(f"""project: tsbench
 registry: {repo}/data/registry.db
@@ -77,15 +81,44 @@ for s in range(0, len(df), 10000):
 load_s = time.perf_counter() - t0
 refs = [f"bench:f{i}" for i in range(n_feat)]
 draws = json.loads(Path(draws_path).read_text())
+web = server = None
+if port:  # Feast's own feature server (HTTP), called through a kept-alive connection
+    import http.client, subprocess, urllib.request
+    feast_cli = str(Path(sys.executable).parent / "feast")
+    server = subprocess.Popen([feast_cli, "-c", str(repo), "serve", "-p", str(port),
+                               "--no-access-log", "--max-requests", "1000000000"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("feast serve did not start")
+            time.sleep(0.5)
+    web = http.client.HTTPConnection("127.0.0.1", port)
 print("RESULT " + json.dumps({"load_s": load_s}), flush=True)
 for line in sys.stdin:  # "SIZE INDEX": one lookup of that draw, its latency back
     size, j = line.split()
-    rows = [{"customer_id": int(i)} for i in draws[size][int(j)]]
+    ids = draws[size][int(j)]
+    rows = [{"customer_id": int(i)} for i in ids]
     t = time.perf_counter()
     r = store.get_online_features(features=refs, entity_rows=rows).to_dict()
     lat = time.perf_counter() - t
     assert len(r["f0"]) == len(rows)
-    print(f"RESULT {lat!r}", flush=True)
+    lat_http = -1.0
+    if web is not None:
+        body = json.dumps({"features": refs, "entities": {"customer_id": ids}})
+        t = time.perf_counter()
+        web.request("POST", "/get-online-features", body, {"Content-Type": "application/json"})
+        answer = web.getresponse().read()
+        lat_http = time.perf_counter() - t
+        assert len(json.loads(answer)["results"][1]["values"]) == len(ids)
+    print(f"RESULT {lat!r} {lat_http!r}", flush=True)
+if server is not None:
+    server.terminate()
+    server.wait(30)
 '''
 
 
@@ -107,11 +140,21 @@ class _Feast:
         u = urlsplit(args.redis)
         self.host, self.port, self.db = u.hostname, u.port, args.feast_db
         (tmp / "draws.json").write_text(json.dumps(draws))
+        port = 0
+        if getattr(args, "feast_server", False):
+            import socket
+
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
         self.proc = subprocess.Popen(
             [str(FEAST_PY), "-c", FEAST_SCRIPT, str(data), str(tmp / "feast"),
-             f"{u.hostname}:{u.port},db={self.db}", str(nf), str(tmp / "draws.json")],
+             f"{u.hostname}:{u.port},db={self.db}", str(nf), str(tmp / "draws.json"),
+             str(port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.load_s = float(json.loads(self._result())["load_s"])
+        #: latencies of Feast's feature server (HTTP) per lookup, when it runs
+        self.served: list[float] = []
 
     def _result(self) -> str:
         assert self.proc.stdout is not None
@@ -124,7 +167,10 @@ class _Feast:
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"{size} {j}\n")
         self.proc.stdin.flush()
-        return float(self._result())
+        lat, served = map(float, self._result().split())
+        if served >= 0:
+            self.served.append(served)
+        return lat
 
     def close(self) -> None:
         import redis
@@ -140,6 +186,16 @@ class _Feast:
         r = redis.Redis(host=self.host, port=self.port, db=self.db)
         for batch in _chunks(r.scan_iter(match="*", count=5000), 5000):
             r.delete(*batch)  # Feast's keys only: its database holds nothing else
+
+
+def _request_bytes(ids: list[int]) -> bytes:
+    """The ModelInferRequest tritonclient sends for ``ids``, serialized."""
+    from protos import inference_pb2 as pb
+
+    req = pb.ModelInferRequest(model_name="forest")
+    req.inputs.add(name="customer_id", datatype="INT64", shape=[len(ids)])
+    req.raw_input_contents.append(np.asarray(ids, dtype=np.int64).tobytes())
+    return req.SerializeToString()
 
 
 def entity_data(rng: np.random.Generator, n: int, nf: int,
@@ -228,6 +284,13 @@ def main() -> int:
                     help="requests of each engine in a row before the next engine's (default "
                          "1: request by request; N > 1: as a server busy with a stream of "
                          "requests sees them, caches warm)")
+    ap.add_argument("--raw-client", action="store_true",
+                    help="also send each request through a bare grpcio stub (the request "
+                         "serialized in advance, the answer left unparsed): the server's "
+                         "latency without tritonclient's own work")
+    ap.add_argument("--feast-server", action="store_true",
+                    help="also time each lookup through Feast's own feature server "
+                         "(`feast serve`, HTTP, one worker, a kept-alive connection)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--feast-db", type=int, default=15,
                     help="Feast's database on the same Redis (emptied afterwards: use one that "
@@ -276,18 +339,30 @@ def main() -> int:
             result["feast"] = "skipped (benchmarks/.venvs/feast not installed)"
         serve = ("--features", args.redis, "--features-timeout", "1.0")
         with contextlib.ExitStack() as servers:
-            addr = servers.enter_context(_server(repo, *serve))
-            clients = {"": tc.InferenceServerClient(addr)}
+            addrs = {"": servers.enter_context(_server(repo, *serve))}
             if args.baseline is not None:
                 result["baseline"] = {"checkout": str(args.baseline)}
-                clients["baseline"] = tc.InferenceServerClient(servers.enter_context(
-                    _server(repo, *serve, root=args.baseline.resolve())))
+                addrs["baseline"] = servers.enter_context(
+                    _server(repo, *serve, root=args.baseline.resolve()))
+            clients = {k: tc.InferenceServerClient(a) for k, a in addrs.items()}
+            # name -> call(tritonclient input, the same request serialized)
+            calls = {k: (lambda inp, data, c=c: c.infer("forest", [inp]))
+                     for k, c in clients.items()}
+            channels = []
+            if args.raw_client:
+                import grpc
+
+                for k, a in addrs.items():
+                    channels.append(grpc.insecure_channel(a))
+                    stub = channels[-1].unary_unary(
+                        "/inference.GRPCInferenceService/ModelInfer")  # bytes in, bytes out
+                    calls[f"{k}_raw"] = lambda inp, data, s=stub: s(data)
             result["block"] = args.block
             for size, batches in draws.items():
                 # in turn, a block of requests each (default: one): ours (and the
                 # baseline's), then Feast's lookups of the same ids, so all see the same
                 # moments of a shared machine
-                lat: dict[str, list[float]] = {k: [] for k in clients}
+                lat: dict[str, list[float]] = {k: [] for k in calls}
                 flat = []
                 order = [(0, batches[0])] * 5 + list(enumerate(batches))  # 5 warm-up
                 for b in range(0, len(order), args.block):
@@ -296,11 +371,11 @@ def main() -> int:
                     for _, ids in block:
                         inp = tc.InferInput("customer_id", [len(ids)], "INT64")
                         inp.set_data_from_numpy(np.asarray(ids, dtype=np.int64))
-                        inputs.append(inp)
-                    for k, client in clients.items():
-                        for inp in inputs:
+                        inputs.append((inp, _request_bytes(ids)))
+                    for k, call in calls.items():
+                        for inp, data in inputs:
                             t = time.perf_counter()
-                            client.infer("forest", [inp])
+                            call(inp, data)
                             lat[k].append(time.perf_counter() - t)
                     if feast is not None:
                         flat.extend(feast.lookup(size, j) for j, _ in block)
@@ -310,12 +385,25 @@ def main() -> int:
                     result["baseline"][f"grpc_entity_{size}"] = pct(lat["baseline"][5:])
                     print("baseline", size, result["baseline"][f"grpc_entity_{size}"],
                           file=sys.stderr)
+                for k in ("", "baseline"):
+                    if f"{k}_raw" in lat:
+                        where = result if not k else result["baseline"]
+                        where[f"grpc_entity_{size}_raw_client"] = pct(lat[f"{k}_raw"][5:])
+                        print(k or "tablescore", size, "raw client",
+                              where[f"grpc_entity_{size}_raw_client"], file=sys.stderr)
                 if feast is not None:
                     result["feast"][f"get_online_features_{size}"] = pct(flat[5:])
                     print("feast", size, result["feast"][f"get_online_features_{size}"],
                           file=sys.stderr)
+                    if feast.served:
+                        result["feast"][f"feature_server_http_{size}"] = pct(feast.served[5:])
+                        print("feast feature server", size,
+                              result["feast"][f"feature_server_http_{size}"], file=sys.stderr)
+                        feast.served = []
             for client in clients.values():
                 client.close()
+            for ch in channels:
+                ch.close()
         if feast is not None:
             feast.close()
             feast = None

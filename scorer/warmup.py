@@ -51,18 +51,21 @@ def warm_all(paths: list[Path]) -> list[str]:
     ensemble's kernel both in the float64 variant verification runs and in its own dtypes;
     the bind-time tree relayout; every path of Arrow batches (``tablescore score``, Spark
     workers: :func:`scorer.batch.warm_arrow`); and the server's ModelInfer request scan
-    (:mod:`scorer.server.wire`). A server compiles what is missing from the cache in the
+    (:mod:`scorer.server.wire`) and the features stage's reader of Redis answers
+    (:mod:`scorer.features.resp`). A server compiles what is missing from the cache in the
     background once it is ready; after a warmup nothing is missing.
 
     Returns the models' names. Raises what :func:`scorer.load` raises for a bad model.
     """
     from . import ops
     from .batch import warm_arrow
+    from .features import resp
     from .model import load
     from .server import wire
     from .server.repository import warm
 
     wire.warm()
+    resp.warm()  # (the features stage's reader of Redis answers)
     ops.COMPILE_MODE = "eager"  # (compile here and now, nothing left for a background thread)
     names = []
     for path in paths:

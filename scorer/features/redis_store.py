@@ -31,6 +31,8 @@ import numpy as np
 
 from ..errors import FeatureDataError, InputError, UnavailableError
 from ..urls import redact
+from .resp import DONE, ERROR_REPLY, KERNELS, MORE, STRTOD
+from .resp import ready as resp_ready
 from .store import Batch, Rows, ViewMeta, check_view_name, empty_rows
 
 #: seconds a read or write may wait for Redis before the request is answered UNAVAILABLE
@@ -43,6 +45,10 @@ WRITE_TIMEOUT = 60.0
 MAX_FEATURES = 3900
 #: write calls in flight on the loader's connection (pipelined, no MULTI)
 _WINDOW = 4
+#: bytes of one read's answers at most (a store that sends more is refused, not buffered)
+_MAX_ANSWER = 1 << 31
+#: a thread keeps its answer buffer for the next read up to this size
+_KEEP_BUFFER = 16 << 20
 
 # KEYS: entity hashes; ARGV per entity: its timestamp, the number k of its present
 # features, then k (name, value) pairs; the hash is replaced when the timestamp is strictly
@@ -269,44 +275,145 @@ class RedisStore:
         cmd = self._hmget.get((meta.name, whole, *features))
         if cmd is None:
             fields = [*features, "_ts"]
+            names = tuple(f.encode() for f in fields)
+            numeric = all(meta.types.get(f) != "string" for f in features)
             cmd = ((b"*2\r\n$7\r\nHGETALL\r\n", b"") if whole else
                    (b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2),
                     b"".join(_bulk(f) for f in fields)),
-                   f"ts:f:{meta.name}:".encode(), tuple(f.encode() for f in fields))
+                   f"ts:f:{meta.name}:".encode(), names,
+                   # the names as resp.scan_replies takes them (numeric features only)
+                   (np.frombuffer(b"".join(names), dtype=np.uint8).copy(),
+                    np.cumsum([0, *map(len, names)], dtype=np.int64)) if numeric else None)
             if len(self._hmget) > 1000:
                 self._hmget.clear()
             self._hmget[(meta.name, whole, *features)] = cmd
-        (head, tail), prefix, names = cmd
+        (head, tail), prefix, names, scan = cmd
         out = []
         for k in keys:
             kb = prefix + k.encode()
             out.append(b"%s$%d\r\n%s\r\n%s" % (head, len(kb), kb, tail))
         conn = self._connection()
         payload = [b"".join(out)]
+        # numbers only: the answers are read from the socket by compiled code (see .resp),
+        # once it is compiled; until then, and for views with strings, through hiredis
+        fast = (whole, *scan) if scan is not None and resp_ready() else None
         try:
-            res = self._round_trip(conn, payload, n)
+            res = self._round_trip(conn, payload, n, fast)
         except _ClosedConnection:
             # a connection Redis closed since this thread's last read (a restart, its idle
             # timeout, a proxy): reads are idempotent, so once more on a new one (connecting
             # is bounded by the timeout; a store that is down fails this one too)
-            res = self._round_trip(conn, payload, n, again=True)
+            res = self._round_trip(conn, payload, n, fast, again=True)
+        if type(res) is tuple:  # (buffer, spans) of the compiled reader
+            return self._numbers(meta, features, keys, *res)
         if whole:  # a map (RESP3) or [field, value, ...] -> the values of ``names``
             res = [list(map((r if isinstance(r, dict) else
                              dict(zip(r[::2], r[1::2], strict=True))).get, names))
                    for r in res]
         return _decode(meta, features, res, keys)
 
-    def _round_trip(self, conn: Any, payload: list[bytes], n: int, *,
-                    again: bool = False) -> list[Any]:
+    def _numbers(self, meta: ViewMeta, features: list[str], keys: list[str], buf: np.ndarray,
+                 spans: np.ndarray) -> Rows:
+        """:func:`_decode` of the answers in ``buf`` (``spans``: see
+        :func:`.resp.scan_replies`), every feature a number: compiled where the text allows
+        (:func:`.resp.parse_numbers`), the values it flags by Python's ``float`` / ``int``
+        as :func:`_decode` parses them; a value neither reads is refused by :func:`_decode`
+        itself (the same error)."""
+        n, k = len(keys), len(features)
+        block = np.empty((k, n))
+        null = np.empty((k, n), dtype=bool)
+        ts = np.empty(n, dtype=np.int64)
+        found = np.empty(n, dtype=bool)
+        slow = np.empty((n, k + 1), dtype=bool)
+        if KERNELS[1](buf, spans, block, null, ts, found, slow, STRTOD, self._local.endp):
+            try:
+                for r, f in zip(*np.nonzero(slow), strict=True):
+                    a, ln = spans[r, f]
+                    v = bytes(buf[a:a + ln])
+                    _strict([v])
+                    if f < k:
+                        block[f, r] = float(v)
+                        continue
+                    t = int(v)
+                    if not -(1 << 63) <= t < 1 << 63:
+                        raise OverflowError("timestamp out of int64's range")
+                    ts[r] = t
+            except (ValueError, OverflowError):
+                res = [[None if a < 0 else bytes(buf[a:a + ln]) for a, ln in row]
+                       for row in spans.tolist()]
+                return _decode(meta, features, res, keys)  # raises, naming the value
+            null = np.isnan(block)
+            null &= found
+        return Rows(found, ts, _Rows(features, block), _Rows(features, null),  # type: ignore[arg-type]
+                    block.T)
+
+    def _read_answers(self, conn: Any, n: int, whole: bool, names: np.ndarray,
+                      name_off: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``n`` answers on ``conn``, received into this thread's buffer and scanned by
+        :func:`.resp.scan_replies`: (buffer, spans); None when the connection does not show
+        its socket (the caller reads through hiredis)."""
+        import redis
+
+        sock = getattr(conn, "_sock", None)
+        if sock is None:
+            return None
+        local = self._local
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = np.empty(1 << 16, dtype=np.uint8)
+            local.endp = np.zeros(1, dtype=np.int64)  # (strtod's end pointer, see _numbers)
+        spans = np.empty((n, len(name_off) - 1, 2), dtype=np.int64)
+        state = np.zeros(3, dtype=np.int64)
+        end = 0
+        while True:
+            if end == len(buf):  # a long answer: a larger buffer, kept for the next ones
+                grown = np.empty(2 * len(buf), dtype=np.uint8)
+                grown[:end] = buf[:end]
+                buf = local.buf = grown
+            try:
+                got = sock.recv_into(buf[end:])
+            except ConnectionError as exc:  # (reset: as redis-py words it, see _round_trip)
+                raise redis.ConnectionError(f"Error while reading from socket: {exc}") from exc
+            if not got:
+                raise redis.ConnectionError("Connection closed by server.")
+            end += got
+            if end > _MAX_ANSWER:
+                raise FeatureDataError(f"feature store {redact(self.url)}: the answer to {n} "
+                                       f"lookups is larger than {_MAX_ANSWER:,} bytes")
+            st = KERNELS[0](buf, end, state, whole, names, name_off, spans)
+            if st == DONE:
+                if state[1] == end:
+                    if len(buf) > _KEEP_BUFFER:  # (a rare large answer's buffer is not kept)
+                        local.buf = None
+                    return buf, spans
+                raise FeatureDataError(f"feature store {redact(self.url)}: more bytes than the "
+                                       "answers to the lookup")
+            if st == ERROR_REPLY:
+                a = int(state[2]) + 1
+                line = bytes(buf[a:end]).split(b"\r\n", 1)[0]
+                raise redis.ResponseError(line.decode("utf-8", "replace"))
+            if st != MORE:
+                raise FeatureDataError(f"feature store {redact(self.url)}: an answer that is "
+                                       "not the hash of an entity")
+
+    def _round_trip(self, conn: Any, payload: list[bytes], n: int,
+                    fast: tuple[bool, np.ndarray, np.ndarray] | None, *,
+                    again: bool = False) -> Any:
         """Send ``payload`` (``n`` commands) on ``conn`` and read the ``n`` answers: one round
-        trip. Raises ``_ClosedConnection`` when a connection that was connected before this
-        call turns out closed (unless ``again``), else UnavailableError when Redis does not
-        answer, FeatureDataError when a key is not a hash."""
+        trip; with ``fast`` (``whole`` and the names of :meth:`_read_answers`) the buffer and
+        spans of the compiled reader when it can read them, else hiredis's replies. Raises
+        ``_ClosedConnection`` when a connection that was connected before this call turns
+        out closed (unless ``again``), else UnavailableError when Redis does not answer,
+        FeatureDataError when a key is not a hash."""
         import redis
 
         reused = not again and getattr(conn, "_sock", None) is not None
         try:
             conn.send_packed_command(payload, check_health=False)
+            if fast is not None:
+                got = self._read_answers(conn, n, *fast)
+                if got is not None:
+                    return got
             return [conn.read_response() for _ in range(n)]  # one round trip for all N ids
         except BaseException as exc:
             conn.disconnect()  # answers may be left unread: not reusable

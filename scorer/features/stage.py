@@ -307,32 +307,34 @@ class FeatureStage:
         found = rows.found
         # (count_nonzero: a fraction of a ufunc reduction's cost on a few rows)
         n_missing = n - int(np.count_nonzero(found))
-        stale = np.zeros(n, dtype=bool)
-        if meta.max_age is not None:
+        if meta.max_age is None:  # (no mask to make: the common view)
+            stale, n_stale, keep = None, 0, found
+        else:
             stale = found & (time.time() * 1e6 - rows.ts_us > meta.max_age * 1e6)
-        n_stale = int(np.count_nonzero(stale))
+            n_stale = int(np.count_nonzero(stale))
+            keep = found & ~stale
         per = len(read)
         if rows.matrix is not None:  # null: NaN in a row that was found (and not stale)
-            kept = rows.matrix if not (n_missing or n_stale) else rows.matrix[found & ~stale]
+            kept = rows.matrix if not (n_missing or n_stale) else rows.matrix[keep]
             nulls = int(np.count_nonzero(np.isnan(kept)))
         elif n_stale:
-            keep = ~stale
             nulls = sum(np.count_nonzero(rows.null[c] & keep) for c in read)
         else:
             nulls = sum(np.count_nonzero(rows.null[c]) for c in read)
         m.count(meta.name, {PRESENT: n * per - (n_missing + n_stale) * per - nulls,
                             NOT_FOUND: n_missing * per, OUTSIDE_MAX_AGE: n_stale * per,
                             NULL_VALUE: nulls})
-        gone = ~found | stale
         if n_missing + n_stale and b.missing == "refuse":
-            raise _refusal(meta, keys, found, stale)
+            raise _refusal(meta, keys, found,
+                           stale if stale is not None else np.zeros(n, dtype=bool))
+        gone = ~keep if n_stale else None  # (rows the policy scores with missing features)
         if (rows.matrix is not None and not given and len(read) == len(names)
                 and getattr(target.model, "numeric_inputs", False)):
             # numbers for every input (column i of the matrix is input i: nothing sent,
             # no two inputs read from one column): the matrix the model takes
             # (the same values as the columns, without assembling them again)
             X = rows.matrix
-            if n_stale:
+            if gone is not None:
                 X = X.copy()
                 X[gone] = np.nan
             request.inputs = X
@@ -340,7 +342,7 @@ class FeatureStage:
         filled: dict[str, np.ndarray] = {}
         for n_, c in columns.items():
             col = rows.columns[c]
-            if n_stale:
+            if gone is not None:
                 col = col.copy()
                 col[gone] = None if col.dtype == object else np.nan
             filled[n_] = col

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import FieldTypeError, InputError
 
 #: feature types a view holds (the bundle field types they feed)
 TYPES = ("double", "integer", "boolean", "string")
@@ -170,8 +170,8 @@ def canonical_keys(ids: np.ndarray) -> list[str]:
     InputError
         A float, boolean or missing id (an id must be an integer or a string).
     """
-    from ..errors import FieldTypeError
-
+    if type(ids) is np.ndarray and ids.dtype.kind in "iu":  # (the common request: ~1 µs)
+        return list(map(str, ids.reshape(-1).tolist()))
     ids = np.asarray(ids).reshape(-1)
     kind = ids.dtype.kind
     if kind in "iu":

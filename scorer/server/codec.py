@@ -370,6 +370,22 @@ def decode_plain(req: PlainRequest, schema: ModelSchema, *,
                           raw=True)
 
 
+def decode_plain_ids(req: PlainRequest, schema: ModelSchema, *,
+                     max_rows: int) -> DecodedRequest | None:
+    """:func:`decode_request` of a plain request whose one tensor is a stage's INT64 id
+    column (an entity request: ``extras``, no model input), shape [rows] or [rows, 1]; None
+    when it is anything else or breaks a rule (the general path then decodes it or names
+    the problem)."""
+    rows = req.rows
+    if (req.datatype != "INT64" or not _LITTLE or req.cols not in (-1, 1)
+            or req.tensor in schema.index or not 0 < rows <= min(max_rows, _MAX_DIM)
+            or len(req.raw) != 8 * rows):
+        return None
+    ids = np.ndarray((rows,), RAW_DTYPES["INT64"], req.raw)  # read-only, as tensor_array's
+    return DecodedRequest(None, rows, schema.output_names, extras={req.tensor: ids},
+                          raw=True)
+
+
 def _decode_with_extras(req: Any, schema: ModelSchema, max_rows: int,
                         extras: frozenset[str]) -> DecodedRequest:
     raw_parts = req.raw_input_contents

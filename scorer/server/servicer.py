@@ -363,19 +363,19 @@ class InferenceServicer:
         """The request's scorer input; a request that :mod:`.wire` found plain but that breaks
         a rule of this model's is parsed again by protobuf, and the general path words the
         error (or decodes it, as it would have)."""
+        extras = self.pipeline.extra_inputs(lv) if self.pipeline.extras else frozenset()
         if type(req) is wire.PlainRequest:
             # (a plain request has no parameters and one tensor: unless a stage reads that
             # tensor, e.g. an entity id, it is the model's)
-            if not self.pipeline.extras or req.tensor not in self.pipeline.extra_inputs(lv):
+            if req.tensor not in extras:
                 dec = codec.decode_plain(req, lv.schema, max_rows=self.config.max_rows)
-                if dec is not None:
-                    return dec
+            else:
+                dec = codec.decode_plain_ids(req, lv.schema, max_rows=self.config.max_rows)
+            if dec is not None:
+                return dec
             req = _parse(pb.ModelInferRequest, req.data)
-        if not self.pipeline.extras:
-            dec = codec.decode_request(req, lv.schema, max_rows=self.config.max_rows)
-        else:
-            dec = codec.decode_request(req, lv.schema, max_rows=self.config.max_rows,
-                                       extras=self.pipeline.extra_inputs(lv))
+        dec = codec.decode_request(req, lv.schema, max_rows=self.config.max_rows,
+                                   extras=extras)
         if req.parameters:
             dec.parameters = codec.request_parameters(req)
         return dec

@@ -95,7 +95,7 @@ def _skip(buf, i, end, wt):
 @njit(cache=True, nogil=True)
 def _dim(buf, i, end, out, n_dims):
     """One shape value at ``buf[i:]`` into ``out``: (next index, dims so far); next index -1
-    when malformed or not a plain [rows, cols] shape."""
+    when malformed or not a plain [rows] or [rows, cols] shape."""
     v, i = _varint(buf, i, end, 10)
     if i < 0 or v >= np.uint64(_MAX_VALUE) or n_dims >= 2:
         return -1, n_dims
@@ -105,8 +105,8 @@ def _dim(buf, i, end, out, n_dims):
 
 @njit(cache=True, nogil=True)
 def _tensor(buf, i, end, out):
-    """Scan one InferInputTensor in ``buf[i:end]``; 1 when plain (name, datatype, a 2-D shape,
-    no contents, no parameters), else 0."""
+    """Scan one InferInputTensor in ``buf[i:end]``; 1 when plain (name, datatype, a 1-D or 2-D
+    shape, no contents, no parameters), else 0."""
     seen = 0
     n_dims = 0
     while i < end:
@@ -136,14 +136,17 @@ def _tensor(buf, i, end, out):
             i = _skip(buf, i, end, wt)  # unknown fields (protobuf keeps their bytes unread)
         if i < 0:
             return 0
-    return 1 if n_dims == 2 else 0
+    if n_dims == 1:
+        out[_COLS] = -1  # a 1-D shape [rows]
+    return 1 if n_dims >= 1 else 0
 
 
 @njit(cache=True, nogil=True)
 def scan_request(buf, out):
     """Scan a serialized ModelInferRequest; 1 when it is plain (see the module docstring)
     and ``out`` (int64[14]) holds (offset, length) of the model name, version, id, tensor
-    name, datatype and raw contents, then rows and columns; 0 otherwise."""
+    name, datatype and raw contents, then rows and columns (-1 for a 1-D shape); 0
+    otherwise."""
     for k in range(_SLOTS):
         out[k] = 0
     end = len(buf)
@@ -198,6 +201,7 @@ class PlainRequest:
     tensor: str
     datatype: str
     rows: int
+    #: columns; -1 for a 1-D shape ``[rows]``
     cols: int
     #: its raw contents (a copy: aligned, as protobuf's own bytes are)
     raw: bytes

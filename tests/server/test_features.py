@@ -34,6 +34,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/features.db"
         return
+    from scorer.features import resp
+
+    resp.warm()  # (the server's reads take the compiled reader from the first request)
     url = redis_db()
     yield url
     import redis

@@ -270,3 +270,44 @@ def test_plain_requests_take_the_scan_and_answer_as_the_general_path(server, bun
     with pytest.raises(RuntimeError, match=r"INVALID_ARGUMENT: input 'input': expected shape "
                                            r"\[rows, 4\]"):
         handler(req.SerializeToString(), Ctx())
+
+
+def test_an_id_column_request_decodes_as_the_general_path_does(server) -> None:
+    """A plain request whose one tensor is a stage's INT64 id column (an entity request)
+    skips protobuf (codec.decode_plain_ids): the same Request as the general path; anything
+    else about it goes to the general path (None)."""
+    from protos import inference_pb2 as pb
+    from scorer.server import codec, wire
+
+    wire.warm()
+    lv = server.repository.resolve("iris", "")
+    extras = frozenset({"customer_id"})
+
+    def both(name: str, datatype: str, shape: list[int], raw: bytes):
+        req = pb.ModelInferRequest(model_name="iris")
+        req.inputs.add(name=name, datatype=datatype, shape=shape)
+        req.raw_input_contents.append(raw)
+        data = req.SerializeToString()
+        plain = wire.parse_plain(data)
+        fast = codec.decode_plain_ids(plain, lv.schema, max_rows=100) if plain else None
+        return fast, req
+
+    ids = np.array([7, -3, 2 ** 62], dtype=np.int64)
+    for shape in ([3], [3, 1]):
+        fast, req = both("customer_id", "INT64", shape, ids.tobytes())
+        general = codec.decode_request(req, lv.schema, max_rows=100, extras=extras)
+        assert fast is not None and fast.inputs is None and general.inputs is None
+        assert (fast.rows, fast.outputs, fast.raw) == (general.rows, general.outputs,
+                                                        general.raw)
+        assert fast.extras.keys() == general.extras.keys() == {"customer_id"}
+        assert fast.extras["customer_id"].tolist() == general.extras["customer_id"].tolist()
+        assert not fast.extras["customer_id"].flags.writeable
+    for name, datatype, shape, raw in [
+            ("customer_id", "INT32", [3], ids.astype(np.int32).tobytes()),
+            ("customer_id", "INT64", [3, 2], bytes(48)),  # not one column
+            ("customer_id", "INT64", [3], bytes(16)),  # too few bytes
+            ("customer_id", "INT64", [101], bytes(808)),  # more rows than max_rows
+            ("customer_id", "INT64", [0], b""),
+            (lv.schema.names[0], "INT64", [3], bytes(24))]:  # a model input
+        fast, _ = both(name, datatype, shape, raw)
+        assert fast is None, (name, datatype, shape)

@@ -37,8 +37,8 @@ def assert_same(got, msg: pb.ModelInferRequest) -> None:
     t = msg.inputs[0]
     assert (got.model_name, got.model_version, got.id) == (msg.model_name, msg.model_version,
                                                           msg.id)
-    assert (got.tensor, got.datatype, [got.rows, got.cols]) == (t.name, t.datatype,
-                                                                 list(t.shape))
+    shape = [got.rows] if got.cols == -1 else [got.rows, got.cols]  # -1: a 1-D shape
+    assert (got.tensor, got.datatype, shape) == (t.name, t.datatype, list(t.shape))
     assert got.raw == msg.raw_input_contents[0]
 
 
@@ -97,7 +97,6 @@ def _with(change) -> bytes:
     ("two raw contents", _with(lambda m: m.raw_input_contents.append(b"\0" * 24))),
     ("no raw contents", _with(lambda m: m.ClearField("raw_input_contents"))),
     ("no inputs", _with(lambda m: m.ClearField("inputs"))),
-    ("1-D shape", _with(lambda m: m.inputs[0].shape.pop())),
     ("3-D shape", _with(lambda m: m.inputs[0].shape.append(1))),
     ("negative dimension", _with(lambda m: m.inputs[0].shape.__setitem__(0, -1))),
     ("model name twice", request(name="a").SerializeToString() + bytes([0x0A, 1]) + b"b"),
@@ -110,6 +109,14 @@ def _with(change) -> bytes:
 ])
 def test_anything_else_is_not_plain(what: str, data: bytes) -> None:
     assert parse_plain(data) is None, what
+
+
+def test_a_1d_tensor_is_plain_with_no_columns() -> None:
+    """(An id column, shape [rows]: the entity requests of the features stage.)"""
+    msg = request(tensor="customer_id", datatype="INT64", shape=(3,), raw=bytes(24))
+    got = parse_plain(msg.SerializeToString())
+    assert got is not None and (got.rows, got.cols) == (3, -1)
+    assert_same(got, msg)
 
 
 def test_only_bytes_are_scanned() -> None:

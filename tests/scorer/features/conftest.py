@@ -9,13 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from scorer.features import FeatureStore, open_store
+from scorer.features import FeatureStore, open_store, redis_store, resp
 from tests.services import redis_db
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/features.db" if request.param == "sqlite" else redis_db()
+@pytest.fixture(params=["sqlite", "redis", "redis-hiredis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path,
+              monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each backend; Redis read by the compiled reader (scorer.features.resp), and through
+    hiredis (what reads take until it is compiled, and for views with strings)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/features.db"
+    if request.param == "redis":
+        resp.warm()
+    else:
+        monkeypatch.setattr(redis_store, "resp_ready", lambda: False)
+    return redis_db()
 
 
 @pytest.fixture

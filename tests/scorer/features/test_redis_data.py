@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from scorer.errors import FeatureDataError, UnavailableError
-from scorer.features import open_store
+from scorer.features import open_store, redis_store, resp
 from scorer.features.loader import load
 from scorer.features.redis_store import RedisStore
 from scorer.features.stage import FeatureStage
@@ -28,8 +28,19 @@ def view_name() -> str:
     return f"test_{uuid.uuid4().hex[:10]}"
 
 
+@pytest.fixture(params=["compiled", "hiredis"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Stores read answers by the compiled reader (scorer.features.resp), or through
+    hiredis (until it is compiled; views with strings)."""
+    if request.param == "compiled":
+        resp.warm()
+    else:
+        monkeypatch.setattr(redis_store, "resp_ready", lambda: False)
+    return str(request.param)
+
+
 @pytest.fixture
-def rstore(view_name: str) -> Iterator[RedisStore]:
+def rstore(reader: str, view_name: str) -> Iterator[RedisStore]:
     s = open_store(redis_db())
     try:
         yield s  # type: ignore[misc]
@@ -68,7 +79,8 @@ def test_a_connection_redis_closed_is_replaced_on_the_next_read(
     assert rows.columns["x0"].tolist() == [1.0, 2.0]
 
 
-def test_a_store_that_is_down_is_still_unavailable(view_name: str, tmp_path: Path) -> None:
+def test_a_store_that_is_down_is_still_unavailable(reader: str, view_name: str,
+                                                   tmp_path: Path) -> None:
     from tests.services import RedisServer
 
     server = RedisServer()
