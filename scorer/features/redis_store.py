@@ -96,10 +96,12 @@ class RedisStore:
         base = url.split("?", 1)[0]
         # no retries: a request must get its answer (or UNAVAILABLE) within one timeout; the
         # pool reconnects on the next call, so a store that comes back is used again at once
+        # RESP2: no push frames (redis-py 8 speaks RESP3 by default and may enable
+        # maintenance notifications) between the answers the compiled reader reads
         self._r = redis.Redis.from_url(base, socket_timeout=timeout,
                                        socket_connect_timeout=timeout,
                                        retry=Retry(NoBackoff(), 0), retry_on_timeout=False,
-                                       health_check_interval=0)
+                                       health_check_interval=0, protocol=2)
         self._errors: tuple[type[BaseException], ...] = (redis.ConnectionError,
                                                          redis.TimeoutError, OSError)
         self._w: Any = None
@@ -273,21 +275,27 @@ class RedisStore:
         # (Redis keeps a hash of up to 128 fields as a list)
         whole = 2 * len(features) >= len(meta.features)
         cmd = self._hmget.get((meta.name, whole, *features))
+        if cmd is not None and cmd[4] is not meta:  # the view read again: its types too?
+            if cmd[5] != tuple(meta.types.get(f) for f in features):
+                cmd = None
         if cmd is None:
             fields = [*features, "_ts"]
             names = tuple(f.encode() for f in fields)
-            numeric = all(meta.types.get(f) != "string" for f in features)
+            types = tuple(meta.types.get(f) for f in features)
+            # numbers only, each name once (a feature named _ts shares the timestamp's
+            # field): the names as resp.scan_replies takes them
+            numeric = "string" not in types and len(set(names)) == len(names)
             cmd = ((b"*2\r\n$7\r\nHGETALL\r\n", b"") if whole else
                    (b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2),
                     b"".join(_bulk(f) for f in fields)),
                    f"ts:f:{meta.name}:".encode(), names,
-                   # the names as resp.scan_replies takes them (numeric features only)
                    (np.frombuffer(b"".join(names), dtype=np.uint8).copy(),
-                    np.cumsum([0, *map(len, names)], dtype=np.int64)) if numeric else None)
+                    np.cumsum([0, *map(len, names)], dtype=np.int64)) if numeric else None,
+                   meta, types)
             if len(self._hmget) > 1000:
                 self._hmget.clear()
             self._hmget[(meta.name, whole, *features)] = cmd
-        (head, tail), prefix, names, scan = cmd
+        (head, tail), prefix, names, scan = cmd[:4]
         out = []
         for k in keys:
             kb = prefix + k.encode()
@@ -365,36 +373,34 @@ class RedisStore:
         spans = np.empty((n, len(name_off) - 1, 2), dtype=np.int64)
         state = np.zeros(3, dtype=np.int64)
         end = 0
-        while True:
-            if end == len(buf):  # a long answer: a larger buffer, kept for the next ones
-                grown = np.empty(2 * len(buf), dtype=np.uint8)
-                grown[:end] = buf[:end]
-                buf = local.buf = grown
-            try:
-                got = sock.recv_into(buf[end:])
-            except ConnectionError as exc:  # (reset: as redis-py words it, see _round_trip)
-                raise redis.ConnectionError(f"Error while reading from socket: {exc}") from exc
-            if not got:
-                raise redis.ConnectionError("Connection closed by server.")
-            end += got
-            if end > _MAX_ANSWER:
-                raise FeatureDataError(f"feature store {redact(self.url)}: the answer to {n} "
-                                       f"lookups is larger than {_MAX_ANSWER:,} bytes")
-            st = KERNELS[0](buf, end, state, whole, names, name_off, spans)
-            if st == DONE:
-                if state[1] == end:
-                    if len(buf) > _KEEP_BUFFER:  # (a rare large answer's buffer is not kept)
-                        local.buf = None
-                    return buf, spans
-                raise FeatureDataError(f"feature store {redact(self.url)}: more bytes than the "
-                                       "answers to the lookup")
-            if st == ERROR_REPLY:
-                a = int(state[2]) + 1
-                line = bytes(buf[a:end]).split(b"\r\n", 1)[0]
-                raise redis.ResponseError(line.decode("utf-8", "replace"))
-            if st != MORE:
-                raise FeatureDataError(f"feature store {redact(self.url)}: an answer that is "
-                                       "not the hash of an entity")
+        try:
+            while True:
+                if end == len(buf):  # a long answer: a larger buffer, kept for the next ones
+                    grown = np.empty(min(2 * len(buf), _MAX_ANSWER + 1), dtype=np.uint8)
+                    grown[:end] = buf[:end]
+                    buf = local.buf = grown
+                got = _recv(sock, buf[end:])
+                end += got
+                if end > _MAX_ANSWER:
+                    raise FeatureDataError(f"feature store {redact(self.url)}: the answer to "
+                                           f"{n} lookups is larger than {_MAX_ANSWER:,} bytes")
+                st = KERNELS[0](buf, end, state, whole, names, name_off, spans)
+                if st == DONE:
+                    if state[1] == end:
+                        return buf, spans
+                    raise FeatureDataError(f"feature store {redact(self.url)}: more bytes than "
+                                           "the answers to the lookup")
+                if st == ERROR_REPLY:  # as redis-py words it (LOADING, NOAUTH: unreachable)
+                    a = int(state[2]) + 1
+                    line = bytes(buf[a:end]).split(b"\r\n", 1)[0].decode("utf-8", "replace")
+                    parse = getattr(getattr(conn, "_parser", None), "parse_error", None)
+                    raise parse(line) if parse is not None else redis.ResponseError(line)
+                if st != MORE:
+                    raise FeatureDataError(f"feature store {redact(self.url)}: an answer that "
+                                           "is not the hash of an entity")
+        finally:
+            if len(buf) > _KEEP_BUFFER:  # (a rare large answer's buffer is not kept)
+                local.buf = None
 
     def _round_trip(self, conn: Any, payload: list[bytes], n: int,
                     fast: tuple[bool, np.ndarray, np.ndarray] | None, *,
@@ -446,6 +452,27 @@ class RedisStore:
         self._r.close()
         if self._w is not None:
             self._w.close()
+
+
+def _recv(sock: Any, into: np.ndarray) -> int:
+    """``sock.recv_into(into)``, its failures raised as redis-py's reader raises them (a
+    timeout: ``redis.TimeoutError``; a closed, reset or dead connection:
+    ``redis.ConnectionError``)."""
+    import errno
+
+    import redis
+
+    try:
+        got = sock.recv_into(into)
+    except TimeoutError as exc:
+        if exc.errno == errno.ETIMEDOUT:  # the OS's: the connection is dead, not slow
+            raise redis.ConnectionError(f"Error while reading from socket: {exc.args}") from exc
+        raise redis.TimeoutError("Timeout reading from socket") from exc
+    except OSError as exc:
+        raise redis.ConnectionError(f"Error while reading from socket: {exc.args}") from exc
+    if not got:
+        raise redis.ConnectionError("Connection closed by server.")
+    return got
 
 
 class _ClosedConnection(Exception):

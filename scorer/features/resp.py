@@ -181,9 +181,12 @@ def scan_replies(buf, end, state, whole, names, name_off, spans):  # pragma: no 
             spans[r, f, 0] = -1
             spans[r, f, 1] = 0
         c = buf[i]
-        if c == 45:  # '-': an error reply (WRONGTYPE)
-            state[2] = i
-            return ERROR_REPLY
+        if c == 45:  # '-': an error reply (WRONGTYPE), once its whole line is here
+            for j in range(i + 1, end - 1):
+                if buf[j] == 13 and buf[j + 1] == 10:
+                    state[2] = i
+                    return ERROR_REPLY
+            return MORE
         if c == 95:  # RESP3 null
             if i + 2 >= end:
                 return MORE

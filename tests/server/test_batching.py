@@ -39,7 +39,7 @@ class Recorder:
 
 def _concurrent(batcher: Batcher, inputs: list, rows: list[int]):
     """Every request arrives (is announced) first, then all submit at once."""
-    barrier = threading.Barrier(len(inputs))
+    barrier = threading.Barrier(len(inputs), timeout=60)
     for _ in inputs:
         batcher.announce()
 
@@ -161,7 +161,7 @@ def test_server_batches_concurrent_clients(main_repo, bundles, monkeypatch):
     with serve(main_repo, port=0, poll_interval=0, batch_delay_us=20_000,
                batch_max_rows=256, ready_timeout=60) as server:
         clients = [tc.InferenceServerClient(server.address) for _ in range(12)]
-        barrier = threading.Barrier(len(clients))
+        barrier = threading.Barrier(len(clients), timeout=60)
 
         def go(k):
             X = b.X[k * 5: k * 5 + 2 + k % 3].copy()

@@ -100,7 +100,7 @@ def test_each_thread_reads_on_its_own_connection_and_close_disconnects_them(
         rstore: RedisStore, view_name: str, tmp_path: Path) -> None:
     meta = _load(rstore, view_name, tmp_path)
     got: list = []
-    ready, done = threading.Barrier(4), threading.Event()
+    ready, done = threading.Barrier(4, timeout=60), threading.Event()
 
     def read() -> None:
         got.append((rstore.read(meta, ["2"], ["x1"]).columns["x1"][0], rstore._connection()))

@@ -383,3 +383,149 @@ def test_random_bytes_never_read_outside_the_answer(tmp_path: Path) -> None:
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert int(out.stdout.split()[-1]) > 1000  # complete answers were among the cases
+
+
+# --- what the review found: answers redis-py reads its own way ------------------------------
+class _FakeRedis:
+    """A server on a free port that answers every command with ``+OK`` except lookups
+    (``HGETALL`` / ``HMGET``), which get the scripted answers in turn, each sent in the
+    pieces given (a pause between them)."""
+
+    def __init__(self, answers: list[list[bytes]]) -> None:
+        import socket
+        import threading
+
+        self.answers = answers
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import time
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            data = b""
+            with conn:
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                    while data.startswith(b"*") and b"\r\n" in data:
+                        cmd, data = self._command(data)
+                        if cmd is None:
+                            break
+                        if cmd[0].upper() in (b"HGETALL", b"HMGET") and self.answers:
+                            for piece in self.answers.pop(0):
+                                conn.sendall(piece)
+                                time.sleep(0.05)
+                        else:
+                            conn.sendall(b"+OK\r\n")
+
+    @staticmethod
+    def _command(data: bytes) -> tuple[list[bytes] | None, bytes]:
+        head, rest = data.split(b"\r\n", 1)
+        args = []
+        for _ in range(int(head[1:])):
+            if b"\r\n" not in rest:
+                return None, data
+            ln, rest2 = rest.split(b"\r\n", 1)
+            size = int(ln[1:])
+            if len(rest2) < size + 2:
+                return None, data
+            args.append(rest2[:size])
+            rest = rest2[size + 2:]
+        return args, rest
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+_META = None
+
+
+def _fake_read(answers: list[list[bytes]], reader: str, monkeypatch: pytest.MonkeyPatch):
+    from scorer.features.store import ViewMeta
+
+    fake = _FakeRedis(answers)
+    if reader == "hiredis":
+        monkeypatch.setattr(rs, "resp_ready", lambda: False)
+    store = open_store(f"redis://127.0.0.1:{fake.port}/3?timeout=2")
+    meta = ViewMeta("v", "id", ("x0",), {"x0": "double"}, None)
+    try:
+        return store.read(meta, ["1"], ["x0"])  # type: ignore[attr-defined]
+    finally:
+        store.close()
+        fake.close()
+
+
+@pytest.mark.parametrize("reader", ["compiled", "hiredis"])
+def test_error_replies_are_the_errors_redis_py_raises(reader: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from scorer.errors import UnavailableError
+
+    # a Redis loading its data after a restart: unreachable for now, not bad data
+    loading = b"-LOADING Redis is loading the dataset in memory\r\n"
+    with pytest.raises(UnavailableError, match="BusyLoadingError"):
+        _fake_read([[loading], [loading]], reader, monkeypatch)
+    # an error line that comes in two pieces is read whole
+    with pytest.raises(FeatureDataError, match=r"\(WRONGTYPE Operation against a key "
+                                               r"holding the wrong kind of value\)"):
+        _fake_read([[b"-WRONGTYPE Operation ", b"against a key holding the wrong kind of "
+                     b"value\r\n"]], reader, monkeypatch)
+
+
+@pytest.mark.parametrize("reader", ["compiled", "hiredis"])
+def test_an_answer_in_pieces(reader: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    answer = b"*4\r\n$2\r\nx0\r\n$4\r\n2.25\r\n$3\r\n_ts\r\n$2\r\n17\r\n"
+    rows = _fake_read([[answer[:7], answer[7:30], answer[30:]]], reader, monkeypatch)
+    assert rows.columns["x0"].tolist() == [2.25] and rows.ts_us.tolist() == [17]
+
+
+def test_a_view_loaded_again_with_other_types_reads_them(rstore: RedisStore, view_name: str,
+                                                        tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    pd.DataFrame({"id": [1], "z": [2139.0]}).to_parquet(tmp_path / "a.parquet")
+    load(rstore, tmp_path / "a.parquet", view=view_name, entity="id")
+    assert rstore.read(rstore.view(view_name), ["1"], ["z"]).columns["z"].tolist() == [2139.0]
+    rstore.delete_view(view_name)
+    pd.DataFrame({"id": [1], "z": ["02139"]}).to_parquet(tmp_path / "b.parquet")
+    load(rstore, tmp_path / "b.parquet", view=view_name, entity="id")
+    rows = rstore.read(rstore.view(view_name), ["1"], ["z"])
+    assert rows.columns["z"].tolist() == ["02139"] and rows.matrix is None
+
+
+def test_a_feature_named_like_the_timestamp_reads_as_through_hiredis(
+        rstore: RedisStore, view_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scorer.features.store import ViewMeta
+
+    meta = ViewMeta(view_name, "id", ("a", "_ts"), {"a": "double", "_ts": "double"}, None)
+    r = redis.Redis.from_url(redis_db())
+    try:
+        r.hset(f"ts:f:{view_name}:1", mapping={"a": b"1.5", "_ts": b"17"})
+        compiled, hiredis = _read_both(rstore, monkeypatch, meta, ["1"], ["a", "_ts"])
+        _same_rows(compiled, hiredis, ["a", "_ts"])
+        assert compiled.found.tolist() == [True] and compiled.ts_us.tolist() == [17]
+    finally:
+        r.delete(f"ts:f:{view_name}:1")
+        r.close()
+
+
+def test_a_large_answers_buffer_is_not_kept(rstore: RedisStore, view_name: str,
+                                            tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    pd.DataFrame({"id": np.arange(3000), "x0": np.linspace(0, 1, 3000)}).to_parquet(
+        tmp_path / "v.parquet")
+    load(rstore, tmp_path / "v.parquet", view=view_name, entity="id")
+    meta = rstore.view(view_name)
+    monkeypatch.setattr(rs, "_KEEP_BUFFER", 1 << 16)
+    assert rstore.read(meta, [str(i) for i in range(3000)], ["x0"]).found.all()
+    assert rstore._local.buf is None  # the next read starts with a small one again
+    assert rstore.read(meta, ["1"], ["x0"]).found.all()
+    assert len(rstore._local.buf) == 1 << 16

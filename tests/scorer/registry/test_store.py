@@ -94,20 +94,24 @@ def test_concurrent_publishers_get_distinct_ordered_versions(store_url, bundles,
     barrier = threading.Barrier(len(paths))
 
     def publish(k: int) -> None:
-        s = open_store(store_url)
+        s = None
         try:
-            barrier.wait()
+            s = open_store(store_url)
+            barrier.wait(timeout=120)
             got[k] = s.publish(paths[k], "iris")
         except BaseException as exc:
             errors.append(exc)
+            barrier.abort()  # (the others stop waiting: the test fails, it does not hang)
         finally:
-            s.close()
+            if s is not None:
+                s.close()
 
     threads = [threading.Thread(target=publish, args=(k,)) for k in range(len(paths))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert not [e for e in errors if not isinstance(e, threading.BrokenBarrierError)], errors
     assert not errors
     assert sorted(got.values()) == list(range(1, 9))
     s = open_store(store_url)
@@ -191,14 +195,17 @@ def test_the_same_bundle_published_at_once_by_many(store_url, bundles) -> None:
     barrier = threading.Barrier(len(jobs))
 
     def publish(model: str, k: int) -> None:
-        s = open_store(store_url)
+        s = None
         try:
-            barrier.wait()
+            s = open_store(store_url)
+            barrier.wait(timeout=120)
             got[(model, k)] = s.publish(bundles[1], model)
         except BaseException as exc:
             errors.append(exc)
+            barrier.abort()  # (the others stop waiting: the test fails, it does not hang)
         finally:
-            s.close()
+            if s is not None:
+                s.close()
 
     threads = [threading.Thread(target=publish, args=job) for job in jobs]
     for t in threads:
