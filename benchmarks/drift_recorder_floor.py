@@ -2,11 +2,14 @@
 ``python -m benchmarks.drift_recorder_floor [--rounds 15] [--calls 20000]``.
 
 ``Pipeline`` calls of one row on the logistic regression of ``benchmarks.drift`` (30 inputs),
-in rotating order: no recorder; a recorder whose ``record`` does nothing; a minimal one (a
-dictionary lookup by the model's id and the row's bytes appended to a buffer: the least a
-recorder that keeps rows can do in Python); the :class:`~scorer.monitoring.DriftRecorder`
-(its rows counted inside the round). Medians of wall time per call; the ratio to no
-recorder is the throughput the #24 goal (>= 0.95) is about. Results:
+in rotating order: no recorder; a recorder whose ``record`` does nothing; one that appends
+``(target, row)`` to a queue (a reference: the row is read-only, as the gRPC server's are);
+the same with the checks a real one needs (one row, read-only, a bounded queue: "lean"); a
+minimal one (a dictionary lookup by the model's id and the row's bytes appended to a buffer:
+the least a recorder that keeps rows by copy can do in Python); the
+:class:`~scorer.monitoring.DriftRecorder` (its rows counted inside the round). Medians of
+wall time per call; the ratio to no recorder is the throughput the #24 goal (>= 0.95) is
+about. Results:
 ``benchmarks/results/drift-recorder-floor-<date>.json``.
 """
 
@@ -19,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,35 @@ from .drift import ROOT, _export
 class _Noop:
     def record(self, target: Any, request: Any, arrays: Any) -> None:
         pass
+
+
+class _Append:
+    """A reference to the row appended to a queue: what record can least do to keep it."""
+
+    def __init__(self) -> None:
+        self.q: deque = deque()
+
+    def record(self, target: Any, request: Any, arrays: Any) -> None:
+        self.q.append((target, request.inputs))
+
+
+class _Lean:
+    """:class:`_Append` with the checks a real one needs: one row, a read-only array (the
+    gRPC server's: its bytes cannot change, so no copy), a bounded queue."""
+
+    def __init__(self) -> None:
+        self.q: deque = deque()
+        self.limit = 1 << 16
+
+    def record(self, target: Any, request: Any, arrays: Any) -> None:
+        if request.rows == 1:
+            x = request.inputs
+            if type(x) is np.ndarray and not x.flags.writeable:
+                q = self.q
+                if len(q) < self.limit:
+                    q.append((target, x))
+                    return
+        raise RuntimeError("not a one-row read-only request")
 
 
 class _Minimal:
@@ -57,12 +90,13 @@ def main() -> int:
         _export(30, 20_000, Path(tmp) / "m", classifier=True)
         model = scorer.load(Path(tmp) / "m")
     drift = DriftRecorder(300, queue_rows=1 << 26, queue_requests=1 << 26)
-    minimal = _Minimal()
-    recorders: dict[str, Any] = {"off": None, "noop": _Noop(), "minimal": minimal,
-                                 "drift": drift}
+    minimal, append, lean = _Minimal(), _Append(), _Lean()
+    recorders: dict[str, Any] = {"off": None, "noop": _Noop(), "append": append,
+                                 "lean": lean, "minimal": minimal, "drift": drift}
     pipes = {k: Pipeline(ModelResolver({"m": model}), recorders=[r] if r else [])
              for k, r in recorders.items()}
     X = np.random.default_rng(1).normal(size=(1, 30))
+    X.flags.writeable = False  # (as the gRPC server's rows: views of the request's bytes)
     for pipe in pipes.values():
         for _ in range(3000):
             pipe("m", X)
@@ -77,6 +111,8 @@ def main() -> int:
             if name == "drift":
                 drift.drain()
             minimal.buf.clear()
+            append.q.clear()
+            lean.q.clear()
             runs[name].append(time.perf_counter() - t0)
     off = statistics.median(runs["off"])
     out: dict[str, Any] = {"date": dt.date.today().isoformat(), "rounds": args.rounds,
