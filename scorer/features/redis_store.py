@@ -93,7 +93,7 @@ class RedisStore:
         if timeout is None:
             timeout = float(q["timeout"][0]) if "timeout" in q else DEFAULT_TIMEOUT
         self.timeout = timeout
-        base = url.split("?", 1)[0]
+        base = _client_url(url)
         # no retries: a request must get its answer (or UNAVAILABLE) within one timeout; the
         # pool reconnects on the next call, so a store that comes back is used again at once
         # RESP2: no push frames (redis-py 8 speaks RESP3 by default and may enable
@@ -258,7 +258,7 @@ class RedisStore:
         if self._w is None:
             import redis
 
-            self._w = redis.Redis.from_url(self.url.split("?", 1)[0],
+            self._w = redis.Redis.from_url(_client_url(self.url),
                                            socket_timeout=max(self.timeout, WRITE_TIMEOUT),
                                            socket_connect_timeout=self.timeout)
         return self._w
@@ -278,6 +278,8 @@ class RedisStore:
         if cmd is not None and cmd[4] is not meta:  # the view read again: its types too?
             if cmd[5] != tuple(meta.types.get(f) for f in features):
                 cmd = None
+            else:  # (compared once per metadata object, not on every read)
+                cmd = self._hmget[(meta.name, whole, *features)] = (*cmd[:4], meta, cmd[5])
         if cmd is None:
             fields = [*features, "_ts"]
             names = tuple(f.encode() for f in fields)
@@ -314,10 +316,17 @@ class RedisStore:
             res = self._round_trip(conn, payload, n, fast, again=True)
         if type(res) is tuple:  # (buffer, spans) of the compiled reader
             return self._numbers(meta, features, keys, *res)
+        if not all(type(r) in (list, dict) for r in res):
+            raise FeatureDataError(f"feature store {redact(self.url)}: an answer that is not "
+                                   "the hash of an entity")
         if whole:  # a map (RESP3) or [field, value, ...] -> the values of ``names``
-            res = [list(map((r if isinstance(r, dict) else
-                             dict(zip(r[::2], r[1::2], strict=True))).get, names))
-                   for r in res]
+            try:
+                res = [list(map((r if isinstance(r, dict) else
+                                 dict(zip(r[::2], r[1::2], strict=True))).get, names))
+                       for r in res]
+            except ValueError:  # an odd number of elements
+                raise FeatureDataError(f"feature store {redact(self.url)}: an answer that is "
+                                       "not the hash of an entity") from None
         return _decode(meta, features, res, keys)
 
     def _numbers(self, meta: ViewMeta, features: list[str], keys: list[str], buf: np.ndarray,
@@ -423,9 +432,16 @@ class RedisStore:
             return [conn.read_response() for _ in range(n)]  # one round trip for all N ids
         except BaseException as exc:
             conn.disconnect()  # answers may be left unread: not reusable
-            if isinstance(exc, redis.ResponseError):  # WRONGTYPE: a key that is not a hash
+            if isinstance(exc, redis.ResponseError):
+                code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]
+                if code in _TRANSIENT:
+                    raise self._unavailable(exc) from exc
+                # WRONGTYPE: a key that is not a hash
                 raise FeatureDataError(f"feature store {redact(self.url)}: an entity key "
                                        f"cannot be read as a hash ({exc})") from exc
+            if isinstance(exc, redis.InvalidResponse):  # not RESP at all
+                raise FeatureDataError(f"feature store {redact(self.url)}: an answer that is "
+                                       f"not Redis's protocol ({exc})") from exc
             if reused and isinstance(exc, redis.ConnectionError) \
                     and not isinstance(exc, redis.TimeoutError):
                 raise _ClosedConnection from exc
@@ -473,6 +489,22 @@ def _recv(sock: Any, into: np.ndarray) -> int:
     if not got:
         raise redis.ConnectionError("Connection closed by server.")
     return got
+
+
+def _client_url(url: str) -> str:
+    """``url`` for redis-py: its query options (``db``, ``ssl_cert_reqs``, ...) kept, but
+    ``timeout`` (the store's own) and ``protocol`` (the store's connections speak RESP2)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k not in ("timeout", "protocol")]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+#: error replies of a Redis that cannot answer for now (a script running too long, a replica
+#: cut off from its primary): the store is unavailable, its data is not wrong
+_TRANSIENT = frozenset(("BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"))
 
 
 class _ClosedConnection(Exception):

@@ -529,3 +529,46 @@ def test_a_large_answers_buffer_is_not_kept(rstore: RedisStore, view_name: str,
     assert rstore._local.buf is None  # the next read starts with a small one again
     assert rstore.read(meta, ["1"], ["x0"]).found.all()
     assert len(rstore._local.buf) == 1 << 16
+
+
+@pytest.mark.parametrize("reader", ["compiled", "hiredis"])
+def test_a_busy_redis_is_unavailable_and_what_is_not_an_answer_is_bad_data(
+        reader: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scorer.errors import UnavailableError
+
+    busy = b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL\r\n"
+    with pytest.raises(UnavailableError, match=r"BUSY|busy running a script"):
+        _fake_read([[busy], [busy]], reader, monkeypatch)
+    for answer in (b"?garbage\r\n", b"*1\r\n:5\r\n", b"+OK\r\n", b":5\r\n"):
+        with pytest.raises(FeatureDataError, match=r"not the hash of an entity|not Redis"):
+            _fake_read([[answer]], reader, monkeypatch)
+
+
+def test_the_urls_options_reach_redis(view_name: str, tmp_path: Path) -> None:
+    """(``?db=`` was dropped with every option but the store's own ``timeout``.)"""
+    db = int(redis_db().rsplit("/", 1)[1])
+    s = open_store(f"redis://127.0.0.1:6379?db={db}&timeout=2")
+    try:
+        pd.DataFrame({"id": [1], "x0": [0.5]}).to_parquet(tmp_path / "v.parquet")
+        load(s, tmp_path / "v.parquet", view=view_name, entity="id")
+        assert s.timeout == 2.0  # type: ignore[attr-defined]
+        r = redis.Redis.from_url(redis_db())
+        try:
+            assert r.exists(f"ts:f:{view_name}:1") and r.exists(f"ts:v:{view_name}")
+        finally:
+            r.close()
+    finally:
+        s.delete_view(view_name)  # type: ignore[attr-defined]
+        s.close()
+
+
+def test_a_view_read_again_is_compared_once(rstore: RedisStore, view_name: str,
+                                            tmp_path: Path) -> None:
+    pd.DataFrame({"id": [1], "x0": [0.5]}).to_parquet(tmp_path / "v.parquet")
+    load(rstore, tmp_path / "v.parquet", view=view_name, entity="id")
+    m1, m2 = rstore.view(view_name), rstore.view(view_name)
+    assert m1 is not m2
+    for m in (m1, m2):
+        assert rstore.read(m, ["1"], ["x0"]).columns["x0"].tolist() == [0.5]
+    (cmd,) = rstore._hmget.values()
+    assert cmd[4] is m2  # the newest metadata object: the next reads compare nothing
