@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 
 def redact(url: str) -> str:
@@ -18,3 +18,11 @@ def redact(url: str) -> str:
     # (the last "@" ends the user info: a password may hold "@" itself)
     netloc = parts.netloc.replace(f":{password}@", ":***@")
     return parts._replace(netloc=netloc).geturl()
+
+
+def without_options(url: str, names: tuple[str, ...]) -> str:
+    """``url`` without the query options ``names`` (a stage's own, e.g. ``timeout``): what
+    is left (``db``, ``ssl_cert_reqs``, ...) is for the client library the URL is passed to."""
+    base, _, query = url.partition("?")  # (not urlunsplit: it writes unix:/// as unix:/)
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in names]
+    return f"{base}?{urlencode(kept)}" if kept else base

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..pipeline import Request, Target
+from ..urls import without_options
 from .key import digest, key_or_none
 from .metrics import CacheMetrics
 
@@ -99,7 +100,9 @@ class RedisCache:
         if timeout is None:
             timeout = float(q["timeout"][0]) if "timeout" in q else DEFAULT_TIMEOUT
         self.metrics = metrics if metrics is not None else CacheMetrics("redis")
-        self._r = redis.Redis.from_url(url.split("?", 1)[0], socket_timeout=timeout,
+        # (the cache's own options off the URL; redis-py's own, e.g. ?db=, kept)
+        self._r = redis.Redis.from_url(without_options(url, ("ttl", "max_entry_mb", "timeout")),
+                                       socket_timeout=timeout,
                                        socket_connect_timeout=timeout,
                                        retry=Retry(NoBackoff(), 0))
 

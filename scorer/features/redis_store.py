@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..errors import FeatureDataError, InputError, UnavailableError
-from ..urls import redact
+from ..urls import redact, without_options
 from .resp import DONE, ERROR_REPLY, KERNELS, MORE, STRTOD
 from .resp import ready as resp_ready
 from .store import Batch, Rows, ViewMeta, check_view_name, empty_rows
@@ -492,14 +492,9 @@ def _recv(sock: Any, into: np.ndarray) -> int:
 
 
 def _client_url(url: str) -> str:
-    """``url`` for redis-py: its query options (``db``, ``ssl_cert_reqs``, ...) kept, but
-    ``timeout`` (the store's own) and ``protocol`` (the store's connections speak RESP2)."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if k not in ("timeout", "protocol")]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    """``url`` for redis-py: its query options kept, but ``timeout`` (the store's own) and
+    ``protocol`` (the store's connections speak RESP2)."""
+    return without_options(url, ("timeout", "protocol"))
 
 
 #: error replies of a Redis that cannot answer for now (a script running too long, a replica

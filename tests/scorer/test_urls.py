@@ -18,3 +18,14 @@ from scorer.urls import redact
 ])
 def test_redact_hides_the_password(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+def test_without_options_keeps_the_rest() -> None:
+    from scorer.urls import without_options
+
+    url = "rediss://u:p%40ss@h:6380/2?timeout=1&db=3&ssl_cert_reqs=none&ttl=5"
+    assert without_options(url, ("timeout", "ttl")) == \
+        "rediss://u:p%40ss@h:6380/2?db=3&ssl_cert_reqs=none"
+    assert without_options("redis://h:6379/0?timeout=1", ("timeout",)) == "redis://h:6379/0"
+    assert without_options("unix:///tmp/r.sock?db=5", ("timeout",)) == \
+        "unix:///tmp/r.sock?db=5"

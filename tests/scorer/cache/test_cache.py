@@ -7,6 +7,7 @@ import uuid
 
 import numpy as np
 import pytest
+import redis
 
 from scorer.cache import LocalCache, RedisCache, open_cache, request_key
 from scorer.cache import local as local_mod
@@ -224,3 +225,21 @@ def test_redis_entries_larger_than_the_bound_are_not_stored() -> None:
         c.close()  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="max_entry_mb"):
         open_cache(redis_db() + "?max_entry_mb=lots")
+
+
+def test_the_urls_redis_options_reach_redis() -> None:
+    """(``?db=`` was dropped with the cache's own options.)"""
+    db = int(redis_db().rsplit("/", 1)[1])
+    c = open_cache(f"redis://127.0.0.1:6379?db={db}&ttl=60&timeout=2")
+    assert isinstance(c, RedisCache) and c.ttl == 60
+    t = _Target(uuid.uuid4().hex)
+    r = _req(np.ones((1, 2)))
+    c.put(t, r, {"p": np.array([0.5])})
+    name = c._name(request_key(t, r))
+    raw = redis.Redis.from_url(redis_db())
+    try:
+        assert raw.exists(name)  # in the database the URL names, not database 0
+        raw.delete(name)
+    finally:
+        raw.close()
+        c.close()
