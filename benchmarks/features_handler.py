@@ -1,10 +1,11 @@
 """CPU cost of a one-id entity request inside the server, without the network (#22).
 
-``python -m benchmarks.features_handler [--baseline CHECKOUT] [--rounds 2]``
+``python -m benchmarks.features_handler [--baseline CHECKOUT] [--rounds 2] [--redis sqlite]``
 
 Loads 5,000 entities x 50 doubles into Redis (``--redis``, a database of its own; the view
-is deleted after), serves the 200-tree forest of ``benchmarks.features`` bound to the view
-(``scorer.server.serve`` with ``features=``), and calls the servicer's ModelInfer handler
+is deleted after; ``--redis sqlite``: the embedded store, in a temporary file), serves the
+200-tree forest of ``benchmarks.features`` bound to the view (``scorer.server.serve`` with
+``features=``), and calls the servicer's ModelInfer handler
 with the serialized request tritonclient sends for one id (an INT64 ``[1]`` tensor):
 request bytes in, response bytes out, lookup, score, metrics and statistics included. Per
 checkout, in a process of its own, alternating with ``--baseline`` for ``--rounds``:
@@ -49,6 +50,8 @@ except ImportError:  # (a checkout without the compiled reader)
 url = sys.argv[1]
 rng = np.random.default_rng(0)
 tmp = Path(tempfile.mkdtemp(prefix="ts-fhandler-"))
+if url == "sqlite":  # the embedded store, in a file of this run's own
+    url = f"sqlite:///{tmp}/features.db"
 df, data = entity_data(rng, 5000, 50, tmp)
 view = f"bench_{uuid.uuid4().hex[:8]}"
 store = open_store(url, timeout=5.0)
@@ -117,7 +120,9 @@ def _measure(root: Path, url: str) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--redis", default="redis://127.0.0.1:6379/7")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/7",
+                    help="the store: a Redis URL (a database of its own), or 'sqlite' for "
+                         "the embedded store in a temporary file")
     ap.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)

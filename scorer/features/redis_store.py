@@ -23,7 +23,6 @@ import json
 import os
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,7 +32,7 @@ from ..errors import FeatureDataError, InputError, UnavailableError
 from ..urls import redact, without_options
 from .resp import DONE, ERROR_REPLY, KERNELS, MORE, STRTOD
 from .resp import ready as resp_ready
-from .store import Batch, Rows, ViewMeta, check_view_name, empty_rows
+from .store import Batch, NamedRows, Rows, ViewMeta, check_view_name, empty_rows
 
 #: seconds a read or write may wait for Redis before the request is answered UNAVAILABLE
 DEFAULT_TIMEOUT = 0.3
@@ -361,7 +360,7 @@ class RedisStore:
                 return _decode(meta, features, res, keys)  # raises, naming the value
             null = np.isnan(block)
             null &= found
-        return Rows(found, ts, _Rows(features, block), _Rows(features, null),  # type: ignore[arg-type]
+        return Rows(found, ts, NamedRows(features, block), NamedRows(features, null),  # type: ignore[arg-type]
                     block.T)
 
     def _read_answers(self, conn: Any, n: int, whole: bool, names: np.ndarray,
@@ -696,7 +695,7 @@ def _decode_rows(meta: ViewMeta, features: list[str], res: list[list[bytes | Non
             matrix = block.T  # (n, k), in the order asked for
             # columns by name made when asked for (a scorer of the matrix never does: a view
             # per feature costs ~0.2 us, the index of names ~2 us)
-            return Rows(found, ts, _Rows(features, block), _Rows(features, isnull),  # type: ignore[arg-type]
+            return Rows(found, ts, NamedRows(features, block), NamedRows(features, isnull),  # type: ignore[arg-type]
                         matrix)
         for i, j in enumerate(num):
             cols[features[j]] = block[i]
@@ -709,28 +708,6 @@ def _decode_rows(meta: ViewMeta, features: list[str], res: list[list[bytes | Non
             cols[f] = col
             null[f] = np.fromiter((v is None for v in raw), dtype=bool, count=n) & found
     return Rows(found, ts, cols, null, matrix)
-
-
-class _Rows(Mapping[str, np.ndarray]):
-    """``name -> block[i]`` where ``names[i] == name``: the rows of a 2-D array by name,
-    made on access (the index of names too)."""
-
-    __slots__ = ("_block", "_index", "_names")
-
-    def __init__(self, names: list[str], block: np.ndarray) -> None:
-        self._names, self._block = names, block
-        self._index: dict[str, int] | None = None
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if self._index is None:
-            self._index = {f: j for j, f in enumerate(self._names)}
-        return self._block[self._index[name]]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
 
 
 def _offsets(a: Any) -> np.ndarray:

@@ -233,8 +233,10 @@ def test_policy_fills_missing_features_with_nan(bundles: dict[str, Exported],
     target = ModelResolver({"iris": model}).resolve("iris")
     req = Request(None, 2, model.output_names, extras={ENTITY: np.array([2, 99])})
     stage.fill(target, req)
-    assert isinstance(req.inputs, dict)
-    assert np.isnan(req.inputs[names[0]][1]) and req.inputs[names[0]][0] == df[names[0]][1]
+    # (numbers only: the model's matrix, in its input order, as from Redis)
+    assert isinstance(req.inputs, np.ndarray) and req.inputs.shape == (2, len(names))
+    assert np.isnan(req.inputs[1]).all()
+    assert req.inputs[0].tolist() == df[names].iloc[1].tolist()
     assert Pipeline(ModelResolver({"iris": model}), features=stage).features is stage
 
 

@@ -71,6 +71,30 @@ def test_values_come_back_bit_for_bit(store: FeatureStore, view_name: str,
     assert np.array_equal(part.columns["x"].view(np.int64), rows.columns["x"].view(np.int64))
 
 
+def test_numbers_read_as_one_matrix_equal_the_columns(store: FeatureStore, view_name: str,
+                                                      tmp_path: Path) -> None:
+    """Every backend gives a read of numbers only as a matrix too (a model scores it as it
+    is), the same values as a read with a string among them; ids repeated and unknown."""
+    df = _frame()
+    df.to_parquet(tmp_path / "f.parquet")
+    load(store, tmp_path / "f.parquet", view=view_name, entity="id")
+    meta = store.view(view_name)
+    keys = ["103", "nope", "105", "103", "100", "149"]
+    nums = store.read(meta, keys, ["x", "k", "flag"])
+    mixed = store.read(meta, keys, ["x", "k", "flag", "s"])
+    assert nums.matrix is not None and nums.matrix.shape == (6, 3)
+    assert mixed.matrix is None
+    assert nums.found.tolist() == mixed.found.tolist() == [True, False, True, True, True, True]
+    assert nums.ts_us.tolist() == mixed.ts_us.tolist()
+    for j, f in enumerate(["x", "k", "flag"]):
+        assert nums.columns[f].view(np.int64).tolist() == \
+            mixed.columns[f].view(np.int64).tolist()
+        assert nums.matrix[:, j].view(np.int64).tolist() == \
+            mixed.columns[f].view(np.int64).tolist()
+        assert nums.null[f].tolist() == mixed.null[f].tolist()
+    assert nums.null["x"].tolist() == [False, False, True, False, False, False]  # 105: null
+
+
 def test_latest_timestamp_wins_and_a_reload_changes_nothing(store: FeatureStore,
                                                             view_name: str,
                                                             tmp_path: Path) -> None:
