@@ -32,7 +32,7 @@ from ..errors import FeatureDataError, InputError, UnavailableError
 from ..urls import redact, without_options
 from .resp import DONE, ERROR_REPLY, KERNELS, MORE, STRTOD
 from .resp import ready as resp_ready
-from .store import Batch, NamedRows, Rows, ViewMeta, check_view_name, empty_rows
+from .store import Batch, Rows, ViewMeta, check_view_name, empty_rows, numeric_rows
 
 #: seconds a read or write may wait for Redis before the request is answered UNAVAILABLE
 DEFAULT_TIMEOUT = 0.3
@@ -358,10 +358,8 @@ class RedisStore:
                 res = [[None if a < 0 else bytes(buf[a:a + ln]) for a, ln in row]
                        for row in spans.tolist()]
                 return _decode(meta, features, res, keys)  # raises, naming the value
-            null = np.isnan(block)
-            null &= found
-        return Rows(found, ts, NamedRows(features, block), NamedRows(features, null),  # type: ignore[arg-type]
-                    block.T)
+            null = None  # (values Python read may be NaN: computed again)
+        return numeric_rows(features, block, found, ts, null)
 
     def _read_answers(self, conn: Any, n: int, whole: bool, names: np.ndarray,
                       name_off: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -672,7 +670,6 @@ def _decode_rows(meta: ViewMeta, features: list[str], res: list[list[bytes | Non
            else [j for j, f in enumerate(features) if types.get(f) != "string"])
     cols: dict[str, np.ndarray] = {}
     null: dict[str, np.ndarray] = {}
-    matrix = None
     if num:
         every = len(num) == k
         flat = [v for r in res for v in r[:k]] if every else [r[j] for r in res for j in num]
@@ -691,12 +688,8 @@ def _decode_rows(meta: ViewMeta, features: list[str], res: list[list[bytes | Non
         block = rows.T.copy()
         isnull = np.isnan(block)
         isnull &= found
-        if every:
-            matrix = block.T  # (n, k), in the order asked for
-            # columns by name made when asked for (a scorer of the matrix never does: a view
-            # per feature costs ~0.2 us, the index of names ~2 us)
-            return Rows(found, ts, NamedRows(features, block), NamedRows(features, isnull),  # type: ignore[arg-type]
-                        matrix)
+        if every:  # the matrix, in the order asked for; columns by name made when asked for
+            return numeric_rows(features, block, found, ts, isnull)
         for i, j in enumerate(num):
             cols[features[j]] = block[i]
             null[features[j]] = isnull[i]
@@ -707,7 +700,7 @@ def _decode_rows(meta: ViewMeta, features: list[str], res: list[list[bytes | Non
             col[:] = [None if v is None else v.decode("utf-8") for v in raw]
             cols[f] = col
             null[f] = np.fromiter((v is None for v in raw), dtype=bool, count=n) & found
-    return Rows(found, ts, cols, null, matrix)
+    return Rows(found, ts, cols, null)
 
 
 def _offsets(a: Any) -> np.ndarray:

@@ -263,6 +263,25 @@ def _digit(c):
     return 48 <= c <= 57
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _mantissa(buf, i, e, m, nd, exact):
+    """The decimal digits at ``buf[i:e]`` appended to the mantissa ``m`` of ``nd``
+    significant digits: (index after them, m, nd, exact, digits read). Leading zeros are not
+    significant; past 18 significant digits (what int64 holds) ``m`` stops and ``exact`` is
+    False."""
+    start = i
+    while i < e and _digit(buf[i]):
+        d = buf[i] - 48
+        if m != 0 or d != 0:
+            if nd < 18:
+                m = m * 10 + d
+            else:
+                exact = False
+            nd += 1
+        i += 1
+    return i, m, nd, exact, i - start
+
+
 @njit(cache=True, nogil=True)
 def _double(buf, a, ln, strtod, endp):
     """(value, True) when ``buf[a:a + ln]`` is plain decimal text (module docstring);
@@ -275,35 +294,13 @@ def _double(buf, a, ln, strtod, endp):
     if i < e and buf[i] == 45:
         neg = True
         i += 1
-    m = 0
-    nd = 0
+    i, m, nd, exact, n_int = _mantissa(buf, i, e, 0, 0, True)
     p = 0
-    exact = True
-    digits = False
-    while i < e and _digit(buf[i]):
-        d = buf[i] - 48
-        digits = True
-        if m != 0 or d != 0:
-            if nd < 18:  # (18 digits fit int64)
-                m = m * 10 + d
-            else:
-                exact = False
-            nd += 1
-        i += 1
+    n_frac = 0
     if i < e and buf[i] == 46:  # '.'
-        i += 1
-        while i < e and _digit(buf[i]):
-            d = buf[i] - 48
-            digits = True
-            if m != 0 or d != 0:
-                if nd < 18:  # (18 digits fit int64)
-                    m = m * 10 + d
-                else:
-                    exact = False
-                nd += 1
-            p -= 1
-            i += 1
-    if not digits:
+        i, m, nd, exact, n_frac = _mantissa(buf, i + 1, e, m, nd, exact)
+        p = -n_frac
+    if n_int + n_frac == 0:
         return 0.0, False
     if i < e and (buf[i] == 101 or buf[i] == 69):  # 'e', 'E'
         i += 1

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FeatureDataError, UnavailableError
-from .store import Batch, NamedRows, Rows, ViewMeta, check_view_name, empty_rows
+from .store import Batch, Rows, ViewMeta, check_view_name, empty_rows, numeric_rows
 
 #: SQLite's default limit on host parameters in one statement is 32766
 _MAX_PARAMS = 30_000
@@ -200,10 +200,7 @@ class SQLiteStore:
             block[:, at] = values.reshape(len(found_rows), k)[src].T
             found[at] = True
             ts[at] = [found_rows[r][1] for r in src]
-        null = np.isnan(block)
-        null &= found
-        return Rows(found, ts, NamedRows(features, block), NamedRows(features, null),  # type: ignore[arg-type]
-                    block.T)
+        return numeric_rows(features, block, found, ts)
 
     def delete_view(self, name: str) -> int:
         """Remove a view and its rows."""

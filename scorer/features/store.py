@@ -145,6 +145,28 @@ class NamedRows(Mapping[str, np.ndarray]):
         return len(self._names)
 
 
+def numeric_rows(features: list[str], block: np.ndarray, found: np.ndarray, ts: np.ndarray,
+                 null: np.ndarray | None = None) -> Rows:
+    """The :class:`Rows` of a read of numbers only, from its block.
+
+    Parameters
+    ----------
+    features : list of str
+        The features read, in order.
+    block : float64 ndarray of shape (len(features), n)
+        Feature ``f`` of entity ``r`` at ``[f, r]``, NaN where null or not found;
+        ``Rows.matrix`` is its transpose, ``Rows.columns`` its rows by name.
+    found : bool ndarray of shape (n,); ts : int64 ndarray of shape (n,)
+    null : bool ndarray of shape (len(features), n), optional
+        Where a found entity's feature is null; computed (NaN in a found row) when not given.
+    """
+    if null is None:
+        null = np.isnan(block)
+        null &= found
+    return Rows(found, ts, NamedRows(features, block), NamedRows(features, null),  # type: ignore[arg-type]
+                block.T)
+
+
 class FeatureStore(Protocol):
     """One interface, several backends. Backend failures to reach their server raise
     :class:`scorer.errors.UnavailableError`."""
