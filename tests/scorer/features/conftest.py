@@ -6,8 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
 from scorer.features import FeatureStore, open_store, redis_store, resp
 from tests.services import redis_db
@@ -40,3 +42,24 @@ def store(store_url: str, view_name: str) -> Iterator[FeatureStore]:
     finally:
         s.delete_view(view_name)  # type: ignore[attr-defined]
         s.close()
+
+
+@pytest.fixture
+def rstore(view_name: str) -> Iterator[Any]:
+    """A Redis store in this process's own database; its view deleted after."""
+    s = open_store(redis_db())
+    try:
+        yield s
+    finally:
+        s.delete_view(view_name)  # type: ignore[attr-defined]
+        s.close()
+
+
+@pytest.fixture
+def raw() -> Iterator[redis.Redis]:
+    """A plain client of the same database (what another client may write there)."""
+    r = redis.Redis.from_url(redis_db())
+    try:
+        yield r
+    finally:
+        r.close()

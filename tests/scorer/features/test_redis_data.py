@@ -4,8 +4,6 @@ closed, metadata and values that do not follow the layout (docs/features.md)."""
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +18,6 @@ from scorer.features.redis_store import RedisStore
 from scorer.features.stage import FeatureStage
 from scorer.features.store import ViewMeta
 from scorer.pipeline import Request
-from tests.services import redis_db
-
-
-@pytest.fixture
-def view_name() -> str:
-    return f"test_{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture(params=["compiled", "hiredis"])
@@ -39,23 +31,8 @@ def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     return str(request.param)
 
 
-@pytest.fixture
-def rstore(reader: str, view_name: str) -> Iterator[RedisStore]:
-    s = open_store(redis_db())
-    try:
-        yield s  # type: ignore[misc]
-    finally:
-        s.delete_view(view_name)  # type: ignore[attr-defined]
-        s.close()
-
-
-@pytest.fixture
-def raw() -> Iterator[redis.Redis]:
-    r = redis.Redis.from_url(redis_db())
-    try:
-        yield r
-    finally:
-        r.close()
+# every test, with each reader (rstore, raw, view_name: conftest)
+pytestmark = pytest.mark.usefixtures("reader")
 
 
 def _load(store: RedisStore, view: str, tmp_path: Path, n: int = 3, k: int = 2) -> ViewMeta:
@@ -79,8 +56,7 @@ def test_a_connection_redis_closed_is_replaced_on_the_next_read(
     assert rows.columns["x0"].tolist() == [1.0, 2.0]
 
 
-def test_a_store_that_is_down_is_still_unavailable(reader: str, view_name: str,
-                                                   tmp_path: Path) -> None:
+def test_a_store_that_is_down_is_still_unavailable(view_name: str, tmp_path: Path) -> None:
     from tests.services import RedisServer
 
     server = RedisServer()

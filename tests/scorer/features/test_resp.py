@@ -4,8 +4,6 @@ it and through hiredis alike."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -207,22 +205,7 @@ def test_timestamps(text: bytes, fast: bool) -> None:
         assert ts[0] == int(text)
 
 
-# --- the store reading through it --------------------------------------------------------------
-@pytest.fixture
-def view_name() -> str:
-    return f"test_{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def rstore(view_name: str) -> Iterator[RedisStore]:
-    s = open_store(redis_db())
-    try:
-        yield s  # type: ignore[misc]
-    finally:
-        s.delete_view(view_name)  # type: ignore[attr-defined]
-        s.close()
-
-
+# --- the store reading through it (rstore, raw, view_name: conftest) ---------------------------
 def _read_both(store: RedisStore, monkeypatch: pytest.MonkeyPatch, meta, keys, features):
     """The same read through the compiled reader, then through hiredis."""
     compiled = store.read(meta, keys, features)
@@ -265,34 +248,30 @@ def test_the_store_reads_the_same_rows_both_ways(rstore: RedisStore, view_name: 
     assert len(rstore._local.buf) >= (1 << 16) * (2 if ids == 3000 else 1)
 
 
-def test_values_python_reads_and_values_nobody_reads(rstore: RedisStore, view_name: str,
-                                                     tmp_path: Path,
+def test_values_python_reads_and_values_nobody_reads(rstore: RedisStore, raw: redis.Redis,
+                                                     view_name: str, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     df = pd.DataFrame({"id": [0, 1], "x0": [1.5, 2.5], "x1": [0.25, 0.5]})
     df.to_parquet(tmp_path / "v.parquet")
     load(rstore, tmp_path / "v.parquet", view=view_name, entity="id")
     meta = rstore.view(view_name)
-    r = redis.Redis.from_url(redis_db())
-    try:
-        r.hset(f"ts:f:{view_name}:0", mapping={"x0": b"inf", "x1": b"nan"})
-        compiled, hiredis = _read_both(rstore, monkeypatch, meta, ["0", "1"], ["x0", "x1"])
-        _same_rows(compiled, hiredis, ["x0", "x1"])
-        assert compiled.columns["x0"][0] == np.inf and compiled.null["x1"].tolist() == [True, False]
-        r.hset(f"ts:f:{view_name}:1", "x1", b"1_000")
-        with pytest.raises(FeatureDataError, match=r"entity '1' holds x1 = b'1_000'"):
-            rstore.read(meta, ["0", "1"], ["x0", "x1"])
-        r.hset(f"ts:f:{view_name}:1", "x1", b"0.5")
-        r.hset(f"ts:f:{view_name}:1", "_ts", b"+99999999999999999999")
-        with pytest.raises(FeatureDataError, match=r"entity '1' holds _ts"):
-            rstore.read(meta, ["0", "1"], ["x0", "x1"])
-        r.delete(f"ts:f:{view_name}:1")
-        r.set(f"ts:f:{view_name}:1", "not a hash")
-        with pytest.raises(FeatureDataError, match="cannot be read as a hash"):
-            rstore.read(meta, ["0", "1"], ["x0", "x1"])
-        r.delete(f"ts:f:{view_name}:1")
-        assert rstore.read(meta, ["0", "1"], ["x0"]).found.tolist() == [True, False]
-    finally:
-        r.close()
+    raw.hset(f"ts:f:{view_name}:0", mapping={"x0": b"inf", "x1": b"nan"})
+    compiled, hiredis = _read_both(rstore, monkeypatch, meta, ["0", "1"], ["x0", "x1"])
+    _same_rows(compiled, hiredis, ["x0", "x1"])
+    assert compiled.columns["x0"][0] == np.inf and compiled.null["x1"].tolist() == [True, False]
+    raw.hset(f"ts:f:{view_name}:1", "x1", b"1_000")
+    with pytest.raises(FeatureDataError, match=r"entity '1' holds x1 = b'1_000'"):
+        rstore.read(meta, ["0", "1"], ["x0", "x1"])
+    raw.hset(f"ts:f:{view_name}:1", "x1", b"0.5")
+    raw.hset(f"ts:f:{view_name}:1", "_ts", b"+99999999999999999999")
+    with pytest.raises(FeatureDataError, match=r"entity '1' holds _ts"):
+        rstore.read(meta, ["0", "1"], ["x0", "x1"])
+    raw.delete(f"ts:f:{view_name}:1")
+    raw.set(f"ts:f:{view_name}:1", "not a hash")
+    with pytest.raises(FeatureDataError, match="cannot be read as a hash"):
+        rstore.read(meta, ["0", "1"], ["x0", "x1"])
+    raw.delete(f"ts:f:{view_name}:1")
+    assert rstore.read(meta, ["0", "1"], ["x0"]).found.tolist() == [True, False]
 
 
 def test_an_answer_beyond_the_bound_is_refused(rstore: RedisStore, view_name: str,
@@ -502,19 +481,15 @@ def test_a_view_loaded_again_with_other_types_reads_them(rstore: RedisStore, vie
 
 
 def test_a_feature_named_like_the_timestamp_reads_as_through_hiredis(
-        rstore: RedisStore, view_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        rstore: RedisStore, raw: redis.Redis, view_name: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from scorer.features.store import ViewMeta
 
     meta = ViewMeta(view_name, "id", ("a", "_ts"), {"a": "double", "_ts": "double"}, None)
-    r = redis.Redis.from_url(redis_db())
-    try:
-        r.hset(f"ts:f:{view_name}:1", mapping={"a": b"1.5", "_ts": b"17"})
-        compiled, hiredis = _read_both(rstore, monkeypatch, meta, ["1"], ["a", "_ts"])
-        _same_rows(compiled, hiredis, ["a", "_ts"])
-        assert compiled.found.tolist() == [True] and compiled.ts_us.tolist() == [17]
-    finally:
-        r.delete(f"ts:f:{view_name}:1")
-        r.close()
+    raw.hset(f"ts:f:{view_name}:1", mapping={"a": b"1.5", "_ts": b"17"})  # (rstore deletes it)
+    compiled, hiredis = _read_both(rstore, monkeypatch, meta, ["1"], ["a", "_ts"])
+    _same_rows(compiled, hiredis, ["a", "_ts"])
+    assert compiled.found.tolist() == [True] and compiled.ts_us.tolist() == [17]
 
 
 def test_a_large_answers_buffer_is_not_kept(rstore: RedisStore, view_name: str,
@@ -544,7 +519,8 @@ def test_a_busy_redis_is_unavailable_and_what_is_not_an_answer_is_bad_data(
             _fake_read([[answer]], reader, monkeypatch)
 
 
-def test_the_urls_options_reach_redis(view_name: str, tmp_path: Path) -> None:
+def test_the_urls_options_reach_redis(raw: redis.Redis, view_name: str,
+                                      tmp_path: Path) -> None:
     """(``?db=`` was dropped with every option but the store's own ``timeout``.)"""
     db = int(redis_db().rsplit("/", 1)[1])
     s = open_store(f"redis://127.0.0.1:6379?db={db}&timeout=2")
@@ -552,11 +528,7 @@ def test_the_urls_options_reach_redis(view_name: str, tmp_path: Path) -> None:
         pd.DataFrame({"id": [1], "x0": [0.5]}).to_parquet(tmp_path / "v.parquet")
         load(s, tmp_path / "v.parquet", view=view_name, entity="id")
         assert s.timeout == 2.0  # type: ignore[attr-defined]
-        r = redis.Redis.from_url(redis_db())
-        try:
-            assert r.exists(f"ts:f:{view_name}:1") and r.exists(f"ts:v:{view_name}")
-        finally:
-            r.close()
+        assert raw.exists(f"ts:f:{view_name}:1") and raw.exists(f"ts:v:{view_name}")
     finally:
         s.delete_view(view_name)  # type: ignore[attr-defined]
         s.close()

@@ -80,6 +80,38 @@ def test_a_tampered_bundle_is_refused_and_never_visible(store_url, bundles,
         s.close()
 
 
+def _publish_at_once(store_url: str, jobs: list[tuple[Path, str]]) -> list[int]:
+    """Publish each ``(bundle, model)`` of ``jobs`` from a thread of its own with a store
+    connection of its own, all released at once; the versions they got, in ``jobs`` order.
+    A thread that fails (opening its store too) aborts the others' wait: the caller fails
+    with its error instead of hanging."""
+    got: dict[int, int] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(jobs))
+
+    def publish(k: int) -> None:
+        s = None
+        try:
+            s = open_store(store_url)
+            barrier.wait(timeout=120)
+            got[k] = s.publish(*jobs[k])
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+        finally:
+            if s is not None:
+                s.close()
+
+    threads = [threading.Thread(target=publish, args=(k,)) for k in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not [e for e in errors if not isinstance(e, threading.BrokenBarrierError)], errors
+    assert not errors
+    return [got[k] for k in range(len(jobs))]
+
+
 def test_concurrent_publishers_get_distinct_ordered_versions(store_url, bundles,
                                                              tmp_path: Path) -> None:
     # 8 distinct bundles published at once from 8 threads, each with its own connection
@@ -89,31 +121,8 @@ def test_concurrent_publishers_get_distinct_ordered_versions(store_url, bundles,
         est = LogisticRegression(C=0.05 + k / 10, max_iter=1000).fit(X, y)
         exporters.export(est, tmp_path / f"c{k}", sample=X[:20], name="iris")
         paths.append(tmp_path / f"c{k}")
-    got: dict[int, int] = {}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(paths))
-
-    def publish(k: int) -> None:
-        s = None
-        try:
-            s = open_store(store_url)
-            barrier.wait(timeout=120)
-            got[k] = s.publish(paths[k], "iris")
-        except BaseException as exc:
-            errors.append(exc)
-            barrier.abort()  # (the others stop waiting: the test fails, it does not hang)
-        finally:
-            if s is not None:
-                s.close()
-
-    threads = [threading.Thread(target=publish, args=(k,)) for k in range(len(paths))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not [e for e in errors if not isinstance(e, threading.BrokenBarrierError)], errors
-    assert not errors
-    assert sorted(got.values()) == list(range(1, 9))
+    got = _publish_at_once(store_url, [(paths[k], "iris") for k in range(len(paths))])
+    assert sorted(got) == list(range(1, 9))
     s = open_store(store_url)
     try:
         events = [e for e in s.events() if e.kind == "publish"]
@@ -189,31 +198,9 @@ def test_a_bundle_cannot_make_the_publisher_read_or_write_outside_it(
 def test_the_same_bundle_published_at_once_by_many(store_url, bundles) -> None:
     """Publishers racing with one bundle, to one model and to others: one version per
     model, no error (a UniqueViolation was an internal error on PostgreSQL)."""
-    got: dict[tuple[str, int], int] = {}
-    errors: list[BaseException] = []
-    jobs = [("iris", k) for k in range(4)] + [(f"m{k}", k) for k in range(4)]
-    barrier = threading.Barrier(len(jobs))
-
-    def publish(model: str, k: int) -> None:
-        s = None
-        try:
-            s = open_store(store_url)
-            barrier.wait(timeout=120)
-            got[(model, k)] = s.publish(bundles[1], model)
-        except BaseException as exc:
-            errors.append(exc)
-            barrier.abort()  # (the others stop waiting: the test fails, it does not hang)
-        finally:
-            if s is not None:
-                s.close()
-
-    threads = [threading.Thread(target=publish, args=job) for job in jobs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    assert set(got.values()) == {1}
+    models = ["iris"] * 4 + [f"m{k}" for k in range(4)]
+    got = _publish_at_once(store_url, [(bundles[1], model) for model in models])
+    assert set(got) == {1}
     s = open_store(store_url)
     try:
         snap = s.snapshot()
