@@ -19,6 +19,7 @@ column with Arrow straight into the Redis protocol and pipelined (no MULTI).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -385,7 +386,7 @@ class RedisStore:
                     grown = np.empty(min(2 * len(buf), _MAX_ANSWER + 1), dtype=np.uint8)
                     grown[:end] = buf[:end]
                     buf = local.buf = grown
-                got = _recv(sock, buf[end:])
+                got = _recv(sock, buf[end:], redis)
                 end += got
                 if end > _MAX_ANSWER:
                     raise FeatureDataError(f"feature store {redact(self.url)}: the answer to "
@@ -467,14 +468,11 @@ class RedisStore:
             self._w.close()
 
 
-def _recv(sock: Any, into: np.ndarray) -> int:
+def _recv(sock: Any, into: np.ndarray, redis: Any) -> int:
     """``sock.recv_into(into)``, its failures raised as redis-py's reader raises them (a
     timeout: ``redis.TimeoutError``; a closed, reset or dead connection:
-    ``redis.ConnectionError``)."""
-    import errno
-
-    import redis
-
+    ``redis.ConnectionError``). ``redis``: the module (the caller's import: not one per
+    read)."""
     try:
         got = sock.recv_into(into)
     except TimeoutError as exc:
