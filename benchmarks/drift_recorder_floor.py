@@ -7,9 +7,16 @@ in rotating order: no recorder; a recorder whose ``record`` does nothing; one th
 the same with the checks a real one needs (one row, read-only, a bounded queue: "lean"); a
 minimal one (a dictionary lookup by the model's id and the row's bytes appended to a buffer:
 the least a recorder that keeps rows by copy can do in Python); the
-:class:`~scorer.monitoring.DriftRecorder` (its rows counted inside the round). Medians of
-wall time per call; the ratio to no recorder is the throughput the #24 goal (>= 0.95) is
-about. Results:
+:class:`~scorer.monitoring.DriftRecorder` (its rows counted inside the round); and, with no
+recorder, a score stage that is a compiled tap: the model's one-row path, whose workspace row
+(inputs and outputs) a kernel holding the GIL appends to one buffer ("tap": no lookup of the
+version, no window, nothing counted: what recording inside the engine's one-row copy could
+least cost; "tap_clock": the same plus the clock read a window needs; "direct": the same
+one-row path with no tap, a shortcut past the general path that "off" could take as well, so
+the baseline of the taps' own cost). Medians of wall time per call; the ratio to no recorder
+is the throughput the #24 goal (>= 0.95) is about. Also
+what counting those rows would add, measured apart: the binning of one row's inputs and
+outputs (``Binner.count_many`` on 20,000 rows, us per row). Results:
 ``benchmarks/results/drift-recorder-floor-<date>.json``.
 """
 
@@ -75,6 +82,57 @@ class _Minimal:
         self.buf += request.inputs.tobytes()
 
 
+def _tap_stages(model: Any, *, kind: str) -> Any:
+    """A score stage scoring one-row requests by the model's one-row path and appending its
+    workspace row to a buffer in compiled code (see the module docstring); the buffer is
+    emptied when full. Private attributes of the model: a floor, not a recorder."""
+    from numba import njit
+
+    from scorer.ops import entry_point
+
+    @njit(nogil=False)
+    def put(buf, ws):  # pragma: no cover - numba
+        cap = buf.shape[0] - 1
+        k = np.int64(buf[cap, 0])
+        if k >= cap:
+            return -1
+        for j in range(buf.shape[1]):
+            buf[k, j] = ws[0, j]
+        buf[cap, 0] = k + 1
+        return k
+
+    cap = 4096
+    buf = np.zeros((cap + 1, model.width))
+    ws = np.zeros((1, model.width))
+    put(buf, ws)
+    fn = entry_point(put, (buf, ws))
+    keep, column, outputs = model._keep_sel, model._column, model._outputs
+    run_single, now, until = model._run_single, time.time, time.time() + 1e9
+
+    def direct(target: Any, request: Any) -> dict:
+        ws = run_single(request.inputs)
+        res = ws[:, keep]
+        return {o.name: np.ascontiguousarray(column(res, o)) for o in outputs}
+
+    def tap(target: Any, request: Any) -> dict:
+        ws = run_single(request.inputs)
+        if fn(buf, ws) < 0:
+            buf[cap, 0] = 0.0
+        res = ws[:, keep]
+        return {o.name: np.ascontiguousarray(column(res, o)) for o in outputs}
+
+    def tap_clock(target: Any, request: Any) -> dict:
+        if now() >= until:
+            raise RuntimeError("window over")
+        ws = run_single(request.inputs)
+        if fn(buf, ws) < 0:
+            buf[cap, 0] = 0.0
+        res = ws[:, keep]
+        return {o.name: np.ascontiguousarray(column(res, o)) for o in outputs}
+
+    return {"direct": direct, "tap": tap, "tap_clock": tap_clock}[kind]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=15)
@@ -83,6 +141,7 @@ def main() -> int:
     args = p.parse_args()
 
     import scorer
+    from scorer import ops
     from scorer.monitoring import DriftRecorder
     from scorer.pipeline import ModelResolver, Pipeline
 
@@ -97,6 +156,12 @@ def main() -> int:
              for k, r in recorders.items()}
     X = np.random.default_rng(1).normal(size=(1, 30))
     X.flags.writeable = False  # (as the gRPC server's rows: views of the request's bytes)
+    for pipe in pipes.values():
+        for _ in range(3000):
+            pipe("m", X)
+    ops.wait_background()  # (the one-row kernels, compiled in the background: in use now)
+    for name in ("direct", "tap", "tap_clock"):
+        pipes[name] = Pipeline(ModelResolver({"m": model}), _tap_stages(model, kind=name))
     for pipe in pipes.values():
         for _ in range(3000):
             pipe("m", X)
@@ -121,7 +186,24 @@ def main() -> int:
         w = statistics.median(runs[k])
         out["us_per_call"][k] = round(w / args.calls * 1e6, 3)
         out["ratio"][k] = round(off / w, 3)
-        print(f"{k:>8}: {w / args.calls * 1e6:.3f} us per call, throughput ratio {off / w:.3f}")
+        print(f"{k:>9}: {w / args.calls * 1e6:.3f} us per call, throughput ratio {off / w:.3f}")
+    # the taps against the same one-row shortcut without a tap (which "off" could take too)
+    direct = statistics.median(runs["direct"])
+    out["ratio_to_direct"] = {k: round(direct / statistics.median(runs[k]), 3)
+                              for k in ("tap", "tap_clock")}
+    print(f"taps against the direct one-row stage: {out['ratio_to_direct']}")
+    # what counting the tapped rows would add: the binning of inputs and outputs alone
+    monitor = next(m for m in drift._monitors.values() if m is not None)
+    Xn = np.random.default_rng(2).normal(size=(20_000, 30))
+    outs = model.score_arrays(Xn)
+    counts = np.zeros_like(monitor.counts)
+    times = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        monitor.binner.count_many([Xn], [outs], counts)
+        times.append(time.perf_counter() - t0)
+    out["binning_us_per_row"] = round(min(times) / len(Xn) * 1e6, 4)
+    print(f"binning one row's inputs and outputs: {out['binning_us_per_row']:.4f} us")
     drift.close()
     path = args.out or ROOT / "benchmarks" / "results" / \
         f"drift-recorder-floor-{out['date']}.json"
