@@ -92,8 +92,11 @@ export function checkTablePath (rel) {
   return rel
 }
 
-/** Parquet bytes -> {column: array} (int64 as Number, strings as string / null). */
-export async function parseParquetAsync (buf, rel = '<table>') {
+/** Parquet bytes -> {column: array} (int64 as Number, strings as string / null).
+ * `exactInts`: an int64 beyond 2^53 stays a BigInt (the verification table: a label class
+ * such as 2^53 + 1 must not compare equal to its rounded neighbour); parameter tables take
+ * Numbers only (their kernels do Number arithmetic). */
+export async function parseParquetAsync (buf, rel = '<table>', { exactInts = false } = {}) {
   const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)
   let meta
   try { meta = parquetMetadata(ab) } catch (e) {
@@ -112,13 +115,18 @@ export async function parseParquetAsync (buf, rel = '<table>') {
     const r = rows[i]
     for (let j = 0; j < names.length; j++) {
       const v = r[names[j]]
-      cols[names[j]][i] = typeof v === 'bigint' ? Number(v) : (v === undefined ? null : v)
+      cols[names[j]][i] = typeof v === 'bigint' ? intValue(v, exactInts) : (v === undefined ? null : v)
     }
   }
   return cols
 }
 
-export async function readTableAsync (root, rel, entries, verify = true) {
+const intValue = (v, exact) => {
+  const x = Number(v)
+  return exact && !Number.isSafeInteger(x) ? v : x
+}
+
+export async function readTableAsync (root, rel, entries, verify = true, { exactInts = false } = {}) {
   if (!Object.hasOwn(entries, rel)) throw new BundleFormatError(`table '${rel}' is referenced but not listed in the manifest`)
   checkTablePath(rel)
   const rootReal = fs.realpathSync(root)
@@ -134,7 +142,7 @@ export async function readTableAsync (root, rel, entries, verify = true) {
       throw new IntegrityError(`table '${rel}' does not match its sha256 in the manifest: it was changed after export`)
     }
   }
-  return parseParquetAsync(buf, rel)
+  return parseParquetAsync(buf, rel, { exactInts })
 }
 
 /** Read and check a bundle: manifest, fingerprint, every table's sha256. Returns
@@ -154,7 +162,7 @@ export async function readBundle (root, { verifyHashes = true } = {}) {
   let verification = null
   const v = manifest.verification
   if (v) {
-    const vt = await readTableAsync(root, v.table, entries, verifyHashes)
+    const vt = await readTableAsync(root, v.table, entries, verifyHashes, { exactInts: true })
     verification = { inputs: {}, expected: {}, absTol: Number(v.abs_tol), relTol: Number(v.rel_tol) }
     for (const [k, col] of Object.entries(vt)) {
       if (k.startsWith('input:')) verification.inputs[k.slice(6)] = col

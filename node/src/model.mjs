@@ -2,12 +2,20 @@
 
 import { readBundle } from './bundle.mjs'
 import { BundleFormatError, FieldTypeError, MissingFieldError, MissingValueError, UnknownCategoryError, VerificationError } from './errors.mjs'
-import { pyFloatRepr } from './json.mjs'
+import { PyInt, plain, pyFloatRepr } from './json.mjs'
 import { bindStep } from './ops.mjs'
 
 const XS_DOUBLE = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/
 const XS_SPECIAL = { INF: Infinity, '+INF': Infinity, '-INF': -Infinity, Infinity, '+Infinity': Infinity, '-Infinity': -Infinity, NaN }
 const MISSING_TEXT = new Set(['', 'NA', 'N/A', 'NaN', 'nan'])
+
+/** A label class of the typed manifest: a Number, or a BigInt for an integer that a
+ * Number cannot hold exactly (Python keeps it exact). */
+function exactClass (c) {
+  if (!(c instanceof PyInt)) return plain(c)
+  const x = Number(c.text)
+  return Number.isSafeInteger(x) ? x : BigInt(c.text)
+}
 
 /** Text for a number field (§2.2): xs:double, missing spellings, true / false. */
 export function numberFromText (s, field) {
@@ -95,6 +103,8 @@ export class Model {
       const typedClasses = o.kind === 'label' ? typedOutputs[i].get('classes') : null
       return {
         ...o,
+        // an integer class beyond 2^53 is a BigInt (exact, as Python's int), others Numbers
+        ...(typedClasses ? { classes: typedClasses.map(exactClass) } : {}),
         col: o.column != null ? index.get(o.column) : -1,
         cols: o.columns ? o.columns.map((c) => index.get(c)) : null,
         threshold: Number(o.threshold ?? 0),

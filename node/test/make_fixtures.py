@@ -221,6 +221,33 @@ def _canonical_probes() -> list[dict[str, Any]]:
     return out
 
 
+def _exact_labels(out: Path) -> dict[str, str]:
+    """A classifier whose integer classes a double cannot hold apart (2**53, 2**53 + 1):
+    its bundle, inputs and `tablescore score`'s CSV of them."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import exporters
+    from tablescore.cli import main as cli_main
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    labels = np.array([2**53, 2**53 + 1], dtype=np.int64)[y.to_numpy()]
+    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(X, labels)
+    d = out / "exact"
+    exporters.export(est, d / "bigint-classes", sample=X)
+    rows = pd.concat([X[labels == c].head(20) for c in np.unique(labels)])
+    rows.to_csv(d / "inputs.csv", index=False)
+    if cli_main(["score", str(d / "bigint-classes"), "--data", str(d / "inputs.csv"),
+                 "--out", str(d / "python_score.csv")]) != 0:
+        raise RuntimeError("tablescore score failed on the exact-labels bundle")
+    return {"bundle": "exact/bigint-classes", "inputs": "exact/inputs.csv",
+            "python_score": "exact/python_score.csv"}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -253,7 +280,8 @@ def main() -> int:
     src = out / "bundles" / "LogisticRegression-breast_cancer"
     refusals = _refusals(src, out / "refuse")
     (out / "index.json").write_text(json.dumps(
-        {"bundles": index, "refusals": refusals, "canonical": _canonical_probes()}, indent=1))
+        {"bundles": index, "refusals": refusals, "canonical": _canonical_probes(),
+         "exact_labels": _exact_labels(out)}, indent=1))
     print(f"{len(index)} bundles in {time.perf_counter() - t0:.1f} s -> {out}")
     return 0
 
