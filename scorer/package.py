@@ -38,6 +38,12 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+def _plain_version(version: str) -> str:
+    """``version`` lower case, without surrounding spaces or a leading ``v`` (``v1.2``)."""
+    text = str(version).strip().lower()
+    return text[1:] if text.startswith("v") and text[1:2].isdigit() else text
+
+
 def pep440_version(version: str) -> str:
     """A PEP 440 version for a bundle's version: itself when it is one (``3``, ``1.2``,
     ``2.0rc1``; a leading ``v`` dropped), else ``0+<its characters as a local version>``
@@ -53,9 +59,7 @@ def pep440_version(version: str) -> str:
     str
         A valid PEP 440 version.
     """
-    text = str(version).strip().lower()
-    if text.startswith("v") and text[1:2].isdigit():
-        text = text[1:]
+    text = _plain_version(version)
     if _PEP440.match(text):
         return text
     parts = [p for p in re.split(r"[^a-z0-9]+", text) if p]
@@ -93,13 +97,28 @@ def module_name(name: str) -> str:
     return module
 
 
+#: what may not stand in a METADATA header's value: line breaks would start a header of the
+#: bundle's choosing (a ``Requires-Dist`` pip would install), other controls garble it
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def _header_text(text: str, limit: int = 100) -> str:
+    """A bundle's text (model name or version: from elsewhere) as one line of a METADATA
+    header: controls and line breaks as one space, at most ``limit`` characters."""
+    one = _CONTROLS.sub(" ", str(text)).strip()
+    return one if len(one) <= limit else one[:limit - 3] + "..."
+
+
 def _record_hash(data: bytes) -> str:
     digest = hashlib.sha256(data).digest()
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-_MODULE = '''"""{name}: the tablescore bundle of model {model!r} version {version!r} (fingerprint
-{fingerprint}), packaged by ``tablescore package``.
+# (the bundle's own texts -- model name and version, field names -- enter the module only
+# as repr literals, never inside the docstring: a bundle from elsewhere must not be able to
+# end a string and write code)
+_MODULE = '''"""{name}: a tablescore bundle packaged by ``tablescore package`` (its model:
+MODEL, MODEL_VERSION and FINGERPRINT below).
 
     import {module}
     m = {module}.load()
@@ -112,6 +131,9 @@ from pathlib import Path
 from typing import Any
 
 __version__ = {wheel_version!r}
+#: the bundle's model name and version
+MODEL = {model!r}
+MODEL_VERSION = {version!r}
 #: the bundle's fingerprint (sha256 of its canonical manifest)
 FINGERPRINT = {fingerprint!r}
 #: the model's input fields and output columns, in order
@@ -146,7 +168,8 @@ def build_wheel(bundle: str | os.PathLike[str], name: str, out_dir: str | os.Pat
     out_dir : path
         Where the wheel goes (created if needed); written atomically.
     version : str, optional
-        The wheel's version; default :func:`pep440_version` of the bundle's version.
+        The wheel's version, a PEP 440 version (a leading ``v`` dropped; anything else is
+        refused, not rewritten); default :func:`pep440_version` of the bundle's version.
 
     Returns
     -------
@@ -159,27 +182,30 @@ def build_wheel(bundle: str | os.PathLike[str], name: str, out_dir: str | os.Pat
     from .registry.store import bundle_files
 
     module = module_name(name)
+    if version is not None and not _PEP440.match(_plain_version(version)):
+        raise InputError(f"--version {version!r} is not a PEP 440 version (e.g. 1.2, "
+                         "2.0rc1, 3.1.post2, 1.0+build.7)")
     fingerprint, files = bundle_files(bundle)  # verified, as published to a registry
     model = load(bundle)
-    wheel_version = pep440_version(version if version is not None else model.version)
-    if not _PEP440.match(wheel_version):
-        raise InputError(f"--version {version!r} is not a PEP 440 version")
+    # (a version given is taken as it is, a bundle's made one: pep440_version)
+    wheel_version = (_plain_version(version) if version is not None
+                     else pep440_version(model.version))
     dist = re.sub(r"[-_.]+", "_", name)  # PEP 427 escaping of the file name
     info = f"{dist}-{wheel_version}.dist-info"
-    entries: dict[str, bytes] = {
-        f"{module}/__init__.py": _MODULE.format(
-            name=name, module=module, model=model.name, version=model.version,
-            fingerprint=fingerprint, wheel_version=wheel_version,
-            inputs=list(model.input_names), outputs=list(model.output_names)).encode(),
-    }
+    source = _MODULE.format(
+        name=name, module=module, model=model.name, version=model.version,
+        fingerprint=fingerprint, wheel_version=wheel_version,
+        inputs=list(model.input_names), outputs=list(model.output_names))
+    compile(source, f"{module}/__init__.py", "exec")  # (a SyntaxError here is a bug of ours)
+    entries: dict[str, bytes] = {f"{module}/__init__.py": source.encode()}
     for rel, data in files.items():
         entries[f"{module}/bundle/{rel}"] = data
     entries[f"{info}/METADATA"] = (
         "Metadata-Version: 2.1\n"
         f"Name: {name}\n"
         f"Version: {wheel_version}\n"
-        f"Summary: tablescore bundle of model {model.name} version {model.version} "
-        f"(fingerprint {fingerprint[:16]})\n"
+        f"Summary: tablescore bundle of model {_header_text(model.name)} version "
+        f"{_header_text(model.version)} (fingerprint {fingerprint[:16]})\n"
         "Requires-Python: >=3.11\n"
         "Requires-Dist: tablescore\n").encode()
     entries[f"{info}/WHEEL"] = (

@@ -96,3 +96,32 @@ def test_names_that_cannot_be_modules_are_refused(bundle, tmp_path, name, capsys
     assert main(["package", str(bundle), "--name", name, "--out", str(tmp_path)]) == 2
     assert "--name" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bundle_texts_cannot_write_metadata_or_code(iris_logreg, tmp_path):
+    """A bundle from elsewhere names its model: a line break must not add a METADATA header
+    (a Requires-Dist pip would install), nor quotes or backslashes end the module's strings."""
+    model, X = iris_logreg
+    evil = 'm\nRequires-Dist: six\r\nX: """ \\N{oops} \'\'\' \\'
+    path = tmp_path / "evil"
+    exporters.export(model, path, sample=X, name=evil, version='1\nRequires-Dist: six')
+    assert main(["package", str(path), "--name", "evil-model", "--out",
+                 str(tmp_path / "w"), "--version", "1.0"]) == 0
+    wheel = tmp_path / "w" / "evil_model-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:
+        meta = zf.read("evil_model-1.0.dist-info/METADATA").decode()
+        source = zf.read("evil_model/__init__.py").decode()
+    assert [ln for ln in meta.splitlines() if ln.startswith("Requires-Dist")] == \
+        ["Requires-Dist: tablescore"]
+    assert len(meta.splitlines()) == 6
+    namespace: dict = {"__file__": str(tmp_path / "evil_model" / "__init__.py")}
+    exec(compile(source, "evil_model/__init__.py", "exec"), namespace)
+    assert namespace["MODEL"] == evil and namespace["MODEL_VERSION"] == '1\nRequires-Dist: six'
+
+
+@pytest.mark.parametrize("version", ["1.0 beta", "latest", "1.0-rc1", "2024-06-01"])
+def test_a_version_given_must_be_pep440_itself(bundle, tmp_path, version, capsys):
+    assert main(["package", str(bundle), "--name", "churn-model", "--out", str(tmp_path),
+                 "--version", version]) == 2
+    assert "PEP 440" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
