@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, IntegrityError, TablescoreError
 
 #: models loaded in this (executor) process, by fingerprint
 _MODELS: dict[str, Any] = {}
@@ -65,16 +65,44 @@ def bundle_bytes(path: str | os.PathLike[str]) -> bytes:
     return buf.getvalue()
 
 
-def _unpack(key: str, data: bytes, pmml_name: str | None) -> Path:
-    """Extract the archive once per machine (``$TMPDIR/tablescore-spark-<uid>/<key>``,
-    written aside and renamed, so concurrent workers never see half a bundle)."""
+def _private_root() -> Path | None:
+    """``$TMPDIR/tablescore-spark-<uid>``, created mode 0700; None when it is not a
+    directory of this user's that no one else can write or read (``/tmp`` is shared: another
+    user could have made it first, and put another bundle under a fingerprint's name)."""
     root = Path(tempfile.gettempdir()) / f"tablescore-spark-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        root.mkdir(mode=0o700)
+    try:
+        st = os.lstat(root)
+    except OSError:
+        return None
+    import stat
+
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return root
+
+
+def _extract(data: bytes, into: Path) -> None:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(into, filter="data")
+
+
+def _unpack(key: str, data: bytes, pmml_name: str | None, *, shared: bool = True) -> Path:
+    """Extract the archive once per machine (``$TMPDIR/tablescore-spark-<uid>/<key>``,
+    written aside and renamed, so concurrent workers never see half a bundle); into a
+    private directory of this process's own when that shared one is not safe to use (see
+    :func:`_private_root`) or ``shared`` is False. The caller checks the fingerprint of what
+    it loads from there."""
+    root = _private_root() if shared else None
+    if root is None:
+        target = Path(tempfile.mkdtemp(prefix="tablescore-spark-"))
+        _extract(data, target)
+        return target / pmml_name if pmml_name else target
     target = root / key
     if not target.exists():
-        root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=root))
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(tmp, filter="data")
+        _extract(data, tmp)
         try:
             os.rename(tmp, target)
         except OSError:  # another worker renamed its copy first
@@ -97,14 +125,27 @@ def executor_model(key: str, source: Any, pmml_name: str | None = None) -> Any:
             from .batch import warm_arrow
             from .model import load
 
-            path = (Path(source) if isinstance(source, str | os.PathLike)
-                    else _unpack(key, source.value, pmml_name))
+            local = isinstance(source, str | os.PathLike)
+            path = Path(source) if local else _unpack(key, source.value, pmml_name)
             # the one-row and parallel kernels compiled (or loaded from the cache) in this
             # thread, at load: the default, a background thread, could compile them during a
             # later task (a worker process runs nothing but tasks)
             ops.COMPILE_MODE = "eager"
-            # verified on the driver already; a worker keeps only what the kernels need
+            # verified on the driver already; a worker keeps only what the kernels need. Its
+            # hashes and fingerprint are checked by load: the fingerprint must be the one the
+            # driver verified (a file changed since, or another bundle left in the shared
+            # extraction directory under this fingerprint's name, is not that bundle)
             model = load(path, verify=False, keep_tables=False)
+            if key != "unfingerprinted" and model.fingerprint != key:
+                if local:
+                    raise IntegrityError(
+                        f"bundle '{path}' changed after the driver verified it (fingerprint "
+                        f"{(model.fingerprint or '')[:12]}, expected {key[:12]})")
+                path = _unpack(key, source.value, pmml_name, shared=False)
+                model = load(path, verify=False, keep_tables=False)
+                if model.fingerprint != key:
+                    raise IntegrityError(f"the broadcast bundle does not have the driver's "
+                                         f"fingerprint {key[:12]}")
             warm_arrow(model)
             _MODELS[key] = model
             LOADS[key] = LOADS.get(key, 0) + 1
@@ -312,6 +353,18 @@ def registry_bundle(store_url: str, model: str, version: str | int = "",
         target = Path(dest) / fingerprint
         if not target.exists():
             write_bundle_files(target, store.fetch(fingerprint))
+        else:  # reused only when it is that bundle (hashes and fingerprint checked)
+            from .bundle import read_bundle
+
+            try:
+                found = read_bundle(target).fingerprint
+            except TablescoreError as exc:
+                found = f"unreadable: {exc}"
+            if found != fingerprint:
+                raise IntegrityError(
+                    f"'{target}' is not version {number} of model '{model}' (fingerprint "
+                    f"{fingerprint[:12]}; found {found[:80]}): remove it or choose another "
+                    "dest")
         return target
     finally:
         store.close()

@@ -186,3 +186,75 @@ def test_registry_bundle_materializes_a_version(bundles, tmp_path):
     assert registry_bundle(url, "churn", dest=tmp_path / "b").name == fp["city"]  # newest
     with pytest.raises(scorer.errors.ModelNotFoundError, match="no version or alias 'x'"):
         registry_bundle(url, "churn", "x", tmp_path / "b")
+
+
+class _Broadcast:
+    """What a worker sees of a broadcast variable: its ``value``."""
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+
+@pytest.fixture
+def worker_tmp(tmp_path, monkeypatch):
+    """A worker's $TMPDIR of the test's own, and no model loaded in this process yet."""
+    import tempfile
+
+    from scorer import spark as sp
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sp, "_MODELS", {})
+    return tmp_path / f"tablescore-spark-{os.getuid()}"
+
+
+def test_another_bundle_under_the_fingerprint_name_is_not_loaded(bundles, worker_tmp):
+    """The shared extraction directory holds another bundle under this fingerprint's name
+    (left by someone else): the worker extracts its own copy and scores the right model."""
+    import shutil
+
+    from scorer.spark import executor_model
+
+    fp = scorer.load(bundles["num"]).fingerprint
+    worker_tmp.mkdir(mode=0o700)
+    shutil.copytree(bundles["city"], worker_tmp / fp)
+    m = executor_model(fp, _Broadcast(bundle_bytes(bundles["num"])))
+    assert m.fingerprint == fp and m.input_names == NUM
+
+
+def test_a_shared_directory_others_can_write_is_not_used(bundles, worker_tmp):
+    from scorer.spark import executor_model
+
+    fp = scorer.load(bundles["num"]).fingerprint
+    worker_tmp.mkdir()
+    worker_tmp.chmod(0o777)
+    m = executor_model(fp, _Broadcast(bundle_bytes(bundles["num"])))
+    assert m.fingerprint == fp
+    assert list(worker_tmp.iterdir()) == []  # extracted elsewhere, privately
+
+
+def test_a_bundle_path_changed_after_the_driver_checked_it_is_refused(bundles, worker_tmp):
+    from scorer.errors import IntegrityError
+    from scorer.spark import executor_model
+
+    fp = scorer.load(bundles["num"]).fingerprint
+    with pytest.raises(IntegrityError, match="changed after the driver verified it"):
+        executor_model(fp, str(bundles["city"]))
+
+
+def test_registry_bundle_does_not_reuse_another_bundle(bundles, tmp_path):
+    import shutil
+
+    from scorer.errors import IntegrityError
+    from scorer.registry import open_store
+
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    store = open_store(url)
+    store.publish(bundles["num"], "churn")
+    store.close()
+    fp = scorer.load(bundles["num"]).fingerprint
+    shutil.copytree(bundles["city"], tmp_path / "b" / fp)
+    with pytest.raises(IntegrityError, match="is not version 1 of model 'churn'"):
+        registry_bundle(url, "churn", "1", tmp_path / "b")
+    (tmp_path / "b" / fp / "manifest.json").write_text("{")
+    with pytest.raises(IntegrityError, match="unreadable"):
+        registry_bundle(url, "churn", "1", tmp_path / "b")
