@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import glob as globmod
+import logging
 import os
 import queue
 import re
@@ -42,9 +43,13 @@ from .errors import FieldTypeError, InputError, MissingFieldError
 from .files import DataFileError, atomic_output, not_utf8, output_format, unreadable_data_file
 
 #: CSV cells read as missing unless --na-values adds more (what ``read_table`` reads as missing)
+log = logging.getLogger("tablescore.batch")
+
 DEFAULT_NA_VALUES = ("", "NA", "N/A")
 #: rows per record batch read, scored and written (the CLI's --chunk-rows)
 DEFAULT_BATCH_ROWS = 100_000
+#: bytes of CSV Arrow's reader parses at a time
+_CSV_BLOCK = 1 << 22
 ON_ERROR = ("fail", "skip")
 _DATA_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -94,6 +99,32 @@ def expand_inputs(spec: str | os.PathLike[str]) -> list[Path]:
     return [p]
 
 
+def _input_paths(data: str | os.PathLike[str], out: str | os.PathLike[str]) -> list[Path]:
+    """:func:`expand_inputs` of ``data`` without ``out`` and its sidecar: a directory or
+    glob holding a previous run's output does not read it as data.
+
+    Raises
+    ------
+    InputError
+        ``data`` names one file and it is the output or its sidecar (scoring would replace
+        the input).
+    DataFileError
+        Nothing but the output matches.
+    """
+    targets = {Path(out).resolve(), rejected_path(out).resolve()}
+    paths = expand_inputs(data)
+    if len(paths) == 1 and paths[0] == Path(os.fspath(data)):  # one file, named
+        if paths[0].resolve() in targets:
+            raise InputError(f"--out '{out}': that is the data file itself (or its refused "
+                             "rows' file); scoring would replace the input: write elsewhere")
+        return paths
+    kept = [p for p in paths if p.resolve() not in targets]
+    if not kept:
+        raise DataFileError(f"data '{os.fspath(data)}' holds no data file besides the output "
+                            f"'{out}'")
+    return kept
+
+
 def _data_file(f: Path, names: tuple[str, ...]) -> bool:
     """``f`` is a CSV or Parquet file none of whose ``names`` (its path below the directory
     searched, or its own name) is hidden (``.``) or a marker like Spark's ``_SUCCESS``."""
@@ -120,8 +151,10 @@ class _Source:
     """One input file, opened lazily: its column names, row count if known, and batches."""
 
     def __init__(self, path: Path, columns: list[str], batch_rows: int,
-                 na_values: list[str]) -> None:
+                 na_values: list[str], inputs: Iterable[str] = ()) -> None:
         self.path = path
+        #: the model's input columns (the missing markers apply to these only)
+        self.inputs = frozenset(inputs)
         self.kind = _kind(path)
         self.batch_rows = batch_rows
         self.na_values = na_values
@@ -155,7 +188,9 @@ class _Source:
 
     def _open_csv_header(self) -> None:
         try:
-            with open(self.path, encoding="utf-8", newline="") as fh:
+            # (utf-8-sig: a byte order mark before the header, as Excel writes "CSV UTF-8",
+            # is not part of the first column's name; Arrow's reader skips it too)
+            with open(self.path, encoding="utf-8-sig", newline="") as fh:
                 header = fh.readline()
             self.size = self.path.stat().st_size
         except UnicodeDecodeError as exc:
@@ -187,15 +222,21 @@ class _Source:
         try:
             reader = pcsv.open_csv(
                 self._stream,
-                read_options=pcsv.ReadOptions(block_size=1 << 22),
+                read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
+                # newlines_in_values: a quoted line break is part of its cell (without it, one
+                # that falls where Arrow cuts its blocks splits the record in two)
                 parse_options=pcsv.ParseOptions(delimiter=self.delimiter,
+                                                newlines_in_values=True,
                                                 invalid_row_handler=ragged),
+                # (no missing markers here: a --keep column is carried as the text it is,
+                # "NA" included; the model's inputs get them below)
                 convert_options=pcsv.ConvertOptions(
                     column_types={c: pa.string() for c in self.wanted},
-                    include_columns=self.wanted, null_values=self.na_values,
-                    strings_can_be_null=True, quoted_strings_can_be_null=False))
+                    include_columns=self.wanted, strings_can_be_null=False))
+            markers = pa.array(self.na_values, type=pa.string())
             pending = None
             for b in reader:
+                b = _with_missing(b, self.inputs, markers)
                 # re-slice Arrow's block-sized batches to batch_rows (memory and progress)
                 if pending is not None:
                     b = pa.Table.from_batches([pending, b]).combine_chunks().to_batches()[0]
@@ -227,18 +268,19 @@ class _Source:
             return self.size
 
     def ragged_rows(self) -> list[int]:
-        """The 0-based data rows (non-empty lines after the header) of the ragged lines,
-        found by one scan of the file (only when the parser reported some)."""
+        """The 0-based data rows (records after the header, blank lines not counted; a
+        quoted line break is inside its record) of the ragged lines, found by one scan of
+        the file (only when the parser reported some)."""
         if self._ragged_rows is not None and len(self._ragged_rows) == len(self.ragged):
             return self._ragged_rows
         want = list(self.ragged)
         rows: list[int] = []
         k = 0
-        with open(self.path, encoding="utf-8", newline="") as fh:
-            fh.readline()
+        with open(self.path, encoding="utf-8-sig", newline="") as fh:
+            records = _records(fh)
+            next(records, None)  # the header
             r = 0
-            for line in fh:
-                text = line.rstrip("\r\n")
+            for text in records:
                 if not text:
                     continue
                 if k < len(want) and text == want[k]:
@@ -247,7 +289,7 @@ class _Source:
                     if k == len(want):
                         break
                 r += 1
-        rows += [-1] * (len(want) - len(rows))  # (not found: a line break inside quotes)
+        rows += [-1] * (len(want) - len(rows))  # (not found: should not happen)
         self._ragged_rows = rows
         return rows
 
@@ -260,6 +302,35 @@ class _Source:
         skipped = np.array(sorted(r for r in self.ragged_rows() if r >= 0), dtype=np.int64)
         good_before = skipped - np.arange(len(skipped))
         return emitted + np.searchsorted(good_before, emitted, side="right") + 1
+
+
+def _records(lines: Iterable[str]) -> Iterator[str]:
+    """The CSV records of ``lines`` (a text file's lines, line ends kept) as their text
+    without the final line end: a line break inside double quotes continues the record
+    (quotes are escaped by doubling them, so a record ends where its count of quotes is
+    even)."""
+    parts: list[str] = []
+    quotes = 0
+    for line in lines:
+        parts.append(line)
+        quotes += line.count('"')
+        if quotes % 2 == 0:
+            yield "".join(parts).rstrip("\r\n")
+            parts, quotes = [], 0
+    if parts:
+        yield "".join(parts).rstrip("\r\n")
+
+
+def _with_missing(batch: Any, inputs: frozenset[str], markers: Any) -> Any:
+    """``batch`` with the cells of the columns ``inputs`` (text) that are missing markers,
+    unquoted, as nulls (as Arrow's ``null_values`` would, for these columns only)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = [pc.if_else(pc.is_in(c, value_set=markers), pa.scalar(None, pa.string()), c)
+            if name in inputs else c for name, c in zip(batch.schema.names, batch.columns,
+                                                        strict=True)]
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
 
 
 def _first_bad_utf8(path: Path) -> tuple[int, int]:
@@ -323,7 +394,9 @@ def arrow_inputs(batch: Any, fields: list[Any]) -> tuple[Any, dict[int, str]]:
         t = col.type
         if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
                 or pa.types.is_decimal(t) or pa.types.is_null(t)):
-            values = pc.fill_null(pc.cast(col, pa.float64()), np.nan).to_numpy(
+            # (not a safe cast: an int64 beyond 2**53 is rounded to the nearest double, as
+            # NumPy and the in-process path do, instead of refused)
+            values = pc.fill_null(pc.cast(col, pa.float64(), safe=False), np.nan).to_numpy(
                 zero_copy_only=False)
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
             values = _text_to_numbers(col, f, bad)
@@ -380,9 +453,23 @@ def _text_to_numbers(col: Any, f: Any, bad: dict[int, str]) -> np.ndarray:
     from .inputs import InputEncoder
 
     try:
-        return pc.fill_null(pc.cast(col, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+        fast = pc.cast(col, pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
+        fast = None
+    if fast is not None:
+        # Arrow also reads "inf", "infinity", "nan" in any case: a non-finite value is taken
+        # from the model's syntax instead, so a cell is read the same whatever its batch
+        values = np.array(pc.fill_null(fast, np.nan).to_numpy(zero_copy_only=False))
+        odd = np.flatnonzero(~np.isfinite(values) & ~np.asarray(
+            col.is_null().to_numpy(zero_copy_only=False), dtype=bool))
+        texts = col.take(pa.array(odd, type=pa.int64())).to_pylist() if odd.size else []
+        for i, v in zip(odd.tolist(), texts, strict=True):
+            try:
+                values[i] = InputEncoder._number(f, v)
+            except FieldTypeError as exc:
+                bad.setdefault(i, str(exc))
+                values[i] = np.nan
+        return values
     out = np.empty(len(col), dtype=np.float64)
     for i, v in enumerate(col.to_pylist()):
         try:
@@ -680,9 +767,10 @@ def score_files(model: Any, data: str | os.PathLike[str], out: str | os.PathLike
         def score(inputs: Any, rows: int) -> dict[str, np.ndarray]:
             return model.score_arrays(inputs)
     na = [*DEFAULT_NA_VALUES, *(v for v in na_values if v not in DEFAULT_NA_VALUES)]
-    wanted = list(dict.fromkeys([*(f.name for f in fields), *keep]))
-    paths = expand_inputs(data)
-    sources = [_Source(paths[0], wanted, batch_rows, na)]
+    input_names = [f.name for f in fields]
+    wanted = list(dict.fromkeys([*input_names, *keep]))
+    paths = _input_paths(data, out)
+    sources = [_Source(paths[0], wanted, batch_rows, na, input_names)]
     _check_columns(sources[0], fields, keep)  # before any scoring
     total = sum(s.rows or 0 for s in sources) if all(s.kind == "parquet" for s in sources) \
         else None
@@ -693,7 +781,8 @@ def score_files(model: Any, data: str | os.PathLike[str], out: str | os.PathLike
 
     def produce(put: Callable[[Any], None]) -> None:
         for i, path in enumerate(paths):
-            src = sources[i] if i < len(sources) else _Source(path, wanted, batch_rows, na)
+            src = (sources[i] if i < len(sources)
+                   else _Source(path, wanted, batch_rows, na, input_names))
             if i >= len(sources):
                 _check_columns(src, fields, keep)
                 sources.append(src)
@@ -710,8 +799,8 @@ def score_files(model: Any, data: str | os.PathLike[str], out: str | os.PathLike
             # entered first, so renamed into place last: only once the output is (an error
             # finishing the output removes the sidecar's temporary file, not an old pair)
             rtmp = stack.enter_context(atomic_output(rejected_path(out)))
-            rejects = csv.writer(stack.enter_context(open(rtmp, "w", newline="",
-                                                          encoding="utf-8")))
+            rfile = stack.enter_context(open(rtmp, "w", newline="", encoding="utf-8"))
+            rejects = csv.writer(rfile)
             rejects.writerow(["file", "row", "reason"])
         tmp = stack.enter_context(atomic_output(out))
         reader = _Background(produce)
@@ -782,6 +871,10 @@ def score_files(model: Any, data: str | os.PathLike[str], out: str | os.PathLike
                 writer.put(_output_batch(empty.select(keep) if keep else None, arrays,
                                          outputs, None))
             writer.close()
+            if skip:
+                # flushed and closed before either file is renamed into place: a write error
+                # here (disk full) leaves the old output and sidecar as they were
+                rfile.close()
         except BaseException:
             writer.abort()
             reader.stop()
@@ -789,6 +882,13 @@ def score_files(model: Any, data: str | os.PathLike[str], out: str | os.PathLike
         finally:
             if bar is not None:
                 bar.close()
+    if not skip:
+        # a sidecar of an earlier run beside the new output would describe another output
+        try:
+            rejected_path(out).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not remove the earlier refused rows' file %s (%s): it does "
+                        "not belong to the new output", rejected_path(out), exc)
     return result
 
 
@@ -804,6 +904,11 @@ def _empty_batch(src: _Source, wanted: list[str]) -> Any:
 
 
 def _check_columns(src: _Source, fields: list[Any], keep: list[str]) -> None:
+    twice = sorted({c for c in src.wanted if src.columns.count(c) > 1})
+    if twice:
+        raise InputError(f"data file '{src.path}': column{'s' if len(twice) > 1 else ''} "
+                         f"{', '.join(map(repr, twice))} appear{'' if len(twice) > 1 else 's'} "
+                         "more than once in its header: which one to read is ambiguous")
     missing = [f.name for f in fields if f.name not in src.columns]
     if missing:
         raise MissingFieldError(f"data file '{src.path}': missing input field"

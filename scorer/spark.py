@@ -152,6 +152,13 @@ def executor_model(key: str, source: Any, pmml_name: str | None = None) -> Any:
     return model
 
 
+def _shown_row(batch: Any, i: int, limit: int = 300) -> str:
+    """Row ``i`` of an Arrow batch as ``{column: value, ...}`` (at most ``limit``
+    characters): a worker cannot tell a row's place in the DataFrame, only what it holds."""
+    text = repr(batch.slice(i, 1).to_pylist()[0])
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _count_compiles() -> None:
     """Count this process's Numba compilations in :data:`_COMPILED` (from the first call)."""
     if _COMPILED_LISTENING:
@@ -293,7 +300,7 @@ def score_dataframe(df: Any, bundle: str | os.PathLike[str], *, broadcast: bool 
                 inputs, bad = arrow_inputs(b, fields)
                 if bad:
                     i = min(bad)
-                    raise InputError(f"row {i} of a batch: {bad[i]}")
+                    raise InputError(f"{bad[i]}, in the row {_shown_row(b, i)}")
                 arrays = m.score_arrays(inputs)
                 cols = [*b.columns, *(pa.array(arrays[n]).cast(t) for n, t in
                                       zip(out_names, out_types, strict=True))]

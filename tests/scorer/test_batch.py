@@ -442,3 +442,175 @@ def test_sigint_style_error_mid_run_removes_the_temporaries(bundles, tmp_path, m
     assert code == 130, err
     assert list(out.parent.iterdir()) == []
     assert not any(files.TMP_INFIX in p.name for p in tmp_path.iterdir())
+
+
+# --- untrusted and awkward inputs (a review's findings) -----------------------------------------
+def test_a_sidecar_that_cannot_be_finished_leaves_the_previous_pair(bundles, tmp_path, capsys,
+                                                                    monkeypatch):
+    """The refused rows' file is flushed before either file is renamed: a disk full at its
+    last write leaves the previous output and sidecar as they were."""
+    data = tmp_path / "in.csv"
+    bad_csv(data, "abc")
+    out = tmp_path / "o.parquet"
+    args = ["score", bundles["imputed"], "--data", data, "--out", out, "--on-error", "skip"]
+    assert run(args, capsys)[0] == 0
+    before = (out.read_bytes(), (tmp_path / "o.parquet.rejected.csv").read_bytes())
+    frame(30).to_csv(data, index=False)
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+        def close(self):
+            if not self.fh.closed:
+                self.fh.close()
+                raise OSError(28, "No space left on device")
+
+    def full_open(path, mode="r", *a, **k):  # the sidecar is the file batch opens to write
+        fh = open(path, mode, *a, **k)
+        return Full(fh) if "w" in mode else fh
+
+    monkeypatch.setattr(batch, "open", full_open, raising=False)
+    code, _, err = run(args, capsys)
+    assert code == 4, err
+    assert (out.read_bytes(), (tmp_path / "o.parquet.rejected.csv").read_bytes()) == before
+
+
+def test_an_earlier_sidecar_goes_when_a_run_without_skip_replaces_the_output(bundles, tmp_path,
+                                                                             capsys):
+    data = tmp_path / "in.csv"
+    bad_csv(data, "abc")
+    out = tmp_path / "o.csv"
+    assert run(["score", bundles["imputed"], "--data", data, "--out", out, "--on-error",
+                "skip"], capsys)[0] == 0
+    assert (tmp_path / "o.csv.rejected.csv").exists()
+    frame(20).to_csv(data, index=False)
+    assert run(["score", bundles["imputed"], "--data", data, "--out", out], capsys)[0] == 0
+    assert not (tmp_path / "o.csv.rejected.csv").exists()
+
+
+def test_the_output_is_never_the_input(bundles, tmp_path, capsys):
+    data = tmp_path / "same.csv"
+    frame(20).to_csv(data, index=False)
+    before = data.read_bytes()
+    code, _, err = run(["score", bundles["imputed"], "--data", data, "--out", data], capsys)
+    assert code == 2 and "data file itself" in err
+    assert data.read_bytes() == before
+    # a directory holding a previous run's output: the output is not read as data
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    frame(20).to_csv(parts / "a.csv", index=False)
+    args = ["score", bundles["imputed"], "--data", parts, "--out", parts / "scores.csv",
+            "--keep", *NUM, "city", "customer_id"]
+    assert run(args, capsys)[0] == 0
+    first = (parts / "scores.csv").read_bytes()
+    code, stdout, err = run(args, capsys)
+    assert code == 0, err
+    assert "scored 20 rows" in stdout and (parts / "scores.csv").read_bytes() == first
+
+
+def test_duplicate_columns_are_refused(bundles, tmp_path, capsys):
+    data = tmp_path / "dup.csv"
+    data.write_text("age,age,income,tenure\n1,2,3,4\n")
+    code, _, err = run(["score", bundles["imputed"], "--data", data, "--out",
+                        tmp_path / "o.csv"], capsys)
+    assert code == 2 and "'age' appears more than once" in err
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column(bundles, tmp_path, capsys):
+    df = frame(10)[NUM]
+    data = tmp_path / "bom.csv"
+    data.write_bytes(b"\xef\xbb\xbf" + df.to_csv(index=False, lineterminator="\r\n").encode())
+    out = tmp_path / "o.parquet"
+    code, _, err = run(["score", bundles["imputed"], "--data", data, "--out", out], capsys)
+    assert code == 0, err
+    assert_same(pd.read_parquet(out), expected(bundles["imputed"], df))
+
+
+def test_kept_columns_keep_marker_texts(bundles, tmp_path, capsys):
+    """Missing markers apply to the model's inputs only: a kept id "NA" (Namibia) stays."""
+    df = frame(4)[NUM].assign(country=["NA", "N/A", "NULL", "00123"])
+    data = tmp_path / "k.csv"
+    df.to_csv(data, index=False)
+    for name in ("o.csv", "o.parquet"):
+        out = tmp_path / name
+        assert run(["score", bundles["imputed"], "--data", data, "--out", out, "--keep",
+                    "country", "--na-values", "NULL"], capsys)[0] == 0
+        got = (pd.read_csv(out, dtype=str, keep_default_na=False) if name.endswith("csv")
+               else pd.read_parquet(out))
+        assert got["country"].tolist() == ["NA", "N/A", "NULL", "00123"]
+    # ... and the markers still make inputs missing (the imputer's value scores them)
+    data.write_text("age,income,tenure\nNULL,1,2\n40,1,2\n")
+    out = tmp_path / "m.parquet"
+    assert run(["score", bundles["imputed"], "--data", data, "--out", out, "--na-values",
+                "NULL"], capsys)[0] == 0
+    want = expected(bundles["imputed"], pd.DataFrame({"age": [np.nan, 40.0], "income": 1.0,
+                                                      "tenure": 2.0}))
+    assert_same(pd.read_parquet(out), want)
+
+
+def test_text_is_read_the_same_whatever_else_its_batch_holds(bundles, tmp_path, capsys):
+    """Arrow's cast also reads 'infinity' and 'inf': a cell gets the model's syntax (which
+    refuses them; 'INF' is xs:double) whether or not another cell of its batch needs it."""
+    out = tmp_path / "o.parquet"
+    for rows in (["infinity,0,0", "1,0,0"], ["infinity,0,0", "abc,0,0"]):
+        data = tmp_path / "inf.csv"
+        data.write_text("age,income,tenure\n" + "\n".join(rows) + "\n")
+        code, _, err = run(["score", bundles["imputed"], "--data", data, "--out", out,
+                            "--on-error", "skip"], capsys)
+        assert code == 0, err
+        rejected = pd.read_csv(f"{out}.rejected.csv")
+        assert rejected["row"].iloc[0] == 1
+        assert "expects numbers" in rejected["reason"].iloc[0]
+        assert "'infinity'" in rejected["reason"].iloc[0]
+
+
+def test_int64_beyond_2_53_is_rounded_as_in_process(bundles, tmp_path, capsys):
+    big = 2**53 + 1
+    data = tmp_path / "i64.parquet"
+    pq.write_table(pa.table({"age": pa.array([big, 40], pa.int64()), "income": [1.0, 2.0],
+                             "tenure": [3.0, 4.0]}), data)
+    out = tmp_path / "o.parquet"
+    code, _, err = run(["score", bundles["imputed"], "--data", data, "--out", out], capsys)
+    assert code == 0, err
+    X = np.array([[big, 1.0, 3.0], [40, 2.0, 4.0]])  # NumPy's rounding of the integer
+    assert_same(pd.read_parquet(out), pd.DataFrame(scorer.load(bundles["imputed"])
+                                                   .score_arrays(X)))
+
+
+def test_quoted_line_breaks_stay_in_their_cell_and_rows_count_records(bundles, tmp_path,
+                                                                       capsys, monkeypatch):
+    """A quoted line break where Arrow cuts its blocks stays in its cell; refused rows are
+    numbered by record, not by line."""
+    monkeypatch.setattr(batch, "_CSV_BLOCK", 512)  # many block boundaries in a small file
+    df = frame(300)
+    notes = [f"note {i}\nsecond line, \"quoted\"" for i in range(len(df))]
+    df = df.assign(note=notes)
+    data = tmp_path / "q.csv"
+    df.to_csv(data, index=False)
+    out = tmp_path / "o.parquet"
+    code, _, err = run(["score", bundles["imputed"], "--data", data, "--out", out, "--keep",
+                        "note"], capsys)
+    assert code == 0, err
+    got = pd.read_parquet(out)
+    assert got["note"].tolist() == notes
+    assert_same(got.drop(columns="note"), expected(bundles["imputed"], df[NUM]))
+    data.write_text('age,income,tenure,id\n1,2,3,"multi\nline"\n1,2,3,4,5\n1,zz,3,q\n'
+                    '1,2,3,ok\n')
+    code, _, err = run(["score", bundles["imputed"], "--data", data, "--out", out, "--keep",
+                        "id", "--on-error", "skip"], capsys)
+    assert code == 0, err
+    rejected = pd.read_csv(f"{out}.rejected.csv")
+    assert rejected["row"].tolist() == [2, 3]
+    assert "ragged line" in rejected["reason"].iloc[0]
+    assert "'zz'" in rejected["reason"].iloc[1]
+    assert pd.read_parquet(out)["id"].tolist() == ["multi\nline", "ok"]

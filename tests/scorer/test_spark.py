@@ -258,3 +258,15 @@ def test_registry_bundle_does_not_reuse_another_bundle(bundles, tmp_path):
     (tmp_path / "b" / fp / "manifest.json").write_text("{")
     with pytest.raises(IntegrityError, match="unreadable"):
         registry_bundle(url, "churn", "1", tmp_path / "b")
+
+
+def test_a_refused_row_is_shown_by_its_values():
+    """A worker cannot tell a row's place in the DataFrame: its message shows the row."""
+    import pyarrow as pa
+
+    from scorer.spark import _shown_row
+
+    b = pa.RecordBatch.from_pydict({"customer_id": [7, 8], "age": ["x", "abc"]})
+    assert _shown_row(b, 1) == "{'customer_id': 8, 'age': 'abc'}"
+    long = pa.RecordBatch.from_pydict({"note": ["n" * 1000]})
+    assert len(_shown_row(long, 0)) == 300 and _shown_row(long, 0).endswith("...")
