@@ -14,7 +14,6 @@ from __future__ import annotations
 import heapq
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -384,7 +383,7 @@ def _drift_reference(bundle: Bundle, sample: Any, bins: int) -> dict[str, Any]:
 
 
 def export(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
-           name: str | None = None, version: str = "1",
+           name: str | None = None, version: str | None = None,
            feature_names: list[str] | None = None, overwrite: bool = False,
            verification_rows: int = DEFAULT_VERIFICATION_ROWS,
            drift_bins: int = DEFAULT_DRIFT_BINS) -> Bundle:
@@ -409,8 +408,11 @@ def export(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
         The whole sample also becomes the bundle's reference profile for drift monitoring
         (``drift_reference``: quantile bins per numeric input, category frequencies per
         string input, the same for every output; docs/monitoring.md).
-    name, version : str
-        Model name (default: the directory name) and version recorded in the manifest.
+    name, version : str, optional
+        Model name and version recorded in the manifest. Default: for a version directory of
+        a model repository (``models/churn/3``), the model's directory name and the version
+        directory's (``churn``, ``3``); else the directory name and ``"1"``
+        (:func:`scorer.bundle.default_identity`).
     feature_names : list of str, optional
         Input field names for a model fitted on a bare array.
     overwrite : bool
@@ -431,9 +433,11 @@ def export(est: Any, path: str | os.PathLike[str], *, sample: Any = None,
         The tablescore scorer does not reproduce the original model on ``sample``; nothing is
         written.
     """
+    from scorer.bundle import default_identity
     from scorer.model import Model
 
-    bundle = build_bundle(est, sample=sample, name=name or Path(path).name or "model",
+    name, version = default_identity(path, name or None, version)
+    bundle = build_bundle(est, sample=sample, name=name,
                           version=version, feature_names=feature_names,
                           verification_rows=verification_rows, drift_bins=drift_bins)
     Model(bundle, verify=True)  # refuse to write a bundle that does not reproduce the model

@@ -53,6 +53,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True)
     e.add_argument("--sample", help="CSV/Parquet of representative inputs (verification rows)")
     e.add_argument("--name")
-    e.add_argument("--version", default="1")
+    e.add_argument("--version", help="model version (default: the version directory's name "
+                   "in a repository's MODEL/N, else 1)")
     e.add_argument("--overwrite", action="store_true")
     e.set_defaults(fn=cmd_export)

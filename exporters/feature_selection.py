@@ -50,12 +50,12 @@ def selected_columns(est: Any, g: Graph, cols: list[str]) -> list[str]:
 
 
 @register(*SELECTORS)
-@register_transform("sklearn.RFE")
+@register_transform("sklearn.RFE", "sklearn.RFECV")
 def export_selector(est: Any, g: Graph, cols: list[str]) -> list[str]:
     return selected_columns(est, g, cols)
 
 
-@register("sklearn.RFE")
+@register("sklearn.RFE", "sklearn.RFECV")
 def export_rfe(est: Any, g: Graph, cols: list[str]) -> list[str]:
     """``RFE.predict`` (and ``predict_proba`` / ``decision_function``) =
     ``estimator_.<method>(transform(X))``."""

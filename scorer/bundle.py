@@ -187,6 +187,34 @@ def manifest_of(bundle: Bundle, table_entries: dict[str, Any], step_tables: list
     return manifest
 
 
+def default_identity(path: str | os.PathLike[str], name: str | None = None,
+                     version: str | None = None) -> tuple[str, str]:
+    """The model name and version a bundle written to ``path`` records where the caller gives
+    none: a version directory of a model repository (``<model>/<integer>``, as
+    ``tablescore serve --repository`` reads them) gives its parent's name and its own; any
+    other directory (or file) its own name and version ``"1"``.
+
+    Parameters
+    ----------
+    path : path
+        Where the bundle goes.
+    name, version : str, optional
+        What the caller gave (kept as given).
+
+    Returns
+    -------
+    (str, str)
+        ``(name, version)``.
+    """
+    p = Path(os.path.abspath(path))
+    in_repository = p.name.isdigit() and bool(p.parent.name)
+    if name is None:
+        name = p.parent.name if in_repository else (p.name or "model")
+    if version is None:
+        version = p.name if in_repository else "1"
+    return name, str(version)
+
+
 def write_bundle(bundle: Bundle, path: str | os.PathLike[str], *, overwrite: bool = False,
                  _crash_after: str | None = None) -> Path:
     """Write ``bundle`` to directory ``path`` atomically and return the path.

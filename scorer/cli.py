@@ -98,7 +98,7 @@ def _version_drift(libraries: dict[str, str]) -> list[str]:
 def cmd_import(args: argparse.Namespace) -> int:
     from scorer.pmml import read_pmml
 
-    from .bundle import write_bundle
+    from .bundle import default_identity, write_bundle
     from .files import writing
     from .model import Model
 
@@ -111,7 +111,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         b = read_pmml(args.pmml)
     if args.name:
         b.name = args.name
-    b.version = args.version
+    b.version = default_identity(args.out, b.name, args.version)[1]
     Model(b, verify=True)  # never write a bundle that does not reproduce its own checks
     profile = ""
     if sample is not None:
@@ -212,7 +212,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     im.add_argument("pmml")
     im.add_argument("--out", required=True)
     im.add_argument("--name")
-    im.add_argument("--version", default="1")
+    im.add_argument("--version", help="model version (default: the version directory's name "
+                    "in a repository's MODEL/N, else 1)")
     im.add_argument("--overwrite", action="store_true")
     from .monitoring.options import add_sample_arguments
 

@@ -21,11 +21,12 @@ code  meaning
 3     a model file is corrupt or incompatible: a bundle (manifest, tables, schema version),
       a PMML document, a pickle (truncated, needs a library that is not installed)
 4     an output cannot be written: disk full, no permission, a directory in the way
-5     the server at ``--endpoint`` cannot be reached or refused the call (UNAVAILABLE,
-      NOT_FOUND, ...)
+5     a server (``--endpoint``), registry (``--store``) or feature store cannot be reached,
+      or does not know the model, version or alias asked for (UNAVAILABLE, NOT_FOUND, ...)
 70    internal error (a bug: the traceback is printed; please report it)
 130   interrupted (SIGINT); the temporary output, if any, is removed
-143   terminated (SIGTERM); the temporary output, if any, is removed
+143   terminated (SIGTERM); the temporary output, if any, is removed (``serve`` drains
+      and exits 0 instead)
 ====  =====================================================================================
 """
 

@@ -261,7 +261,10 @@ class InferenceServicer:
         try:
             lv = self.resolve(req.model_name, req.model_version)
         except Exception as exc:
-            calls.infer_failed("", "", to_status_name(exc))
+            # a model of the repository keeps its name (a version it cannot serve: ""); an
+            # unknown name is "", so clients cannot grow the series without bound
+            known = req.model_name if req.model_name in self.repository.views() else ""
+            calls.infer_failed(known, "", to_status_name(exc))
             if access is not None:  # the model and version asked for: none answered
                 access.note(req.model_name, req.model_version, 0)
             raise

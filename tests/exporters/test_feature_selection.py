@@ -166,3 +166,10 @@ def test_feature_union_with_imputer_on_missing_values(tmp_path):
     est = make_pipeline(union, Ridge()).fit(X, y)
     model = assert_parity(est, X, tmp_path / "m")
     np.testing.assert_allclose(model.predict(X), est.predict(X), rtol=1e-12, atol=1e-12)
+
+
+def test_supported_lists_rfecv():
+    """RFECV is exported through RFE's exporter; supported() lists it by its own name."""
+    import exporters
+
+    assert {"sklearn.RFE", "sklearn.RFECV"} <= set(exporters.supported())

@@ -207,3 +207,26 @@ def test_keep_tables_false_frees_the_tables_and_refuses_to_write_them(tmp_path):
         lean.predict_proba(X, reference=True)
     with pytest.raises(ValueError, match="cannot be written"):
         write_bundle(lean.bundle, tmp_path / "copy")
+
+
+@pytest.mark.parametrize(("rel", "given", "want"), [
+    ("models/churn/3", (None, None), ("churn", "3")),     # a repository's version directory
+    ("models/churn/3", ("other", None), ("other", "3")),
+    ("models/churn/3", (None, "7"), ("churn", "7")),
+    ("bundles/churn", (None, None), ("churn", "1")),
+    ("churn-v2", ("c", "2"), ("c", "2")),
+])
+def test_default_identity_follows_the_repository_layout(tmp_path, rel, given, want):
+    from scorer.bundle import default_identity
+
+    assert default_identity(tmp_path / rel, *given) == want
+
+
+def test_export_into_a_repository_records_its_model_and_version(tmp_path, iris_logreg):
+    import exporters
+    import scorer
+
+    model, X = iris_logreg
+    exporters.export(model, tmp_path / "models" / "churn" / "3", sample=X)
+    m = scorer.load(tmp_path / "models" / "churn" / "3")
+    assert (m.name, m.version) == ("churn", "3")

@@ -141,12 +141,20 @@ def test_metrics_endpoint(server, client: tc.InferenceServerClient) -> None:
     infer_matrix(client, "iris", np.zeros((3, 4)))
     with pytest.raises(InferenceServerException):
         client.get_model_metadata("nope")
+    inp = tc.InferInput("x", [1, 4], "FP64")
+    inp.set_data_from_numpy(np.zeros((1, 4)))
+    for name, version in (("iris", "99"), ("nope", "")):  # a known model's unknown version
+        with pytest.raises(InferenceServerException):
+            client.infer(name, [inp], model_version=version)
     with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics",
                                 timeout=5) as r:
         text = r.read().decode()
     assert 'tablescore_grpc_requests_total{code="OK",method="ModelInfer"}' in text
     assert 'tablescore_grpc_requests_total{code="NOT_FOUND",method="ModelMetadata"}' in text
     assert 'tablescore_infer_requests_total{code="OK",model="iris",version="1"}' in text
+    assert 'tablescore_infer_requests_total{code="NOT_FOUND",model="iris",version=""}' in text
+    assert 'tablescore_infer_requests_total{code="NOT_FOUND",model="",version=""}' in text
+    assert "nope" not in "".join(ln for ln in text.splitlines() if "infer_requests" in ln)
     assert 'tablescore_rows_scored_total{model="iris",version="1"}' in text
     assert 'tablescore_grpc_request_duration_seconds_bucket{le="0.001",method="ModelInfer"}' \
         in text
