@@ -527,27 +527,49 @@ def score_isolating(score: Callable[[Any, int], dict[str, np.ndarray]], inputs: 
     bad: dict[int, str] = {}
     parts: list[dict[str, np.ndarray]] = []
 
-    def run(lo: int, hi: int, known: InputError | None) -> bool:
-        """Score rows [lo, hi); False once first_only found its row."""
-        if known is None:
-            try:
-                parts.append(score(_take(inputs, slice(lo, hi)), hi - lo))
-                return True
-            except InputError as exc:
-                known = exc
-        if hi - lo == 1:
-            good[lo] = False
-            bad[lo] = _ROW0.sub("", str(known))
-            return not first_only
-        mid = (lo + hi) // 2
-        return run(lo, mid, None) and run(mid, hi, None)
+    def run(idx: np.ndarray | slice, m: int, known: InputError | None) -> bool:
+        """Score the ``m`` rows ``idx`` (a range, or ascending indices); False once
+        first_only found its row."""
+        while True:
+            if known is None:
+                try:
+                    parts.append(score(_take(inputs, idx), m))
+                    return True
+                except InputError as exc:
+                    known = exc
+            at = np.arange(idx.start, idx.stop) if isinstance(idx, slice) else idx
+            rows = known.rows
+            if (not first_only and m > 1 and rows is not None and len(rows)
+                    and int(rows.max()) < m and known.row_reason):
+                # the error names every row refused for its reason (a column's missing
+                # values): all set aside at once, the others scored again; halving would
+                # take ~2 calls a refused row (an empty column: every row)
+                for r in at[rows].tolist():
+                    good[r] = False
+                    bad[r] = known.row_reason
+                idx = np.delete(at, rows)
+                m, known = len(idx), None
+                if not m:
+                    return True
+                continue
+            if m == 1:
+                good[int(at[0])] = False
+                bad[int(at[0])] = _ROW0.sub("", str(known))
+                return not first_only
+            mid = m // 2
+            return run(_span(at[:mid]), mid, None) and run(_span(at[mid:]), m - mid, None)
 
-    run(0, n, first)
+    run(slice(0, n), n, first)
     if first_only and bad:
         return None, good, bad
     arrays = ({k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts
               else score(_take(inputs, slice(0, 0)), 0))
     return arrays, good, bad
+
+
+def _span(at: np.ndarray) -> np.ndarray | slice:
+    """Ascending row indices as a slice where they are a range (a view, no copy)."""
+    return slice(int(at[0]), int(at[-1]) + 1) if at[-1] - at[0] == len(at) - 1 else at
 
 
 # --- the run --------------------------------------------------------------------------------

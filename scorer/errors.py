@@ -44,7 +44,19 @@ class UnsupportedEstimatorError(ExportError):
 
 # --- scoring input ---------------------------------------------------------------------------
 class InputError(TablescoreError):
-    """The caller's input does not match the model's input schema."""
+    """The caller's input does not match the model's input schema.
+
+    Attributes
+    ----------
+    rows : ndarray of int64 or None
+        Where known: every row (0-based in the call) refused for this same reason, so a
+        caller isolating refused rows can set them all aside at once.
+    row_reason : str or None
+        With ``rows``: the reason as it reads for one of those rows alone.
+    """
+
+    rows = None
+    row_reason = None
 
 
 class MissingFieldError(InputError):

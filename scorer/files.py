@@ -24,7 +24,7 @@ import pickle
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,11 @@ def _is_parquet(p: Path) -> bool:
     return p.suffix.lower() in (".parquet", ".pq")
 
 
-def read_table(path: str | os.PathLike[str]):
+def read_table(path: str | os.PathLike[str], *, text_columns: Sequence[str] = ()):
     """CSV (``N/A``, ``NA`` and empty cells are missing) or Parquet, as a DataFrame.
+
+    ``text_columns``: CSV columns read as text, not typed by their look (ids: ``00123``
+    stays ``00123``); names absent from the file are ignored.
 
     Raises
     ------
@@ -73,7 +76,7 @@ def read_table(path: str | os.PathLike[str]):
                                 "the columns")
         sep = "\t" if header.count("\t") > header.count(",") else ","
         return pd.read_csv(p, sep=sep, na_values=["N/A", "NA", ""], keep_default_na=False,
-                           encoding="utf-8")
+                           encoding="utf-8", dtype={c: str for c in text_columns} or None)
     except DataFileError:
         raise
     except UnicodeDecodeError as exc:

@@ -15,6 +15,7 @@ from numba import njit
 
 from .errors import (
     FieldTypeError,
+    InputError,
     MissingFieldError,
     MissingValueError,
     ShapeError,
@@ -47,6 +48,16 @@ def _rows_list(mask: np.ndarray, limit: int = 5) -> str:
     shown = ", ".join(str(r) for r in rows[:limit])
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
     return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+def _refusing(kind: type[InputError], bad: np.ndarray, text: str) -> InputError:
+    """``kind`` of error for the rows ``bad`` (bool mask), worded by ``text`` with
+    ``{rows}`` where the rows go; its ``rows`` / ``row_reason`` let a caller isolating
+    refused rows set them all aside at once (:func:`scorer.batch.score_isolating`)."""
+    exc = kind(text.format(rows=f" ({_rows_list(bad)})"))
+    exc.rows = np.flatnonzero(bad)
+    exc.row_reason = text.format(rows="")
+    return exc
 
 
 @njit(cache=True, nogil=True)
@@ -199,17 +210,15 @@ class InputEncoder:
             if self.nan_checked[j]:
                 bad = np.isnan(col)
                 if bad.any():
-                    raise MissingValueError(
-                        f"field '{f.name}' has missing values ({_rows_list(bad)}); this model "
-                        "does not accept missing values for it"
-                    )
+                    raise _refusing(MissingValueError, bad, f"field '{f.name}' has missing "
+                                    "values{rows}; this model does not accept missing values "
+                                    "for it")
             if self.inf_checked[j]:
                 bad = np.isinf(col)
                 if bad.any():
-                    raise FieldTypeError(
-                        f"field '{f.name}' has infinite values ({_rows_list(bad)}); this model "
-                        "accepts only finite numbers for it"
-                    )
+                    raise _refusing(FieldTypeError, bad, f"field '{f.name}' has infinite "
+                                    "values{rows}; this model accepts only finite numbers for "
+                                    "it")
 
     # --- general path -------------------------------------------------------------------------
     def _from_object_array(self, arr: np.ndarray) -> tuple[np.ndarray, bool]:

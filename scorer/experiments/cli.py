@@ -44,7 +44,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     check_output(args.json)  # before the work: a path that cannot be written fails at once
     check_output(args.out)
     weights = R.parse_weights(args.weights) if args.weights else None
-    rep = R.report(R.load_exposures(args.exposures, args.name), R.load_outcomes(args.outcomes),
+    outcomes = R.load_outcomes(args.outcomes, unit_column=args.unit_column)
+    rep = R.report(R.load_exposures(args.exposures, args.name), outcomes,
                    metric=args.metric, experiment=args.name, weights=weights,
                    control=args.control, alpha=args.alpha, covariate=args.covariate,
                    unit_column=args.unit_column, missing_outcome=args.missing_outcome,
@@ -61,12 +62,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         if "error" in c:
             print(f"{c['arm']}: {c['error']}")
             continue
-        lo, hi = c["difference_ci"]
-        print(f"{c['arm']} vs {c['control']}: difference {c['difference']:.4g} "
-              f"[{lo:.4g}, {hi:.4g}], p = {c['p_value']:.3g}, always-valid p = "
-              f"{c['sequential']['p_value']:.3g}")
+        lo, hi = c["difference_ci"] or (None, None)
+        print(f"{c['arm']} vs {c['control']}: difference {_num(c['difference'], '.4g')} "
+              f"[{_num(lo, '.4g')}, {_num(hi, '.4g')}], p = {_num(c['p_value'], '.3g')}, "
+              f"always-valid p = {_num(c.get('sequential', {}).get('p_value'), '.3g')}")
     print(f"report      {args.out}\njson        {args.json}")
     return 0
+
+
+def _num(x: float | None, spec: str) -> str:
+    """``x`` formatted, or ``n/a`` where the statistic is undefined (JSON null: no variance
+    in either arm, say)."""
+    return "n/a" if x is None else format(x, spec)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

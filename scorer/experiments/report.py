@@ -149,8 +149,9 @@ def load_exposures(directory: str | os.PathLike[str], experiment: str) -> pd.Dat
     return df.drop(columns="experiment")
 
 
-def load_outcomes(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read an outcomes table (CSV or Parquet): a unit id column and metric columns.
+def load_outcomes(path: str | os.PathLike[str], *, unit_column: str = "unit") -> pd.DataFrame:
+    """Read an outcomes table (CSV or Parquet): a unit id column and metric columns; the
+    unit ids of a CSV as text (``00042`` stays ``00042``, as the exposure log holds it).
 
     Raises
     ------
@@ -159,7 +160,7 @@ def load_outcomes(path: str | os.PathLike[str]) -> pd.DataFrame:
     """
     from ..files import read_table
 
-    return read_table(path)
+    return read_table(path, text_columns=[unit_column])
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -282,6 +283,7 @@ def report(exposures: pd.DataFrame, outcomes: pd.DataFrame, *, metric: str | Non
     assigned = units.loc[~units["holdout"], "arm"].value_counts()
     srm = _srm(assigned, weights, control, S)
 
+    exposed = units.index  # (every exposed unit: an outcome of an excluded one has one)
     if multi_arm == "exclude":
         units = units[~units["multi"]]
 
@@ -300,13 +302,15 @@ def report(exposures: pd.DataFrame, outcomes: pd.DataFrame, *, metric: str | Non
             raise ExperimentDataError(f"outcome column '{c}' is not numeric "
                                       f"({outcomes[c].dtype})")
     out = outcomes[[unit_column, *cols]].copy()
-    out[unit_column] = out[unit_column].astype(str)
+    out[unit_column] = _unit_text(out[unit_column])
+    no_id = out[unit_column].isna()
+    out = out[~no_id]  # (an outcome without a unit id belongs to no exposed unit)
     dup = out[unit_column].duplicated()
     if dup.any():
         raise ExperimentDataError(f"outcomes have {int(dup.sum())} duplicate unit id(s), e.g. "
                                   f"'{out.loc[dup, unit_column].iloc[0]}': one row per unit")
     out = out.set_index(unit_column)
-    orphans = int((units.index.get_indexer(out.index) < 0).sum())
+    orphans = int((exposed.get_indexer(out.index) < 0).sum()) + int(no_id.sum())
     joined = units.join(out, how="left")
     y = joined[metric].astype(np.float64)
     no_outcome = y.isna()
@@ -406,6 +410,21 @@ def report(exposures: pd.DataFrame, outcomes: pd.DataFrame, *, metric: str | Non
         "warnings": warnings,
     }
     return Report(_jsonable(data), table)
+
+
+def _unit_text(ids: pd.Series) -> pd.Series:
+    """Unit ids as the exposure log's text: integers as integers even where a missing id made
+    the column float (``1000.0`` is unit ``1000``); a missing id matches no unit."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(ids):
+        vals = ids.to_numpy()
+        whole = np.isfinite(vals) & (vals == np.round(vals)) & (np.abs(vals) < 2.0 ** 53)
+        if whole[~np.isnan(vals)].all():
+            return pd.Series([str(int(v)) if ok else "" for v, ok in zip(vals, whole,
+                                                                          strict=True)],
+                             index=ids.index, dtype=object).where(~np.isnan(vals), None)
+    return ids.astype(str).where(ids.notna(), None)
 
 
 def _pick_metric(outcomes: pd.DataFrame, metric: str | None, unit_column: str,

@@ -614,3 +614,33 @@ def test_quoted_line_breaks_stay_in_their_cell_and_rows_count_records(bundles, t
     assert "ragged line" in rejected["reason"].iloc[0]
     assert "'zz'" in rejected["reason"].iloc[1]
     assert pd.read_parquet(out)["id"].tolist() == ["multi\nline", "ok"]
+
+
+def test_rows_refused_for_one_reason_are_set_aside_at_once(bundles):
+    """A column arriving empty refuses every row: they are set aside in a few calls (not ~2
+    per row), with the reasons and outputs that halving row by row gives."""
+    model = scorer.load(bundles["strict"])
+    rng = np.random.default_rng(5)
+    X = rng.normal(40, 10, size=(2000, 3))
+    X[::2, 1] = np.nan           # every other row: 'income' missing
+    X[::3, 0] = np.inf           # every third: 'age' infinite (checked first: its reason)
+    calls = []
+
+    def score(inputs, rows):
+        calls.append(rows)
+        return model.score_arrays(inputs)
+
+    arrays, good, bad = batch.score_isolating(score, X, len(X))
+    assert len(calls) <= 4
+    # the same as scoring each row alone
+    for i in range(len(X)):
+        try:
+            want = model.score_arrays(X[i:i + 1])
+        except scorer.errors.InputError as exc:
+            assert not good[i] and bad[i] == batch._ROW0.sub("", str(exc)), i
+        else:
+            assert good[i]
+            k = int(good[:i].sum())
+            for name, v in want.items():
+                assert arrays[name][k] == v[0], (i, name)
+    assert not good[::2].any() and not good[::3].any() and good.sum() == len(X) - len(bad)

@@ -197,13 +197,16 @@ class _Broadcast:
 
 @pytest.fixture
 def worker_tmp(tmp_path, monkeypatch):
-    """A worker's $TMPDIR of the test's own, and no model loaded in this process yet."""
+    """A worker's $TMPDIR of the test's own, and no model loaded in this process yet (a
+    worker's load also switches the process to eager compiles: undone after the test)."""
     import tempfile
 
+    from scorer import ops
     from scorer import spark as sp
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(sp, "_MODELS", {})
+    monkeypatch.setattr(ops, "COMPILE_MODE", ops.COMPILE_MODE)
     return tmp_path / f"tablescore-spark-{os.getuid()}"
 
 

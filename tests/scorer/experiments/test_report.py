@@ -290,3 +290,47 @@ def test_help_names_the_options(capsys: pytest.CaptureFixture) -> None:
                    "--alpha", "--weights", "--missing-outcome", "--unit-column", "--json",
                    "--out"):
         assert option in text, option
+
+
+def test_undefined_statistics_print_as_na(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """No conversion in either arm: the test statistic is undefined (JSON null); the summary
+    says n/a instead of failing after the files are written."""
+    d = synthetic(6)
+    write_log(tmp_path / "log", d)
+    pd.DataFrame({"unit": d["unit"], "conv": 0}).to_csv(tmp_path / "o.csv", index=False)
+    code = main(["experiment", "report", "exp1", "--exposures", str(tmp_path / "log"),
+                 "--outcomes", str(tmp_path / "o.csv"), "--json", str(tmp_path / "r.json"),
+                 "--out", str(tmp_path / "r.html")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    c = json.loads((tmp_path / "r.json").read_text())["comparisons"]["candidate"]
+    assert c["p_value"] is None
+    assert "candidate vs control" in out and "p = n/a" in out
+
+
+def test_unit_ids_of_outcomes_are_read_as_the_log_holds_them(tmp_path: Path) -> None:
+    """Ids with leading zeros, and integer ids in a column with a missing id (pandas makes
+    it float), still join the exposure log's text ids."""
+    from scorer.experiments.report import load_outcomes
+
+    d = synthetic(7)
+    for ids in ([f"{i:05d}" for i in range(N)], [str(1000 + i) for i in range(N)]):
+        d2 = {**d, "unit": np.array(ids)}
+        ex = exposure_rows(d2, np.arange(N))
+        rows = pd.DataFrame({"unit": [*ids, ""], "y": [*d["y"], 1.0]})
+        rows.to_csv(tmp_path / "o.csv", index=False)
+        rep = report(ex, load_outcomes(tmp_path / "o.csv"), metric="y")
+        assert len(rep.units) == N
+        assert rep.data["units"]["outcomes_without_exposure"] == 1  # the row without an id
+
+
+def test_outcomes_of_excluded_units_are_not_counted_as_unexposed() -> None:
+    d = synthetic(8)
+    ex = exposure_rows(d, np.arange(N))
+    switch = exposure_rows(d, np.arange(5), arm="other")  # 5 units seen in a second arm
+    switch["time"] += pd.Timedelta("1h")
+    ex = pd.concat([ex, switch], ignore_index=True)
+    outcomes = pd.DataFrame({"unit": [*d["unit"], "stranger"], "y": [*d["y"], 0.0]})
+    for how in ("first", "exclude"):
+        rep = report(ex, outcomes, metric="y", multi_arm=how)
+        assert rep.data["units"]["outcomes_without_exposure"] == 1, how
