@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 from protos import inference_pb2 as pb
 
 from .. import __version__
-from ..errors import InputError, ModelNotFoundError
+from ..errors import InputError, ModelNotFoundError, TablescoreError
 from ..pipeline import Pipeline, score_model
 from . import codec, wire
 from .batching import Batcher
@@ -295,6 +295,14 @@ class InferenceServicer:
             if self._routing and not req.model_version:  # a pinned version is not routed
                 routed = self.pipeline.route(lv, dec)
                 if routed is not lv:
+                    # the outputs the arm's version has (asked for all: all of its own)
+                    try:
+                        dec.outputs = codec.requested_outputs(req, routed.schema)
+                    except InputError as exc:
+                        raise TablescoreError(  # FAILED_PRECONDITION: the configuration
+                            f"the experiment routed this request to version "
+                            f"{routed.version} of model '{routed.name}': {exc}; arms must "
+                            "share the outputs requests ask for") from None
                     lv = routed
                     if batcher is not None:  # announced to the other version's batcher
                         batcher.withdraw()

@@ -208,3 +208,39 @@ def test_a_unit_that_is_also_a_model_input(tmp_path: Path) -> None:
             assert r.as_numpy("probability(1)").tolist() == want.tolist()
         client.close()
     assert seen == {"1", "2"}  # both arms answered
+
+
+def test_arms_with_other_outputs(bundles: dict[str, Exported], tmp_path: Path) -> None:
+    """An arm whose version has other outputs (a tree: no decision columns) answers with its
+    own outputs; a request naming one it lacks is FAILED_PRECONDITION, never INTERNAL."""
+    import grpc
+    import pytest
+    from sklearn.tree import DecisionTreeClassifier
+
+    import exporters
+
+    iris = bundles["iris"]
+    tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(iris.X, iris.est.predict(
+        iris.X))
+    exporters.export(tree, tmp_path / "tree", sample=iris.X, name="iris")
+    repo = tmp_path / "repo"
+    publish(tmp_path / "tree", repo, "iris", 1)
+    publish(iris.path, repo, "iris", 2)  # the default version: with decision columns
+    (repo / "iris" / "config.json").write_text(_config(1.0))  # every unit: the tree
+    X = iris.X[:1]
+    with serve(repo, port=0, ready_timeout=60, poll_interval=0.2, control_group=0.0) as server:
+        client = tc.InferenceServerClient(server.address)
+        try:
+            version, params, r = _infer(client, X, unit=7)
+            assert version == "1" and params["arm"] == "control"
+            names = [o.name for o in r.get_response().outputs]
+            assert not any(n.startswith("decision") for n in names) and "label" in names
+            inp = tc.InferInput("input", [1, X.shape[1]], "FP64")
+            inp.set_data_from_numpy(np.ascontiguousarray(X, dtype=np.float64))
+            with pytest.raises(tc.InferenceServerException) as err:
+                client.infer("iris", [inp], parameters={"customer_id": 7},
+                             outputs=[tc.InferRequestedOutput("decision(0)")])
+            assert err.value.status() == str(grpc.StatusCode.FAILED_PRECONDITION)
+            assert "arms must share the outputs" in err.value.message()
+        finally:
+            client.close()
