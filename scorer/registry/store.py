@@ -318,14 +318,18 @@ class SQLStore:
                 version = int(row[0])
             else:
                 # (content-addressed: another model's publisher may store the same bundle
-                # at the same moment; the bytes are the same)
+                # at the same moment; the bytes are the same.) The bundle's row first, then
+                # held (the UPDATE locks it) until this commits: a delete of the last version
+                # using this bundle, elsewhere, waits for it, then sees this version and
+                # keeps the files; one that committed first is waited for by the INSERT
+                cur.execute(q("INSERT INTO ts_bundles (fingerprint, bytes, created_at) "
+                              "VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+                            (fingerprint, sum(len(d) for d in files.values()), time.time()))
+                self._lock_bundle(cur, fingerprint)
                 for rel, data in files.items():
                     cur.execute(q("INSERT INTO ts_blobs (fingerprint, path, data) "
                                   "VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
                                 (fingerprint, rel, data))
-                cur.execute(q("INSERT INTO ts_bundles (fingerprint, bytes, created_at) "
-                              "VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
-                            (fingerprint, sum(len(d) for d in files.values()), time.time()))
                 cur.execute(q("UPDATE ts_models SET next_version = next_version + 1 "
                               "WHERE name = ? RETURNING next_version - 1"), (model,))
                 version = int(cur.fetchone()[0])
@@ -347,6 +351,7 @@ class SQLStore:
 
     def _set_alias(self, cur: Any, model: str, alias: str, version: int) -> int:
         q = self._q
+        self._lock_model(cur, model)
         cur.execute(q("SELECT 1 FROM ts_versions WHERE model = ? AND version = ?"),
                     (model, version))
         if cur.fetchone() is None:
@@ -365,6 +370,11 @@ class SQLStore:
 
     def remove_alias(self, model: str, alias: str) -> None:
         with self.transaction(write=True) as cur:
+            self._lock_model(cur, model)
+            used = self._experiment_uses(cur, model, alias)
+            if used is not None:
+                raise RegistryError(f"alias '{alias}' of model '{model}' is the experiment's "
+                                    f"{used}: change or end the experiment first")
             cur.execute(self._q("DELETE FROM ts_aliases WHERE model = ? AND alias = ? "
                                 "RETURNING version"), (model, alias))
             if cur.fetchone() is None:
@@ -396,42 +406,80 @@ class SQLStore:
                 raise InputError(f"experiment: {exc}") from None
         q = self._q
         with self.transaction(write=True) as cur:
+            self._lock_model(cur, model)
             cur.execute(q("SELECT 1 FROM ts_models WHERE name = ?"), (model,))
             if cur.fetchone() is None:
                 raise ModelNotFoundError(f"unknown model '{model}'")
-            for arm in exp.arms if exp is not None else ():
-                if arm.version.isdigit():
+            named = [(f"experiment arm '{arm.name}'", arm.version)
+                     for arm in (exp.arms if exp is not None else ())]
+            if exp is not None and exp.shadow is not None:
+                named.append(("experiment shadow", exp.shadow))
+            for what, ref in named:
+                if ref.isdigit():
                     cur.execute(q("SELECT 1 FROM ts_versions WHERE model = ? AND version = ?"),
-                                (model, int(arm.version)))
+                                (model, int(ref)))
                 else:
                     cur.execute(q("SELECT 1 FROM ts_aliases WHERE model = ? AND alias = ?"),
-                                (model, arm.version))
+                                (model, ref))
                 if cur.fetchone() is None:
-                    raise ModelNotFoundError(f"experiment arm '{arm.name}': model '{model}' "
-                                             f"has no version or alias '{arm.version}'")
+                    raise ModelNotFoundError(f"{what}: model '{model}' has no version or "
+                                             f"alias '{ref}'")
             cur.execute(q("UPDATE ts_models SET experiment = ? WHERE name = ?"),
                         (None if experiment is None else json.dumps(experiment, sort_keys=True),
                          model))
             self._event(cur, "experiment", model)
 
+    def _lock_model(self, cur: Any, model: str) -> None:
+        """Hold the model's row until the transaction ends: the writers of one model's
+        versions, aliases and experiment take their turns, each seeing what the one before
+        committed (publishers take it too)."""
+        cur.execute(self._q("UPDATE ts_models SET next_version = next_version WHERE name = ?"),
+                    (model,))
+
+    def _lock_bundle(self, cur: Any, fingerprint: str) -> None:
+        """Hold the bundle's row until the transaction ends (publishers and deleters of one
+        bundle take their turns)."""
+        cur.execute(self._q("UPDATE ts_bundles SET bytes = bytes WHERE fingerprint = ?"),
+                    (fingerprint,))
+
+    def _experiment_uses(self, cur: Any, model: str, what: str) -> str | None:
+        """The arm (or ``shadow``) of ``model``'s experiment that names version or alias
+        ``what``, or None."""
+        cur.execute(self._q("SELECT experiment FROM ts_models WHERE name = ?"), (model,))
+        row = cur.fetchone()
+        if row is None or not row[0]:
+            return None
+        exp = json.loads(row[0])
+        for arm in exp.get("arms") or ():
+            if str(arm.get("version")) == what:
+                return f"arm '{arm.get('name')}'"
+        return "shadow" if str(exp.get("shadow")) == what else None
+
     def delete(self, model: str, version: int | str) -> None:
-        """Delete one version; refused while an alias names it. Its bundle goes when no
-        version of any model uses it."""
+        """Delete one version; refused while an alias or the model's experiment names it.
+        Its bundle goes when no version of any model uses it."""
         v = parse_version(version)
         q = self._q
         with self.transaction(write=True) as cur:
+            self._lock_model(cur, model)
             cur.execute(q("SELECT alias FROM ts_aliases WHERE model = ? AND version = ?"),
                         (model, v))
             aliases = sorted(r[0] for r in cur.fetchall())
             if aliases:
                 raise RegistryError(f"model '{model}' version {v} is named by alias "
                                     f"{', '.join(aliases)}: move the alias first")
+            used = self._experiment_uses(cur, model, str(v))
+            if used is not None:
+                raise RegistryError(f"model '{model}' version {v} is the experiment's {used}: "
+                                    "change or end the experiment first")
             cur.execute(q("DELETE FROM ts_versions WHERE model = ? AND version = ? "
                           "RETURNING fingerprint"), (model, v))
             row = cur.fetchone()
             if row is None:
                 raise ModelNotFoundError(f"model '{model}' has no version {v}")
             fp = row[0]
+            # (after a publisher of this bundle that holds it commits: its version counts)
+            self._lock_bundle(cur, fp)
             cur.execute(q("SELECT 1 FROM ts_versions WHERE fingerprint = ?"), (fp,))
             if cur.fetchone() is None:
                 cur.execute(q("DELETE FROM ts_blobs WHERE fingerprint = ?"), (fp,))

@@ -256,3 +256,78 @@ def test_registry_usage_errors_exit_2_in_one_line(args, tmp_path: Path, capsys,
     assert main(["registry", *[a.format(tmp=tmp_path) for a in args]]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_delete_during_a_publish_of_the_same_bundle_keeps_its_files(store_url, bundles
+                                                                      ) -> None:
+    """Model A's only version is deleted while the same bundle is being published as model
+    B: B's version keeps every file (the two take their turns on the bundle)."""
+    from scorer.registry.store import bundle_files
+
+    s = open_store(store_url)
+    try:
+        s.publish(bundles[0], "A")
+        fp, files = bundle_files(bundles[0])
+        inside, release = threading.Event(), threading.Event()
+
+        class Slow(dict):
+            def items(self):  # the publisher pauses after its first file
+                for i, kv in enumerate(super().items()):
+                    yield kv
+                    if i == 0:
+                        inside.set()
+                        release.wait(2.0)
+
+        errors: list[BaseException] = []
+
+        def publish_b() -> None:
+            b = open_store(store_url)
+            try:
+                b.publish_files(fp, Slow(files), "B")
+            except BaseException as exc:  # (reported below)
+                errors.append(exc)
+            finally:
+                b.close()
+
+        t = threading.Thread(target=publish_b)
+        t.start()
+        assert inside.wait(30)
+        d = threading.Thread(target=s.delete, args=("A", 1))
+        d.start()
+        d.join(0.5)  # (PostgreSQL: waits for the publisher's turn; SQLite: for its lock)
+        release.set()
+        t.join(30)
+        d.join(30)
+        assert not errors and not t.is_alive() and not d.is_alive()
+        snap = s.snapshot()
+        assert "A" not in snap.models and snap.models["B"].versions == {1: fp}
+        assert s.fetch(fp) == files
+    finally:
+        s.close()
+
+
+def test_what_an_experiment_names_cannot_be_deleted(store_url, bundles) -> None:
+    s = open_store(store_url)
+    try:
+        for b in bundles:
+            s.publish(b, "m")
+        s.set_alias("m", "cand", 2)
+        s.set_experiment("m", {"name": "e", "unit": "u", "salt": "s", "shadow": "3", "arms": [
+            {"name": "control", "version": "1", "weight": 0.5},
+            {"name": "candidate", "version": "cand", "weight": 0.5}]})
+        with pytest.raises(RegistryError, match="experiment's arm 'control'"):
+            s.delete("m", 1)
+        with pytest.raises(RegistryError, match="experiment's shadow"):
+            s.delete("m", 3)
+        with pytest.raises(RegistryError, match="experiment's arm 'candidate'"):
+            s.remove_alias("m", "cand")
+        with pytest.raises(ModelNotFoundError, match=r"experiment shadow: .* 'nine'"):
+            s.set_experiment("m", {"name": "e", "unit": "u", "salt": "s", "shadow": "nine",
+                                   "arms": [{"name": "control", "version": "1",
+                                             "weight": 1.0}]})
+        s.set_experiment("m", None)
+        s.remove_alias("m", "cand")
+        s.delete("m", 1)
+        assert sorted(s.snapshot().models["m"].versions) == [2, 3]
+    finally:
+        s.close()
