@@ -26,3 +26,11 @@ def without_options(url: str, names: tuple[str, ...]) -> str:
     base, _, query = url.partition("?")  # (not urlunsplit: it writes unix:/// as unix:/)
     kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in names]
     return f"{base}?{urlencode(kept)}" if kept else base
+
+
+def sqlite_path(url: str) -> str:
+    """The database file of a ``sqlite:///`` URL, by SQLAlchemy's rule: ``sqlite:///a/b.db``
+    is relative (to the working directory), ``sqlite:////a/b.db`` absolute; anything else is
+    a plain path, returned as it is. Query options are the caller's (see
+    :func:`without_options`)."""
+    return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url

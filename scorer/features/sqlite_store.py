@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FeatureDataError, UnavailableError
+from ..urls import sqlite_path
 from .store import Batch, Rows, ViewMeta, check_view_name, empty_rows, numeric_rows
 
 #: SQLite's default limit on host parameters in one statement is 32766
@@ -25,11 +26,9 @@ _MAX_PARAMS = 30_000
 
 
 def path_of(url: str) -> Path:
-    """The database file of ``sqlite:///path`` (or of a plain path)."""
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):] if url.startswith("sqlite:////")
-                    else url[len("sqlite://"):])
-    return Path(url)
+    """The database file of ``sqlite:///path`` (relative; ``sqlite:////path`` absolute, as
+    the registry's and SQLAlchemy's) or of a plain path."""
+    return Path(sqlite_path(url))
 
 
 class SQLiteStore:

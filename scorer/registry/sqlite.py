@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, UnavailableError
+from ..urls import sqlite_path
 from .store import SQLStore
 
 
@@ -29,8 +30,8 @@ class SQLiteStore(SQLStore):
 
     def __init__(self, url: str, *, poll_interval: float = 0.1) -> None:
         super().__init__(url)
-        path = url.removeprefix("sqlite:///")
-        if not path or path == url:
+        path = sqlite_path(url)
+        if not path or not url.startswith("sqlite:///"):
             raise InputError(f"a SQLite store URL is sqlite:///PATH, not '{url}'")
         self.path = Path(path)
         self.poll_interval = poll_interval

@@ -29,3 +29,25 @@ def test_without_options_keeps_the_rest() -> None:
     assert without_options("redis://h:6379/0?timeout=1", ("timeout",)) == "redis://h:6379/0"
     assert without_options("unix:///tmp/r.sock?db=5", ("timeout",)) == \
         "unix:///tmp/r.sock?db=5"
+
+
+@pytest.mark.parametrize(("url", "want"), [
+    ("sqlite:///data/f.db", "data/f.db"),            # relative, as SQLAlchemy reads it
+    ("sqlite:////srv/data/f.db", "/srv/data/f.db"),  # absolute
+    ("data/f.db", "data/f.db"),                      # a plain path
+])
+def test_sqlite_urls_mean_the_same_file_to_every_store(url, want, tmp_path, monkeypatch):
+    from scorer.features import open_store as open_features
+    from scorer.registry import open_store as open_registry
+    from scorer.urls import sqlite_path
+
+    assert sqlite_path(url) == want
+    monkeypatch.chdir(tmp_path)
+    if want.startswith("/"):
+        return  # (no writing outside the test's directory)
+    for n, opener in enumerate((open_registry, open_features)):
+        u = url.replace("f.db", f"f{n}.db")
+        if not u.startswith("sqlite:///") and opener is open_registry:
+            continue  # the registry takes sqlite:/// URLs only
+        opener(u).close()
+        assert (tmp_path / want.replace("f.db", f"f{n}.db")).exists()
