@@ -122,7 +122,7 @@ def check_output(path: str | os.PathLike[str]) -> Path:
     """
     p = Path(path)
     if p.is_dir():
-        raise OutputError(f"output '{p}' is a directory: give a file name (.csv or .parquet)")
+        raise OutputError(f"output '{p}' is a directory: give a file name")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

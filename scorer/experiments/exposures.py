@@ -75,6 +75,12 @@ SINKS: dict[str, Callable[..., Sink]] = {
 }
 
 
+def time_us(t: float) -> int:
+    """An exposure's time (seconds since the epoch) in whole microseconds, rounded: what
+    every sink stores, so a Parquet log and a PostgreSQL table give the same report."""
+    return round(t * 1e6)
+
+
 def scheme_of(target: str | os.PathLike[str]) -> str:
     """The URL scheme of an exposure log target ("" for a directory)."""
     text = os.fspath(target)
@@ -314,7 +320,7 @@ class ParquetSink:
         import pyarrow.parquet as pq
 
         cols: dict[str, Any] = {
-            "time": pa.array([int(r[0] * 1e6) for r in rows], pa.timestamp("us", tz="UTC")),
+            "time": pa.array([time_us(r[0]) for r in rows], pa.timestamp("us", tz="UTC")),
             "experiment": pa.array([r[1] for r in rows], pa.string()),
             "unit": pa.array([r[2] for r in rows], pa.string()),
             "arm": pa.array([r[3] for r in rows], pa.string()),

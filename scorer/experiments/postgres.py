@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..urls import redact
-from .exposures import Row, SinkUnavailable
+from .exposures import Row, SinkUnavailable, time_us
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +55,7 @@ SCHEMA = (
 #: pg_advisory_xact_lock key: creating the table once among racing replicas
 _SCHEMA_LOCK = 7_123_456_790
 _NONFINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def json_value(v: Any) -> Any:
@@ -134,8 +135,8 @@ class PostgresSink:
         lost = 0
         records = []
         for r in rows:
-            rec = (dt.datetime.fromtimestamp(r[0], dt.UTC), r[1], r[2], r[3], bool(r[4]), r[5],
-                   r[6], int(r[7]), outputs_json(r[8]))
+            rec = (_EPOCH + dt.timedelta(microseconds=time_us(r[0])), r[1], r[2], r[3],
+                   bool(r[4]), r[5], r[6], int(r[7]), outputs_json(r[8]))
             # PostgreSQL text cannot hold NUL (nor jsonb \u0000): such a record alone is lost,
             # not the batch
             if any("\x00" in x for x in rec[1:4]) or "\\u0000" in rec[8]:

@@ -19,7 +19,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from .report import drift_report, dumps
 
     try:
-        thresholds = Thresholds.parse(args.thresholds)
+        thresholds = Thresholds.parse(args.thresholds, option="--thresholds")
     except ValueError as exc:
         from ..errors import InputError
 

@@ -28,15 +28,14 @@ class Thresholds:
                              f"{self.warn}, {self.alert}")
 
     @classmethod
-    def parse(cls, text: str) -> Thresholds:
-        """``"0.1,0.2"`` (warn, alert) or one number (both)."""
+    def parse(cls, text: str, *, option: str = "--drift-thresholds") -> Thresholds:
+        """``"0.1,0.2"`` (warn, alert) or one number (both); errors name ``option``."""
         try:
             parts = [float(p) for p in text.split(",")]
         except ValueError as exc:
-            raise ValueError(f"--drift-thresholds: '{text}' is not WARN,ALERT "
-                             "(numbers)") from exc
+            raise ValueError(f"{option}: '{text}' is not WARN,ALERT (numbers)") from exc
         if len(parts) not in (1, 2):
-            raise ValueError(f"--drift-thresholds: '{text}' is not WARN,ALERT")
+            raise ValueError(f"{option}: '{text}' is not WARN,ALERT")
         return cls(parts[0], parts[-1])
 
     def level(self, psi: float) -> str:

@@ -258,20 +258,27 @@ class CategoryMap:
         self._dict = {c: float(i) for i, c in enumerate(self.categories)}
         self._index = pd.Index(self.categories, dtype=object)
 
+    def _text(self, v: Any) -> str:
+        """The category a value names, as the model's input encoder reads it (a float that
+        is an integer names the integer's category: 1.0 is "1")."""
+        from ..inputs import _category_text
+
+        return v if isinstance(v, str) else _category_text(v, self._dict)
+
     def codes(self, values: Any) -> np.ndarray:
         """float64 (rows,) codes of ``values`` (rows,)."""
         arr = np.asarray(values)
         if arr.size <= _SMALL:
-            get = self._dict.get
-            return np.array([np.nan if v is None or v != v else get(str(v), -1.0)
+            get, text = self._dict.get, self._text
+            return np.array([np.nan if v is None or v != v else get(text(v), -1.0)
                              for v in arr.tolist()], dtype=np.float64)
         if arr.dtype.kind in "iubfU":
             # typed values (labels, numbers sent for a category): look up each distinct
             # value's text once
             nan = np.isnan(arr) if arr.dtype.kind == "f" else None
             uniq, inverse = np.unique(arr, return_inverse=True)
-            get = self._dict.get
-            out = np.array([get(str(v), -1.0) for v in uniq.tolist()],
+            get, text = self._dict.get, self._text
+            out = np.array([get(text(v), -1.0) for v in uniq.tolist()],
                            dtype=np.float64)[inverse.reshape(-1)]
             if nan is not None:
                 out[nan] = np.nan
@@ -280,8 +287,8 @@ class CategoryMap:
 
         missing = pd.isna(arr)
         if not all(isinstance(v, str) for v in arr[~missing]):  # (every value: 1 and "1")
-            arr = np.array([None if m else str(v) for v, m in zip(arr, missing, strict=True)],
-                           dtype=object)
+            arr = np.array([None if m else self._text(v)
+                            for v, m in zip(arr, missing, strict=True)], dtype=object)
         out = self._index.get_indexer(arr).astype(np.float64)
         out[missing] = np.nan
         return out
@@ -363,7 +370,7 @@ def count_columns(layout: Profile, inputs: Mapping[str, Any], outputs: Mapping[s
 
 
 def reference_profile(bundle: Any, inputs: Mapping[str, Any], *,
-                      bins: int = DEFAULT_BINS) -> Profile:
+                      bins: int = DEFAULT_BINS, skip_refused: bool = False) -> Profile:
     """The reference profile of ``bundle`` on sample columns, its outputs scored by the
     bundle itself (so the reference is what serving will compute).
 
@@ -375,10 +382,26 @@ def reference_profile(bundle: Any, inputs: Mapping[str, Any], *,
         One column per input field (strings as objects, numbers as numbers).
     bins : int
         Quantile bins per numeric feature (10..20).
+    skip_refused : bool
+        Rows the model refuses (a missing value it does not accept, ...) have their inputs
+        counted and no outputs (a data file given as the reference, as the current data's
+        rows are); else the model's error is raised (an export's sample).
     """
+    from ..errors import InputError
     from ..model import Model
 
-    outputs = Model(bundle, verify=False).score_arrays(dict(inputs))
+    model = Model(bundle, verify=False)
+    try:
+        outputs = model.score_arrays(dict(inputs))
+    except InputError as exc:
+        if not skip_refused:
+            raise
+        from ..batch import score_isolating
+
+        n = len(next(iter(inputs.values())))
+        arrays, _, _ = score_isolating(lambda inp, _n: model.score_arrays(inp), dict(inputs),
+                                       n, failed=exc)
+        outputs = arrays or {o.name: np.zeros(0) for o in bundle.outputs}
     categorical: dict[str, Sequence[Any] | None] = {
         f.name: f.categories for f in bundle.inputs if f.type == "string"}
     for o in bundle.outputs:

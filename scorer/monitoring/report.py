@@ -342,11 +342,14 @@ def read_reference(model: Any, path: str | os.PathLike[str], *, bins: int = 10) 
         for k, v in cols.items():
             parts.setdefault(k, []).append(v)
     columns = {k: np.concatenate(v) for k, v in parts.items()}
+    if not columns:
+        raise DataFileError(f"reference file '{path}' has no rows")
     missing = [f.name for f in model.bundle.inputs if f.name not in columns]
     if missing:
         raise InputError(f"reference file '{path}' lacks the model's inputs "
                          f"{', '.join(missing)}")
-    return reference_profile(model.bundle, columns, bins=bins)
+    # (rows the model refuses: inputs counted, no outputs, as in the current data)
+    return reference_profile(model.bundle, columns, bins=bins, skip_refused=True)
 
 
 @dataclass

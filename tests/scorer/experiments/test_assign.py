@@ -183,3 +183,18 @@ def test_config_is_checked() -> None:
     ]:
         with pytest.raises(ValueError, match=msg):
             parse_experiment(bad)
+
+
+def test_every_exposure_sink_stores_the_same_microsecond():
+    """The Parquet log and the PostgreSQL table store a time rounded to the microsecond the
+    same way (the Parquet one truncated: reports from the two differed by 1 µs)."""
+    import datetime as dt
+
+    from scorer.experiments.exposures import time_us
+    from scorer.experiments.postgres import _EPOCH
+
+    for t in (1_780_000_000.3525449, 1_780_000_000.9999996, 1_780_000_000.0000004, 0.5e-6):
+        us = time_us(t)
+        assert abs(us - t * 1e6) <= 0.5
+        assert _EPOCH + dt.timedelta(microseconds=us) == dt.datetime.fromtimestamp(
+            us / 1e6, dt.UTC) or abs(t) < 1

@@ -142,3 +142,24 @@ def test_an_empty_csv_cell_is_the_empty_category_where_the_model_has_one(
     assert code == 0 and report["max_psi"] < 1e-9, report
     color = next(f for f in report["features"] if f["name"] == "color")
     assert color["current"][0] == 0  # nothing in the missing bin
+
+
+def test_a_reference_file_is_read_as_the_data_is(linear_bundle: Path, tmp_path: Path,
+                                                 capsys) -> None:
+    """Rows the model refuses (a missing value) in --reference: their inputs counted, no
+    outputs, as in --data (it was exit 2); a reference without rows says so."""
+    ref = reference_data(15)
+    ref[::50, 1] = np.nan
+    _frame(ref).to_csv(tmp_path / "ref.csv", index=False)
+    _frame(reference_data(16)).to_csv(tmp_path / "cur.csv", index=False)
+    code = main(["drift", str(linear_bundle), "--data", str(tmp_path / "cur.csv"),
+                 "--reference", str(tmp_path / "ref.csv"), "--json", str(tmp_path / "r.json")])
+    assert code in (0, 1), capsys.readouterr().err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["rows"]["reference"] == len(ref)
+    x1 = next(f for f in report["features"] if f["name"] == "x1")
+    assert x1["reference"][0] == len(ref[::50])  # the missing bin
+    (tmp_path / "empty.csv").write_text("x0,x1,x2,x3\n")
+    code = main(["drift", str(linear_bundle), "--data", str(tmp_path / "cur.csv"),
+                 "--reference", str(tmp_path / "empty.csv")])
+    assert code == 2 and "has no rows" in capsys.readouterr().err

@@ -119,3 +119,20 @@ def test_profiles_merge_by_adding_counts() -> None:
     assert np.array_equal(merged.flat_counts(), p.flat_counts()) and merged.rows == 1000
     with pytest.raises(ValueError, match="bins"):
         p.merge(build_profile({"a": X[:, 0] * 2}, {}, categorical={}))
+
+
+@pytest.mark.parametrize("n", [5, 5000])  # the per-value path and the distinct-values one
+def test_category_codes_read_numbers_as_the_model_does(n):
+    """An integer-coded category column that pandas made float (a missing value in it):
+    1.0 names category "1", as the model's input encoder reads it, not "1.0" (unseen)."""
+    from scorer.monitoring.profile import CategoryMap
+
+    cmap = CategoryMap(["1", "2", "3", "x"])
+    vals = np.resize(np.array([1.0, 2.0, 3.0, np.nan, 2.5]), n)
+    want = np.resize(np.array([0.0, 1.0, 2.0, np.nan, -1.0]), n)
+    np.testing.assert_array_equal(cmap.codes(vals), want)
+    np.testing.assert_array_equal(cmap.codes(np.resize(np.array([1, 3], dtype=np.int64), n)),
+                                  np.resize(np.array([0.0, 2.0]), n))
+    obj = np.resize(np.array([1.0, "x", None, "2"], dtype=object), n)
+    np.testing.assert_array_equal(cmap.codes(obj), np.resize(np.array([0.0, 3.0, np.nan, 1.0]),
+                                                             n))
