@@ -28,6 +28,14 @@ BATCH_ROWS = 1000
 #: rows read from the file and encoded at once (vectorised per column, then written in calls
 #: of ``batch_rows``)
 READ_ROWS = 32_768
+#: bytes of CSV Arrow's reader parses at a time (its first block sets the columns' types)
+_CSV_BLOCK = 1 << 22
+#: features a view may hold (both backends: SQLite's columns and Redis's Lua stack allow it)
+MAX_FEATURES = 1000
+#: event times (seconds since the epoch) a view takes: years 1 to 9999, what a microsecond
+#: timestamp can hold (larger numbers are nanoseconds or milliseconds by mistake)
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800.0, 253_402_300_799.0
+_INT64_MAX = 2 ** 63 - 1
 
 
 @dataclass
@@ -68,8 +76,10 @@ def _feature_type(t: Any, name: str) -> str:
 class _Source:
     """A Parquet or CSV file as pyarrow record batches."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, text: tuple[str, ...] = ()) -> None:
         self.path = path
+        #: CSV columns read as text whatever they look like (the entity: 007 stays 007)
+        self.text = text
         name = path.name.lower()
         self.parquet = name.endswith((".parquet", ".pq"))
         if not self.parquet and not name.endswith((".csv", ".csv.gz", ".txt")):
@@ -78,14 +88,25 @@ class _Source:
             raise FileNotFoundError(f"data file '{path}' not found")
 
     def schema(self) -> Any:
+        """The file's columns and types (a CSV's: as its first block reads, then kept for
+        every block, so a later value of another type is an error, not a new type)."""
         if self.parquet:
             import pyarrow.parquet as pq
 
             return pq.read_schema(self.path)
-        import pyarrow.csv as pcsv
+        if getattr(self, "_schema", None) is None:
+            import pyarrow as pa
+            import pyarrow.csv as pcsv
 
-        with pcsv.open_csv(self.path) as r:
-            return r.schema
+            try:
+                with pcsv.open_csv(self.path, read_options=pcsv.ReadOptions(
+                        block_size=_CSV_BLOCK), convert_options=pcsv.ConvertOptions(
+                            column_types={c: pa.string() for c in self.text})) as r:
+                    self._schema = r.schema
+            except pa.ArrowInvalid as exc:
+                raise InputError(f"data file '{self.path}' is not a CSV file with a header: "
+                                 f"{str(exc).strip().splitlines()[0]}") from None
+        return self._schema
 
     def rows(self) -> int | None:
         if self.parquet:
@@ -102,14 +123,25 @@ class _Source:
             yield from pq.ParquetFile(self.path).iter_batches(batch_size=batch_rows,
                                                                columns=columns)
             return
+        import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        conv = pcsv.ConvertOptions(include_columns=columns) if columns else None
-        with pcsv.open_csv(self.path, convert_options=conv,
-                           read_options=pcsv.ReadOptions(block_size=1 << 22)) as r:
-            for b in r:
-                for s in range(0, b.num_rows, batch_rows):
-                    yield b.slice(s, batch_rows)
+        schema = self.schema()
+        conv = pcsv.ConvertOptions(
+            column_types={f.name: f.type for f in schema},
+            include_columns=columns or schema.names)
+        try:
+            with pcsv.open_csv(self.path, convert_options=conv,
+                               read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
+                               parse_options=pcsv.ParseOptions(newlines_in_values=True)) as r:
+                for b in r:
+                    for s in range(0, b.num_rows, batch_rows):
+                        yield b.slice(s, batch_rows)
+        except pa.ArrowInvalid as exc:
+            # (a value of another type than the column's first block: found by the checking
+            # pass, before anything is written)
+            raise FieldTypeError(f"data file '{self.path}': {str(exc).strip().splitlines()[0]} "
+                                 "(a column's type is set by the file's first rows)") from None
 
 
 def _keys(col: Any, entity: str) -> Any:
@@ -130,7 +162,8 @@ def _keys(col: Any, entity: str) -> Any:
 
 
 def _timestamps_us(col: Any, name: str) -> np.ndarray:
-    """Event times in integer microseconds: a timestamp column, or numbers of seconds."""
+    """Event times in integer microseconds: a timestamp column (finer units truncated to
+    the microsecond), or numbers of seconds."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -138,9 +171,16 @@ def _timestamps_us(col: Any, name: str) -> np.ndarray:
     if col.null_count:
         raise FieldTypeError(f"timestamp column '{name}' has {col.null_count} nulls")
     if pa.types.is_timestamp(t):
-        return pc.cast(col, pa.timestamp("us", tz=t.tz)).cast(pa.int64()).to_numpy()
+        return pc.cast(col, pa.timestamp("us", tz=t.tz), safe=False).cast(
+            pa.int64()).to_numpy()
     if pa.types.is_integer(t) or pa.types.is_floating(t):
-        return np.round(col.to_numpy().astype(np.float64) * 1e6).astype(np.int64)
+        secs = col.to_numpy().astype(np.float64)
+        bad = ~((secs >= _MIN_SECONDS) & (secs <= _MAX_SECONDS))
+        if bad.any():
+            raise FieldTypeError(f"timestamp column '{name}' holds {secs[bad][0]!r}: not "
+                                 "seconds since the epoch (milli- or nanoseconds?): give "
+                                 "seconds, or a timestamp column")
+        return np.round(secs * 1e6).astype(np.int64)
     raise FieldTypeError(f"timestamp column '{name}' has type {t}: expected a timestamp or "
                          "seconds since the epoch")
 
@@ -171,8 +211,18 @@ def check_file(src: _Source, entity: str, timestamp: str | None) -> None:
             raise MissingFieldError(f"data file '{src.path}' has no {what} column '{col}' "
                                     f"(columns: {', '.join(names[:20])}"
                                     f"{', ...' if len(names) > 20 else ''})")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(f"data file '{src.path}': column{'s' if len(twice) > 1 else ''} "
+                         f"{', '.join(map(repr, twice))} appear more than once in its header")
     cols = [entity] + ([timestamp] if timestamp else [])
-    parts = [b for b in src.batches(cols, batch_rows=1 << 20)]
+    if src.parquet:
+        parts = [b for b in src.batches(cols, batch_rows=1 << 20)]
+    else:
+        # every column of a CSV converted now, with the types of its first block: a value
+        # that does not convert fails here, before the load writes anything
+        parts = [b.select(cols) for b in src.batches(None, batch_rows=1 << 20)]
+    _check_integers(src)
     if not parts:
         return
     table = pa.Table.from_batches(parts)
@@ -192,6 +242,23 @@ def check_file(src: _Source, entity: str, timestamp: str | None) -> None:
                      ("keys", "one row per entity, or give --timestamp"))
         raise InputError(f"data file '{src.path}' has {dup.num_rows} duplicate {what}, "
                          f"e.g. {example} ({fix})")
+
+
+def _check_integers(src: _Source) -> None:
+    """Refuse unsigned 64-bit integer features beyond the signed range (both backends hold
+    signed 64-bit integers)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    big = [f.name for f in src.schema() if pa.types.is_uint64(f.type)]
+    if not big:
+        return
+    for b in src.batches(big, batch_rows=1 << 20):
+        for name in big:
+            top = pc.max(b.column(name)).as_py()
+            if top is not None and top > _INT64_MAX:
+                raise FieldTypeError(f"feature column '{name}' holds {top}: integers above "
+                                     f"{_INT64_MAX} cannot be stored")
 
 
 def load(store: FeatureStore, data: str | os.PathLike[str], *, view: str, entity: str,
@@ -228,14 +295,19 @@ def load(store: FeatureStore, data: str | os.PathLike[str], *, view: str, entity
         The view exists with other features.
     """
     check_view_name(view)
+    if max_age is not None and not 0 < max_age < float("inf"):
+        raise InputError(f"--max-age: a positive number of seconds, not {max_age}")
     t0 = time.perf_counter()
     path = Path(data)
-    src = _Source(path)
+    src = _Source(path, text=(entity,))
     check_file(src, entity, timestamp)
     schema = src.schema()
     feats = [n for n in schema.names if n not in (entity, timestamp)]
     if not feats:
         raise InputError(f"data file '{path}' has no feature columns besides '{entity}'")
+    if len(feats) > MAX_FEATURES:
+        raise InputError(f"data file '{path}' has {len(feats)} feature columns: a view holds "
+                         f"at most {MAX_FEATURES}; split it into several views")
     if "_ts" in feats:
         raise InputError("a feature column may not be called '_ts' (the layout's timestamp)")
     types = {n: _feature_type(schema.field(n).type, n) for n in feats}

@@ -89,9 +89,29 @@ class RedisStore:
         from redis.retry import Retry
 
         self.url = url
-        q = parse_qs(urlsplit(url).query)
+        parts = urlsplit(url)
+        q = parse_qs(parts.query)
+        where = f"feature store '{redact(url)}'"
+        db = parts.path.strip("/")
+        if parts.scheme in ("redis", "rediss") and db and not db.isdigit():
+            # (redis-py would ignore it and use database 0: someone else's data)
+            raise InputError(f"{where}: the database is a number (redis://HOST:PORT/DB), "
+                             f"not '{db}'")
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not a number
+        except ValueError:
+            raise InputError(f"{where}: the port is not a number") from None
+        if timeout is None and "timeout" in q:
+            try:
+                timeout = float(q["timeout"][0])
+            except ValueError:
+                raise InputError(f"{where}: timeout={q['timeout'][0]!r} is not a number of "
+                                 "seconds") from None
         if timeout is None:
-            timeout = float(q["timeout"][0]) if "timeout" in q else DEFAULT_TIMEOUT
+            timeout = DEFAULT_TIMEOUT
+        if not 0 < timeout < float("inf"):
+            raise InputError(f"{where}: the timeout must be a positive number of seconds, "
+                             f"not {timeout}")
         self.timeout = timeout
         base = _client_url(url)
         # no retries: a request must get its answer (or UNAVAILABLE) within one timeout; the

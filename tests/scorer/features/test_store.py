@@ -382,3 +382,71 @@ def test_redis_layout_is_as_documented(view_name: str, tmp_path: Path) -> None:
     finally:
         s.delete_view(view_name)  # type: ignore[attr-defined]
         s.close()
+
+
+def test_more_bad_files_are_refused_before_writing(store: FeatureStore, view_name: str,
+                                                   tmp_path: Path, monkeypatch) -> None:
+    """A review's cases: each refused with a user's-terms error, nothing written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from scorer.features import loader
+
+    monkeypatch.setattr(loader, "_CSV_BLOCK", 256)  # the first block: a few rows
+    rows = [f"{i},1.5" for i in range(200)] + ["200,oops"]
+    (tmp_path / "late.csv").write_text("id,y\n" + "\n".join(rows) + "\n")
+    with pytest.raises(FieldTypeError, match="set by the file's first rows"):
+        load(store, tmp_path / "late.csv", view=view_name, entity="id")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(InputError, match="not a CSV file with a header"):
+        load(store, tmp_path / "empty.csv", view=view_name, entity="id")
+    (tmp_path / "dup.csv").write_text("id,x,x\n1,2,3\n")
+    with pytest.raises(InputError, match="'x' appear more than once"):
+        load(store, tmp_path / "dup.csv", view=view_name, entity="id")
+    pq.write_table(pa.table({"id": [1], "u": pa.array([2**64 - 1], pa.uint64())}),
+                   tmp_path / "u.parquet")
+    with pytest.raises(FieldTypeError, match="cannot be stored"):
+        load(store, tmp_path / "u.parquet", view=view_name, entity="id")
+    pd.DataFrame({"id": [1, 2], "t": [1_700_000_000_000_000_000, 1_700_000_000_000_000_001],
+                  "x": [1.0, 2.0]}).to_parquet(tmp_path / "ns.parquet")
+    with pytest.raises(FieldTypeError, match="not seconds since the epoch"):
+        load(store, tmp_path / "ns.parquet", view=view_name, entity="id", timestamp="t")
+    monkeypatch.setattr(loader, "MAX_FEATURES", 2)
+    pd.DataFrame({"id": [1], "a": [1.0], "b": [1.0], "c": [1.0]}).to_parquet(
+        tmp_path / "w.parquet")
+    with pytest.raises(InputError, match="at most 2"):
+        load(store, tmp_path / "w.parquet", view=view_name, entity="id")
+    for bad in (0.0, -5.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="--max-age"):
+            load(store, tmp_path / "late.csv", view=view_name, entity="id", max_age=bad)
+    assert store.view(view_name) is None  # nothing was written
+
+
+def test_timestamps_finer_than_microseconds_are_truncated(store: FeatureStore, view_name: str,
+                                                          tmp_path: Path) -> None:
+    t = pd.to_datetime(["2026-01-01 00:00:00.000000123", "2026-01-01 00:00:01.999999999"])
+    pd.DataFrame({"id": [1, 2], "t": t, "x": [1.0, 2.0]}).to_parquet(tmp_path / "t.parquet")
+    report = load(store, tmp_path / "t.parquet", view=view_name, entity="id", timestamp="t")
+    assert report.written == 2
+
+
+def test_csv_ids_are_their_text(store: FeatureStore, view_name: str, tmp_path: Path) -> None:
+    """Ids with leading zeros stay as written (Arrow would read 007 as the integer 7)."""
+    (tmp_path / "z.csv").write_text("id,x\n007,1.5\n7,2.5\n42,3.5\n")
+    load(store, tmp_path / "z.csv", view=view_name, entity="id")
+    meta = store.view(view_name)
+    got = store.read(meta, ["007", "7", "42"], ["x"])
+    assert got.found.tolist() == [True, True, True]
+    assert got.columns["x"].tolist() == [1.5, 2.5, 3.5]
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("redis://127.0.0.1:6379/x", "the database is a number"),
+    ("redis://127.0.0.1:6379/5?timeout=abc", "is not a number of seconds"),
+    ("redis://127.0.0.1:6379/5?timeout=-1", "positive number of seconds"),
+    ("redis://127.0.0.1:notaport/5", "the port is not a number"),
+])
+def test_a_redis_url_that_would_write_elsewhere_is_refused(url, message):
+    """redis-py would read /x as database 0 (someone else's data)."""
+    with pytest.raises(InputError, match=message):
+        open_store(url)
