@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import UnavailableError
+from ..errors import InputError, UnavailableError
 from ..urls import redact
 from .store import CHANNEL, SQLStore
 
@@ -48,12 +48,26 @@ class PostgresStore(SQLStore):
                                     timeout=connect_timeout, open=False)
         self._listen: Any = None
         self._listen_lock = threading.Lock()
+        # one direct connection first: its error says why at once ('database "x" does not
+        # exist', an invalid option), where the pool would retry for its timeout and say
+        # only that it got no connection
+        try:
+            psycopg.connect(url, **self._kwargs).close()
+        except psycopg.OperationalError as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc) else repr(exc)
+            if text.startswith("connection is bad: invalid"):  # the URL itself is wrong
+                raise InputError(f"registry {redact(url)}: "
+                                 f"{text.removeprefix('connection is bad: ')}") from None
+            raise self._unavailable(exc) from None
         try:
             self._pool.open(wait=False)
             with self.transaction(write=True) as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 for stmt in self._schema():
                     cur.execute(stmt)
+        except UnavailableError:
+            self._pool.close()
+            raise
         except Exception as exc:
             self._pool.close()
             raise self._unavailable(exc) from exc

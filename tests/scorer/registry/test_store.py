@@ -152,6 +152,20 @@ def test_unreachable_postgres_names_the_url_without_its_password() -> None:
     assert "s3cret" not in str(err.value)
 
 
+def test_postgres_connection_errors_say_why_at_once() -> None:
+    """The server's reason, once and without the pool's timeout; a malformed option is the
+    user's input (InputError: exit 2)."""
+    import time
+
+    t0 = time.monotonic()
+    with pytest.raises(UnavailableError) as err:
+        open_store("postgresql://postgres@127.0.0.1:5432/no_such_db_here", connect_timeout=5)
+    assert 'database "no_such_db_here" does not exist' in str(err.value)
+    assert str(err.value).count("is unreachable") == 1 and time.monotonic() - t0 < 4
+    with pytest.raises(InputError, match='invalid sslmode value: "bogus"'):
+        open_store("postgresql://postgres@127.0.0.1:5432/test?sslmode=bogus")
+
+
 def test_unknown_scheme_is_refused() -> None:
     with pytest.raises(InputError, match="sqlite:///PATH or postgresql://"):
         open_store("mysql://x")
