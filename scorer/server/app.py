@@ -372,6 +372,15 @@ def start(config: ServerConfig, *, wait_ready: bool = True,
 
     def initial_load() -> None:
         wait_futures(futures)
+        refresh = getattr(router, "refresh", None)
+        if refresh is not None:
+            # the experiments of what is now on disk (a registry replica wrote the models'
+            # config.json as it started): ready means routed from the first request
+            try:
+                refresh()
+            except Exception:
+                log.warning("reading the experiments failed; the router's thread retries",
+                            exc_info=True)
         handle._mark_ready()
         wire.warm_later()  # (the scan of plain ModelInfer requests, if not from the cache)
 

@@ -253,6 +253,33 @@ def test_an_experiment_set_in_the_registry_reaches_the_replica(
     s.close()
 
 
+def test_an_experiment_in_the_registry_routes_from_the_first_request(
+        bundles: dict[str, Exported], tmp_path: Path) -> None:
+    """A replica that starts with an experiment in the registry routes as soon as it is
+    ready (it answered from the newest version for about a second)."""
+    from scorer.registry import open_store
+    from scorer.server import serve
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    s = open_store(url)
+    s.publish(bundles["iris"].path, "iris")
+    s.publish(bundles["iris_v2"].path, "iris")
+    s.set_latest("iris", 2)  # both versions served
+    s.set_experiment("iris", {"name": "first", "unit": "customer_id", "salt": "f",
+                              "shadow": None, "arms": [
+                                  {"name": "control", "version": "1", "weight": 1.0}]})
+    s.close()
+    inp = tc.InferInput("input", [1, 4], "FP64")
+    inp.set_data_from_numpy(X1)
+    with serve(tmp_path / "cache", port=0, store=url, ready_timeout=60) as server:
+        c = tc.InferenceServerClient(server.address)
+        try:
+            r = c.infer("iris", [inp], parameters={"customer_id": 5}).get_response()
+            assert r.model_version == "1" and r.parameters["arm"].string_param == "control"
+        finally:
+            c.close()
+
+
 def test_database_lost_while_serving(bundles: dict[str, Exported], tmp_path: Path) -> None:
     """The replica's database goes away: it keeps serving (ModelReady true), reports
     tablescore_registry_connected 0, and once the database is back it catches up with a
