@@ -109,13 +109,16 @@ class SQLiteStore:
             check_compatible(old, meta)
         cols = ", ".join(f"f{i} {'TEXT' if meta.types[f] == 'string' else 'REAL'}"
                          for i, f in enumerate(meta.features))
-        with db:
-            db.execute(f"CREATE TABLE IF NOT EXISTS {self._table(meta.name)} "
-                       f"(entity TEXT PRIMARY KEY, _ts INTEGER NOT NULL, {cols})")
-            db.execute("INSERT INTO views VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE "
-                       "SET max_age = excluded.max_age",
-                       (meta.name, meta.entity, json.dumps(list(meta.features)),
-                        json.dumps(meta.types), meta.max_age))
+        try:
+            with db:
+                db.execute(f"CREATE TABLE IF NOT EXISTS {self._table(meta.name)} "
+                           f"(entity TEXT PRIMARY KEY, _ts INTEGER NOT NULL, {cols})")
+                db.execute("INSERT INTO views VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO "
+                           "UPDATE SET max_age = excluded.max_age",
+                           (meta.name, meta.entity, json.dumps(list(meta.features)),
+                            json.dumps(meta.types), meta.max_age))
+        except sqlite3.OperationalError as exc:
+            raise self._write_error(exc) from None
 
     def write(self, meta: ViewMeta, batch: Batch, *, batch_rows: int = 1000) -> int:
         """See :meth:`FeatureStore.write`: one transaction per batch, one ``executemany``
@@ -135,10 +138,23 @@ class SQLiteStore:
                f"ON CONFLICT(entity) DO UPDATE SET {sets} WHERE excluded._ts > {table}._ts")
         db = self._db()
         before = db.total_changes
-        with db:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany(sql, zip(keys, ts, *cols, strict=True))
+        try:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(sql, zip(keys, ts, *cols, strict=True))
+        except sqlite3.OperationalError as exc:
+            # (this batch rolled back; the batches before it stay: a load again completes)
+            raise self._write_error(exc) from None
         return db.total_changes - before
+
+    def _write_error(self, exc: sqlite3.OperationalError) -> Exception:
+        """A full disk or unwritable file: an output error (exit 4); else unavailable."""
+        from ..files import OutputError
+
+        text = str(exc)
+        if "full" in text or "readonly" in text or "disk I/O" in text:
+            return OutputError(f"feature store {self.url} cannot be written: {text}")
+        return UnavailableError(f"feature store {self.url}: {text}")
 
     def read(self, meta: ViewMeta, keys: list[str], features: list[str]) -> Rows:
         """See :meth:`FeatureStore.read`: one ``SELECT ... WHERE entity IN (...)`` per 30,000

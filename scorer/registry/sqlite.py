@@ -17,6 +17,17 @@ from ..urls import sqlite_path
 from .store import SQLStore
 
 
+def _sqlite_error(url: str, exc: sqlite3.OperationalError) -> Exception:
+    """The user's-terms error of a SQLite failure: a full disk or a file that cannot be
+    written is an output error (exit 4), a locked or unopenable file unavailable (exit 5)."""
+    from ..files import OutputError
+
+    text = str(exc)
+    if "full" in text or "readonly" in text or "disk I/O" in text:
+        return OutputError(f"registry {url} cannot be written: {text} (nothing was changed)")
+    return UnavailableError(f"registry {url}: {text}")
+
+
 class SQLiteStore(SQLStore):
     """The registry in a SQLite file.
 
@@ -62,14 +73,17 @@ class SQLiteStore(SQLStore):
         cur = conn.cursor()
         # IMMEDIATE takes the write lock at once: concurrent publishers queue instead of
         # failing at their first write
-        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            yield cur
-        except BaseException:
-            conn.rollback()
-            raise
-        else:
-            conn.commit()
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                conn.rollback()
+                raise
+            else:
+                conn.commit()
+        except sqlite3.OperationalError as exc:
+            raise _sqlite_error(self.url, exc) from None
         finally:
             cur.close()
 

@@ -383,8 +383,8 @@ class SQLStore:
 
     def set_latest(self, model: str, latest: int) -> None:
         """Serve the newest ``latest`` versions of ``model`` (besides the aliased ones)."""
-        if not isinstance(latest, int) or latest < 1:
-            raise InputError("latest must be a positive integer")
+        if not isinstance(latest, int) or not 1 <= latest <= 1_000_000:
+            raise InputError(f"latest must be an integer from 1 to 1000000, not {latest}")
         with self.transaction(write=True) as cur:
             cur.execute(self._q("UPDATE ts_models SET latest = ? WHERE name = ? RETURNING name"),
                         (latest, model))

@@ -345,3 +345,30 @@ def test_what_an_experiment_names_cannot_be_deleted(store_url, bundles) -> None:
         assert sorted(s.snapshot().models["m"].versions) == [2, 3]
     finally:
         s.close()
+
+
+def test_policy_bounds_are_the_same_on_every_backend(store_url, bundles) -> None:
+    s = open_store(store_url)
+    try:
+        s.publish(bundles[0], "m")
+        for bad in (0, -1, 99_999_999_999):
+            with pytest.raises(InputError, match="from 1 to 1000000"):
+                s.set_latest("m", bad)
+        s.set_latest("m", 1_000_000)
+    finally:
+        s.close()
+
+
+def test_a_full_disk_is_an_output_error(tmp_path, monkeypatch) -> None:
+    """SQLite's "database or disk is full" is exit 4 in the user's terms (was exit 70)."""
+    import sqlite3
+
+    from scorer.files import OutputError
+
+    s = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        with pytest.raises(OutputError, match="cannot be written: database or disk is full"):
+            with s.transaction(write=True):
+                raise sqlite3.OperationalError("database or disk is full")
+    finally:
+        s.close()
