@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BundleError, InputError, ModelNotFoundError, TablescoreError
+from ..errors import BundleError, BundleFormatError, InputError, ModelNotFoundError, TablescoreError
 
 #: NOTIFY channel replicas LISTEN on; the payload is the event id, never the bundle
 CHANNEL = "tablescore_registry"
@@ -145,7 +145,13 @@ def bundle_files(path: str | os.PathLike[str], *, sample: Any = None,
         else:
             raise InputError(f"'{src}' is neither a bundle directory (no manifest.json) nor a "
                              ".pmml document")
-        model = load(copy, verify=True)
+        try:
+            model = load(copy, verify=True)
+        except TablescoreError as exc:
+            # (checked in the private copy: its messages name the user's bundle)
+            text = str(exc).replace(str(copy), str(src))
+            raise type(exc)(text) if type(exc).__init__ is Exception.__init__ else exc \
+                from None
         if not model.fingerprint:
             raise BundleError(f"'{src}' has no fingerprint")
         return model.fingerprint, files
@@ -170,7 +176,11 @@ def _bundle_file(src: Path, rel: str) -> bytes:
         if p.is_symlink():
             raise BundleError(f"bundle file '{rel}' goes through a symbolic link ({p}): "
                               "publish a bundle of plain files")
-    return p.read_bytes()
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise BundleFormatError(f"bundle '{src}': table '{rel}' is missing from the "
+                                "bundle") from None
 
 
 def _read_tree(root: Path) -> dict[str, bytes]:

@@ -372,3 +372,27 @@ def test_a_full_disk_is_an_output_error(tmp_path, monkeypatch) -> None:
                 raise sqlite3.OperationalError("database or disk is full")
     finally:
         s.close()
+
+
+def test_publish_errors_name_the_users_bundle(bundles, tmp_path) -> None:
+    """Checked in a private copy, a bundle's problems still name the user's path; a missing
+    table is a bundle error (exit 3), as `tablescore verify` says it."""
+    import shutil
+
+    from scorer.errors import BundleFormatError
+    from scorer.registry.store import bundle_files
+
+    b = tmp_path / "b"
+    shutil.copytree(bundles[0], b)
+    manifest = json.loads((b / "manifest.json").read_text())
+    manifest["model"]["name"] = "edited"  # the fingerprint no longer matches
+    (b / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError) as err:
+        bundle_files(b)
+    assert str(b) in str(err.value) and "tablescore-publish-" not in str(err.value)
+    c = tmp_path / "c"
+    shutil.copytree(bundles[0], c)
+    victim = sorted((c / "tables").iterdir())[0]
+    victim.unlink()
+    with pytest.raises(BundleFormatError, match=f"table 'tables/{victim.name}' is missing"):
+        bundle_files(c)
