@@ -4,8 +4,9 @@
 // writable, 1 verification failed.
 import fs from 'node:fs'
 import path from 'node:path'
-import { cellValue, formatCsv, parseCsv } from '../src/csv.mjs'
+import { cellValue, decodeUtf8, formatCsv, parseCsv } from '../src/csv.mjs'
 import { BundleFormatError, IncompatibleBundleError, InputError, IntegrityError, VerificationError } from '../src/errors.mjs'
+import { ownKey } from '../src/json.mjs'
 import { load } from '../src/model.mjs'
 
 const USAGE = 'usage: tablescore.mjs score BUNDLE --data IN.csv --out OUT.csv'
@@ -17,23 +18,24 @@ async function score (argv) {
     else opts.positional.push(argv[i])
   }
   if (opts.positional.length !== 1 || !opts.data || !opts.out) throw Object.assign(new Error(USAGE), { exit: 2 })
-  if (!opts.out.endsWith('.csv')) throw Object.assign(new Error(`--out: only .csv is written here, not '${opts.out}'`), { exit: 2 })
+  if (!opts.out.toLowerCase().endsWith('.csv')) throw Object.assign(new Error(`--out: only .csv is written here, not '${opts.out}'`), { exit: 2 })
   const model = await load(opts.positional[0])
-  let text
-  try { text = fs.readFileSync(opts.data, 'utf8') } catch (e) {
+  let bytes
+  try { bytes = fs.readFileSync(opts.data) } catch (e) {
     throw Object.assign(new Error(`data file '${opts.data}' cannot be read (${e.code})`), { exit: 2 })
   }
-  const { header, rows } = parseCsv(text)
+  const { header, rows } = parseCsv(decodeUtf8(bytes, `data file '${opts.data}'`))
   const cols = {}
   for (const f of model.inputs) {
     const j = header.indexOf(f.name)
     if (j < 0) continue // the scorer names every missing field
-    cols[f.name] = rows.map((r) => cellValue(r[j] ?? '', f))
+    ownKey(cols, f.name, rows.map((r) => cellValue(r[j] ?? '', f)))
   }
   const res = model.scoreColumns(cols)
   // atomic: a temporary sibling, then rename
   const tmp = path.join(path.dirname(opts.out), `.${path.basename(opts.out)}.tmp-${process.pid}`)
   try {
+    fs.mkdirSync(path.dirname(opts.out), { recursive: true }) // (as the Python command does)
     fs.writeFileSync(tmp, formatCsv(model.outputNames, res, model.outputs))
     fs.renameSync(tmp, opts.out)
   } catch (e) {

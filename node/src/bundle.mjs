@@ -7,7 +7,7 @@ import path from 'node:path'
 import { parquetMetadata, parquetReadObjects } from 'hyparquet'
 import { compressors } from 'hyparquet-compressors'
 import { BundleFormatError, IncompatibleBundleError, IntegrityError } from './errors.mjs'
-import { canonical, parseTyped, plain } from './json.mjs'
+import { canonical, ownKey, parseTyped, plain } from './json.mjs'
 import { validateManifest } from './schema.mjs'
 
 export const FORMAT = 'tablescore-bundle'
@@ -49,7 +49,10 @@ export function readManifest (root) {
   try { st = fs.statSync(root) } catch { st = null }
   if (!st || !st.isDirectory()) throw new BundleFormatError(`bundle '${root}' is not a directory`)
   const mpath = path.join(root, 'manifest.json')
-  if (!fs.existsSync(mpath)) throw new BundleFormatError(`bundle '${root}' has no manifest.json`)
+  let mst
+  try { mst = fs.statSync(mpath) } catch { mst = null }
+  // (a directory or a FIFO by that name is no manifest: opening a FIFO would block)
+  if (!mst || !mst.isFile()) throw new BundleFormatError(`bundle '${root}' has no manifest.json`)
   const fd = fs.openSync(mpath, 'r')
   let data
   try {
@@ -103,13 +106,24 @@ export async function parseParquetAsync (buf, rel = '<table>', { exactInts = fal
     throw new BundleFormatError(`table '${rel}' is not readable Parquet (${e.message})`)
   }
   const names = meta.schema.slice(1).map((s) => s.name)
-  const cols = Object.fromEntries(names.map((n) => [n, new Array(Number(meta.num_rows))]))
-  if (Number(meta.num_rows) === 0) return cols
+  // the footer's row count is the file's word, not the rows its data holds: it must be the
+  // sum of its row groups' (pyarrow reads the groups), and it sizes nothing before they are
+  // read (a crafted count would allocate without bound)
+  const declared = Number(meta.num_rows)
+  const inGroups = (meta.row_groups || []).reduce((s, g) => s + Number(g.num_rows), 0)
+  if (!Number.isSafeInteger(declared) || declared < 0 || declared !== inGroups) {
+    throw new BundleFormatError(`table '${rel}' is not readable Parquet (its footer declares ${meta.num_rows} rows, its row groups ${inGroups})`)
+  }
+  const cols = Object.fromEntries(names.map((n) => [n, []]))
+  if (declared === 0) return cols
   let rows
   try {
     rows = await parquetReadObjects({ file: ab, compressors, rowFormat: 'object', metadata: meta })
   } catch (e) {
     throw new BundleFormatError(`table '${rel}' is not readable Parquet (${e.message})`)
+  }
+  if (rows.length !== declared) {
+    throw new BundleFormatError(`table '${rel}' is not readable Parquet (${rows.length} rows read, ${declared} declared)`)
   }
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i]
@@ -165,8 +179,8 @@ export async function readBundle (root, { verifyHashes = true } = {}) {
     const vt = await readTableAsync(root, v.table, entries, verifyHashes, { exactInts: true })
     verification = { inputs: {}, expected: {}, absTol: Number(v.abs_tol), relTol: Number(v.rel_tol) }
     for (const [k, col] of Object.entries(vt)) {
-      if (k.startsWith('input:')) verification.inputs[k.slice(6)] = col
-      else if (k.startsWith('expected:')) verification.expected[k.slice(9)] = col
+      if (k.startsWith('input:')) ownKey(verification.inputs, k.slice(6), col)
+      else if (k.startsWith('expected:')) ownKey(verification.expected, k.slice(9), col)
     }
   }
   return { manifest, typed, steps, verification }

@@ -14,6 +14,7 @@ export class PyFloat {
 }
 
 const WS = new Set([' ', '\t', '\n', '\r'])
+const NUMBER = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y
 
 /** Parse JSON text; numbers become PyInt / PyFloat; duplicate keys: the last wins (Python).
  * NaN / Infinity literals are refused (bundle-format §2). Nesting over maxDepth is refused. */
@@ -60,7 +61,8 @@ export function parseTyped (text, maxDepth = 64) {
     if (text.startsWith('true', i)) { i += 4; return true }
     if (text.startsWith('false', i)) { i += 5; return false }
     if (text.startsWith('null', i)) { i += 4; return null }
-    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400))
+    NUMBER.lastIndex = i // (sticky, on the whole text: a number of any length)
+    const m = NUMBER.exec(text)
     if (!m || m[0] === '' || m[0] === '-') {
       if (/^-?(NaN|Infinity)/.test(text.slice(i, i + 10))) fail('NaN / Infinity are not JSON values (write them as strings)')
       fail('unexpected character')
@@ -89,17 +91,25 @@ export function parseTyped (text, maxDepth = 64) {
   return v
 }
 
-/** The typed tree as plain JS (Map -> object, PyInt / PyFloat -> number). */
+/** The typed tree as plain JS (Map -> object, PyInt / PyFloat -> number). Keys become own
+ * properties, as JSON.parse makes them: a key "__proto__" is a key like any other (an
+ * assignment would set the object's prototype, and the manifest's missing keys would be
+ * read from it). */
 export function plain (v) {
   if (v instanceof PyInt) return Number(v.text)
   if (v instanceof PyFloat) return v.value
   if (Array.isArray(v)) return v.map(plain)
   if (v instanceof Map) {
     const o = {}
-    for (const [k, x] of v) o[k] = plain(x)
+    for (const [k, x] of v) ownKey(o, k, plain(x))
     return o
   }
   return v
+}
+
+/** Set ``o[k] = value`` as an own, enumerable property (never a prototype setter). */
+export function ownKey (o, k, value) {
+  Object.defineProperty(o, k, { value, enumerable: true, writable: true, configurable: true })
 }
 
 /** Python's repr(float): shortest round-trip digits, exponent form below 1e-4 and from 1e16. */

@@ -2,7 +2,7 @@
 
 import { readBundle } from './bundle.mjs'
 import { BundleFormatError, FieldTypeError, MissingFieldError, MissingValueError, UnknownCategoryError, VerificationError } from './errors.mjs'
-import { PyInt, plain, pyFloatRepr } from './json.mjs'
+import { PyInt, ownKey, plain, pyFloatRepr } from './json.mjs'
 import { bindStep } from './ops.mjs'
 
 const XS_DOUBLE = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/
@@ -121,7 +121,8 @@ export class Model {
   encode (columns, n) {
     const W = this.width
     const ws = new Float64Array(n * W)
-    const absent = this.inputs.filter((f) => !(f.name in columns)).map((f) => `'${f.name}'`)
+    // (own keys only: a field named "constructor" or "toString" is not inherited from Object)
+    const absent = this.inputs.filter((f) => !Object.hasOwn(columns, f.name)).map((f) => `'${f.name}'`)
     if (absent.length) throw new MissingFieldError(`missing input field${absent.length > 1 ? 's' : ''} ${absent.join(', ')} (model expects ${this.inputs.length}: ${this.inputNames.join(', ')})`)
     this.inputs.forEach((f, j) => {
       const values = columns[f.name]
@@ -210,7 +211,7 @@ export class Model {
 
   /** Score columns {field: array}; returns {output name: array} (labels: class or null). */
   scoreColumns (columns) {
-    const first = this.inputs.length ? columns[this.inputs[0].name] : null
+    const first = this.inputs.length && Object.hasOwn(columns, this.inputs[0].name) ? columns[this.inputs[0].name] : null
     const n = first ? first.length : 0
     const ws = this.run(this.encode(columns, n), n)
     return this._outputs(ws, n)
@@ -233,8 +234,8 @@ export class Model {
   predict (rows) {
     const list = Array.isArray(rows) ? rows : [rows]
     const cols = {}
-    for (const f of this.inputs) cols[f.name] = list.map((r) => (f.name in r ? r[f.name] : undefined))
-    for (const f of this.inputs) if (list.length && list.every((r) => !(f.name in r))) delete cols[f.name]
+    for (const f of this.inputs) ownKey(cols, f.name, list.map((r) => (Object.hasOwn(r, f.name) ? r[f.name] : undefined)))
+    for (const f of this.inputs) if (list.length && list.every((r) => !Object.hasOwn(r, f.name))) delete cols[f.name]
     const res = this.scoreColumns(list.length ? cols : Object.fromEntries(this.inputs.map((f) => [f.name, []])))
     const out = list.map((_, i) => Object.fromEntries(this.outputs.map((o) => [o.name, res[o.name][i]])))
     return Array.isArray(rows) ? out : out[0]

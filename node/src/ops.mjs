@@ -13,7 +13,13 @@ function col (t, name, role) {
   return t[name]
 }
 const f64 = (a) => Float64Array.from(a, (v) => (v === null ? NAN : Number(v)))
-const i32 = (a) => Int32Array.from(a, (v) => Number(v))
+// an index or code column: whole numbers of 32 bits (Int32Array.from would wrap 2**32 + 4 to
+// 4 and truncate 2.5 to 2, where Python refuses them)
+const i32 = (a) => Int32Array.from(a, (v) => {
+  const x = Number(v)
+  if (!Number.isInteger(x) || x < -(2 ** 31) || x >= 2 ** 31) throw new Error(`an integer column holds ${v}, not a 32-bit integer`)
+  return x
+})
 
 function table (step, role) {
   const t = step.tables[role]
@@ -171,7 +177,7 @@ function lookup (step, ctx) {
   const per = []
   for (let j = 0; j < nIn; j++) {
     const vocab = ctx.vocab.get(step.inputs[j]) || null
-    per.push({ vocab, codeRow: vocab ? new Int32Array(vocab.length).fill(-1) : null, numRow: vocab ? null : new Map(), missRow: -1 })
+    per.push({ vocab, index: vocab ? new Map(vocab.map((c, i) => [c, i])) : null, codeRow: vocab ? new Int32Array(vocab.length).fill(-1) : null, numRow: vocab ? null : new Map(), missRow: -1 })
   }
   for (let r = 0; r < inp.length; r++) {
     const j = inp[r]
@@ -181,7 +187,7 @@ function lookup (step, ctx) {
       if (p.missRow >= 0) throw new Error(`categories: input ${j} has 2 missing rows`)
       p.missRow = r
     } else if (p.vocab) {
-      const c = p.vocab.indexOf(category[r])
+      const c = p.index.has(category[r]) ? p.index.get(category[r]) : -1
       if (category[r] === null || c < 0) throw new Error(`categories: ${JSON.stringify(category[r])} is not in the vocabulary of '${step.inputs[j]}'`)
       if (p.codeRow[c] >= 0) throw new Error(`categories: ${JSON.stringify(category[r])} repeated for input ${j}`)
       p.codeRow[c] = r
@@ -366,7 +372,19 @@ function bindTreeEnsemble (step, ctx) {
     if (missing[i] < 0 || missing[i] > 2) throw new Error(`tree_ensemble: node ${i} has missing kind ${missing[i]} (expected 0, 1 or 2)`)
     if (kind[i] < 0 || kind[i] > 1) throw new Error(`tree_ensemble: node ${i} has kind ${kind[i]} (expected 0 numeric or 1 categorical)`)
     const mc = missingChild[i]
-    if (mc >= 0 && (f < 0 || mc >= N || kind[i] !== 0 || feature[mc] >= 0)) throw new Error(`tree_ensemble: node ${i} has missing_child ${mc} (a numeric split's leaf row, or -1)`)
+    if (mc !== -1 && (mc < 0 || f < 0 || mc >= N || kind[i] !== 0 || feature[mc] >= 0)) throw new Error(`tree_ensemble: node ${i} has missing_child ${mc} (a numeric split's leaf row, or -1)`)
+  }
+  // every tree a tree: no node reached twice from its root (a cycle would loop forever, a
+  // shared node is not what any library writes), as the Python binder checks
+  const seen = new Int32Array(N)
+  for (let t = 0; t < T; t++) {
+    const stack = [root[t]]
+    while (stack.length) {
+      const i = stack.pop()
+      if (seen[i] === t + 1) throw new Error(`tree_ensemble: tree ${t} reaches node ${i} twice; the nodes of a tree must form a tree (no cycles, no shared nodes)`)
+      seen[i] = t + 1
+      if (feature[i] >= 0) stack.push(left[i], right[i]) // (a missing_child is a leaf)
+    }
   }
   const cats = new Map() // node -> Set of categories going left
   if (step.tables.categories) {

@@ -7,6 +7,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { cellValue, parseCsv } from '../src/csv.mjs'
+import { InputError } from '../src/errors.mjs'
+import { numberFromText } from '../src/model.mjs'
 import { fixture, INDEX } from './fixtures.mjs'
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'tablescore.mjs')
@@ -55,4 +58,45 @@ test('a refused bundle is exit 3 with one line', () => {
 test('bad usage is exit 2', () => {
   const r = spawnSync(process.execPath, [BIN, 'score', 'b'], { encoding: 'utf8' })
   assert.equal(r.status, 2)
+})
+
+test('CSV text is read as Arrow and tablescore score read it', () => {
+  // a quote opens a quoted cell only at the cell's start: 8" is a cell, the rows stay
+  assert.deepEqual(parseCsv('a,b\n1,8"\n2,x\n').rows, [['1', '8"'], ['2', 'x']])
+  assert.deepEqual(parseCsv('\ufeffa,b\r\n1,"x\ny"\r\n').rows, [['1', 'x\ny']]) // BOM, CRLF, quoted break
+  assert.throws(() => parseCsv('a,b\n1,2,3\n'), (e) => e instanceof InputError && /row 1: ragged line: 3 fields/.test(e.message))
+  assert.throws(() => parseCsv('a,b\n1\n'), /ragged line: 1 fields/)
+  assert.throws(() => parseCsv('a,b,b\n1,2,3\n'), /'b' appears more than once/)
+  assert.throws(() => parseCsv(''), (e) => e instanceof InputError && /empty/.test(e.message))
+  // a string field's cell is its text ("08" is not category "8"); a number's, xs:double
+  assert.equal(cellValue('08', { type: 'string', categories: ['8'] }), '08')
+  assert.throws(() => numberFromText('inf', 'x'), /xs:double/)
+  assert.equal(numberFromText('INF', 'x'), Infinity)
+  assert.ok(Number.isNaN(numberFromText('nan', 'x'))) // a missing marker
+})
+
+test('the command line refuses what tablescore score refuses, exit 2', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tablescore-node-csv-'))
+  try {
+    const b = fixture('bundles', 'LogisticRegression-breast_cancer')
+    const cases = {
+      'ragged.csv': ['x0,x1\n1,2,3\n', /ragged line/],
+      'empty.csv': ['', /empty/],
+      'latin1.csv': [Buffer.from([0x61, 0x0a, 0xe9, 0x0a]), /not UTF-8 text \(byte 0xe9 at offset 2\)/]
+    }
+    for (const [name, [text, why]] of Object.entries(cases)) {
+      fs.writeFileSync(path.join(dir, name), text)
+      const r = spawnSync(process.execPath, [BIN, 'score', b, '--data', path.join(dir, name), '--out', path.join(dir, 'o.csv')], { encoding: 'utf8' })
+      assert.equal(r.status, 2, `${name}: ${r.stderr}`)
+      assert.match(r.stderr, why)
+      assert.equal(r.stderr.trim().split('\n').length, 1, name)
+    }
+    // an output in a directory that does not exist yet, with an upper-case extension
+    const data = path.join(dir, 'ok.csv')
+    fs.copyFileSync(fixture(INDEX.bundles.find((x) => x.name === 'LogisticRegression-breast_cancer').vectors, 'inputs.csv'), data)
+    const out = path.join(dir, 'new', 'O.CSV')
+    const r = spawnSync(process.execPath, [BIN, 'score', b, '--data', data, '--out', out], { encoding: 'utf8' })
+    assert.equal(r.status, 0, r.stderr)
+    assert.ok(fs.existsSync(out))
+  } finally { fs.rmSync(dir, { recursive: true, force: true }) }
 })

@@ -186,6 +186,58 @@ def _refusals(src: Path, out: Path) -> dict[str, str]:
          edit_manifest(lambda m: m["model"].update(name="renamed"), refit=False))
     case("newer_minor", edit_manifest(lambda m: m.update(schema_version="1.7",
                                                          future_key={"x": [1.5, "NaN"]})))
+    # a "__proto__" key is a key like any other (Python ignores an unknown one): it must not
+    # become the prototype that the step's missing keys are read from
+    case("proto_key", edit_manifest(lambda m: m["steps"][0]["params"].update(
+        {"__proto__": {"clip": True, "clip_min": -5.0, "clip_max": 5.0}})))
+    return cases
+
+
+def _tree_refusals(src: Path, out: Path) -> dict[str, str]:
+    """Crafted trees (tables re-hashed, fingerprint refitted), with Python's error text."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import scorer
+
+    cases: dict[str, str] = {}
+
+    def case(name: str, edit: Any) -> None:
+        d = out / name
+        shutil.copytree(src, d)
+        m = json.loads((d / "manifest.json").read_text())
+        step = next(s for s in m["steps"] if s["op"] == "tree_ensemble")
+        rel = step["tables"]["nodes"]
+        t = pq.read_table(d / rel)
+        t = edit(t, pa)
+        pq.write_table(t, d / rel)
+        m["tables"][rel]["sha256"] = hashlib.sha256((d / rel).read_bytes()).hexdigest()
+        (d / "manifest.json").write_text(json.dumps(m, indent=2, ensure_ascii=False))
+        _refit_fingerprint(d)
+        try:
+            scorer.load(d)
+            cases[name] = ""
+        except Exception as exc:  # the text is recorded, not handled
+            cases[name] = f"{type(exc).__name__}: {exc}"
+
+    def first_inner(t: Any) -> int:
+        return next(i for i, f in enumerate(t.column("feature").to_pylist()) if i and f >= 0)
+
+    def set_left(value: Any, wide: bool = False) -> Any:
+        def go(t: Any, pa: Any) -> Any:
+            left = t.column("left").to_pylist()
+            i = first_inner(t)
+            left[i] = value(left[i])
+            j = t.schema.get_field_index("left")
+            return t.set_column(j, "left", pa.array(
+                left, pa.int64() if wide else t.schema.field(j).type))
+        return go
+
+    case("tree_cycle", set_left(lambda child: 0))  # back to the root: a cycle
+    # 2**32 + child: a reader that wraps to 32 bits would follow the child
+    case("tree_wide_child", set_left(lambda child: 2**32 + child, wide=True))
     return cases
 
 
@@ -279,6 +331,9 @@ def main() -> int:
         print(f"{name}: {', '.join(ops)}", flush=True)
     src = out / "bundles" / "LogisticRegression-breast_cancer"
     refusals = _refusals(src, out / "refuse")
+    tree = out / "bundles" / "DecisionTree-iris"
+    if tree.exists():
+        refusals.update(_tree_refusals(tree, out / "refuse"))
     (out / "index.json").write_text(json.dumps(
         {"bundles": index, "refusals": refusals, "canonical": _canonical_probes(),
          "exact_labels": _exact_labels(out)}, indent=1))

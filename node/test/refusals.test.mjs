@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { test } from 'node:test'
-import { canonical, IncompatibleBundleError, IntegrityError, load, parseTyped, pyFloatRepr } from '../src/index.mjs'
+import { BundleFormatError, canonical, IncompatibleBundleError, IntegrityError, load, parseTyped, pyFloatRepr } from '../src/index.mjs'
 import { fixture, INDEX } from './fixtures.mjs'
 
 const refuse = (name) => load(fixture('refuse', name))
@@ -53,4 +53,22 @@ test('floats format as Python repr', () => {
   const cases = [[1, '1.0'], [1e-5, '1e-05'], [1e-4, '0.0001'], [1e16, '1e+16'], [123456789012345.6, '123456789012345.6'],
     [-0, '-0.0'], [5e-324, '5e-324'], [0.1, '0.1'], [1.7976931348623157e308, '1.7976931348623157e+308'], [9999999999999998, '9999999999999998.0']]
   for (const [x, s] of cases) assert.equal(pyFloatRepr(x), s)
+})
+
+test('a tree whose child points back to its root is refused, not followed forever', async () => {
+  assert.match(INDEX.refusals.tree_cycle, /reaches node 0 twice/) // Python's refusal
+  await assert.rejects(refuse('tree_cycle'), (e) => e instanceof BundleFormatError && /tree 0 reaches node 0 twice/.test(e.message))
+})
+
+test('a child index beyond 32 bits is refused, not wrapped', async () => {
+  assert.match(INDEX.refusals.tree_wide_child, /Error/) // Python refuses it too
+  await assert.rejects(refuse('tree_wide_child'), (e) => e instanceof BundleFormatError && /not a 32-bit integer/.test(e.message))
+})
+
+test('a "__proto__" key in a manifest is a key, not the prototype of the step\'s params', async () => {
+  assert.equal(INDEX.refusals.proto_key, '') // Python loads it (an unknown key)
+  const edited = await refuse('proto_key')
+  const plainModel = await load(fixture('bundles', 'LogisticRegression-breast_cancer'))
+  const row = Object.fromEntries(plainModel.inputNames.map((n, j) => [n, j === 0 ? 1e6 : 1.0]))
+  assert.deepEqual(edited.predict(row), plainModel.predict(row)) // no clipping from __proto__
 })
