@@ -1162,7 +1162,7 @@ def _overflow_error(step: Step, in_cols: np.ndarray) -> Callable[[np.ndarray, in
             bad = np.isfinite(values) & np.isinf(values.astype(np.float32))
         j = int(np.flatnonzero(bad)[0]) if bad.any() else 0
         return FieldTypeError(
-            f"row {row}: '{step.inputs[j]}' is {values[j]!r}, too large for float32; the "
+            f"row {row}: '{step.inputs[j]}' is {float(values[j])!r}, too large for float32; the "
             "original model (scikit-learn trees) refuses values outside the float32 range")
     return error
 

@@ -60,6 +60,9 @@ CONTENTS: dict[str, tuple[str, Any]] = {
     "BYTES": ("bytes_contents", object),
 }
 DATATYPES = (*RAW_DTYPES, "BYTES")
+#: the bounds of the datatypes whose contents travel in wider fields
+_NARROW = {"INT8": (-128, 127), "INT16": (-32768, 32767), "UINT8": (0, 255),
+           "UINT16": (0, 65535)}
 #: bundle field / output type -> the KServe datatype tablescore advertises
 DATATYPE_OF_TYPE = {"double": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
 #: KServe datatype -> Triton's DataType enum name (ModelConfig)
@@ -208,6 +211,12 @@ def tensor_array(t: Any, raw: bytes | None) -> np.ndarray:
 
     Raw numeric data is a read-only view of the request's buffer (no copy).
     """
+    if t.parameters:
+        shared = [k for k in t.parameters if k.startswith("shared_memory")]
+        if shared:  # (else the data would be read as absent: a misleading shape error)
+            raise InputError(f"input '{t.name}': parameter '{shared[0]}' is "
+                             "not supported (no shared memory here: send the tensor's data in "
+                             "the request)")
     shape = _shape(t)
     count = math.prod(shape)
     dt = t.datatype
@@ -242,6 +251,14 @@ def tensor_array(t: Any, raw: bytes | None) -> np.ndarray:
             arr[:] = list(values)
         else:
             arr = np.fromiter(values, dtype=ftype, count=count)
+            narrow = _NARROW.get(dt)
+            if narrow is not None and count:
+                # (8- and 16-bit values travel in 32-bit fields: the datatype bounds them)
+                lo, hi = narrow
+                bad = np.flatnonzero((arr < lo) | (arr > hi))
+                if bad.size:
+                    raise FieldTypeError(f"input '{t.name}': value {int(arr[bad[0]])} is out "
+                                         f"of range for {dt} ({lo} .. {hi})")
     return arr.reshape(shape)
 
 

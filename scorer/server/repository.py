@@ -868,6 +868,10 @@ class Repository:
                 exc_info=None if isinstance(exc, BundleError) else exc)
             self.metrics.loads.labels(name, "failed").inc()
             self.metrics.load_failures.labels(name, version).inc()
+            # what clients read (RepositoryIndex, UNAVAILABLE): paths relative to the
+            # repository, not the server's file system layout (the log keeps them whole)
+            for root in {str(self.root), str(self.root.resolve())}:
+                reason = reason.replace(f"{root}{os.sep}", "")
             with self._lock:
                 st = self._models.get(name)
                 if st is not None and st.loading.get(version, (None,))[0] == d.stamp:

@@ -42,8 +42,32 @@ STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
 )
 
 
-#: longest error detail sent back (characters); see :func:`to_status`
+#: longest error detail sent back, in bytes as gRPC sends it (percent-encoded); see
+#: :func:`to_status`
 MAX_DETAILS = 2000
+
+
+def _wire_size(text: str) -> int:
+    """Bytes of ``text`` in the grpc-message trailer: printable ASCII but ``%`` as it is,
+    every other UTF-8 byte percent-encoded (3 bytes)."""
+    n = 0
+    for ch in text:
+        o = ord(ch)
+        n += 1 if 0x20 <= o <= 0x7E and ch != "%" else 3 * len(ch.encode("utf-8", "replace"))
+    return n
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes on the wire (see :func:`_wire_size`)."""
+    if _wire_size(text) <= limit:
+        return text
+    n = 0
+    for i, ch in enumerate(text):
+        o = ord(ch)
+        n += 1 if 0x20 <= o <= 0x7E and ch != "%" else 3 * len(ch.encode("utf-8", "replace"))
+        if n > limit:
+            return text[:i] + f"... ({len(text)} characters)"
+    return text
 
 
 def code_for(exc: BaseException) -> grpc.StatusCode:
@@ -65,10 +89,8 @@ def to_status(exc: BaseException, *, method: str) -> tuple[grpc.StatusCode, str]
         log.error("internal error", exc_info=exc,
                   extra={"event": "internal_error", "method": method, "ref": ref})
         return code, f"internal error in {method} (reference {ref}; details in the server log)"
-    details = str(exc)
-    if len(details) > MAX_DETAILS:
-        # every message may echo client strings (tensor names, parameter keys); clients cap
-        # the trailers that carry details (8 KiB in grpc-core) and would report
-        # RESOURCE_EXHAUSTED instead of the real error
-        details = details[:MAX_DETAILS] + f"... ({len(details)} characters)"
-    return code, details
+    # every message may echo client strings (tensor names, parameter keys, categories);
+    # clients cap the trailers that carry details (8 KiB soft, 16 KiB hard in grpc-core) and
+    # would report RESOURCE_EXHAUSTED instead of the real error: the cap is on the encoded
+    # size (2,000 characters of emoji were 24 KB)
+    return code, _clip(str(exc), MAX_DETAILS)

@@ -92,11 +92,13 @@ def test_invalid_matrix(client) -> None:
         infer_matrix(client, "iris", np.zeros((1, 4, 1)), name="x9")
 
 
+@pytest.mark.parametrize("char", ["x", "\U0001f600"])
 @pytest.mark.parametrize("where", ["input", "output", "version"])
-def test_huge_client_strings_leave_the_error_readable(client, where: str) -> None:
+def test_huge_client_strings_leave_the_error_readable(client, where: str, char: str) -> None:
     # a 100 KB name echoed in full would exceed the client's trailer limit: the client would
-    # see RESOURCE_EXHAUSTED instead of the real error
-    huge = "x" * 100_000
+    # see RESOURCE_EXHAUSTED instead of the real error; so would 2,000 emoji, percent-encoded
+    # (12 bytes each)
+    huge = char * (100_000 if char == "x" else 2000)
     with pytest.raises(InferenceServerException) as err:
         if where == "input":
             infer_matrix(client, "iris", np.zeros((1, 4, 1)), name=huge)
@@ -283,3 +285,33 @@ def test_the_access_log_cuts_a_clients_model_name() -> None:
     log.note("A" * 1_000_000, "7" * 5000, 1)
     model, version, rows = log._local.note
     assert (len(model), len(version), rows) == (MAX_NAME, MAX_NAME, 1)
+
+
+def test_narrow_integers_and_shared_memory_are_refused_clearly(server) -> None:
+    """8/16-bit values travel in 32-bit contents fields: out of their range is refused; a
+    shared-memory input (none here) is named as such, not as a shape error."""
+    from protos import inference_pb2 as pb
+    from protos import inference_pb2_grpc as pbg
+
+    channel = grpc.insecure_channel(server.address)
+    stub = pbg.GRPCInferenceServiceStub(channel)
+    try:
+        for dt, field, values in (("UINT8", "uint_contents", [300, 1, 2, 3]),
+                                  ("INT8", "int_contents", [1000, -1, 2, 3]),
+                                  ("INT16", "int_contents", [40000, 1, 2, 3])):
+            req = pb.ModelInferRequest(model_name="iris")
+            t = req.inputs.add(name="input", datatype=dt, shape=[1, 4])
+            getattr(t.contents, field).extend(values)
+            with pytest.raises(grpc.RpcError) as err:
+                stub.ModelInfer(req, timeout=10)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert f"value {values[0]} is out of range for {dt}" in err.value.details()
+        req = pb.ModelInferRequest(model_name="iris")
+        t = req.inputs.add(name="input", datatype="FP64", shape=[1, 4])
+        t.parameters["shared_memory_region"].string_param = "r0"
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ModelInfer(req, timeout=10)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "parameter 'shared_memory_region' is not supported" in err.value.details()
+    finally:
+        channel.close()

@@ -308,3 +308,26 @@ def test_the_only_version_written_again_in_place_answers_meanwhile(
         stop.set()
         t.join()
     assert errors == [] and versions == {"1"}
+
+
+def test_load_failures_name_paths_inside_the_repository(bundles, tmp_path: Path) -> None:
+    """A client reads why a version failed without the server's file system layout."""
+    import json
+
+    import tritonclient.grpc as tc
+
+    from scorer.server import serve
+
+    repo = tmp_path / "repo"
+    publish(bundles["iris"].path, repo, "iris", 1)
+    publish(bundles["iris"].path, repo, "iris", 2)
+    m = repo / "iris" / "2" / "manifest.json"
+    m.write_text(json.dumps({**json.loads(m.read_text()), "format": "other"}))
+    with serve(repo, port=0, ready_timeout=60) as server:
+        c = tc.InferenceServerClient(server.address)
+        try:
+            index = c.get_model_repository_index(as_json=True)["models"]
+            reason = next(v["reason"] for v in index if v.get("version") == "2")
+            assert "iris/2/manifest.json" in reason and str(tmp_path) not in reason, reason
+        finally:
+            c.close()
