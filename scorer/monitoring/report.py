@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, MissingFieldError
 from ..files import DataFileError
 from .drift import FeatureDrift, Thresholds, compare_flat
 from .profile import CategoryMap, Profile, count_feature, reference_profile
@@ -313,8 +313,12 @@ def count_file(layout: Profile, model: Any, path: str | os.PathLike[str], *,
                                 f"({', '.join(absent)}); its columns: "
                                 f"{', '.join(sorted(have)) or 'none'}")
         if absent:
-            log.warning("data file %s lacks the model's inputs %s: they and the outputs are "
-                        "not counted", path, ", ".join(absent))
+            # (the model cannot score such rows: the outputs, the drift that matters most,
+            # would read "n/a" and a nightly job's exit status say "no drift")
+            raise MissingFieldError(f"data file '{path}' lacks the model's input"
+                                    f"{'s' if len(absent) > 1 else ''} "
+                                    f"{', '.join(map(repr, absent))}: its outputs cannot be "
+                                    "scored, so their drift cannot be measured")
     counter = FileCounter(layout, model, threads=threads)
     try:
         for cols in read_ahead(iter_batches(path, batch_rows, columns=counter.columns(),

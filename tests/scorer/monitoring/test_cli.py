@@ -163,3 +163,12 @@ def test_a_reference_file_is_read_as_the_data_is(linear_bundle: Path, tmp_path: 
     code = main(["drift", str(linear_bundle), "--data", str(tmp_path / "cur.csv"),
                  "--reference", str(tmp_path / "empty.csv")])
     assert code == 2 and "has no rows" in capsys.readouterr().err
+
+
+def test_a_file_lacking_some_of_the_models_inputs_is_refused(linear_bundle: Path,
+                                                             tmp_path: Path, capsys) -> None:
+    """Without an input the outputs cannot be scored: not "no drift" (exit 0), exit 2."""
+    _frame(reference_data(17)).drop(columns="x1").to_csv(tmp_path / "cur.csv", index=False)
+    code = main(["drift", str(linear_bundle), "--data", str(tmp_path / "cur.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "lacks the model's input 'x1'" in err
