@@ -345,6 +345,7 @@ def build_bundle(est: Any, *, sample: Any = None, name: str = "model", version: 
                  verification_rows: int = DEFAULT_VERIFICATION_ROWS,
                  drift_bins: int = DEFAULT_DRIFT_BINS) -> Bundle:
     """Build the in-memory bundle for ``est`` (no disk access). See :func:`export`."""
+    _check_fitted(est)
     fields, named = infer_fields(est, sample, feature_names=feature_names)
     g = Graph(fields)
     cols = export_into(est, g, list(g.order))
@@ -364,12 +365,47 @@ def build_bundle(est: Any, *, sample: Any = None, name: str = "model", version: 
         if not named and len(bundle.inputs) != np.asarray(part).shape[1]:
             raise ExportError(f"sample has {np.asarray(part).shape[1]} columns, the model "
                               f"expects {len(bundle.inputs)}")
-        expected = expected_outputs(est, part, bundle.outputs)
+        expected = _original_outputs(est, part, bundle.outputs)
         bundle.verification = Verification(inputs=vin, expected=expected, abs_tol=tol.abs,
                                            rel_tol=tol.rel, coverage=coverage)
     if sample is not None and drift_bins:
         bundle.drift_reference = _drift_reference(bundle, sample, drift_bins)
     return bundle
+
+
+def _check_fitted(est: Any) -> None:
+    """ExportError for a scikit-learn estimator that was never fitted (its exporter would
+    fail on a missing attribute)."""
+    try:
+        from sklearn.base import BaseEstimator
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+    except ImportError:
+        return
+    if isinstance(est, BaseEstimator):
+        try:
+            check_is_fitted(est)
+        except NotFittedError:
+            raise ExportError(f"{type(est).__name__} is not fitted: fit it before exporting "
+                              "it") from None
+
+
+def _original_outputs(est: Any, part: Any, outputs: list[Any]) -> dict[str, np.ndarray]:
+    """:func:`expected_outputs` of the original on the sample's rows ``part``: a frame gives
+    the columns the estimator was fitted on, in its order (the sample may hold more, or
+    another order); the original refusing the sample is the caller's error (ExportError),
+    not a crash."""
+    names = getattr(est, "feature_names_in_", None)
+    if _is_frame(part) and names is not None:
+        labels = _frame_columns(part)
+        if all(str(n) in labels for n in names):
+            part = part[[labels[str(n)] for n in names]]
+    try:
+        return expected_outputs(est, part, outputs)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"the original model could not score the sample ({first}): give a "
+                          "sample of the columns and types it was fitted on") from exc
 
 
 def _drift_reference(bundle: Bundle, sample: Any, bins: int) -> dict[str, Any]:

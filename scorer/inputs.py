@@ -50,6 +50,23 @@ def _rows_list(mask: np.ndarray, limit: int = 5) -> str:
     return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
+def native(X: np.ndarray) -> np.ndarray:
+    """``X`` in a dtype the compiled copy takes: big-endian numbers in the machine's byte
+    order, a long double (or any number wider than 64 bits) as float64; else ``X`` itself."""
+    dt = X.dtype
+    if dt.isnative and dt.itemsize <= 8:
+        return X
+    if dt.itemsize > 8:
+        return X.astype(np.float64)
+    return X.astype(dt.newbyteorder("="))
+
+
+def _is_pandas_na(v: Any) -> bool:
+    """``v`` is pandas' missing-value marker ``pd.NA`` (without importing pandas)."""
+    t = type(v)
+    return t.__name__ == "NAType" and t.__module__.startswith("pandas")
+
+
 def _refusing(kind: type[InputError], bad: np.ndarray, text: str) -> InputError:
     """``kind`` of error for the rows ``bad`` (bool mask), worded by ``text`` with
     ``{rows}`` where the rows go; its ``rows`` / ``row_reason`` let a caller isolating
@@ -154,7 +171,10 @@ class InputEncoder:
             return self._from_numeric_array(X)
         # pandas without importing it at module import time
         if hasattr(X, "columns") and hasattr(X, "iloc"):
-            return self._from_columns({c: X[c] for c in X.columns}, len(X)), False
+            # (a label that is not a string names field str(label), as the export named it:
+            # a frame of columns 0, 1, 2 fits inputs "0", "1", "2")
+            return self._from_columns({c if isinstance(c, str) else str(c): X[c]
+                                       for c in X.columns}, len(X)), False
         if isinstance(X, Mapping):
             values = list(X.values())
             if values and all(np.ndim(v) == 0 for v in values):
@@ -162,7 +182,13 @@ class InputEncoder:
             n = len(values[0]) if values else 0
             return self._from_columns(X, n), False
         if isinstance(X, Sequence) and X and isinstance(X[0], Mapping):
-            cols = {name: [row.get(name) for row in X] for name in self.names}
+            for name in self.names:  # (a key missing from a row is an error, not a NaN)
+                for i, row in enumerate(X):
+                    if name not in row:
+                        raise MissingFieldError(f"missing input field '{name}' in row {i} "
+                                                f"(model expects {self.n_inputs}: "
+                                                f"{', '.join(self.names)})")
+            cols = {name: [row[name] for row in X] for name in self.names}
             return self._from_columns(cols, len(X)), False
         arr = np.asarray(X, dtype=object if not self.all_numeric else None)
         if arr.dtype.kind in "fiub" and self.all_numeric:
@@ -174,6 +200,7 @@ class InputEncoder:
         the caller's workspace ``ws`` (float64[n_rows, width], C order); the rest of ``ws``
         is left as it is. Raises as :meth:`encode` does."""
         self._check_width(X)
+        X = native(X)
         if copy_into(ws, X, self.nan_checked, self.inf_checked) >= 0:
             self._refuse_numeric(X)
 
@@ -182,6 +209,7 @@ class InputEncoder:
         single = X.ndim == 1
         if single:
             X = X.reshape(1, -1)
+        X = native(X)
         self._check_width(X)
         ws = np.empty((X.shape[0], self.width), dtype=np.float64)
         if copy_into(ws, X, self.nan_checked, self.inf_checked) >= 0:
@@ -281,11 +309,12 @@ class InputEncoder:
                 return xs_double(s)
             except ValueError:
                 pass
-        try:  # pandas NA / NaT and similar
+        try:  # pandas NaT and similar
             if v != v:
                 return np.nan
         except (TypeError, ValueError):
-            pass
+            if _is_pandas_na(v):  # pd.NA: its comparisons raise
+                return np.nan
         raise FieldTypeError(f"field '{f.name}' expects numbers ({f.type}), got {v!r} (numbers "
                              "as text are read as XML Schema's xs:double)")
 
@@ -298,11 +327,13 @@ class InputEncoder:
                 continue
             if not isinstance(v, str):
                 try:
-                    if v != v:  # pandas NA
+                    if v != v:  # NaN-like
                         out[i] = np.nan
                         continue
                 except (TypeError, ValueError):
-                    pass
+                    if _is_pandas_na(v):  # pd.NA: its comparisons raise
+                        out[i] = np.nan
+                        continue
                 v = _category_text(v, vocab)
             code = vocab.get(v)
             if code is None:

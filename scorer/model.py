@@ -217,7 +217,7 @@ class Model:
             # or not (a view of request bytes is read-only: another type to Numba).
             flags = X.flags
             key = flags.writeable if flags.c_contiguous else None
-        elif dt.kind in "fiub":
+        elif dt.kind in "fiub" and dt.isnative and dt.itemsize <= 8:
             key = None  # other numeric dtypes and layouts: the dispatcher picks the copy
         else:
             return None
