@@ -87,7 +87,13 @@ class RedisCache:
 
         self.url = url
         q = parse_qs(urlsplit(url).query)
-        self.ttl = int(q["ttl"][0]) if "ttl" in q else DEFAULT_TTL
+        try:
+            self.ttl = int(q["ttl"][0]) if "ttl" in q else DEFAULT_TTL
+        except ValueError:
+            raise ValueError(f"--cache {url.split('?')[0]}: ttl must be a whole number of "
+                             "seconds") from None
+        if self.ttl < 1:  # (Redis refuses SET ... EX 0: every store would fail)
+            raise ValueError(f"--cache {url.split('?')[0]}: ttl must be at least 1 second")
         try:
             mb = float(q["max_entry_mb"][0]) if "max_entry_mb" in q else DEFAULT_MAX_ENTRY_MB
         except ValueError:
@@ -138,11 +144,9 @@ class RedisCache:
         blob = encode(key, arrays)
         if len(blob) > self.max_entry:
             return
-        try:
-            self._r.set(self._name(key), blob, ex=self.ttl)
-        except Exception:
-            self.metrics.error()
-            raise
+        # (a failed store is counted by the pipeline's stage errors, not as a lookup: hits,
+        # misses and errors add up to the lookups)
+        self._r.set(self._name(key), blob, ex=self.ttl)
 
     def close(self) -> None:
         self._r.close()

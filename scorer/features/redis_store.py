@@ -173,7 +173,11 @@ class RedisStore:
         check_view_name(name)
         try:
             d = self._call(self._r.hgetall, f"ts:v:{name}")
-        except redis.ResponseError as exc:  # WRONGTYPE: not a hash
+        except redis.ResponseError as exc:
+            code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]
+            if code in _TRANSIENT:  # BUSY, MASTERDOWN, ...: the store, not the data
+                raise self._unavailable(exc) from exc
+            # WRONGTYPE: not a hash
             raise FeatureDataError(f"feature view '{name}': its metadata key ts:v:{name} "
                                    f"cannot be read as a hash ({exc})") from exc
         if not d:

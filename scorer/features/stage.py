@@ -173,7 +173,10 @@ class FeatureStage:
         """
         now = time.monotonic()
         got = self._meta.get(name)
-        if got is not None and now - got[1] < self.meta_ttl:
+        # (a store that failed within retry_after is not asked again for metadata it gave
+        # before: a request pays one timeout, its read's, not one more per refresh)
+        if got is not None and (now - got[1] < self.meta_ttl
+                                or now - self._failed_at < self.retry_after):
             return got[0]
         if not block and now - self._failed_at < self.retry_after:
             return got[0] if got is not None else None
@@ -298,8 +301,9 @@ class FeatureStage:
         t0 = time.perf_counter()
         try:
             rows = self.store.read(meta, keys, read)
-        except UnavailableError:
+        except UnavailableError as exc:
             m.store_errors.labels(meta.name).inc()
+            self._failed_at, self._failure = time.monotonic(), str(exc)
             raise
         finally:
             m.observe_store(meta.name, time.perf_counter() - t0)

@@ -168,15 +168,17 @@ class Pipeline:
             if features is not None:
                 request = features.fill(target, request)
             arrays = None
-            if cache is not None:
+            cached = cache is not None
+            if cached:
                 try:
                     arrays = cache.get(target, request)
                 except Exception:
                     errors.add("cache", "get")
                     log.warning("output cache lookup failed; scoring instead", exc_info=True)
+                    cached = False  # (no store either: a hung cache costs one timeout)
             if arrays is None:
                 arrays = score(target, request)
-                if cache is not None:
+                if cached:
                     try:
                         cache.put(target, request, arrays)
                     except Exception:

@@ -109,8 +109,10 @@ def test_a_dead_cache_is_skipped_and_counted() -> None:
     p = Pipeline(ModelResolver({"m": model}), cache=cache)
     _, out = p("m", np.ones((2, 2)))
     assert out["y"].tolist() == [2.0, 2.0] and model.calls == 1
-    assert p.errors.snapshot() == {("cache", "get"): 1, ("cache", "put"): 1}
-    assert cache.metrics.counts["error"] == 2
+    # (the lookup failed: no store is tried, so a hung cache costs one timeout, not two;
+    # the lookups' counter counts the lookup only)
+    assert p.errors.snapshot() == {("cache", "get"): 1}
+    assert cache.metrics.counts["error"] == 1
 
 
 def test_open_cache_refuses_unknown_specs() -> None:

@@ -107,3 +107,66 @@ def test_sqlite_close_closes_every_threads_connection(tmp_path: Path) -> None:
             c.execute("SELECT 1")
     assert store.read(meta, ["1"], ["x"]).columns["x"].tolist() == [0.5]  # opened again
     store.close()
+
+
+def test_a_failing_store_is_not_asked_for_metadata_it_gave_within_retry_after(
+        store: FeatureStore, view_name: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hung store past meta_ttl: each request pays its read's timeout, not one more for a
+    metadata refresh (a hang answered in 2-3 timeouts)."""
+    import numpy as np
+
+    import scorer.features.stage as stage_module
+    from scorer.errors import UnavailableError
+    from scorer.pipeline import Request
+
+    now = [1000.0]
+    monkeypatch.setattr(stage_module, "time", SimpleNamespace(
+        monotonic=lambda: now[0], time=time.time, perf_counter=time.perf_counter))
+    pd.DataFrame({"id": [1, 2], "x": [0.5, 1.5]}).to_parquet(tmp_path / "v.parquet")
+    load(store, tmp_path / "v.parquet", view=view_name, entity="id")
+
+    class Hung(_Counting):
+        down = False
+        reads = 0
+
+        def view(self, name: str):  # type: ignore[no-untyped-def]
+            self.calls += 1
+            if self.down:
+                raise UnavailableError("timed out")
+            return self.store.view(name)
+
+        def read(self, meta, keys, features):  # type: ignore[no-untyped-def]
+            self.reads += 1
+            if self.down:
+                raise UnavailableError("timed out")
+            return self.store.read(meta, keys, features)
+
+    hung = Hung(store)
+    stage = FeatureStage(hung, {"m": {"view": view_name, "entity": "id"}},  # type: ignore
+                         meta_ttl=30.0, retry_after=1.0)
+    from sklearn.linear_model import LogisticRegression
+
+    import exporters
+    import scorer
+
+    X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    exporters.export(LogisticRegression().fit(X, [0, 0, 1, 1]), tmp_path / "b", sample=X)
+
+    class Target:
+        name, version, model = "m", "1", scorer.load(tmp_path / "b")
+
+    def request() -> None:
+        stage.fill(Target(), Request(None, 1, [], extras={"id": np.array([1])}))
+
+    request()
+    assert hung.calls == 1
+    now[0] += 31.0  # the metadata is old now
+    hung.down = True
+    calls = hung.calls
+    for _ in range(3):  # three requests within retry_after of the failed read
+        with pytest.raises(UnavailableError):
+            request()
+        now[0] += 0.3
+    assert hung.calls - calls == 1  # one metadata refresh tried, then the cached metadata
+    assert hung.reads == 4  # (each request: its own read, one timeout)

@@ -15,6 +15,7 @@ from scorer.errors import FieldTypeError, InputError, MissingFieldError
 from scorer.features import FeatureStore, open_store
 from scorer.features.loader import load
 from tablescore.cli import main as cli
+from tests.services import redis_db
 
 
 def _frame(n: int = 50, seed: int = 0) -> pd.DataFrame:
@@ -450,3 +451,32 @@ def test_a_redis_url_that_would_write_elsewhere_is_refused(url, message):
     """redis-py would read /x as database 0 (someone else's data)."""
     with pytest.raises(InputError, match=message):
         open_store(url)
+
+
+def test_a_busy_store_is_unavailable_for_metadata_too(view_name: str, monkeypatch) -> None:
+    """BUSY / MASTERDOWN / TRYAGAIN answered to the view's metadata read: the store, not
+    the data (UNAVAILABLE, which clients retry), as for an entity read."""
+    import redis as redis_py
+
+    from scorer.errors import UnavailableError
+
+    s = open_store(redis_db())
+    try:
+        def busy(*a, **k):
+            raise redis_py.ResponseError("BUSY Redis is busy running a script")
+
+        monkeypatch.setattr(s, "_call", busy)
+        with pytest.raises(UnavailableError):
+            s.view(view_name)
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize(("ttl", "message"), [("0", "at least 1 second"),
+                                              ("-5", "at least 1 second"),
+                                              ("1.5", "whole number of seconds")])
+def test_a_cache_ttl_redis_refuses_is_refused_at_start(ttl, message):
+    from scorer.cache import open_cache
+
+    with pytest.raises(ValueError, match=message):
+        open_cache(f"redis://127.0.0.1:6379/5?ttl={ttl}")

@@ -97,8 +97,17 @@ def test_a_failing_cache_or_recorder_never_fails_the_request(model) -> None:
     p = Pipeline(ModelResolver({"iris": m}), cache=b, recorders=[b])
     _, arrays = p("iris", X[:4])
     np.testing.assert_array_equal(arrays["label"], m.predict(X[:4]))
-    assert p.errors.snapshot() == {("cache", "get"): 1, ("cache", "put"): 1,
-                                   ("record", "Broken"): 1}
+    # (a failed lookup is not followed by a store: a hung cache costs one timeout)
+    assert p.errors.snapshot() == {("cache", "get"): 1, ("record", "Broken"): 1}
+
+    class StoreFails(Broken):
+        def get(self, target, request):
+            return None  # a miss: then the store fails
+
+    p = Pipeline(ModelResolver({"iris": m}), cache=StoreFails())
+    _, arrays = p("iris", X[:4])
+    np.testing.assert_array_equal(arrays["label"], m.predict(X[:4]))
+    assert p.errors.snapshot() == {("cache", "put"): 1}
 
 
 def test_a_failing_sole_recorder_never_fails_the_request(model) -> None:
