@@ -21,9 +21,24 @@ def _check(args: argparse.Namespace) -> int:
     target = args.bundle or args.pmml
     model = load_model(target)
     if args.data:
+        from scorer.errors import MissingFieldError
+
         X = read_table(args.data)
-        if getattr(original, "feature_names_in_", None) is None:
-            X = X[model.input_names].to_numpy()
+        fitted = getattr(original, "feature_names_in_", None)
+        # the columns the original was fitted on (else the bundle's inputs), in that order:
+        # a data file may hold more (a target), or another order
+        want = [str(c) for c in fitted] if fitted is not None else list(model.input_names)
+        have = {str(c): c for c in X.columns}
+        absent = [c for c in want if c not in have]
+        if absent:
+            raise MissingFieldError(f"data file '{args.data}' lacks the model's input"
+                                    f"{'s' if len(absent) > 1 else ''} "
+                                    f"{', '.join(map(repr, absent))}")
+        if not len(X):
+            raise MissingFieldError(f"data file '{args.data}' has no rows")
+        X = X[[have[c] for c in want]]
+        if fitted is None:
+            X = X.to_numpy()
     else:
         v = model.bundle.verification
         if v is None:

@@ -50,3 +50,26 @@ def test_external_corpus_summary_counts_known_failures_separately():
     assert any(r["status"] == "pass" and "knime" in r["case"] for r in results)
     assert any(r["status"] == "known" and "AssociationModel" in r["detail"] for r in results)
     assert "| **all** |" in md
+
+
+def test_check_data_of_other_columns_is_read_or_refused_in_one_line(tmp_path, capsys):
+    """A data file holding the target too, or its columns in another order, is checked on
+    the fitted columns; one lacking a column, or without rows, is exit 2 (was 70)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    est = LogisticRegression().fit(df, (df.a + df.b > 0).astype(int))
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
+    exporters.export(est, tmp_path / "b", sample=df)
+    args = ["conformance", "check", "--model", str(tmp_path / "m.pkl"), "--bundle",
+            str(tmp_path / "b"), "--data", str(tmp_path / "d.csv")]
+    df.assign(target=1)[["c", "target", "a", "b"]].to_csv(tmp_path / "d.csv", index=False)
+    assert main(args) == 0 and "PASS" in capsys.readouterr().out
+    df.drop(columns="b").to_csv(tmp_path / "d.csv", index=False)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "lacks the model's input 'b'" in err and "Traceback" not in err
+    df.head(0).to_csv(tmp_path / "d.csv", index=False)
+    assert main(args) == 2 and "has no rows" in capsys.readouterr().err
