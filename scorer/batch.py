@@ -453,31 +453,23 @@ def _text_to_numbers(col: Any, f: Any, bad: dict[int, str]) -> np.ndarray:
     from .inputs import InputEncoder
 
     try:
-        fast = pc.cast(col, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        fast = None
-    if fast is not None:
+        values = np.array(pc.fill_null(pc.cast(col, pa.float64()), np.nan).to_numpy(
+            zero_copy_only=False))
         # Arrow also reads "inf", "infinity", "nan" in any case: a non-finite value is taken
         # from the model's syntax instead, so a cell is read the same whatever its batch
-        values = np.array(pc.fill_null(fast, np.nan).to_numpy(zero_copy_only=False))
         odd = np.flatnonzero(~np.isfinite(values) & ~np.asarray(
             col.is_null().to_numpy(zero_copy_only=False), dtype=bool))
         texts = col.take(pa.array(odd, type=pa.int64())).to_pylist() if odd.size else []
-        for i, v in zip(odd.tolist(), texts, strict=True):
-            try:
-                values[i] = InputEncoder._number(f, v)
-            except FieldTypeError as exc:
-                bad.setdefault(i, str(exc))
-                values[i] = np.nan
-        return values
-    out = np.empty(len(col), dtype=np.float64)
-    for i, v in enumerate(col.to_pylist()):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # every cell by the model's syntax
+        values = np.empty(len(col), dtype=np.float64)
+        odd, texts = np.arange(len(col)), col.to_pylist()
+    for i, v in zip(odd.tolist(), texts, strict=True):
         try:
-            out[i] = InputEncoder._number(f, v)
+            values[i] = InputEncoder._number(f, v)
         except FieldTypeError as exc:
             bad.setdefault(i, str(exc))
-            out[i] = np.nan
-    return out
+            values[i] = np.nan
+    return values
 
 
 def _take(inputs: Any, idx: Any) -> Any:

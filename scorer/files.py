@@ -48,6 +48,19 @@ class OutputError(TablescoreError):
     """An output file cannot be written (disk full, not writable, a directory in the way)."""
 
 
+def sqlite_failure(what: str, exc: Exception, *, written: str = "") -> TablescoreError:
+    """The user's-terms error of SQLite's ``OperationalError`` ``exc`` for the database
+    ``what`` names ("registry sqlite:///..."): a full disk or a file that cannot be written
+    is an output error (exit 4, ``written`` appended: what became of the write), anything
+    else (a locked or unopenable file) unavailable (exit 5)."""
+    from .errors import UnavailableError
+
+    text = str(exc)
+    if "full" in text or "readonly" in text or "disk I/O" in text:
+        return OutputError(f"{what} cannot be written: {text}{written}")
+    return UnavailableError(f"{what}: {text}")
+
+
 def _is_parquet(p: Path) -> bool:
     return p.suffix.lower() in (".parquet", ".pq")
 

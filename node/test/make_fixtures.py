@@ -146,21 +146,26 @@ def _refit_fingerprint(bundle: Path) -> None:
     (bundle / "manifest.json").write_text(json.dumps(m, indent=2, ensure_ascii=False))
 
 
-def _refusals(src: Path, out: Path) -> dict[str, str]:
-    """Bundles a scorer must refuse, each with the Python reader's error text."""
+def _python_reads(d: Path) -> str:
+    """"" when the Python scorer loads bundle ``d``, else its error as text."""
     import scorer
 
+    try:
+        scorer.load(d)
+        return ""
+    except Exception as exc:  # the text is recorded, not handled
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _refusals(src: Path, out: Path) -> dict[str, str]:
+    """Bundles a scorer must refuse, each with the Python reader's error text."""
     cases: dict[str, str] = {}
 
     def case(name: str, edit: Any) -> None:
         d = out / name
         shutil.copytree(src, d)
         edit(d)
-        try:
-            scorer.load(d)
-            cases[name] = ""
-        except Exception as exc:  # the text is recorded, not handled
-            cases[name] = f"{type(exc).__name__}: {exc}"
+        cases[name] = _python_reads(d)
 
     def tamper(d: Path) -> None:  # one byte of a table's footer-free data changed
         t = sorted((d / "tables").glob("0*.parquet"))[0]
@@ -200,8 +205,6 @@ def _tree_refusals(src: Path, out: Path) -> dict[str, str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    import scorer
-
     cases: dict[str, str] = {}
 
     def case(name: str, edit: Any) -> None:
@@ -216,11 +219,7 @@ def _tree_refusals(src: Path, out: Path) -> dict[str, str]:
         m["tables"][rel]["sha256"] = hashlib.sha256((d / rel).read_bytes()).hexdigest()
         (d / "manifest.json").write_text(json.dumps(m, indent=2, ensure_ascii=False))
         _refit_fingerprint(d)
-        try:
-            scorer.load(d)
-            cases[name] = ""
-        except Exception as exc:  # the text is recorded, not handled
-            cases[name] = f"{type(exc).__name__}: {exc}"
+        cases[name] = _python_reads(d)
 
     def first_inner(t: Any) -> int:
         return next(i for i, f in enumerate(t.column("feature").to_pylist()) if i and f >= 0)

@@ -80,6 +80,7 @@ class _Source:
         self.path = path
         #: CSV columns read as text whatever they look like (the entity: 007 stays 007)
         self.text = text
+        self._schema: Any = None  # (a CSV's, read once)
         name = path.name.lower()
         self.parquet = name.endswith((".parquet", ".pq"))
         if not self.parquet and not name.endswith((".csv", ".csv.gz", ".txt")):
@@ -94,7 +95,7 @@ class _Source:
             import pyarrow.parquet as pq
 
             return pq.read_schema(self.path)
-        if getattr(self, "_schema", None) is None:
+        if self._schema is None:
             import pyarrow as pa
             import pyarrow.csv as pcsv
 

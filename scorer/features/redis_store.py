@@ -174,8 +174,7 @@ class RedisStore:
         try:
             d = self._call(self._r.hgetall, f"ts:v:{name}")
         except redis.ResponseError as exc:
-            code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]
-            if code in _TRANSIENT:  # BUSY, MASTERDOWN, ...: the store, not the data
+            if _transient(exc):  # BUSY, MASTERDOWN, ...: the store, not the data
                 raise self._unavailable(exc) from exc
             # WRONGTYPE: not a hash
             raise FeatureDataError(f"feature view '{name}': its metadata key ts:v:{name} "
@@ -455,8 +454,7 @@ class RedisStore:
         except BaseException as exc:
             conn.disconnect()  # answers may be left unread: not reusable
             if isinstance(exc, redis.ResponseError):
-                code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]
-                if code in _TRANSIENT:
+                if _transient(exc):
                     raise self._unavailable(exc) from exc
                 # WRONGTYPE: a key that is not a hash
                 raise FeatureDataError(f"feature store {redact(self.url)}: an entity key "
@@ -519,6 +517,13 @@ def _client_url(url: str) -> str:
 #: error replies of a Redis that cannot answer for now (a script running too long, a replica
 #: cut off from its primary): the store is unavailable, its data is not wrong
 _TRANSIENT = frozenset(("BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"))
+
+
+def _transient(exc: BaseException) -> bool:
+    """An error reply that says the server cannot answer now (:data:`_TRANSIENT`), not that
+    the data is wrong."""
+    code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]
+    return code in _TRANSIENT
 
 
 class _ClosedConnection(Exception):

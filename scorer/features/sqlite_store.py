@@ -148,13 +148,10 @@ class SQLiteStore:
         return db.total_changes - before
 
     def _write_error(self, exc: sqlite3.OperationalError) -> Exception:
-        """A full disk or unwritable file: an output error (exit 4); else unavailable."""
-        from ..files import OutputError
+        """:func:`scorer.files.sqlite_failure` of this store."""
+        from ..files import sqlite_failure
 
-        text = str(exc)
-        if "full" in text or "readonly" in text or "disk I/O" in text:
-            return OutputError(f"feature store {self.url} cannot be written: {text}")
-        return UnavailableError(f"feature store {self.url}: {text}")
+        return sqlite_failure(f"feature store {self.url}", exc)
 
     def read(self, meta: ViewMeta, keys: list[str], features: list[str]) -> Rows:
         """See :meth:`FeatureStore.read`: one ``SELECT ... WHERE entity IN (...)`` per 30,000

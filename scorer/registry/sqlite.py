@@ -13,19 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, UnavailableError
+from ..files import sqlite_failure
 from ..urls import sqlite_path
 from .store import SQLStore
-
-
-def _sqlite_error(url: str, exc: sqlite3.OperationalError) -> Exception:
-    """The user's-terms error of a SQLite failure: a full disk or a file that cannot be
-    written is an output error (exit 4), a locked or unopenable file unavailable (exit 5)."""
-    from ..files import OutputError
-
-    text = str(exc)
-    if "full" in text or "readonly" in text or "disk I/O" in text:
-        return OutputError(f"registry {url} cannot be written: {text} (nothing was changed)")
-    return UnavailableError(f"registry {url}: {text}")
 
 
 class SQLiteStore(SQLStore):
@@ -83,7 +73,8 @@ class SQLiteStore(SQLStore):
             else:
                 conn.commit()
         except sqlite3.OperationalError as exc:
-            raise _sqlite_error(self.url, exc) from None
+            raise sqlite_failure(f"registry {self.url}", exc,
+                                 written=" (nothing was changed)") from None
         finally:
             cur.close()
 

@@ -319,8 +319,7 @@ class SQLStore:
             # bundle twice: one version; others: the next numbers, none lost, none reused)
             cur.execute(q("INSERT INTO ts_models (name, next_version) VALUES (?, 1) "
                           "ON CONFLICT (name) DO NOTHING"), (model,))
-            cur.execute(q("UPDATE ts_models SET next_version = next_version WHERE name = ?"),
-                        (model,))
+            self._lock_model(cur, model)
             cur.execute(q("SELECT version FROM ts_versions WHERE model = ? AND fingerprint = ?"),
                         (model, fingerprint))
             row = cur.fetchone()

@@ -47,24 +47,18 @@ STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
 MAX_DETAILS = 2000
 
 
-def _wire_size(text: str) -> int:
-    """Bytes of ``text`` in the grpc-message trailer: printable ASCII but ``%`` as it is,
+def _wire_bytes(ch: str) -> int:
+    """Bytes of ``ch`` in the grpc-message trailer: printable ASCII but ``%`` as it is,
     every other UTF-8 byte percent-encoded (3 bytes)."""
-    n = 0
-    for ch in text:
-        o = ord(ch)
-        n += 1 if 0x20 <= o <= 0x7E and ch != "%" else 3 * len(ch.encode("utf-8", "replace"))
-    return n
+    o = ord(ch)
+    return 1 if 0x20 <= o <= 0x7E and ch != "%" else 3 * len(ch.encode("utf-8", "replace"))
 
 
 def _clip(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` bytes on the wire (see :func:`_wire_size`)."""
-    if _wire_size(text) <= limit:
-        return text
+    """``text`` cut to at most ``limit`` bytes on the wire (see :func:`_wire_bytes`)."""
     n = 0
     for i, ch in enumerate(text):
-        o = ord(ch)
-        n += 1 if 0x20 <= o <= 0x7E and ch != "%" else 3 * len(ch.encode("utf-8", "replace"))
+        n += _wire_bytes(ch)
         if n > limit:
             return text[:i] + f"... ({len(text)} characters)"
     return text

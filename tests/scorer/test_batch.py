@@ -181,10 +181,9 @@ def test_a_kept_column_of_another_kind_in_a_later_file_is_refused(bundles, tmp_p
     assert pd.read_parquet(out)["customer_id"].tolist() == df["customer_id"].tolist()
 
 
-def test_an_output_that_cannot_be_finished_leaves_the_previous_pair(bundles, tmp_path,
-                                                                     capsys, monkeypatch):
-    """With --on-error skip, the output and its sidecar of refused rows are a pair: when the
-    output cannot be put in place, the previous run's sidecar stays too."""
+def _a_skip_pair_then_other_rows(bundles, tmp_path, capsys) -> tuple[list, Path, tuple]:
+    """A --on-error skip run (an output and its sidecar), then other rows, no refusals, in
+    its data file: ``(the run's arguments, the output, the pair's bytes)``."""
     data = tmp_path / "in.csv"
     bad_csv(data, "abc")
     out = tmp_path / "o.parquet"
@@ -192,6 +191,14 @@ def test_an_output_that_cannot_be_finished_leaves_the_previous_pair(bundles, tmp
     assert run(args, capsys)[0] == 0
     before = (out.read_bytes(), (tmp_path / "o.parquet.rejected.csv").read_bytes())
     frame(30).to_csv(data, index=False)  # a second run with other rows, no refusals
+    return args, out, before
+
+
+def test_an_output_that_cannot_be_finished_leaves_the_previous_pair(bundles, tmp_path,
+                                                                     capsys, monkeypatch):
+    """With --on-error skip, the output and its sidecar of refused rows are a pair: when the
+    output cannot be put in place, the previous run's sidecar stays too."""
+    args, out, before = _a_skip_pair_then_other_rows(bundles, tmp_path, capsys)
     real = os.replace
 
     def failing(src, dst, *a, **k):  # the output's rename fails (a full disk, say)
@@ -449,13 +456,7 @@ def test_a_sidecar_that_cannot_be_finished_leaves_the_previous_pair(bundles, tmp
                                                                     monkeypatch):
     """The refused rows' file is flushed before either file is renamed: a disk full at its
     last write leaves the previous output and sidecar as they were."""
-    data = tmp_path / "in.csv"
-    bad_csv(data, "abc")
-    out = tmp_path / "o.parquet"
-    args = ["score", bundles["imputed"], "--data", data, "--out", out, "--on-error", "skip"]
-    assert run(args, capsys)[0] == 0
-    before = (out.read_bytes(), (tmp_path / "o.parquet.rejected.csv").read_bytes())
-    frame(30).to_csv(data, index=False)
+    args, out, before = _a_skip_pair_then_other_rows(bundles, tmp_path, capsys)
 
     class Full:
         def __init__(self, fh):

@@ -34,25 +34,25 @@ def view_name() -> str:
     return f"test_{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-def store(store_url: str, view_name: str) -> Iterator[FeatureStore]:
-    s = open_store(store_url)
+def _store_of(url: str, view_name: str) -> Iterator[Any]:
+    """The store at ``url``; ``view_name`` deleted and the store closed after."""
+    s = open_store(url)
     try:
         yield s
     finally:
         s.delete_view(view_name)  # type: ignore[attr-defined]
         s.close()
+
+
+@pytest.fixture
+def store(store_url: str, view_name: str) -> Iterator[FeatureStore]:
+    yield from _store_of(store_url, view_name)
 
 
 @pytest.fixture
 def rstore(view_name: str) -> Iterator[Any]:
     """A Redis store in this process's own database; its view deleted after."""
-    s = open_store(redis_db())
-    try:
-        yield s
-    finally:
-        s.delete_view(view_name)  # type: ignore[attr-defined]
-        s.close()
+    yield from _store_of(redis_db(), view_name)
 
 
 @pytest.fixture
