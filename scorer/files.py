@@ -61,6 +61,47 @@ def sqlite_failure(what: str, exc: Exception, *, written: str = "") -> Tablescor
     return UnavailableError(f"{what}: {text}")
 
 
+def sqlite_connect(path: str | os.PathLike[str], *, timeout: float):
+    """A connection to the SQLite file ``path`` in autocommit mode (transactions are the
+    caller's explicit BEGINs), usable from any thread, in WAL mode (readers never block the
+    writer), waiting up to ``timeout`` seconds for another connection's lock.
+
+    Switching a file to WAL needs it alone for a moment, and SQLite answers "database is
+    locked" at once, without its busy handler, when another connection is opening the same
+    new file: the switch is retried until ``timeout``. A file already in WAL mode (the mode is
+    stored in the file) is not switched again.
+
+    Raises
+    ------
+    sqlite3.Error
+        The file cannot be opened, or stayed locked for ``timeout`` seconds.
+    """
+    import sqlite3
+    import time
+
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
+                           check_same_thread=False)
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            try:
+                # a file that cannot hold WAL (read-only) answers its own mode: kept, as
+                # SQLite does
+                conn.execute("PRAGMA journal_mode=WAL").fetchall()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def _is_parquet(p: Path) -> bool:
     return p.suffix.lower() in (".parquet", ".pq")
 

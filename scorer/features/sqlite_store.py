@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FeatureDataError, UnavailableError
+from ..files import sqlite_connect
 from ..urls import sqlite_path
 from .store import Batch, Rows, ViewMeta, check_view_name, empty_rows, numeric_rows
 
@@ -66,9 +67,7 @@ class SQLiteStore:
         if db is None or local.gen != (self._gen, os.getpid()):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=self.timeout,
-                                     check_same_thread=False, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
+                db = sqlite_connect(self.path, timeout=self.timeout)
                 db.execute("PRAGMA synchronous=NORMAL")
             except (sqlite3.Error, OSError) as exc:
                 raise UnavailableError(f"feature store {self.url} cannot be opened: {exc}") \

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, UnavailableError
-from ..files import sqlite_failure
+from ..files import sqlite_connect, sqlite_failure
 from ..urls import sqlite_path
 from .store import SQLStore
 
@@ -49,11 +49,8 @@ class SQLiteStore(SQLStore):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             # autocommit mode: transactions are the explicit BEGINs below
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            conn = sqlite_connect(self.path, timeout=30.0)
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
         return conn
 
