@@ -203,9 +203,18 @@ def export_bagging_classifier(est: Any, g: Graph, cols: list[str]) -> list[str]:
     inputs: list[str] = []
     # contributions[i] = [(class, input position)] of member i
     contributions: list[list[tuple[int, ...]]] = []
+    # decision_function, where scikit-learn has it: the members' decision columns summed
+    # (every member must have seen every class: scikit-learn adds their arrays)
+    decisions: list[list[str]] | None = [] if hasattr(est, "decision_function") else None
     for i, member in enumerate(est.estimators_):
         sub = export_sub(member, g, _member_columns(est, i, cols))
         classes = require_encoded(member, what)
+        if decisions is not None:
+            dec = sub.columns("decision")
+            if len(classes) == k and len(dec) == (1 if k == 2 else k):
+                decisions.append(dec)
+            else:
+                decisions = None
         if hasattr(member, "predict_proba"):
             cols_i = _probabilities(sub, member, len(classes), what)
             contributions.append([(c, len(inputs) + j) for j, c in enumerate(classes)])
@@ -231,7 +240,21 @@ def export_bagging_classifier(est: Any, g: Graph, cols: list[str]) -> list[str]:
             p.emit("ADD")
         p.const(float(est.n_estimators)).emit("DIV").store(c)
     proba = add_program(g, "bagging_proba", inputs, k, p)
-    set_classifier_outputs(g, est.classes_, proba=proba)
+    decision = None
+    if decisions:
+        width = len(decisions[0])
+        flat = [c for dec in decisions for c in dec]
+        d = Program()
+        for c in range(width):
+            d.const(0.0)  # sum(all_decisions) starts from 0
+            for job in jobs:
+                d.const(0.0)  # each job's sum(... for estimator in estimators)
+                for i in job:
+                    d.load(i * width + c).emit("ADD")
+                d.emit("ADD")
+            d.const(float(est.n_estimators)).emit("DIV").store(c)
+        decision = add_program(g, "bagging_decision", flat, width, d)
+    set_classifier_outputs(g, est.classes_, proba=proba, decision=decision)
     return proba
 
 

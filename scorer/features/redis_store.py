@@ -24,6 +24,7 @@ import json
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -330,13 +331,17 @@ class RedisStore:
         # numbers only: the answers are read from the socket by compiled code (see .resp),
         # once it is compiled; until then, and for views with strings, through hiredis
         fast = (whole, *scan) if scan is not None and resp_ready() else None
+        def key_of(i: int) -> str:
+            return (f"feature view '{meta.name}': entity {keys[i]!r} (key "
+                    f"{(prefix + keys[i].encode()).decode(errors='replace')})")
+
         try:
-            res = self._round_trip(conn, payload, n, fast)
+            res = self._round_trip(conn, payload, n, fast, key_of=key_of)
         except _ClosedConnection:
             # a connection Redis closed since this thread's last read (a restart, its idle
             # timeout, a proxy): reads are idempotent, so once more on a new one (connecting
             # is bounded by the timeout; a store that is down fails this one too)
-            res = self._round_trip(conn, payload, n, fast, again=True)
+            res = self._round_trip(conn, payload, n, fast, again=True, key_of=key_of)
         if type(res) is tuple:  # (buffer, spans) of the compiled reader
             return self._numbers(meta, features, keys, *res)
         if not all(type(r) in (list, dict) for r in res):
@@ -424,7 +429,9 @@ class RedisStore:
                     a = int(state[2]) + 1
                     line = bytes(buf[a:end]).split(b"\r\n", 1)[0].decode("utf-8", "replace")
                     parse = getattr(getattr(conn, "_parser", None), "parse_error", None)
-                    raise parse(line) if parse is not None else redis.ResponseError(line)
+                    err = parse(line) if parse is not None else redis.ResponseError(line)
+                    err.reply_index = int(state[0])  # (which lookup: the caller names it)
+                    raise err
                 if st != MORE:
                     raise FeatureDataError(f"feature store {redact(self.url)}: an answer that "
                                            "is not the hash of an entity")
@@ -434,31 +441,38 @@ class RedisStore:
 
     def _round_trip(self, conn: Any, payload: list[bytes], n: int,
                     fast: tuple[bool, np.ndarray, np.ndarray] | None, *,
-                    again: bool = False) -> Any:
+                    again: bool = False,
+                    key_of: Callable[[int], str] | None = None) -> Any:
         """Send ``payload`` (``n`` commands) on ``conn`` and read the ``n`` answers: one round
         trip; with ``fast`` (``whole`` and the names of :meth:`_read_answers`) the buffer and
         spans of the compiled reader when it can read them, else hiredis's replies. Raises
         ``_ClosedConnection`` when a connection that was connected before this call turns
         out closed (unless ``again``), else UnavailableError when Redis does not answer,
-        FeatureDataError when a key is not a hash."""
+        FeatureDataError when a key is not a hash (``key_of(i)``: how the ``i``-th lookup's
+        key is named to the user)."""
         import redis
 
         reused = not again and getattr(conn, "_sock", None) is not None
+        answers: list[Any] = []
         try:
             conn.send_packed_command(payload, check_health=False)
             if fast is not None:
                 got = self._read_answers(conn, n, *fast)
                 if got is not None:
                     return got
-            return [conn.read_response() for _ in range(n)]  # one round trip for all N ids
+            for _ in range(n):  # one round trip for all N ids
+                answers.append(conn.read_response())
+            return answers
         except BaseException as exc:
             conn.disconnect()  # answers may be left unread: not reusable
             if isinstance(exc, redis.ResponseError):
                 if _transient(exc):
                     raise self._unavailable(exc) from exc
                 # WRONGTYPE: a key that is not a hash
-                raise FeatureDataError(f"feature store {redact(self.url)}: an entity key "
-                                       f"cannot be read as a hash ({exc})") from exc
+                i = getattr(exc, "reply_index", len(answers))
+                key = key_of(i) if key_of is not None and i < n else "an entity key"
+                raise FeatureDataError(f"feature store {redact(self.url)}: {key} cannot be "
+                                       f"read as a hash ({exc})") from exc
             if isinstance(exc, redis.InvalidResponse):  # not RESP at all
                 raise FeatureDataError(f"feature store {redact(self.url)}: an answer that is "
                                        f"not Redis's protocol ({exc})") from exc

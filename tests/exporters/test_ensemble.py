@@ -70,6 +70,18 @@ CLASSIFIERS = [
 ]
 
 
+@pytest.mark.parametrize("ds", ["iris", "breast_cancer"])
+def test_bagging_decision_function_is_the_members_average(ds, tmp_path):
+    X, y = sklearn_dataset(ds)
+    est = BaggingClassifier(make_pipeline(StandardScaler(), LogisticRegression()),
+                            n_estimators=5, max_features=0.7, random_state=0,
+                            n_jobs=2).fit(X, y)
+    model = _check(est, X, tmp_path)
+    got, want = model.decision_function(X), est.decision_function(X)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("make", CLASSIFIERS)
 @pytest.mark.parametrize("ds", ["iris", "breast_cancer"])
 def test_classifier_parity(make, ds, tmp_path):

@@ -152,7 +152,8 @@ def test_a_stored_timestamp_or_key_that_is_not_one(rstore: RedisStore, raw: redi
             rstore.read(meta, ["0", "1"], ["x0", "x1"])
     raw.delete(f"ts:f:{view_name}:1")
     raw.set(f"ts:f:{view_name}:1", "not a hash")
-    with pytest.raises(FeatureDataError, match="cannot be read as a hash"):
+    with pytest.raises(FeatureDataError, match=rf"feature view '{view_name}': entity '1' "
+                       rf"\(key ts:f:{view_name}:1\) cannot be read as a hash"):
         rstore.read(meta, ["0", "1", "2"], ["x0", "x1"])
     raw.delete(f"ts:f:{view_name}:1")
     rows = rstore.read(meta, ["0", "1", "2"], ["x0", "x1"])  # the connection still serves

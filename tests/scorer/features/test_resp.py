@@ -268,8 +268,13 @@ def test_values_python_reads_and_values_nobody_reads(rstore: RedisStore, raw: re
         rstore.read(meta, ["0", "1"], ["x0", "x1"])
     raw.delete(f"ts:f:{view_name}:1")
     raw.set(f"ts:f:{view_name}:1", "not a hash")
-    with pytest.raises(FeatureDataError, match="cannot be read as a hash"):
-        rstore.read(meta, ["0", "1"], ["x0", "x1"])
+    for slow in (False, True):  # the compiled reader, then hiredis: the same words
+        with monkeypatch.context() as m, pytest.raises(
+                FeatureDataError, match=rf"feature view '{view_name}': entity '1' "
+                                        rf"\(key ts:f:{view_name}:1\) cannot be read as a hash"):
+            if slow:
+                m.setattr(rs, "resp_ready", lambda: False)
+            rstore.read(meta, ["0", "1"], ["x0", "x1"])
     raw.delete(f"ts:f:{view_name}:1")
     assert rstore.read(meta, ["0", "1"], ["x0"]).found.tolist() == [True, False]
 
