@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from scorer.bundle import read_bundle
-from scorer.errors import VerificationError
+from scorer.errors import BundleError
+from scorer.files import atomic_output, writing
 from scorer.ir import Bundle
 from scorer.model import Model, check_close
 
@@ -68,7 +69,9 @@ def write_vectors(bundle_path: str | os.PathLike[str], out_dir: str | os.PathLik
     model = Model(bundle, verify=True)
     v = bundle.verification
     if v is None:
-        raise VerificationError("bundle has no verification rows: export it with sample=")
+        raise BundleError(f"bundle '{bundle_path}' has no verification rows to make vectors "
+                          "of: export it with a sample (exporters.export(..., sample=X) or "
+                          "tablescore export --sample)")
     edge = _edge_rows(bundle, v.inputs)
     inputs = {f.name: np.concatenate([_column(v.inputs[f.name], f.type),
                                       _column(edge[f.name], f.type)])
@@ -79,11 +82,8 @@ def write_vectors(bundle_path: str | os.PathLike[str], out_dir: str | os.PathLik
         check_close(got[name], ref[name], abs_tol=v.abs_tol, rel_tol=v.rel_tol,
                     what="kernel vs reference", column=name)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     import pandas as pd
 
-    pd.DataFrame(inputs).to_csv(out / "inputs.csv", index=False, na_rep="")
-    pd.DataFrame(got).to_csv(out / "expected.csv", index=False, na_rep="", float_format="%.17g")
     n = len(next(iter(inputs.values())))
     # the raw outputs of tree steps (margins before any link): tree ensembles are specified
     # bit for bit (op tree_ensemble), a following link only up to libm's exp
@@ -102,5 +102,15 @@ def write_vectors(bundle_path: str | os.PathLike[str], out_dir: str | os.PathLik
             for i in range(n)
         ],
     }
-    (out / "vectors.json").write_text(json.dumps(doc, indent=1))
+    text = json.dumps(doc, indent=1)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+    # each file under a temporary name, renamed into place only once all three are written
+    # (an error or a full disk leaves the previous vectors, never a mix)
+    with atomic_output(out / "inputs.csv") as t_in, \
+            atomic_output(out / "expected.csv") as t_exp, \
+            atomic_output(out / "vectors.json") as t_json, writing(out):
+        pd.DataFrame(inputs).to_csv(t_in, index=False, na_rep="")
+        pd.DataFrame(got).to_csv(t_exp, index=False, na_rep="", float_format="%.17g")
+        t_json.write_text(text)
     return out

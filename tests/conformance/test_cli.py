@@ -41,6 +41,44 @@ def test_vectors_command(tmp_path, iris_logreg, capsys):
     assert doc["fingerprint"] and len(doc["rows"]) == 64
 
 
+def test_vectors_command_failures_say_why_and_leave_the_previous_vectors(
+        tmp_path, iris_logreg, capsys, monkeypatch):
+    est, X = iris_logreg
+    exporters.export(est, tmp_path / "b", sample=X)
+    exporters.export(est, tmp_path / "bare")  # no verification rows
+    out = tmp_path / "v"
+    assert main(["conformance", "vectors", str(tmp_path / "b"), "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    # a bundle without rows to make vectors of: the bundle's lack (exit 3), in one line
+    assert main(["conformance", "vectors", str(tmp_path / "bare"), "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "has no verification rows" in err and "--sample" in err and len(err.splitlines()) == 1
+    # --out naming a file: an output error (exit 4), not a traceback or exit 2
+    (tmp_path / "f").write_text("x")
+    assert main(["conformance", "vectors", str(tmp_path / "b"), "--out",
+                 str(tmp_path / "f")]) == 4
+    assert "cannot" in capsys.readouterr().err
+    # a failure while writing (a full disk in the last file) leaves the previous three files
+    import pandas as pd
+
+    real = pd.DataFrame.to_csv
+
+    def full(self, path, *a, **k):
+        if ".expected.csv.tablescore-tmp-" in str(path):
+            raise OSError(28, "No space left on device")
+        return real(self, path, *a, **k)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    from sklearn.tree import DecisionTreeClassifier
+
+    exporters.export(DecisionTreeClassifier(max_depth=2).fit(X, est.predict(X)),
+                     tmp_path / "b2", sample=X)
+    assert main(["conformance", "vectors", str(tmp_path / "b2"), "--out", str(out)]) == 4
+    assert "no space left on the device (nothing was written)" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temporaries either
+
+
 def test_external_corpus_summary_counts_known_failures_separately():
     from conformance.pmml_corpus import run_corpus
 
