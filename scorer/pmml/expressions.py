@@ -55,7 +55,10 @@ _UNARY = {"log10": "LOG10", "ln": "LN", "exp": "EXP", "sqrt": "SQRT", "abs": "AB
           "expit": "EXPIT", "stdNormalCDF": "PROBIT", "stdNormalIDF": "PROBIT_INV",
           "expm1": "EXPM1", "ln1p": "LN1P",
           "not": "NOT", "isMissing": "ISMISSING", "isNotMissing": "ISNOTMISSING"}
-_NARY = {"and": "AND", "or": "OR", "min": "MIN", "max": "MAX", "sum": "ADD", "product": "MUL"}
+_NARY = {"and": "AND", "or": "OR"}
+#: aggregate functions: (the value a missing argument counts as, the combining opcode)
+_AGGREGATE = {"min": (math.inf, "MIN"), "max": (-math.inf, "MAX"), "sum": (0.0, "ADD"),
+              "product": (1.0, "MUL"), "avg": (0.0, "ADD")}
 _SIMPLE_OPS = {"lessThan": "LT", "lessOrEqual": "LE", "greaterThan": "GT",
                "greaterOrEqual": "GE", "equal": "EQ", "notEqual": "NE"}
 _COMPOUND = {"and": "AND", "or": "OR", "xor": "XOR", "surrogate": "SURROGATE"}
@@ -351,6 +354,49 @@ def _apply(rd: Reader, el: Element, scope: Scope, prog: Program) -> Typ:
     return typ
 
 
+def _arg_column(rd: Reader, el: Element, scope: Scope) -> str:
+    """The workspace column holding expression ``el``'s value: a field's own column, else
+    one computed by a step of its own (so that a program can read it more than once)."""
+    if el.tag == "FieldRef" and el.get("mapMissingTo") is None:
+        ent = scope.names.get(el.get("field"))
+        if ent is not None and not isinstance(ent, Inline):
+            col = resolve(rd, el.get("field"), scope, el)
+            if col.vocab is None:
+                return col.column
+    p = Program(rd.budget)
+    expression(rd, el, scope, p)
+    p.emit("STORE", 0)
+    return rd.expr_column("aggregate_arg", p).column
+
+
+def _aggregate(rd: Reader, fn: str, args: list[Element], scope: Scope, prog: Program) -> None:
+    """``min`` / ``max`` / ``sum`` / ``product`` / ``avg`` of ``args``: "missing values in
+    the input to an aggregate function are simply ignored" (PMML's built-in functions; so
+    ``avg`` divides by the number present); none present: missing."""
+    neutral, op = _AGGREGATE[fn]
+    cols = [_arg_column(rd, a, scope) for a in args]
+    prog.load(cols[0])  # the condition: the first present argument is not missing
+    for c in cols[1:]:
+        prog.load(c)
+        prog.emit("SURROGATE")
+    prog.emit("ISNOTMISSING")
+    for i, c in enumerate(cols):  # then: the present ones combined in order
+        prog.load(c)
+        prog.const(neutral)
+        prog.emit("SURROGATE")
+        if i:
+            prog.emit(op)
+    if fn == "avg":  # ... / how many are present
+        for i, c in enumerate(cols):
+            prog.load(c)
+            prog.emit("ISNOTMISSING")
+            if i:
+                prog.emit("ADD")
+        prog.emit("DIV")
+    prog.const(math.nan)  # else: missing
+    prog.emit("IF")
+
+
 def _arity(el: Element, fn: str, args: list[Element], lo: int, hi: int | None = None) -> None:
     hi = lo if hi is None else hi
     if not lo <= len(args) <= hi:
@@ -387,17 +433,19 @@ def _apply_body(rd: Reader, el: Element, fn: str, args: list[Element], scope: Sc
         expression(rd, args[0], scope, prog)
         prog.emit(_UNARY[fn])
         return BOOL if fn in ("not", "isMissing", "isNotMissing") else DOUBLE
-    if fn in _NARY or fn == "avg":
+    if fn in _AGGREGATE:
+        if not args:
+            raise fail(el, f"function '{fn}' needs arguments")
+        _aggregate(rd, fn, args, scope, prog)
+        return DOUBLE
+    if fn in _NARY:
         if not args:
             raise fail(el, f"function '{fn}' needs arguments")
         for i, a in enumerate(args):
             expression(rd, a, scope, prog)
             if i:
-                prog.emit(_NARY.get(fn, "ADD"))
-        if fn == "avg":
-            prog.const(float(len(args)))
-            prog.emit("DIV")
-        return BOOL if fn in ("and", "or") else DOUBLE
+                prog.emit(_NARY[fn])
+        return BOOL
     if fn in ("isIn", "isNotIn"):
         if len(args) < 2:
             raise fail(el, f"function '{fn}' needs a value and candidates")

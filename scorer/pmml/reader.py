@@ -391,7 +391,13 @@ class Reader:
         rep_invalid = mf.get("invalidValueReplacement")
         if inv == "asValue" and rep_invalid is None:
             raise fail(mf, "asValue needs invalidValueReplacement")
-        df = self.data_fields.get(mf.get("name")) if top else None
+        # the DataField's declared values and intervals: at the top, and in a nested model
+        # that replaces invalid values itself (an outer 'asIs' keeps an invalid value for an
+        # inner 'asMissing' to act on, as JPMML does); a nested default 'returnInvalid'
+        # leaves the parent's decision (JPMML scores those rows: documents it writes rely
+        # on it)
+        df = self.data_fields.get(mf.get("name")) \
+            if top or inv in ("asMissing", "asValue") else None
         layers: list = []  # functions emitting the value, innermost first
 
         def raw() -> None:
@@ -439,8 +445,19 @@ class Reader:
             if bounds:
                 layers.append(outliers)
         rep = mf.get("missingValueReplacement")
-        if len(layers) == 1 and rep is None and refuse is None:
+        # PMML 4.4: a missing value (once invalid values are treated) makes the result invalid
+        refuse_missing = mf.get("missingValueTreatment") == "returnInvalid" and rep is None
+        if len(layers) == 1 and rep is None and refuse is None and not refuse_missing:
             return None
+        if refuse_missing:
+            layers[-1]()
+            prog.emit("ISMISSING")
+            prog.emit("REFUSE_IF")
+            name = mf.get("name")
+            refuse = (f"the value of '{name}' is missing or outside its declared values "
+                      "(invalidValueTreatment and missingValueTreatment 'returnInvalid')"
+                      if refuse else
+                      f"the value of '{name}' is missing (missingValueTreatment='returnInvalid')")
         layers[-1]()
         if rep is not None:
             prog.const(constant_for(col.dtype, col, rep, mf))
@@ -451,25 +468,43 @@ class Reader:
         # same vocabulary object: constants compared later still extend the input's
         new.vocab, new.growable, new.extra = col.vocab, col.growable, col.extra
         outliers_apply = out != "asIs" and (mf.get("lowValue") or mf.get("highValue"))
-        if col.vocab is None and df is not None and inv != "asIs" and not outliers_apply \
+        closed = [parse_number(v.get("value"), col.dtype, v) for v in df.findall("Value")
+                  if v.get("property", "valid") == "valid"] \
+            if df is not None and col.vocab is None else []
+        if col.vocab is None and closed and inv != "asIs" and not outliers_apply \
                 and not df.findall("Interval"):
             # only the declared values (or the replacements) get through
-            closed = [parse_number(v.get("value"), col.dtype, v) for v in df.findall("Value")
-                      if v.get("property", "valid") == "valid"]
             for r in (rep_invalid if inv == "asValue" else None, rep):
                 if r is not None:
                     closed.append(parse_number(r, col.dtype, mf))
-            new.closed = closed or None
+            new.closed = closed
         return new
 
     def _validity(self, df: Element, col: Col, prog: Program) -> bool:
-        """Emit ``x`` is valid (1 / 0; NaN if missing) for a numeric DataField with Interval or
-        valid Value elements; returns False (emitting nothing) when it declares neither."""
+        """Emit ``x`` is valid (1 / 0; NaN if missing) for a numeric DataField with Interval,
+        valid or invalid Value elements; returns False (emitting nothing) when it declares
+        none. A value a Value element names has that element's property, whatever the
+        intervals say; other values are valid inside an interval or, without valid values
+        and intervals, valid unless named invalid."""
         intervals = df.findall("Interval")
         values = [v.get("value") for v in df.findall("Value")
                   if v.get("property", "valid") == "valid"]
-        if not intervals and not values:
+        invalid = [parse_number(v.get("value"), col.dtype, v) for v in df.findall("Value")
+                   if v.get("property") == "invalid"]
+        if not intervals and not values and not invalid:
             return False
+        if invalid:  # IF(x in invalid, 0, <the rest>)
+            prog.load(col.column)
+            prog.in_set(invalid)
+            prog.const(0.0)
+        if not intervals and not values:  # valid unless missing
+            prog.load(col.column)
+            prog.emit("ISMISSING")
+            prog.const(math.nan)
+            prog.const(1.0)
+            prog.emit("IF")
+            prog.emit("IF")
+            return True
         n = 0
         for iv in intervals:
             closure = iv.get("closure", "closedClosed")
@@ -499,6 +534,8 @@ class Reader:
             prog.in_set([parse_number(v, col.dtype, df) for v in values])
             if n:
                 prog.emit("OR")
+        if invalid:
+            prog.emit("IF")
         return True
 
     def _classes(self, el: Element, target: str | None) -> list[str]:

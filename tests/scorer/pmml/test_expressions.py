@@ -1,0 +1,60 @@
+"""Built-in functions of PMML expressions (scorer/pmml/expressions.py): the spec's missing
+value rules, scored end to end (kernels and reference)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tests.scorer.pmml.test_reader import schema, score
+
+X = [2.5, -2.5, 3.5, math.nan, 0.0, math.nan]
+Z = [-1.5, 0.5, math.nan, 2.0, -0.0, math.nan]
+
+
+def _derived(apply: str) -> tuple[str, str]:
+    extra = ('<TransformationDictionary><DerivedField name="d" optype="continuous" '
+             f'dataType="double">{apply}</DerivedField></TransformationDictionary>')
+    model = f"""<RegressionModel functionName="regression">{schema("y", "x", "z")}
+      <Output><OutputField name="out" feature="transformedValue"><FieldRef field="d"/>
+      </OutputField></Output>
+      <RegressionTable intercept="0"><NumericPredictor name="x" coefficient="0"/>
+      </RegressionTable></RegressionModel>"""
+    return model, extra
+
+
+def _nan_equal(got, want) -> None:
+    np.testing.assert_array_equal(np.asarray(got, dtype=float), np.asarray(want, dtype=float))
+
+
+@pytest.mark.parametrize("fn,want", [
+    # "Missing values in the input to an aggregate function are simply ignored" (avg divides
+    # by the number present); none present: missing
+    ("min", [-1.5, -2.5, 3.5, 2.0, 0.0, math.nan]),
+    ("max", [2.5, 0.5, 3.5, 2.0, 0.0, math.nan]),
+    ("sum", [1.0, -2.0, 3.5, 2.0, 0.0, math.nan]),
+    ("product", [-3.75, -1.25, 3.5, 2.0, -0.0, math.nan]),
+    ("avg", [0.5, -1.0, 3.5, 2.0, 0.0, math.nan]),
+])
+def test_aggregate_functions_ignore_missing_arguments(fn, want) -> None:
+    model, extra = _derived(f'<Apply function="{fn}"><FieldRef field="x"/>'
+                            '<FieldRef field="z"/></Apply>')
+    _nan_equal(score(model, {"x": X, "z": Z}, extra)["out"], want)
+
+
+def test_aggregate_arguments_that_are_expressions_are_computed_once() -> None:
+    # arguments of their own (an Apply, a constant, a field with mapMissingTo), three of
+    # them missing in a row
+    model, extra = _derived(
+        '<Apply function="avg"><Apply function="*"><FieldRef field="x"/><Constant>2'
+        '</Constant></Apply><FieldRef field="z"/><Apply function="ln"><FieldRef field="x"/>'
+        '</Apply><FieldRef field="z" mapMissingTo="10"/></Apply>')
+    got = score(model, {"x": X, "z": Z}, extra)["out"]
+    ln = [math.log(v) if v > 0 else -math.inf if v == 0 else math.nan for v in X]
+    want = []
+    for x, z, lx in zip(X, Z, ln, strict=True):
+        vals = [v for v in (2 * x, z, lx, 10.0 if math.isnan(z) else z) if not math.isnan(v)]
+        want.append(sum(vals) / len(vals))
+    np.testing.assert_allclose(got, want, rtol=1e-15)
