@@ -348,9 +348,22 @@ def _apply(rd: Reader, el: Element, scope: Scope, prog: Program) -> Typ:
     if el.get("invalidValueTreatment", "returnInvalid") not in ("returnInvalid", "asIs"):
         raise fail(el, f"invalidValueTreatment='{el.get('invalidValueTreatment')}' not "
                        "supported")
+    if el.get("mapMissingTo") is None:
+        typ = _apply_body(rd, el, fn, args, scope, prog)
+        _missing_to(prog, el, typ, "defaultValue")
+        return typ
+    # "if any of the input values of the function is missing", the function is not applied:
+    # mapMissingTo; defaultValue is for a missing result of present inputs
+    cols = [_arg_column(rd, a, scope) for a in args]
+    prog.const(1.0)  # IF(every input present, the function's value, mapMissingTo)
+    for c in cols:
+        prog.load(c)
+        prog.emit("ISNOTMISSING")
+        prog.emit("AND")
     typ = _apply_body(rd, el, fn, args, scope, prog)
-    _missing_to(prog, el, typ)
     _missing_to(prog, el, typ, "defaultValue")
+    prog.const(constant_for(typ.dtype, typ.col, el.get("mapMissingTo"), el))
+    prog.emit("IF")
     return typ
 
 

@@ -637,6 +637,9 @@ class Reader:
                 prog.emit("LOADOUT", k + order[j - 1])
                 prog.emit("SUB")
                 prog.emit("STORE", k + order[j])
+        elif k == 2 and norm == "exp":
+            raise fail(el, "normalizationMethod='exp' does not give probabilities of two "
+                           "classes (it is for regression)")
         elif k == 2 and (norm == "none" or norm in _ELEMENTWISE or norm == "logit"):
             # binary: the first table gives p, the second 1 - p
             prog.emit("LOADOUT", 0)
@@ -667,9 +670,18 @@ class Reader:
             prog.emit("SUB")
             prog.emit("STORE", k + 1)
         elif norm == "none":
-            for j in range(k):
+            # the tables' values are the probabilities, but the last table's is 1 - the others'
+            # sum (as for two classes; JPMML's rule)
+            for j in range(k - 1):
                 prog.emit("LOADOUT", j)
                 prog.emit("STORE", k + j)
+            prog.const(1.0)
+            for j in range(k - 1):
+                prog.emit("LOADOUT", j)
+                if j:
+                    prog.emit("ADD")
+            prog.emit("SUB")
+            prog.emit("STORE", 2 * k - 1)
         else:
             raise fail(el, f"normalizationMethod='{norm}' with {k} classes not supported")
         if scope.math32:
@@ -839,6 +851,9 @@ class Reader:
                 prog.load(col.column)
                 prog.const(constant_for(col.dtype, col, p.get("value", ""), p))
                 prog.emit("EQ")
+                # a missing value: the predictor is ignored (the term is 0), as JPMML does
+                prog.const(0.0)
+                prog.emit("SURROGATE")
                 prog.const(attr_number(p, "coefficient", required=True))
                 prog.emit("MUL")
             elif p.tag == "PredictorTerm":

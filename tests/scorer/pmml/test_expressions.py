@@ -58,3 +58,17 @@ def test_aggregate_arguments_that_are_expressions_are_computed_once() -> None:
         vals = [v for v in (2 * x, z, lx, 10.0 if math.isnan(z) else z) if not math.isnan(v)]
         want.append(sum(vals) / len(vals))
     np.testing.assert_allclose(got, want, rtol=1e-15)
+
+
+def test_map_missing_to_is_for_missing_inputs_and_default_value_for_missing_results() -> None:
+    model, extra = _derived('<Apply function="sqrt" defaultValue="-7" mapMissingTo="5">'
+                            '<FieldRef field="x"/></Apply>')
+    # x = -2.5: present, sqrt is missing -> defaultValue; x missing -> mapMissingTo
+    _nan_equal(score(model, {"x": X, "z": Z}, extra)["out"],
+               [math.sqrt(2.5), -7.0, math.sqrt(3.5), 5.0, 0.0, 5.0])
+    model, extra = _derived('<Apply function="/" mapMissingTo="5"><FieldRef field="x"/>'
+                            '<FieldRef field="z"/></Apply>')
+    # mapMissingTo alone: a missing result of present inputs stays missing (x / 0 is
+    # infinite, 0 / 0 missing)
+    _nan_equal(score(model, {"x": X, "z": Z}, extra)["out"],
+               [2.5 / -1.5, -5.0, 5.0, 5.0, math.nan, 5.0])

@@ -114,6 +114,43 @@ def test_softmax_classification():
         assert got["s"][i] == "uvw"[int(np.argmax(p))]
 
 
+def test_a_missing_categorical_predictor_is_ignored():
+    m = f"""<RegressionModel functionName="regression">{schema("y", "x", "c")}
+      <RegressionTable intercept="1"><NumericPredictor name="x" coefficient="2"/>
+      <CategoricalPredictor name="c" value="a" coefficient="10"/></RegressionTable>
+      </RegressionModel>"""
+    got = score(m, {"x": [1.0, 1.0, math.nan], "c": ["a", None, "b"]})
+    np.testing.assert_array_equal(got["y"][:2], [13.0, 3.0])  # (JPMML: 13, 3)
+    assert math.isnan(got["y"][2])  # a missing numeric predictor is missing
+
+
+def test_three_classes_without_normalization_take_one_minus_the_others_for_the_last():
+    tables = "".join(
+        f'<RegressionTable intercept="{b}" targetCategory="{c}">'
+        f'<NumericPredictor name="x" coefficient="{w}"/></RegressionTable>'
+        for c, b, w in (("u", -0.2, 1), ("v", 0.1, 0), ("w", 0.4, 0)))
+    m = f"""<RegressionModel functionName="classification" normalizationMethod="none">
+      {schema("s", "x")}<Output><OutputField name="pu" feature="probability" value="u"/>
+      <OutputField name="pv" feature="probability" value="v"/>
+      <OutputField name="pw" feature="probability" value="w"/></Output>{tables}
+      </RegressionModel>"""
+    got = score(m, {"x": [0.0, 0.5]})
+    np.testing.assert_allclose(got["pu"], [-0.2, 0.3], rtol=1e-15)
+    np.testing.assert_allclose(got["pv"], [0.1, 0.1], rtol=1e-15)
+    np.testing.assert_allclose(got["pw"], [1 - (-0.2 + 0.1), 1 - (0.3 + 0.1)], rtol=1e-15)
+    assert list(got["s"]) == ["w", "w"]
+
+
+def test_exp_normalization_of_two_classes_is_refused():
+    m = f"""<RegressionModel functionName="classification" normalizationMethod="exp">
+      {schema("k", "x")}<RegressionTable intercept="-1" targetCategory="yes">
+        <NumericPredictor name="x" coefficient="2"/></RegressionTable>
+      <RegressionTable intercept="0" targetCategory="no"/></RegressionModel>"""
+    with pytest.raises(PMMLError, match="normalizationMethod='exp' does not give "
+                                        "probabilities of two classes"):
+        load(m)
+
+
 # --- TreeModel -------------------------------------------------------------------------------
 SIMPLE_TREE = """<TreeModel functionName="regression" missingValueStrategy="{ms}"
     noTrueChildStrategy="returnLastPrediction">{schema}
@@ -348,8 +385,8 @@ def test_missing_replacement_and_invalid_values():
       <CategoricalPredictor name="c" value="a" coefficient="100"/></RegressionTable>
       </RegressionModel>"""
     got = score(m, {"x": [math.nan, 1.0, 1.0], "c": ["a", "b", "zzz"]})
-    np.testing.assert_array_equal(got["y"][:2], [107.0, 1.0])
-    assert math.isnan(got["y"][2])  # invalid -> missing -> the predictor is missing
+    # invalid -> missing -> the categorical predictor is ignored (JPMML's rule)
+    np.testing.assert_array_equal(got["y"], [107.0, 1.0, 1.0])
     strict = m.replace(' invalidValueTreatment="asMissing"', "")
     with pytest.raises(UnknownCategoryError):
         load(strict).score_arrays({"x": np.array([1.0]), "c": np.array(["zzz"], dtype=object)})
@@ -430,8 +467,8 @@ def test_string_functions_are_evaluated_over_the_vocabulary():
       coefficient="1"/><CategoricalPredictor name="up" value="A" coefficient="10"/>
       </RegressionTable></RegressionModel>"""
     got = score(m, {"c": ["b", "a", "b", None], "k": ["yes", "yes", "no", "yes"]}, td)
-    np.testing.assert_array_equal(got["y"][:3], [1.0, 10.0, 0.0])
-    assert math.isnan(got["y"][3])
+    # c missing: 'up' and 'cat' are missing, both categorical predictors ignored
+    np.testing.assert_array_equal(got["y"], [1.0, 10.0, 0.0, 0.0])
     # a field that accepts undeclared values cannot be mapped category by category
     lax = m.replace(schema("y", "c", "k"), schema(
         "y", "k", extra='<MiningField name="c" invalidValueTreatment="asIs"/>'))
