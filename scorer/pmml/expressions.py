@@ -811,6 +811,34 @@ def _user_function(rd: Reader, el: Element, fn: str, args: list[Element], scope:
 
 
 # --- predicates ------------------------------------------------------------------------------
+def _ordinal_compare(rd: Reader, el: Element, col: Col, op: str, prog: Program) -> None:
+    """``lessThan`` ... of an ordinal string field (the column's codes are loaded): the order
+    is the DataField's valid Values' order, which the codes follow. Another field, or a value
+    outside the declared ones, is refused. An undeclared input value (a code outside the
+    declared ones) compares as unknown."""
+    name = el.get("field")
+    df = rd.data_fields.get(name)
+    value = el.get("value", "")
+    declared = [v.get("value") for v in df.findall("Value")
+                if v.get("property", "valid") == "valid"] \
+        if df is not None and df.get("optype") == "ordinal" else []
+    if not declared:
+        raise fail(el, f"operator '{op}' on the categorical field '{name}' (ordering "
+                       "comparisons need an ordinal field with declared values)")
+    if value not in declared or col.vocab[:len(declared)] != declared:
+        raise fail(el, f"operator '{op}' on the ordinal field '{name}': the value '{value}' "
+                       "is not one of its declared values")
+    # an undeclared value's code is negative: x * ((x >= 0) / (x >= 0)) is x, or NaN
+    prog.emit("DUP")
+    prog.const(0.0)
+    prog.emit("GE")
+    prog.emit("DUP")
+    prog.emit("DIV")
+    prog.emit("MUL")
+    prog.const(float(declared.index(value)))
+    prog.emit(_SIMPLE_OPS[op])
+
+
 def predicate(rd: Reader, el: Element, scope: Scope, prog: Program) -> None:
     """Compile a PMML predicate to a program leaving 1 (true), 0 (false) or NaN (unknown)."""
     tag = el.tag
@@ -828,7 +856,8 @@ def predicate(rd: Reader, el: Element, scope: Scope, prog: Program) -> None:
         if op not in _SIMPLE_OPS:
             raise fail(el, f"operator '{op}' not supported")
         if col.vocab is not None and op not in ("equal", "notEqual"):
-            raise fail(el, f"operator '{op}' on the categorical field '{el.get('field')}'")
+            _ordinal_compare(rd, el, col, op, prog)
+            return
         prog.const(constant_for(col.dtype, col, el.get("value", ""), el))
         prog.emit(_SIMPLE_OPS[op])
     elif tag == "SimpleSetPredicate":

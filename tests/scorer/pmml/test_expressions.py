@@ -72,3 +72,35 @@ def test_map_missing_to_is_for_missing_inputs_and_default_value_for_missing_resu
     # infinite, 0 / 0 missing)
     _nan_equal(score(model, {"x": X, "z": Z}, extra)["out"],
                [2.5 / -1.5, -5.0, 5.0, 5.0, math.nan, 5.0])
+
+
+def _ordinal_tree(optype: str, value: str, treatment: str = "") -> bytes:
+    return f"""<PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4"><Header/>
+      <DataDictionary><DataField name="s" optype="{optype}" dataType="string">
+      <Value value="low"/><Value value="mid"/><Value value="high"/></DataField>
+      <DataField name="y" optype="continuous" dataType="double"/></DataDictionary>
+      <TreeModel functionName="regression" missingValueStrategy="nullPrediction"
+       noTrueChildStrategy="returnLastPrediction">
+      <MiningSchema><MiningField name="s" {treatment}/>
+      <MiningField name="y" usageType="target"/></MiningSchema>
+      <Node score="0"><True/>
+      <Node score="1"><SimplePredicate field="s" operator="lessThan" value="{value}"/></Node>
+      <Node score="2"><SimplePredicate field="s" operator="greaterOrEqual" value="{value}"/>
+      </Node></Node></TreeModel></PMML>""".encode()
+
+
+def test_ordinal_fields_compare_in_their_declared_order() -> None:
+    from scorer.model import Model
+    from scorer.pmml import PMMLError, read_pmml_bytes
+
+    m = Model(read_pmml_bytes(_ordinal_tree("ordinal", "mid")))
+    s = np.array(["low", "mid", "high", None], dtype=object)
+    _nan_equal(m.predict({"s": s}), [1.0, 2.0, 2.0, math.nan])
+    # an undeclared value let through (asIs) is unknown, not below every declared one
+    lax = Model(read_pmml_bytes(_ordinal_tree("ordinal", "mid",
+                                              'invalidValueTreatment="asIs"')))
+    _nan_equal(lax.predict({"s": np.array(["zzz", "high"], dtype=object)}), [math.nan, 2.0])
+    with pytest.raises(PMMLError, match="ordering comparisons need an ordinal field"):
+        read_pmml_bytes(_ordinal_tree("categorical", "mid"))
+    with pytest.raises(PMMLError, match="the value 'top' is not one of its declared values"):
+        read_pmml_bytes(_ordinal_tree("ordinal", "top"))
