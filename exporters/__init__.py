@@ -400,6 +400,15 @@ def _original_outputs(est: Any, part: Any, outputs: list[Any]) -> dict[str, np.n
         labels = _frame_columns(part)
         if all(str(n) in labels for n in names):
             part = part[[labels[str(n)] for n in names]]
+    # the bundle's numbers are float64: scikit-learn computes in float32 for float32 inputs
+    # (about 1e-7 relative apart), so the original scores the sample as float64 too
+    if _is_frame(part):
+        low = [c for c, t in part.dtypes.items()
+               if getattr(t, "kind", "") == "f" and t.itemsize < 8]
+        if low:
+            part = part.astype(dict.fromkeys(low, np.float64))
+    elif isinstance(part, np.ndarray) and part.dtype.kind == "f" and part.dtype.itemsize < 8:
+        part = part.astype(np.float64)
     try:
         return expected_outputs(est, part, outputs)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:

@@ -68,6 +68,12 @@ def export_sgd_classifier(est: Any, g: Graph, cols: list[str]) -> list[str]:
 @register("sklearn.LinearSVC", "sklearn.RidgeClassifier", "sklearn.RidgeClassifierCV",
           "sklearn.Perceptron", "sklearn.PassiveAggressiveClassifier")
 def export_linear_decision_classifier(est: Any, g: Graph, cols: list[str]) -> list[str]:
+    binarizer = getattr(est, "_label_binarizer", None)  # (Ridge classifiers)
+    if str(getattr(binarizer, "y_type_", "")).startswith("multilabel"):
+        # predict is one 0/1 indicator per label (decision > 0), not one label per row
+        raise ExportError(f"{type(est).__name__} trained on a multilabel target (a 2-D "
+                          "indicator y) is not supported: its predict gives one indicator "
+                          "column per label")
     margins = add_linear(g, cols, est.coef_, est.intercept_, type(est).__name__.lower())
     set_classifier_outputs(g, est.classes_, decision=margins, label="decision")
     return margins

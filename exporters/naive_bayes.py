@@ -59,6 +59,10 @@ def _outputs(g: Graph, est: Any, probs: list[str], jll: list[str]) -> list[str]:
 
 @register("sklearn.GaussianNB")
 def export_gaussian_nb(est: Any, g: Graph, cols: list[str]) -> list[str]:
+    if np.asarray(est.theta_).dtype != np.float64:
+        raise ExportError(f"GaussianNB was fitted on {np.asarray(est.theta_).dtype} data; "
+                          "its predict then computes partly in that dtype: refit it on "
+                          "float64 data")
     _numeric(g, cols, est)
     probs, jll = add_naive_bayes(
         g, cols, name="gaussian_nb", log_prior=np.log(est.class_prior_),

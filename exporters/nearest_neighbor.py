@@ -51,6 +51,10 @@ _METRICS = {"euclidean": "euclidean", "l2": "euclidean", "manhattan": "cityBlock
 
 def _common(est: Any, g: Graph, cols: list[str]) -> tuple[dict, dict, np.ndarray]:
     name = type(est).__name__
+    fit_dtype = getattr(getattr(est, "_fit_X", None), "dtype", np.dtype(np.float64))
+    if fit_dtype != np.float64:
+        raise ExportError(f"{name} was fitted on {fit_dtype} data; its distances are then "
+                          "computed in that dtype: refit it on float64 data")
     metric = est.effective_metric_
     if not isinstance(metric, str) or metric not in _METRICS:
         raise ExportError(f"{name} with metric {metric!r} is not supported (euclidean, "

@@ -83,3 +83,18 @@ def test_unsupported_estimator_names_class_and_lists_supported(tmp_path):
                        match=r"no exporter for sklearn.QuadraticDiscriminantAnalysis; "
                              r"supported: .*sklearn.LogisticRegression"):
         exporters.export(QuadraticDiscriminantAnalysis().fit(X, y), tmp_path / "m", sample=X)
+
+
+@pytest.mark.parametrize("cls", [lm.RidgeClassifier, lm.RidgeClassifierCV])
+def test_multilabel_ridge_classifier_is_refused(tmp_path, cls):
+    import exporters
+    from scorer.errors import ExportError
+
+    X = np.random.default_rng(1).normal(size=(60, 4))
+    Y = (X[:, :2] > 0).astype(int)  # two labels: predict gives an indicator per label
+    est = cls().fit(X, Y)
+    assert est.predict(X[:3]).shape == (3, 2)
+    # refused with and without a sample (without one, the bundle gave one label per row)
+    for sample in (X[:10], None):
+        with pytest.raises(ExportError, match="multilabel target"):
+            exporters.export(est, tmp_path / f"b{sample is None}", sample=sample)

@@ -129,3 +129,10 @@ def test_string_columns_must_be_encoded_first(tmp_path):
     est.feature_names_in_ = np.array(["a", "b"], dtype=object)
     with pytest.raises(ExportError, match="string column 'a'"):
         exporters.export(est, tmp_path / "m", sample=X)
+
+
+def test_gaussian_nb_fitted_on_float32_is_refused(tmp_path):
+    X = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    est = nb.GaussianNB().fit(X, (X[:, 0] > 0).astype(int))
+    with pytest.raises(ExportError, match="GaussianNB was fitted on float32 data"):
+        exporters.export(est, tmp_path / "b")

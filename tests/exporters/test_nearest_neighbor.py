@@ -135,3 +135,9 @@ def test_conformance_reports_refusal_disagreements_apart(tmp_path):
     ds = Dataset("synthetic_binary", "binary", X, y)
     assert "overflows to inf" in known_bundle_issue("KNeighbors", ds, refusals=True)
     assert known_bundle_issue("KNeighbors", ds) is None
+
+
+def test_neighbors_fitted_on_float32_are_refused(tmp_path):
+    X = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    with pytest.raises(ExportError, match="KNeighborsRegressor was fitted on float32 data"):
+        exporters.export(KNeighborsRegressor().fit(X, X[:, 0]), tmp_path / "b")

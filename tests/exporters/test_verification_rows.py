@@ -96,3 +96,25 @@ def test_row_count_is_bounded(cap: int) -> None:
     est, X = _forest()
     bundle = exporters.build_bundle(est, sample=X, verification_rows=cap)
     assert len(next(iter(bundle.verification.inputs.values()))) <= cap
+
+
+def test_a_float32_sample_is_scored_by_the_original_as_float64(tmp_path):
+    # scikit-learn computes in float32 for float32 inputs (~1e-7 relative from the float64
+    # the bundle computes): the verification rows hold the float64 answers, and a model
+    # fitted on float32 data exports (it was a VerificationError)
+    import pandas as pd
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import scorer
+
+    rng = np.random.default_rng(15)
+    X32 = (rng.normal(size=(200, 4)) * [1, 10, 100, 1000] + [0, 5, -50, 1e4]).astype(np.float32)
+    est = make_pipeline(StandardScaler(), Ridge()).fit(X32, X32[:, 0] * 2 + X32[:, 1])
+    X64 = X32.astype(np.float64)
+    assert not np.array_equal(est.predict(X32), est.predict(X64))  # the two computations
+    for k, sample in enumerate((X32[:40], pd.DataFrame(X32[:40], columns=list("abcd")))):
+        exporters.export(est, tmp_path / f"b{k}", sample=sample)
+        np.testing.assert_allclose(scorer.load(tmp_path / f"b{k}").predict(X64),
+                                   est.predict(X64), rtol=1e-12, atol=1e-12)
