@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from scorer.build.graph import Graph
 from scorer.build.linear import add_linear, add_link
 from scorer.build.outputs import set_classifier_outputs, set_regressor_outputs
@@ -29,7 +31,8 @@ def regression_link(est: Any, link_name: str) -> str:
           "sklearn.QuantileRegressor", "sklearn.OrthogonalMatchingPursuit")
 def export_linear_regressor(est: Any, g: Graph, cols: list[str]) -> list[str]:
     margins = add_linear(g, cols, est.coef_, est.intercept_, type(est).__name__.lower())
-    set_regressor_outputs(g, margins)
+    # (LinearRegression fitted on y of shape (n, 1) keeps coef_ 2-D: predict is (n, 1))
+    set_regressor_outputs(g, margins, two_dimensional=np.ndim(est.coef_) == 2)
     return margins
 
 

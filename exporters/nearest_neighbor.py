@@ -141,5 +141,6 @@ def export_knn_regressor(est: Any, g: Graph, cols: list[str]) -> list[str]:
                    "fields": fields, "instances": inst,
                    "targets": {"n_classes": np.zeros(t, dtype=np.int32),
                                "method": np.array([method] * t, dtype=object)}})
-    set_regressor_outputs(g, outs[k:])
+    # (a y of shape (n, 1) is kept 2-D by scikit-learn: predict is (n, 1))
+    set_regressor_outputs(g, outs[k:], two_dimensional=np.ndim(est._y) == 2)
     return outs[k:]

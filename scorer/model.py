@@ -124,6 +124,8 @@ class Model:
         self._label = next((o for o in self._outputs if o.kind == "label"), None)
         #: the value outputs' columns (several targets: predict returns them all)
         self._value_cols = [o.column for o in self._outputs if o.kind == "value"]
+        #: value outputs named value(j) are the columns of a 2-D prediction, one target too
+        self._value_2d = any(o.kind == "value" and o.name == "value(0)" for o in self._outputs)
         # every label output, with what it needs precomputed (a model may have several:
         # PMML with two targets, or a categorical output field)
         self._label_rules: dict[str, tuple[str, Any, float, np.ndarray]] = {}
@@ -388,12 +390,13 @@ class Model:
     # --- sklearn-like API ---------------------------------------------------------------------
     def predict(self, X: Any, *, reference: bool = False) -> np.ndarray:
         """Labels (classifiers) or values (regressors): shape (n_rows,), or (n_rows,
-        n_targets) for a model of several value outputs, as the original's ``predict``."""
+        n_targets) for a model of several value outputs (or of one named ``value(0)``: a
+        regressor fitted on a 2-D y), as the original's ``predict``."""
         res, _ = self._run(X, reference=reference)
         if self._label is not None:
             return self._labels(res)
         cols = [self._pos[c] for c in self._value_cols]
-        if len(cols) > 1:
+        if len(cols) > 1 or self._value_2d:
             return res[:, cols]
         if cols:
             return res[:, cols[0]].copy()

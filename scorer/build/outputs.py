@@ -65,9 +65,14 @@ def set_classifier_outputs(g: Graph, classes: Any, *, proba: list[str] | None = 
     g.outputs = outs
 
 
-def set_regressor_outputs(g: Graph, value_columns: list[str]) -> None:
+def set_regressor_outputs(g: Graph, value_columns: list[str], *,
+                          two_dimensional: bool = False) -> None:
+    """Declare a regressor's value outputs: ``value`` for one target, else ``value(0)``,
+    ``value(1)`` ... (``predict`` returns them as columns, shape (n_rows, n_targets)).
+    ``two_dimensional``: the one target is a column too (a model fitted on y of shape
+    (n, 1) whose ``predict`` returns shape (n_rows, 1))."""
     g.task = "regression"
-    if len(value_columns) == 1:
+    if len(value_columns) == 1 and not two_dimensional:
         g.outputs = [Output(name="value", kind="value", column=value_columns[0])]
     else:
         g.outputs = [Output(name=f"value({j})", kind="value", column=c)

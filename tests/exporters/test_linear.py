@@ -98,3 +98,20 @@ def test_multilabel_ridge_classifier_is_refused(tmp_path, cls):
     for sample in (X[:10], None):
         with pytest.raises(ExportError, match="multilabel target"):
             exporters.export(est, tmp_path / f"b{sample is None}", sample=sample)
+
+
+def test_a_target_of_shape_n_by_1_keeps_its_shape(tmp_path):
+    from sklearn.neighbors import KNeighborsRegressor
+
+    X = np.random.default_rng(2).normal(size=(60, 3))
+    y = X[:, :1] * 2 + 1  # (60, 1)
+    for k, est in enumerate((lm.LinearRegression(), KNeighborsRegressor(3))):
+        est.fit(X, y)
+        assert est.predict(X[:4]).shape == (4, 1)
+        model = assert_parity(est, X, tmp_path / f"b{k}")
+        got = model.predict(X[:4])
+        assert got.shape == (4, 1)
+        np.testing.assert_allclose(got, est.predict(X[:4]), rtol=1e-12, atol=1e-12)
+        assert model.predict(X[0]).shape == (1, 1)  # one row too
+    one = lm.Ridge().fit(X, y)  # Ridge ravels: (n,)
+    assert assert_parity(one, X, tmp_path / "r").predict(X[:4]).shape == (4,)
