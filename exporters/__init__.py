@@ -107,6 +107,24 @@ def _caller_names(names: list[str], sample: Any) -> list[str]:
         "fitted on, or feature_names=")
 
 
+def _fitted_names(est: Any) -> list[str] | None:
+    """The input names the model was fitted with: scikit-learn's ``feature_names_in_``, or a
+    raw LightGBM / XGBoost Booster's own (LightGBM's ``Column_<i>`` placeholders of a model
+    fitted on an array are no names); None when it has none."""
+    names = getattr(est, "feature_names_in_", None)
+    if names is not None:
+        return [str(n) for n in names]
+    kind = (type(est).__module__.split(".")[0], type(est).__name__)
+    if kind == ("lightgbm", "Booster"):
+        names = list(est.feature_name())
+        if names == [f"Column_{i}" for i in range(len(names))]:
+            return None
+        return [str(n) for n in names]
+    if kind == ("xgboost", "Booster") and est.feature_names is not None:
+        return [str(n) for n in est.feature_names]
+    return None
+
+
 def infer_fields(est: Any, sample: Any = None, *,
                  feature_names: list[str] | None = None) -> tuple[list[Field], bool]:
     """Input schema from the estimator and the sample.
@@ -132,8 +150,8 @@ def infer_fields(est: Any, sample: Any = None, *,
     if feature_names is not None:
         names = list(feature_names)
         named = True
-    elif getattr(est, "feature_names_in_", None) is not None:
-        names = [str(n) for n in est.feature_names_in_]
+    elif _fitted_names(est) is not None:
+        names = _fitted_names(est)
         if sample is not None and _is_frame(sample):
             names = _caller_names(names, sample)
         named = True
@@ -395,7 +413,7 @@ def _original_outputs(est: Any, part: Any, outputs: list[Any]) -> dict[str, np.n
     the columns the estimator was fitted on, in its order (the sample may hold more, or
     another order); the original refusing the sample is the caller's error (ExportError),
     not a crash."""
-    names = getattr(est, "feature_names_in_", None)
+    names = _fitted_names(est)
     if _is_frame(part) and names is not None:
         labels = _frame_columns(part)
         if all(str(n) in labels for n in names):

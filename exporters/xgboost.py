@@ -41,6 +41,7 @@ from scorer.build.outputs import class_type, set_classifier_outputs, set_regress
 from scorer.errors import ExportError
 from scorer.ir import Output, Table
 
+from .programs import Program
 from .registry import register
 
 FAMILY = "xgboost"
@@ -279,6 +280,10 @@ def _to_margin(base: list[float], how: str) -> list[float]:
         if how == "logit":
             if not 0.0 < x < 1.0:
                 raise ExportError(f"XGBoost base_score {float(x)!r} is not a probability")
+            # XGBoost clamps it to [1e-6, 1 - 1e-6] (float32) first: base_score 1e-8 is the
+            # margin of 1e-6
+            eps = np.float32(1e-6)
+            x = min(max(x, eps), np.float32(1.0) - eps)
             m = -math.log(float(np.float32(1.0) / x - np.float32(1.0)))
         elif how == "log":
             if not x > 0.0:
@@ -348,9 +353,13 @@ def _iteration_range(est: Any) -> tuple[int, int] | None:
         return None
 
 
-def _category_maps(m: _XGBModel, g: Graph, cols: list[str]) -> dict[int, list[int] | None]:
-    """Feature -> workspace code of each training code (``None``: values are the codes)."""
+def _category_maps(m: _XGBModel, g: Graph,
+                   cols: list[str]) -> tuple[dict[int, list[int] | None], list[str]]:
+    """Feature -> workspace code of each training code (``None``: values are the codes), and
+    the columns the trees read (an integer-category column through a check that refuses a
+    value XGBoost did not see in training)."""
     maps: dict[int, list[int] | None] = {}
+    cols = list(cols)
     for f in range(len(cols)):
         is_cat = f < len(m.feature_types) and m.feature_types[f] == "c"
         if not is_cat:
@@ -371,7 +380,28 @@ def _category_maps(m: _XGBModel, g: Graph, cols: list[str]) -> dict[int, list[in
                 "strings before fitting")
         else:
             maps[f] = None
-    return maps
+            if names is not None:  # pandas categories 0 .. n-1: the values are the codes
+                cols[f] = _refuse_unseen_codes(g, cols[f], len(names))
+    return maps, cols
+
+
+def _refuse_unseen_codes(g: Graph, col: str, n: int) -> str:
+    """``col`` through a step that refuses a value other than 0 .. n-1 (XGBoost: "Found a
+    category not in the training set"); missing passes (it follows the default branch)."""
+    p = Program()
+    # NOT(0 <= x < n AND floor(x) == x): NaN compares unknown, which does not refuse
+    p.load(0).const(0.0).emit("GE")
+    p.load(0).const(float(n)).emit("LT").emit("AND")
+    p.load(0).emit("FLOOR").load(0).emit("EQ").emit("AND")
+    p.emit("NOT").emit("REFUSE_IF")
+    p.load(0).store(0)
+    out = g.new_columns("xgb_categories", 1)
+    g.add_step("expression", name="xgboost_categories", inputs=[col], outputs=out,
+               family="expression", elementwise=True, tables={"program": p.table()},
+               params={"refuse_message": f"XGBoost: '{col}' holds a category the model did "
+                                         f"not see in training (its categories are 0 .. "
+                                         f"{n - 1})"})
+    return out[0]
 
 
 def _add_tree(tb: TreeTables, tree: dict[str, Any], output: int, scale: float,
@@ -442,7 +472,9 @@ def tree_step(m: _XGBModel, g: Graph, cols: list[str], *, name: str = "xgboost",
     if len(cols) != m.num_feature:
         raise ExportError(f"XGBoost model has {m.num_feature} features but receives "
                           f"{len(cols)} columns")
-    cat_maps = _category_maps(m, g, cols)
+    if not m.trees:  # (its classifier predicts sigmoid(base_score), not base_score)
+        raise ExportError("XGBoost model without trees (n_estimators=0) is not supported")
+    cat_maps, cols = _category_maps(m, g, cols)
     k = m.n_outputs
     how, _ = _OBJECTIVES[m.objective]
     base = _to_margin(m.base_score, how)
@@ -482,7 +514,8 @@ def _check_objective(m: _XGBModel) -> str:
 
 def _check_missing(est: Any) -> None:
     missing = getattr(est, "missing", np.nan)
-    if missing is not None and not (isinstance(missing, float) and math.isnan(missing)):
+    if missing is not None and not (isinstance(missing, float | np.floating)
+                                    and math.isnan(missing)):
         raise ExportError(f"XGBoost model with missing={missing!r}: only missing=NaN is "
                           "supported")
 

@@ -329,3 +329,19 @@ def test_infinite_thresholds_survive_the_json_dump(tmp_path) -> None:
     Xs[20:30, 4] = -np.inf
     model = assert_parity(est, Xs, tmp_path / "m", sample=X)
     assert_raw_exact(model, est, Xs)
+
+
+def test_a_raw_booster_takes_its_own_feature_names_not_the_samples_order(tmp_path) -> None:
+    import exporters
+    import scorer
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    y = df["a"] * 3 - df["c"]
+    bst = lgb.train({"verbose": -1, "num_leaves": 7}, lgb.Dataset(df, label=y),
+                    num_boost_round=10)
+    # the sample in another order: its inputs were named c, b, a (features swapped)
+    exporters.export(bst, tmp_path / "b", sample=df[["c", "b", "a"]])
+    model = scorer.load(tmp_path / "b")
+    assert [f.name for f in model.bundle.inputs] == ["a", "b", "c"]
+    np.testing.assert_allclose(model.predict(df), bst.predict(df), rtol=1e-12, atol=1e-12)

@@ -361,3 +361,56 @@ def test_raw_booster_on_pandas_category_columns(tmp_path) -> None:
     np.testing.assert_allclose(model.predict(df),
                                booster.predict(xgb.DMatrix(df, enable_categorical=True)),
                                rtol=1e-6, atol=1e-6)
+
+
+def test_a_logistic_base_score_is_clamped_as_xgboost_clamps_it(tmp_path: Path) -> None:
+    X, y = sklearn_dataset("breast_cancer")
+    for k, (cls, bs) in enumerate(((xgb.XGBClassifier, 1e-8), (xgb.XGBRegressor, 0.9999999))):
+        kw = {"objective": "reg:logistic"} if cls is xgb.XGBRegressor else {}
+        est = cls(base_score=bs, **SMALL, **kw).fit(X, y)
+        # without a sample too: the margin of 1e-8 was logit(1e-8), 4.6 below XGBoost's
+        exporters.export(est, tmp_path / f"b{k}")
+        model = scorer.load(tmp_path / f"b{k}")
+        assert_margins_exact(model, est, X)
+
+
+def test_integer_categories_refuse_what_xgboost_did_not_see(tmp_path: Path) -> None:
+    from scorer.errors import InputError
+
+    rng = np.random.default_rng(17)
+    df = pd.DataFrame({"num": rng.normal(size=400),
+                       "c": pd.Categorical(rng.choice([0, 1, 2, 3, 4, 5], 400))})
+    y = df["num"].to_numpy() + (df["c"].astype(int).to_numpy() % 3)
+    est = xgb.XGBRegressor(enable_categorical=True, tree_method="hist", **SMALL).fit(df, y)
+    model = assert_parity(est, df, tmp_path / "b")
+    q = pd.DataFrame({"num": [0.1, 0.1], "c": pd.Categorical([1, 9])})
+    with pytest.raises(ValueError, match="category not in the training set"):
+        est.predict(q)
+    for bad in (9, -1, 2.5):
+        with pytest.raises(InputError, match="row 1: XGBoost: 'c' holds a category the model "
+                                             "did not see in training"):
+            model.predict({"num": np.array([0.1, 0.1]), "c": np.array([1.0, bad])})
+    # missing follows the default branch, as in XGBoost
+    got = model.predict({"num": np.array([0.1]), "c": np.array([np.nan])})
+    want = est.predict(pd.DataFrame({"num": [0.1], "c": pd.Categorical([np.nan],
+                                                                       categories=range(6))}))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_models_without_trees_are_refused_and_float32_nan_missing_is_nan() -> None:
+    X, y = sklearn_dataset("breast_cancer")
+    with pytest.raises(ExportError, match="without trees"):
+        build_bundle(xgb.XGBClassifier(n_estimators=0).fit(X, y))
+    est = xgb.XGBClassifier(missing=np.float32("nan"), **SMALL).fit(X, y)
+    build_bundle(est, sample=X[:20])  # (refused as 'only missing=NaN')
+
+
+def test_a_raw_booster_takes_its_own_feature_names_not_the_samples_order(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    y = df["a"] * 3 - df["c"]
+    bst = xgb.train({"max_depth": 3}, xgb.DMatrix(df, label=y), num_boost_round=10)
+    exporters.export(bst, tmp_path / "b", sample=df[["c", "b", "a"]])
+    model = scorer.load(tmp_path / "b")
+    assert [f.name for f in model.bundle.inputs] == ["a", "b", "c"]
+    np.testing.assert_allclose(model.predict(df), bst.predict(xgb.DMatrix(df)), rtol=1e-6)
