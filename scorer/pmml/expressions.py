@@ -21,6 +21,7 @@ from .fields import (
     array_values,
     attr_number,
     constant_for,
+    declared_values,
     fail,
     number,
     parse_number,
@@ -369,7 +370,12 @@ def _apply(rd: Reader, el: Element, scope: Scope, prog: Program) -> Typ:
 
 def _arg_column(rd: Reader, el: Element, scope: Scope) -> str:
     """The workspace column holding expression ``el``'s value: a field's own column, else
-    one computed by a step of its own (so that a program can read it more than once)."""
+    one computed by a step of its own (so that a program can read it more than once), made
+    once per element and scope."""
+    key = (id(el), id(scope))
+    hit = rd.arg_columns.get(key)
+    if hit is not None:
+        return hit[2]
     if el.tag == "FieldRef" and el.get("mapMissingTo") is None:
         ent = scope.names.get(el.get("field"))
         if ent is not None and not isinstance(ent, Inline):
@@ -379,7 +385,10 @@ def _arg_column(rd: Reader, el: Element, scope: Scope) -> str:
     p = Program(rd.budget)
     expression(rd, el, scope, p)
     p.emit("STORE", 0)
-    return rd.expr_column("aggregate_arg", p).column
+    column = rd.expr_column("aggregate_arg", p).column
+    # (the element and scope are kept: their ids cannot be reused by others meanwhile)
+    rd.arg_columns[key] = (el, scope, column)
+    return column
 
 
 def _aggregate(rd: Reader, fn: str, args: list[Element], scope: Scope, prog: Program) -> None:
@@ -711,8 +720,7 @@ def _declared_texts(rd: Reader, el: Element, num: Element) -> list[str]:
     if num.tag != "FieldRef" or num.get("field") not in rd.data_fields:
         raise fail(el, "casting a computed number to a string is not supported")
     df = rd.data_fields[num.get("field")]
-    texts = [v.get("value") for v in df.findall("Value")
-             if v.get("property", "valid") == "valid"]
+    texts = declared_values(df)
     if not texts:
         raise fail(el, "casting a number field without declared values to a string")
     return texts
@@ -819,9 +827,7 @@ def _ordinal_compare(rd: Reader, el: Element, col: Col, op: str, prog: Program) 
     name = el.get("field")
     df = rd.data_fields.get(name)
     value = el.get("value", "")
-    declared = [v.get("value") for v in df.findall("Value")
-                if v.get("property", "valid") == "valid"] \
-        if df is not None and df.get("optype") == "ordinal" else []
+    declared = declared_values(df) if df is not None and df.get("optype") == "ordinal" else []
     if not declared:
         raise fail(el, f"operator '{op}' on the categorical field '{name}' (ordering "
                        "comparisons need an ordinal field with declared values)")

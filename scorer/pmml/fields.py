@@ -165,6 +165,19 @@ def constant_for(col_dtype: str, vocab_col: Col | None, text: str, el: Element) 
 _TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
 
 
+def declared(df: Element | None, prop: str = "valid") -> list[Element]:
+    """DataField ``df``'s Value elements of property ``prop`` (``valid``, the default
+    property, ``invalid`` or ``missing``), in document order; none for no field."""
+    if df is None:
+        return []
+    return [v for v in df.findall("Value") if v.get("property", "valid") == prop]
+
+
+def declared_values(df: Element | None, prop: str = "valid") -> list[str]:
+    """The texts of :func:`declared`."""
+    return [v.get("value") for v in declared(df, prop)]
+
+
 def array_values(el: Element) -> list[str]:
     """The entries of a PMML ``<Array>`` (space separated; double quotes group)."""
     out = []

@@ -32,6 +32,8 @@ from .fields import (
     attr_number,
     children,
     constant_for,
+    declared,
+    declared_values,
     fail,
     number,
     parse_number,
@@ -132,6 +134,9 @@ class Reader:
         self.root = root
         self.budget = Budget()
         self.type_cache: dict[tuple[int, int], object] = {}
+        #: (id of an expression element, id of its scope) -> (element, scope, the column
+        #: computing it) (see expressions._arg_column)
+        self.arg_columns: dict[tuple[int, int], tuple[Element, Scope, str]] = {}
         self.functions: dict[str, Element] = {}
         self.inline_depth = 0
         self.fast_trees = 0
@@ -468,9 +473,8 @@ class Reader:
         # same vocabulary object: constants compared later still extend the input's
         new.vocab, new.growable, new.extra = col.vocab, col.growable, col.extra
         outliers_apply = out != "asIs" and (mf.get("lowValue") or mf.get("highValue"))
-        closed = [parse_number(v.get("value"), col.dtype, v) for v in df.findall("Value")
-                  if v.get("property", "valid") == "valid"] \
-            if df is not None and col.vocab is None else []
+        closed = [parse_number(v.get("value"), col.dtype, v) for v in declared(df)] \
+            if col.vocab is None else []
         if col.vocab is None and closed and inv != "asIs" and not outliers_apply \
                 and not df.findall("Interval"):
             # only the declared values (or the replacements) get through
@@ -487,22 +491,23 @@ class Reader:
         intervals say; other values are valid inside an interval or, without valid values
         and intervals, valid unless named invalid."""
         intervals = df.findall("Interval")
-        values = [v.get("value") for v in df.findall("Value")
-                  if v.get("property", "valid") == "valid"]
-        invalid = [parse_number(v.get("value"), col.dtype, v) for v in df.findall("Value")
-                   if v.get("property") == "invalid"]
+        values = declared_values(df)
+        invalid = [parse_number(v.get("value"), col.dtype, v) for v in declared(df, "invalid")]
         if not intervals and not values and not invalid:
             return False
-        if invalid:  # IF(x in invalid, 0, <the rest>)
-            prog.load(col.column)
-            prog.in_set(invalid)
-            prog.const(0.0)
-        if not intervals and not values:  # valid unless missing
+
+        def present() -> None:  # valid unless missing (missing stays unknown)
             prog.load(col.column)
             prog.emit("ISMISSING")
             prog.const(math.nan)
             prog.const(1.0)
             prog.emit("IF")
+        if invalid:  # IF(x in invalid, 0, <the rest>)
+            prog.load(col.column)
+            prog.in_set(invalid)
+            prog.const(0.0)
+        if not intervals and not values:
+            present()
             prog.emit("IF")
             return True
         n = 0
@@ -520,12 +525,8 @@ class Reader:
                 if parts:
                     prog.emit("AND")
                 parts += 1
-            if not parts:  # unbounded: valid unless missing (missing stays unknown)
-                prog.load(col.column)
-                prog.emit("ISMISSING")
-                prog.const(math.nan)
-                prog.const(1.0)
-                prog.emit("IF")
+            if not parts:  # unbounded
+                present()
             if n:
                 prog.emit("OR")
             n += 1
@@ -540,8 +541,7 @@ class Reader:
 
     def _classes(self, el: Element, target: str | None) -> list[str]:
         df = self.data_fields.get(target) if target is not None else None
-        vals = [v.get("value") for v in df.findall("Value")
-                if v.get("property", "valid") == "valid"] if df is not None else []
+        vals = declared_values(df)
         if vals:
             return vals
         # no declared values: the categories the model mentions, in document order

@@ -104,3 +104,27 @@ def test_ordinal_fields_compare_in_their_declared_order() -> None:
         read_pmml_bytes(_ordinal_tree("categorical", "mid"))
     with pytest.raises(PMMLError, match="the value 'top' is not one of its declared values"):
         read_pmml_bytes(_ordinal_tree("ordinal", "top"))
+
+
+def test_an_aggregate_in_a_function_called_twice_reads_each_calls_arguments() -> None:
+    # one Apply element, two scopes (one per call): each gets its own argument column,
+    # and an aggregate argument under mapMissingTo is computed by one step only
+    from scorer.pmml import read_pmml_bytes
+    from tests.scorer.pmml.test_reader import pmml
+
+    fn = ('<DefineFunction name="f" dataType="double" optype="continuous">'
+          '<ParameterField name="v"/><Apply function="max" mapMissingTo="-1">'
+          '<Apply function="*"><FieldRef field="v"/><Constant>2</Constant></Apply>'
+          '<Constant>0</Constant></Apply></DefineFunction>')
+    extra = (f'<TransformationDictionary>{fn}<DerivedField name="d" optype="continuous" '
+             'dataType="double"><Apply function="+"><Apply function="f"><FieldRef field="x"/>'
+             '</Apply><Apply function="*"><Constant>100</Constant><Apply function="f">'
+             '<FieldRef field="z"/></Apply></Apply></Apply></DerivedField>'
+             '</TransformationDictionary>')
+    model, _ = _derived("")
+    got = score(model, {"x": X, "z": Z}, extra)["out"]
+    f = [-1.0 if math.isnan(v) else max(2 * v, 0.0) for v in (*X, *Z)]
+    _nan_equal(got, [a + 100 * b for a, b in zip(f[:6], f[6:], strict=True)])
+    steps = [s.name for s in read_pmml_bytes(pmml(model, extra)).steps]
+    # v * 2 and the constant, once per call (compiled twice each: for mapMissingTo, for max)
+    assert sum("aggregate_arg" in n for n in steps) == 4, steps
