@@ -24,7 +24,6 @@ import json
 import os
 import threading
 import weakref
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -331,17 +330,21 @@ class RedisStore:
         # numbers only: the answers are read from the socket by compiled code (see .resp),
         # once it is compiled; until then, and for views with strings, through hiredis
         fast = (whole, *scan) if scan is not None and resp_ready() else None
-        def key_of(i: int) -> str:
-            return (f"feature view '{meta.name}': entity {keys[i]!r} (key "
-                    f"{(prefix + keys[i].encode()).decode(errors='replace')})")
-
         try:
-            res = self._round_trip(conn, payload, n, fast, key_of=key_of)
-        except _ClosedConnection:
-            # a connection Redis closed since this thread's last read (a restart, its idle
-            # timeout, a proxy): reads are idempotent, so once more on a new one (connecting
-            # is bounded by the timeout; a store that is down fails this one too)
-            res = self._round_trip(conn, payload, n, fast, again=True, key_of=key_of)
+            try:
+                res = self._round_trip(conn, payload, n, fast)
+            except _ClosedConnection:
+                # a connection Redis closed since this thread's last read (a restart, its
+                # idle timeout, a proxy): reads are idempotent, so once more on a new one
+                # (connecting is bounded by the timeout; a store that is down fails this
+                # one too)
+                res = self._round_trip(conn, payload, n, fast, again=True)
+        except _NotAHash as e:  # WRONGTYPE, named here where the key is known
+            k = keys[e.index]
+            raise FeatureDataError(
+                f"feature store {redact(self.url)}: feature view '{meta.name}': entity {k!r} "
+                f"(key {(prefix + k.encode()).decode(errors='replace')}) cannot be read as a "
+                f"hash ({e.__cause__})") from e.__cause__
         if type(res) is tuple:  # (buffer, spans) of the compiled reader
             return self._numbers(meta, features, keys, *res)
         if not all(type(r) in (list, dict) for r in res):
@@ -441,15 +444,13 @@ class RedisStore:
 
     def _round_trip(self, conn: Any, payload: list[bytes], n: int,
                     fast: tuple[bool, np.ndarray, np.ndarray] | None, *,
-                    again: bool = False,
-                    key_of: Callable[[int], str] | None = None) -> Any:
+                    again: bool = False) -> Any:
         """Send ``payload`` (``n`` commands) on ``conn`` and read the ``n`` answers: one round
         trip; with ``fast`` (``whole`` and the names of :meth:`_read_answers`) the buffer and
         spans of the compiled reader when it can read them, else hiredis's replies. Raises
         ``_ClosedConnection`` when a connection that was connected before this call turns
         out closed (unless ``again``), else UnavailableError when Redis does not answer,
-        FeatureDataError when a key is not a hash (``key_of(i)``: how the ``i``-th lookup's
-        key is named to the user)."""
+        ``_NotAHash`` (its ``index``: which lookup) when a key is not a hash."""
         import redis
 
         reused = not again and getattr(conn, "_sock", None) is not None
@@ -468,11 +469,8 @@ class RedisStore:
             if isinstance(exc, redis.ResponseError):
                 if _transient(exc):
                     raise self._unavailable(exc) from exc
-                # WRONGTYPE: a key that is not a hash
-                i = getattr(exc, "reply_index", len(answers))
-                key = key_of(i) if key_of is not None and i < n else "an entity key"
-                raise FeatureDataError(f"feature store {redact(self.url)}: {key} cannot be "
-                                       f"read as a hash ({exc})") from exc
+                # WRONGTYPE: a key that is not a hash (the caller names it)
+                raise _NotAHash(getattr(exc, "reply_index", len(answers))) from exc
             if isinstance(exc, redis.InvalidResponse):  # not RESP at all
                 raise FeatureDataError(f"feature store {redact(self.url)}: an answer that is "
                                        f"not Redis's protocol ({exc})") from exc
@@ -542,6 +540,14 @@ def _transient(exc: BaseException) -> bool:
 
 class _ClosedConnection(Exception):
     """A thread's connection was closed by the other end since its last use."""
+
+
+class _NotAHash(Exception):
+    """Lookup ``index``'s key holds another type (Redis's error is the ``__cause__``)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 #: the feature types of the layout
